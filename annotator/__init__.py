@@ -1,0 +1,1 @@
+"""annotator: active-learning annotation of Chinese policy clauses."""

@@ -1,0 +1,73 @@
+"""Text normalization shared by ingestion, label import and export.
+
+One canonical form for every clause text: NFKC (full-width letters and digits become ASCII),
+spaces that PDF extraction leaves between Chinese characters removed, runs of white space folded,
+and ASCII punctuation next to Chinese turned back into the full-width Chinese form, so
+``"组织(CMO)和"`` and ``"组织（CMO）和"`` normalize to the same string. Meaning is never changed:
+no character other than white space is dropped.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+
+_CJK = r"\u3000-\u303f\u3400-\u4dbf\u4e00-\u9fff\uff00-\uffef\u2018-\u201d\u2026\u00b7"
+_CJK_CHAR = re.compile(f"[{_CJK}]")
+# White space with a CJK character (or CJK punctuation) on at least one side.
+_SPACE_NEAR_CJK = re.compile(f"(?<=[{_CJK}])[ \t\u00a0]+|[ \t\u00a0]+(?=[{_CJK}])")
+_WHITESPACE = re.compile(r"[ \t\u00a0\u3000]+")
+_ZERO_WIDTH = re.compile("[\u200b\u200c\u200d\u2060\ufeff]")
+_HALF_TO_FULL = {",": "，", ";": "；", ":": "：", "(": "（", ")": "）", "!": "！", "?": "？"}
+_PUNCT_NEAR_CJK = re.compile(
+    f"(?<=[{_CJK}])[,;:()!?]|[,;:()!?](?=[{_CJK}])"
+)
+_NON_WORD = re.compile(r"[\W_]+", re.UNICODE)
+
+
+def normalize_text(text: str) -> str:
+    """Return the canonical form of a clause text.
+
+    Parameters
+    ----------
+    text : str
+        Raw text, as read from a document or a labeled file.
+
+    Returns
+    -------
+    str
+        NFKC-normalized text without PDF spaces inside Chinese and with Chinese punctuation.
+
+    Examples
+    --------
+    >>> normalize_text("科技资 源开放共享（ＣＭＯ）, 最高１０％")
+    '科技资源开放共享（CMO），最高10%'
+    """
+    text = unicodedata.normalize("NFKC", text)
+    text = _ZERO_WIDTH.sub("", text)
+    text = text.replace("\r", " ").replace("\n", " ")
+    text = _SPACE_NEAR_CJK.sub("", text)
+    text = _WHITESPACE.sub(" ", text).strip()
+    # Converting one mark can put a CJK-context mark beside the next one ("(CMO),"): repeat.
+    previous = None
+    while previous != text:
+        previous = text
+        text = _PUNCT_NEAR_CJK.sub(lambda m: _HALF_TO_FULL[m.group(0)], text)
+    return text
+
+
+def match_key(text: str) -> str:
+    """Return a key that ignores punctuation, spacing and case, for duplicate detection."""
+    return _NON_WORD.sub("", normalize_text(text)).lower()
+
+
+def clause_id(text: str) -> str:
+    """Return the stable id of a clause: 16 hex digits of the SHA-1 of its normalized text."""
+    return hashlib.sha1(normalize_text(text).encode("utf-8")).hexdigest()[:16]
+
+
+def cjk_ratio(text: str) -> float:
+    """Share of characters in ``text`` that are Chinese (0.0 for an empty string)."""
+    if not text:
+        return 0.0
+    return len(_CJK_CHAR.findall(text)) / len(text)
