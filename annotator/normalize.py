@@ -23,6 +23,10 @@ _PUNCT_NEAR_CJK = re.compile(
     f"(?<=[{_CJK}])[,;:()!?]|[,;:()!?](?=[{_CJK}])"
 )
 _NON_WORD = re.compile(r"[\W_]+", re.UNICODE)
+# NFKC would turn ① into a bare "1" glued to the next word; keep it an item marker instead.
+# Private-use marks carry it through NFKC; they become "（1）" at the end.
+_CIRCLED = {chr(0x2460 + i): f"\ue000{i + 1}\ue001" for i in range(20)}
+_CIRCLED_RE = re.compile(f"[{''.join(_CIRCLED)}]")
 
 
 def normalize_text(text: str) -> str:
@@ -43,6 +47,7 @@ def normalize_text(text: str) -> str:
     >>> normalize_text("科技资 源开放共享（ＣＭＯ）, 最高１０％")
     '科技资源开放共享（CMO），最高10%'
     """
+    text = _CIRCLED_RE.sub(lambda m: _CIRCLED[m.group(0)], text)
     text = unicodedata.normalize("NFKC", text)
     text = _ZERO_WIDTH.sub("", text)
     text = text.replace("\r", " ").replace("\n", " ")
@@ -53,7 +58,7 @@ def normalize_text(text: str) -> str:
     while previous != text:
         previous = text
         text = _PUNCT_NEAR_CJK.sub(lambda m: _HALF_TO_FULL[m.group(0)], text)
-    return text
+    return text.replace("\ue000", "（").replace("\ue001", "）")
 
 
 def match_key(text: str) -> str:

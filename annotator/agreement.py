@@ -1,0 +1,744 @@
+"""Inter-annotator agreement for multi-label clauses, and the queue of disagreements to adjudicate.
+
+Pure functions over :class:`annotator.types.Annotation` sequences: no database, no Flask.
+
+What counts
+-----------
+- Annotations whose ``source`` is ``"seed"`` are imported reference labels, not an annotator's
+  judgement, so they are left out of everything here (the report counts them in ``n_seed_ignored``).
+- When one annotator labelled a clause twice, the annotation that comes last in the input wins.
+- Agreement figures use only the clauses that two or more distinct annotators labelled ("items").
+  A label set is read as one binary rating per label (chosen or not), in the order of ``labels``.
+- Every proportion is a fraction in [0, 1]. A figure that is undefined (e.g. kappa when nobody chose
+  a label, so there is no variation to agree on) is ``None``, never NaN, and ``warning`` says why.
+
+Methods
+-------
+- Cohen's kappa per label is computed for every annotator pair on the items both rated; the label's
+  ``cohen_kappa`` is the unweighted mean over the pairs where it is defined (Light's kappa).
+- Fleiss' kappa needs the same number of raters on every item. Rather than an ad-hoc extension, it is
+  computed over the largest group of items sharing one rater count (ties: the larger count);
+  ``fleiss_n_raters`` and ``fleiss_n_items`` say which. Krippendorff's alpha is the figure that uses
+  every item whatever its number of raters.
+- Krippendorff's alpha per label is nominal alpha over binary ratings (the ``krippendorff`` package).
+- Set-level alpha uses the MASI distance (Passonneau 2006, as ``nltk.metrics.masi_distance``) over
+  whole label sets, with distance 0 between two empty sets (nltk divides by zero there). Cohen's
+  kappa, Fleiss' kappa and the MASI alpha are vectorized numpy; the tests check them to 1e-9 against
+  scikit-learn, statsmodels, nltk and ``krippendorff``, which are too slow per call (or, for
+  statsmodels and nltk, to import) for the dashboard.
+- Jaccard similarity of two empty sets is 1 (they agree).
+
+``AgreementReport.to_dict()`` keys (stable; printed by ``annotator agreement --json``)
+------------------------------------------------------------------------------------
+``n_items``, ``n_annotators``, ``annotators`` (sorted ids), ``n_seed_ignored``, ``min_items`` (20),
+``warning`` (str | None),
+``per_label``: list in label-set order of ``{label, n_items, positives, agreement, cohen_kappa,
+cohen_kappa_pairs: [{annotators: [a, b], n_items, kappa}], fleiss_kappa, fleiss_n_raters,
+fleiss_n_items, krippendorff_alpha, warning}``; ``positives`` counts ratings that chose the label
+and ``agreement`` is the share of items on which all raters gave the same 0/1 rating,
+``set_level``: ``{n_items, krippendorff_alpha_masi, exact_match, mean_jaccard, warning}``;
+``exact_match`` is the share of items where all raters chose identical sets and ``mean_jaccard``
+the mean over items of the mean pairwise Jaccard similarity,
+``pairs``: one entry per annotator pair (a < b), ``{annotators: [a, b], n_items, exact_match,
+mean_jaccard, cohen_kappa, warning}``, ``cohen_kappa`` pooled over all labels of the shared items,
+``per_annotator``: ``{annotator, n_annotations, n_items, adjudicated: {n_items, exact_match,
+mean_jaccard}, model: {n_items, exact_match, mean_jaccard}}``; ``n_annotations`` counts all the
+annotator's clauses, ``n_items`` the shared ones; the comparisons use every clause of the annotator
+that has an adjudicated (or predicted) set, shared or not.
+
+Disagreement queue
+------------------
+:func:`disagreements` lists clauses that need a lead's look, most important first:
+
+- "annotators disagree": two or more annotators chose different sets and no adjudicated set exists
+  (adjudicating a clause takes it out of this queue);
+- "model disagrees": the reference set (the adjudicated one, else the set two or more annotators
+  chose unanimously) differs from the model's prediction made with confidence >= ``min_confidence``
+  (0.9). Without a confidence for a clause the model is not taken as confident.
+
+``score = (sum of the rarity weights of the disputed labels) * (1 - mean pairwise Jaccard)``, where
+disputed labels are the union minus the intersection of the compared sets (the annotators' sets, or
+the reference and the model's set) and a label's rarity weight is ``-log2((c + 1) / (N + 2))``: ``c``
+of the ``N`` human judgements chose it, so a label half the judgements use weighs 1 and rarer labels
+weigh more. Ties go to human disagreements before model ones, then to the clause id.
+``Disagreement.to_dict()`` keys: ``clause_id, reason, score, annotations`` ({annotator: [labels]}),
+``union, intersection, disputed`` (over the compared sets), ``adjudicated, model, model_confidence``.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from itertools import combinations
+
+import krippendorff
+import numpy as np
+
+from .errors import InputError, UnknownLabelError
+from .labels import unknown_label_message
+from .types import Annotation
+
+SEED_SOURCE = "seed"
+MIN_ITEMS = 20
+MIN_MODEL_CONFIDENCE = 0.9
+ANNOTATORS_DISAGREE = "annotators disagree"
+MODEL_DISAGREES = "model disagrees"
+# Cells of the set-by-set MASI distance matrix computed at once (bounds memory to tens of MB).
+_MASI_BLOCK_CELLS = 1 << 22
+
+LabelSets = Mapping[str, Iterable[str]]
+
+
+# --------------------------------------------------------------------------- results
+
+
+@dataclass(frozen=True)
+class PairKappa:
+    """Cohen's kappa of one annotator pair on one label."""
+
+    annotators: tuple[str, str]
+    n_items: int
+    kappa: float | None
+
+
+@dataclass(frozen=True)
+class LabelAgreement:
+    """Agreement on one label, read as a binary rating."""
+
+    label: str
+    n_items: int
+    positives: int
+    agreement: float | None
+    cohen_kappa: float | None
+    cohen_kappa_pairs: tuple[PairKappa, ...]
+    fleiss_kappa: float | None
+    fleiss_n_raters: int
+    fleiss_n_items: int
+    krippendorff_alpha: float | None
+    warning: str | None
+
+
+@dataclass(frozen=True)
+class SetAgreement:
+    """Agreement on whole label sets."""
+
+    n_items: int
+    krippendorff_alpha_masi: float | None
+    exact_match: float | None
+    mean_jaccard: float | None
+    warning: str | None
+
+
+@dataclass(frozen=True)
+class PairAgreement:
+    """Agreement of two annotators on the clauses both labelled."""
+
+    annotators: tuple[str, str]
+    n_items: int
+    exact_match: float | None
+    mean_jaccard: float | None
+    cohen_kappa: float | None
+    warning: str | None
+
+
+@dataclass(frozen=True)
+class ReferenceAgreement:
+    """How one annotator's sets compare with reference sets (adjudicated or predicted)."""
+
+    n_items: int
+    exact_match: float | None
+    mean_jaccard: float | None
+
+
+@dataclass(frozen=True)
+class AnnotatorAgreement:
+    """One annotator's agreement with the adjudicated sets and with the model."""
+
+    annotator: str
+    n_annotations: int
+    n_items: int
+    adjudicated: ReferenceAgreement
+    model: ReferenceAgreement
+
+
+@dataclass(frozen=True)
+class AgreementReport:
+    """Everything :func:`agreement_report` measures; ``to_dict()`` keys are in the module docstring."""
+
+    n_items: int
+    n_annotators: int
+    annotators: tuple[str, ...]
+    n_seed_ignored: int
+    per_label: tuple[LabelAgreement, ...]
+    set_level: SetAgreement
+    pairs: tuple[PairAgreement, ...]
+    per_annotator: tuple[AnnotatorAgreement, ...]
+    warning: str | None
+    min_items: int = MIN_ITEMS
+
+    def to_dict(self) -> dict:
+        """A JSON-serializable dict (no NaN; undefined figures are None)."""
+        return _plain(asdict(self))
+
+
+@dataclass(frozen=True)
+class Disagreement:
+    """One clause in the disagreement queue."""
+
+    clause_id: str
+    reason: str  # ANNOTATORS_DISAGREE or MODEL_DISAGREES
+    score: float
+    annotations: tuple[tuple[str, tuple[str, ...]], ...]  # (annotator, labels), sorted by annotator
+    union: tuple[str, ...]
+    intersection: tuple[str, ...]
+    disputed: tuple[str, ...]  # union minus intersection
+    adjudicated: tuple[str, ...] | None = None
+    model: tuple[str, ...] | None = None
+    model_confidence: float | None = None
+
+    def to_dict(self) -> dict:
+        """A JSON-serializable dict; ``annotations`` maps annotator -> labels."""
+        out = _plain(asdict(self))
+        out["annotations"] = {name: list(chosen) for name, chosen in self.annotations}
+        return out
+
+
+# --------------------------------------------------------------------------- public API
+
+
+def agreement_report(
+    annotations: Sequence[Annotation],
+    labels: tuple[str, ...],
+    *,
+    adjudicated: LabelSets | None = None,
+    model: LabelSets | None = None,
+) -> AgreementReport:
+    """Measure inter-annotator agreement per label, per label set and per annotator pair.
+
+    Parameters
+    ----------
+    annotations : sequence of Annotation
+        All annotations; ``source == "seed"`` ones are ignored, and an annotator's last annotation
+        of a clause replaces earlier ones.
+    labels : tuple of str
+        The label set; gives the order of ``per_label``.
+    adjudicated : mapping of clause id -> labels, optional
+        The lead's final label set per clause.
+    model : mapping of clause id -> labels, optional
+        The model's predicted label set per clause.
+
+    Returns
+    -------
+    AgreementReport
+
+    Raises
+    ------
+    InputError
+        If ``labels`` is empty.
+    UnknownLabelError
+        If an annotation or a mapping names a label outside ``labels``.
+
+    Examples
+    --------
+    >>> from annotator.types import Annotation
+    >>> anns = [Annotation("c1", ("a",), "ann1", "cli"), Annotation("c1", ("a",), "ann2", "cli")]
+    >>> report = agreement_report(anns, ("a", "b"))
+    >>> report.n_items, report.set_level.exact_match
+    (1, 1.0)
+    """
+    latest, n_seed = _latest_sets(annotations, labels)
+    adjudicated = _check_sets(adjudicated, labels, "adjudicated")
+    model = _check_sets(model, labels, "model")
+    annotators = tuple(sorted({name for sets in latest.values() for name in sets}))
+    items = tuple(sorted(cid for cid, sets in latest.items() if len(sets) >= 2))
+    Y, rated = _rating_tensor(latest, items, annotators, labels)
+    pairs = _pair_stats(Y, rated, annotators)
+    per_label = _label_stats(Y, rated, labels, pairs)
+    set_level = _set_stats(Y, rated, pairs)
+    per_annotator = _annotator_stats(latest, annotators, rated, adjudicated, model)
+    return AgreementReport(
+        n_items=len(items),
+        n_annotators=len(annotators),
+        annotators=annotators,
+        n_seed_ignored=n_seed,
+        per_label=per_label,
+        set_level=set_level,
+        pairs=tuple(p.result for p in pairs),
+        per_annotator=per_annotator,
+        warning=_few_items(len(items)),
+    )
+
+
+def disagreements(
+    annotations: Sequence[Annotation],
+    labels: tuple[str, ...],
+    *,
+    adjudicated: LabelSets | None = None,
+    model: LabelSets | None = None,
+    model_confidence: Mapping[str, float] | None = None,
+    min_confidence: float = MIN_MODEL_CONFIDENCE,
+) -> list[Disagreement]:
+    """List the clauses a lead should adjudicate, most important first.
+
+    Parameters
+    ----------
+    annotations : sequence of Annotation
+        As for :func:`agreement_report` (seed annotations ignored, last annotation wins).
+    labels : tuple of str
+        The label set.
+    adjudicated : mapping of clause id -> labels, optional
+        Adjudicated clauses leave the "annotators disagree" queue.
+    model, model_confidence : mappings of clause id -> labels / confidence in [0, 1], optional
+        A prediction counts only when its confidence is known and >= ``min_confidence``.
+    min_confidence : float
+        Confidence from which the model's disagreement with the humans is queued.
+
+    Returns
+    -------
+    list of Disagreement
+        Sorted by score (descending), then human before model disagreements, then clause id.
+
+    Raises
+    ------
+    InputError
+        If ``labels`` is empty or ``min_confidence`` is not in [0, 1].
+    UnknownLabelError
+        If an annotation or a mapping names a label outside ``labels``.
+
+    Examples
+    --------
+    >>> from annotator.types import Annotation
+    >>> anns = [Annotation("c1", ("a",), "ann1", "cli"), Annotation("c1", ("b",), "ann2", "cli")]
+    >>> [(d.clause_id, d.reason, d.disputed) for d in disagreements(anns, ("a", "b"))]
+    [('c1', 'annotators disagree', ('a', 'b'))]
+    """
+    if not 0.0 <= min_confidence <= 1.0:
+        raise InputError(f"min_confidence must be between 0 and 1, got {min_confidence!r}")
+    latest, _ = _latest_sets(annotations, labels)
+    adjudicated = _check_sets(adjudicated, labels, "adjudicated")
+    model = _check_sets(model, labels, "model")
+    confidence = model_confidence or {}
+    weights = _rarity_weights(latest, labels)
+    queue = []
+    for cid in sorted(set(latest) | set(adjudicated)):
+        sets = latest.get(cid, {})
+        humans = tuple(sorted(sets.items()))
+        distinct = set(sets.values())
+        if cid not in adjudicated and len(distinct) > 1:
+            queue.append(_disagreement(cid, ANNOTATORS_DISAGREE, list(sets.values()), humans=humans,
+                                       weights=weights, labels=labels, adjudicated=None,
+                                       model=model.get(cid), confidence=confidence.get(cid)))
+            continue
+        if cid in adjudicated:
+            reference = adjudicated[cid]
+        elif len(sets) >= 2:
+            reference = next(iter(distinct))  # unanimous: every annotator chose this set
+        else:
+            continue
+        predicted, conf = model.get(cid), confidence.get(cid)
+        confident = conf is not None and conf >= min_confidence  # NaN is never confident
+        if predicted is not None and confident and predicted != reference:
+            queue.append(_disagreement(cid, MODEL_DISAGREES, [reference, predicted], humans=humans,
+                                       weights=weights, labels=labels, adjudicated=adjudicated.get(cid),
+                                       model=predicted, confidence=conf))
+    queue.sort(key=lambda d: (-d.score, d.reason != ANNOTATORS_DISAGREE, d.clause_id))
+    return queue
+
+
+def masi_distance(first: Iterable[str], second: Iterable[str]) -> float:
+    """MASI distance of two label sets, as nltk's ``masi_distance`` but 0 for two empty sets.
+
+    Examples
+    --------
+    >>> masi_distance({"a", "b"}, {"a", "b", "c", "d"})
+    0.6666666666666667
+    >>> masi_distance(set(), set())
+    0.0
+    """
+    a, b = set(first), set(second)
+    inter, sa, sb = len(a & b), len(a), len(b)
+    return float(_masi_from_counts(np.array(inter), np.array(sa), np.array(sb)))
+
+
+# --------------------------------------------------------------------------- input
+
+
+def _latest_sets(
+    annotations: Sequence[Annotation], labels: tuple[str, ...]
+) -> tuple[dict[str, dict[str, tuple[str, ...]]], int]:
+    """Clause -> annotator -> label set (label-set order), last annotation winning; and the seed count."""
+    if not labels:
+        raise InputError("the label set is empty; pass the project's labels (Settings.labels)")
+    known = set(labels)
+    order = {label: i for i, label in enumerate(labels)}
+    latest: dict[str, dict[str, tuple[str, ...]]] = {}
+    n_seed = 0
+    for ann in annotations:
+        if ann.source == SEED_SOURCE:
+            n_seed += 1
+            continue
+        if not known.issuperset(ann.labels):
+            unknown = next(label for label in ann.labels if label not in known)
+            raise UnknownLabelError(f"clause {ann.clause_id}, annotator {ann.annotator}: "
+                                    + unknown_label_message(unknown, labels))
+        latest.setdefault(ann.clause_id, {})[ann.annotator] = tuple(sorted(set(ann.labels), key=order.get))
+    return latest, n_seed
+
+
+def _check_sets(sets: LabelSets | None, labels: tuple[str, ...], what: str) -> dict[str, tuple[str, ...]]:
+    """Validate a clause -> labels mapping and put each set in label-set order."""
+    known = set(labels)
+    order = {label: i for i, label in enumerate(labels)}
+    checked = {}
+    for cid, chosen in (sets or {}).items():
+        chosen = set(chosen)
+        unknown = next((label for label in chosen if label not in known), None)
+        if unknown is not None:
+            raise UnknownLabelError(f"{what} set of clause {cid}: " + unknown_label_message(unknown, labels))
+        checked[cid] = tuple(sorted(chosen, key=order.get))
+    return checked
+
+
+def _rating_tensor(latest, items, annotators, labels) -> tuple[np.ndarray, np.ndarray]:
+    """Y[item, annotator, label] (0/1, False where unrated) and rated[item, annotator]."""
+    a_index = {name: i for i, name in enumerate(annotators)}
+    l_index = {label: i for i, label in enumerate(labels)}
+    Y = np.zeros((len(items), len(annotators), len(labels)), dtype=bool)
+    rated = np.zeros((len(items), len(annotators)), dtype=bool)
+    cells = [(i, a_index[name], l_index[label])
+             for i, cid in enumerate(items) for name, chosen in latest[cid].items() for label in chosen]
+    raters = [(i, a_index[name]) for i, cid in enumerate(items) for name in latest[cid]]
+    if cells:
+        Y[tuple(np.array(cells).T)] = True
+    if raters:
+        rated[tuple(np.array(raters).T)] = True
+    return Y, rated
+
+
+# --------------------------------------------------------------------------- kappa and similarity
+
+
+def _cohen_kappa(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Cohen's kappa per column of two (n, L) 0/1 arrays; NaN where both raters are one constant."""
+    n = a.shape[0]
+    a1 = a.sum(0, dtype=np.int64)
+    b1 = b.sum(0, dtype=np.int64)
+    agree = n - (a ^ b).sum(0, dtype=np.int64)
+    chance = a1 * b1 + (n - a1) * (n - b1)  # n^2 * expected agreement; integers keep it exact
+    numerator = n * agree - chance
+    denominator = n * n - chance
+    out = np.full(a1.shape, np.nan)
+    np.divide(numerator, denominator, out=out, where=denominator > 0)
+    return out
+
+
+def _jaccard_from_counts(inter, size_a, size_b):
+    """Jaccard similarity from intersection and set sizes; 1 for two empty sets."""
+    union = size_a + size_b - inter
+    out = np.ones(np.broadcast(inter, union).shape)
+    np.divide(inter, union, out=out, where=union > 0)
+    return out
+
+
+def _masi_from_counts(inter, size_a, size_b):
+    """MASI distance (Passonneau 2006, nltk's monotonicity weights); 0 for two empty sets."""
+    monotonicity = np.select(
+        [(inter == size_a) & (inter == size_b), inter == np.minimum(size_a, size_b), inter > 0],
+        [1.0, 2 / 3, 1 / 3],
+        0.0,
+    )
+    return 1.0 - _jaccard_from_counts(inter, size_a, size_b) * monotonicity
+
+
+@dataclass(frozen=True)
+class _Pair:
+    """What one annotator pair contributes: the shared items, per-item figures and the result."""
+
+    shared: np.ndarray  # bool mask over items
+    label_kappa: np.ndarray  # (L,), NaN where undefined
+    jaccard: np.ndarray  # per shared item
+    masi: np.ndarray  # per shared item
+    result: PairAgreement
+
+
+def _pair_stats(Y: np.ndarray, rated: np.ndarray, annotators: tuple[str, ...]) -> list[_Pair]:
+    """Per-pair figures for every annotator pair (a < b); one vectorized pass per pair."""
+    pairs = []
+    for i, j in combinations(range(len(annotators)), 2):
+        shared = rated[:, i] & rated[:, j]
+        a, b = Y[shared, i], Y[shared, j]
+        n = int(shared.sum())
+        inter, sa, sb = (a & b).sum(1), a.sum(1), b.sum(1)
+        jaccard = _jaccard_from_counts(inter, sa, sb)
+        pooled = _cohen_kappa(a.reshape(-1, 1), b.reshape(-1, 1))[0] if n else math.nan
+        result = PairAgreement(
+            annotators=(annotators[i], annotators[j]),
+            n_items=n,
+            exact_match=_mean(np.all(a == b, axis=1)),
+            mean_jaccard=_mean(jaccard),
+            cohen_kappa=_num(pooled),
+            warning=_join(_few_items(n), None if n == 0 or not math.isnan(pooled) else
+                          "kappa is undefined: both annotators chose no label anywhere (or every label "
+                          "everywhere)"),
+        )
+        pairs.append(_Pair(shared, _cohen_kappa(a, b), jaccard, _masi_from_counts(inter, sa, sb), result))
+    return pairs
+
+
+def _label_stats(Y, rated, labels, pairs) -> tuple[LabelAgreement, ...]:
+    """Per-label Cohen (mean over pairs), Fleiss and Krippendorff figures."""
+    n_items = Y.shape[0]
+    n_raters = rated.sum(1)
+    positives = Y.sum(1)  # (items, L): raters who chose the label
+    total_pos = positives.sum(0)
+    n_ratings = int(n_raters.sum())
+    agreement = (positives == 0) | (positives == n_raters[:, None])
+    fleiss, fleiss_k, fleiss_n = _fleiss_kappa(positives, n_raters)
+    pair_kappa = np.array([p.label_kappa for p in pairs]).reshape(len(pairs), len(labels))
+    reliability = np.where(rated.T, 0.0, np.nan)  # raters x items, as krippendorff wants
+    n_pairs_used = sum(p.result.n_items > 0 for p in pairs)
+    out = []
+    for col, label in enumerate(labels):
+        kappas = pair_kappa[:, col]
+        defined = kappas[~np.isnan(kappas)]
+        pos = int(total_pos[col])
+        varies = 0 < pos < n_ratings
+        alpha = None
+        if varies:
+            reliability[rated.T] = Y[:, :, col].T[rated.T]
+            alpha = _num(krippendorff.alpha(reliability_data=reliability, value_domain=[0.0, 1.0],
+                                            level_of_measurement="nominal"))
+        notes = [_few_items(n_items)]
+        if n_items and pos == 0:
+            notes.append("nobody chose this label on a shared clause: kappa and alpha are undefined "
+                         "(no variation to agree on)")
+        elif n_items and not varies:
+            notes.append("every rating chose this label: kappa and alpha are undefined (no variation)")
+        elif n_items and len(defined) < n_pairs_used:
+            notes.append(f"Cohen's kappa is undefined for {n_pairs_used - len(defined)} of {n_pairs_used} "
+                         "annotator pairs (both rated this label one constant way); the mean leaves them out")
+        if varies and math.isnan(fleiss[col]):
+            notes.append(f"Fleiss' kappa is undefined: no variation on the {fleiss_n} clauses "
+                         f"with {fleiss_k} raters")
+        out.append(LabelAgreement(
+            label=label,
+            n_items=n_items,
+            positives=pos,
+            agreement=_mean(agreement[:, col]),
+            cohen_kappa=_num(defined.mean()) if len(defined) else None,
+            cohen_kappa_pairs=tuple(PairKappa(p.result.annotators, p.result.n_items, _num(k))
+                                    for p, k in zip(pairs, kappas)),
+            fleiss_kappa=_num(fleiss[col]),
+            fleiss_n_raters=fleiss_k,
+            fleiss_n_items=fleiss_n,
+            krippendorff_alpha=alpha,
+            warning=_join(*notes),
+        ))
+    return tuple(out)
+
+
+def _fleiss_kappa(positives: np.ndarray, n_raters: np.ndarray) -> tuple[np.ndarray, int, int]:
+    """Fleiss' kappa per label (NaN if undefined), the rater count k it used and its number of items."""
+    n_labels = positives.shape[1]
+    if len(n_raters) == 0:
+        return np.full(n_labels, np.nan), 0, 0
+    # Fleiss' formula assumes k raters per item: keep the largest group of items sharing one k
+    # (ties: the larger k) instead of an ad-hoc extension to varying counts.
+    rater_counts, group_sizes = np.unique(n_raters, return_counts=True)
+    k = int(max(zip(group_sizes, rater_counts))[1])
+    n1 = positives[n_raters == k].astype(float)
+    n_items = n1.shape[0]
+    n0 = k - n1
+    observed = ((n1 * (n1 - 1) + n0 * (n0 - 1)) / (k * (k - 1))).mean(0)
+    p1 = n1.sum(0) / (n_items * k)
+    expected = p1**2 + (1 - p1) ** 2
+    varies = (n1.sum(0) > 0) & (n1.sum(0) < n_items * k)  # expected == 1 exactly otherwise
+    out = np.full(n_labels, np.nan)
+    np.divide(observed - expected, 1 - expected, out=out, where=varies)
+    return out, k, n_items
+
+
+def _set_stats(Y: np.ndarray, rated: np.ndarray, pairs: list[_Pair]) -> SetAgreement:
+    """Krippendorff's alpha with MASI distance, exact match and mean Jaccard over whole label sets."""
+    n_items = Y.shape[0]
+    if n_items == 0:
+        return SetAgreement(0, None, None, None, _few_items(0))
+    n_raters = rated.sum(1)
+    jaccard_sum = np.zeros(n_items)
+    observed = 0.0  # sum over items of sum over ordered rater pairs of distance / (m_u - 1)
+    for pair in pairs:
+        jaccard_sum[pair.shared] += pair.jaccard
+        observed += float((2 * pair.masi / (n_raters[pair.shared] - 1)).sum())
+    mean_jaccard = jaccard_sum / (n_raters * (n_raters - 1) / 2)
+    codes = _pack(Y[rated])  # every pairable rating: all items have two or more raters
+    if codes.shape[1] == 1:  # up to 64 labels: sort plain integers, much faster than rows
+        distinct, ids, counts = np.unique(codes[:, 0], return_inverse=True, return_counts=True)
+        distinct = distinct[:, None]
+    else:
+        distinct, ids, counts = np.unique(codes, axis=0, return_inverse=True, return_counts=True)
+    ids_by_item = np.full(rated.shape, -1)
+    ids_by_item[rated] = ids.reshape(-1)
+    exact = np.where(rated, ids_by_item, -1).max(1) == np.where(rated, ids_by_item, len(distinct)).min(1)
+    expected = _expected_masi(distinct, counts)
+    alpha = 1.0 - (len(codes) - 1) * observed / expected if expected > 0 else None
+    return SetAgreement(
+        n_items=n_items,
+        krippendorff_alpha_masi=_num(alpha),
+        exact_match=_mean(exact),
+        mean_jaccard=_mean(mean_jaccard),
+        warning=_join(_few_items(n_items), None if expected > 0 else
+                      "every annotator chose the same label set on every shared clause: alpha is "
+                      "undefined (no variation)"),
+    )
+
+
+def _pack(rows: np.ndarray) -> np.ndarray:
+    """Pack (n, L) 0/1 rows into (n, ceil(L / 64)) uint64 bit sets."""
+    n_words = -(-rows.shape[1] // 64)
+    padded = np.zeros((len(rows), 64 * n_words), dtype=bool)
+    padded[:, :rows.shape[1]] = rows
+    return np.packbits(padded, axis=1, bitorder="little").view(np.uint64)
+
+
+def _expected_masi(codes: np.ndarray, counts: np.ndarray) -> float:
+    """Sum over pairs of distinct packed sets c, k of n_c * n_k * MASI(c, k)."""
+    # The hot spot when nearly every set is distinct: K^2 pairs. MASI depends only on the two set
+    # sizes and the intersection size, so sets are grouped by size and, per pair of sizes, the
+    # distance is looked up by intersection size (a popcount) in a small table.
+    n_words = codes.shape[1]
+    sizes = np.bitwise_count(codes).sum(1)
+    weights = counts.astype(np.float64)
+    groups = [(int(s), np.flatnonzero(sizes == s)) for s in np.unique(sizes)]
+    total = 0.0
+    for gi, (s, rows) in enumerate(groups):
+        for t, cols in groups[gi:]:
+            table = _masi_from_counts(np.arange(min(s, t) + 1), s, t)
+            symmetric = 1.0 if s == t else 2.0  # the (t, s) block is the transpose of this one
+            if len(table) == 1:  # an empty set against anything: no intersection to look at
+                total += symmetric * table[0] * weights[rows].sum() * weights[cols].sum()
+                continue
+            col_codes, col_weights = codes[cols], weights[cols]
+            step = max(1, _MASI_BLOCK_CELLS // len(cols))
+            for start in range(0, len(rows), step):
+                block = rows[start:start + step]
+                inter = np.bitwise_count(codes[block, None, 0] & col_codes[None, :, 0])
+                for word in range(1, n_words):
+                    inter += np.bitwise_count(codes[block, None, word] & col_codes[None, :, word])
+                total += symmetric * float(weights[block] @ (table[inter] @ col_weights))
+    return total
+
+
+def _annotator_stats(latest, annotators, rated, adjudicated, model) -> tuple[AnnotatorAgreement, ...]:
+    """Each annotator's counts and agreement with the adjudicated and the predicted sets."""
+    n_annotations = dict.fromkeys(annotators, 0)
+    compared = {(name, ref): [] for name in annotators for ref in ("adjudicated", "model")}
+    for cid, sets in latest.items():
+        for name, chosen in sets.items():
+            n_annotations[name] += 1
+            for ref, reference in (("adjudicated", adjudicated), ("model", model)):
+                if cid in reference:
+                    compared[name, ref].append((set(chosen), set(reference[cid])))
+    return tuple(
+        AnnotatorAgreement(
+            annotator=name,
+            n_annotations=n_annotations[name],
+            n_items=int(rated[:, a].sum()),
+            adjudicated=_reference_agreement(compared[name, "adjudicated"]),
+            model=_reference_agreement(compared[name, "model"]),
+        )
+        for a, name in enumerate(annotators)
+    )
+
+
+def _reference_agreement(compared: list[tuple[set, set]]) -> ReferenceAgreement:
+    """Exact match and mean Jaccard of (annotator set, reference set) pairs."""
+    if not compared:
+        return ReferenceAgreement(0, None, None)
+    exact = [a == b for a, b in compared]
+    jaccard = [_jaccard(a, b) for a, b in compared]
+    return ReferenceAgreement(len(compared), float(np.mean(exact)), float(np.mean(jaccard)))
+
+
+# --------------------------------------------------------------------------- disagreement queue
+
+
+def _rarity_weights(latest, labels: tuple[str, ...]) -> dict[str, float]:
+    """-log2 of the smoothed share of human judgements that chose each label."""
+    judgements = [chosen for sets in latest.values() for chosen in sets.values()]
+    counts = dict.fromkeys(labels, 0)
+    for chosen in judgements:
+        for label in chosen:
+            counts[label] += 1
+    return {label: -math.log2((c + 1) / (len(judgements) + 2)) for label, c in counts.items()}
+
+
+def _disagreement(cid: str, reason: str, compared: list, *, humans, weights, labels, adjudicated, model,
+                  confidence) -> Disagreement:
+    """Build one queue entry, scoring the sets in ``compared``."""
+    as_sets = [set(s) for s in compared]
+    union, inter = set.union(*as_sets), set.intersection(*as_sets)
+    disputed = union - inter
+    mean_jaccard = float(np.mean([_jaccard(a, b) for a, b in combinations(as_sets, 2)]))
+    score = sum(weights[label] for label in disputed) * (1.0 - mean_jaccard)
+    return Disagreement(
+        clause_id=cid,
+        reason=reason,
+        score=score,
+        annotations=humans,
+        union=_in_order(union, labels),
+        intersection=_in_order(inter, labels),
+        disputed=_in_order(disputed, labels),
+        adjudicated=adjudicated,
+        model=model,
+        model_confidence=None if confidence is None else float(confidence),
+    )
+
+
+# --------------------------------------------------------------------------- small helpers
+
+
+def _in_order(chosen: set, labels: tuple[str, ...]) -> tuple[str, ...]:
+    """The chosen labels in label-set order."""
+    return tuple(label for label in labels if label in chosen)
+
+
+def _jaccard(a: set, b: set) -> float:
+    """Jaccard similarity of two sets; 1 for two empty sets."""
+    return len(a & b) / len(a | b) if a or b else 1.0
+
+
+def _num(x) -> float | None:
+    """A Python float, or None when missing or not finite."""
+    if x is None:
+        return None
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def _mean(values: np.ndarray) -> float | None:
+    """Mean as a Python float, None for no values."""
+    return float(np.mean(values)) if len(values) else None
+
+
+def _few_items(n: int) -> str | None:
+    """The small-sample warning, or None from MIN_ITEMS items on."""
+    if n == 0:
+        return "no clause has two or more annotators yet: nothing to compare"
+    if n < MIN_ITEMS:
+        return f"only {n} item{'s' if n != 1 else ''}: too few for this figure to mean anything"
+    return None
+
+
+def _join(*notes: str | None) -> str | None:
+    """Join the non-empty notes with '; ', or None."""
+    kept = [note for note in notes if note]
+    return "; ".join(kept) if kept else None
+
+
+def _plain(value):
+    """Tuples to lists, recursively, so the dict is plain JSON."""
+    if isinstance(value, dict):
+        return {key: _plain(v) for key, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value

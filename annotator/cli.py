@@ -1,0 +1,255 @@
+"""The ``annotator`` command line: one click group, each command a thin wrapper over one library call.
+
+``--json`` prints exactly one JSON document on stdout; human output, progress bars and logs go to
+stderr. Exit codes: 0 success, 1 an AnnotatorError (its message is printed), 2 usage errors.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from .errors import AnnotatorError
+from .labels import TASKS_DIR
+from .settings import Settings
+from .store import Store
+
+log = logging.getLogger("annotator")
+
+
+class Context:
+    """What every command needs: the settings, and a store opened on first use."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._store: Store | None = None
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            self._store = Store(self.settings.db_path)
+        return self._store
+
+    def registry(self, model_dir: str | None = None):
+        """The model registry: the project's own, or a self-contained one in ``model_dir``."""
+        from .registry import ModelRegistry
+
+        if model_dir is None or Path(model_dir).resolve() == self.settings.model_dir.resolve():
+            return ModelRegistry(self.settings.model_dir, self.store)
+        return ModelRegistry(model_dir, Store(Path(model_dir) / "registry.db"))
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+
+
+def handle_errors(fn):
+    """Turn AnnotatorError into a clean CLI error (exit 1) instead of a traceback."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except AnnotatorError as exc:
+            raise click.ClickException(str(exc)) from exc
+    return wrapper
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
+model_dir_option = click.option("--model-dir", type=click.Path(file_okay=False),
+                                help="Model directory (default: <home>/models).")
+
+
+def emit(obj, as_json: bool, human: str | None = None) -> None:
+    """Print ``obj`` as JSON on stdout, or the human summary on stderr... and stdout for --json."""
+    if as_json:
+        click.echo(json.dumps(obj, ensure_ascii=False, indent=None, default=str))
+    else:
+        click.echo(human if human is not None else json.dumps(obj, ensure_ascii=False, indent=2, default=str))
+
+
+@click.group()
+@click.option("--home", type=click.Path(file_okay=False), envvar="ANNOTATOR_HOME",
+              help="Project data directory (default ./.annotator, or $ANNOTATOR_HOME).")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False, exists=True),
+              help="TOML settings file (default <home>/config.toml if it exists).")
+@click.option("-v", "--verbose", count=True, help="More log output on stderr (-vv for debug).")
+@click.pass_context
+def main(ctx: click.Context, home: str | None, config_file: str | None, verbose: int) -> None:
+    """Active-learning annotation of Chinese policy clauses."""
+    level = logging.WARNING - 10 * min(verbose, 2)
+    logging.basicConfig(level=level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        settings = Settings.from_env(config_file=config_file, home=home)
+    except AnnotatorError as exc:
+        raise click.ClickException(str(exc)) from exc
+    ctx.obj = Context(settings)
+    ctx.call_on_close(ctx.obj.close)
+
+
+pass_context = click.make_pass_decorator(Context)
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.option("--tasks-out", type=click.Path(dir_okay=False), default=str(TASKS_DIR / "clauses.json"),
+              show_default=True, help="Label Studio task file to write.")
+@json_option
+@pass_context
+@handle_errors
+def ingest(obj: Context, paths, tasks_out, as_json) -> None:
+    """Segment policy documents into clauses and add them to the project.
+
+    Example: annotator ingest tasks/sources/
+    """
+    from .project import ingest_documents
+
+    report = ingest_documents(obj.store, paths, tasks_out=tasks_out)
+    lines = [f"{d['path']}: {d['clauses']} clauses ({d['new']} new, {d['dropped']} lines dropped)"
+             for d in report["documents"]]
+    lines += [f"error: {e}" for e in report["errors"]]
+    lines.append(f"{report['new_clauses']} new clauses; {report['total_clauses']} in the project"
+                 + (f"; tasks written to {report['tasks_file']}" if report["tasks_file"] else ""))
+    emit(report, as_json, "\n".join(lines))
+    if not report["documents"]:
+        raise click.ClickException("no document could be ingested")
+
+
+@main.command("import-labels")
+@click.argument("file", type=click.Path())
+@json_option
+@pass_context
+@handle_errors
+def import_labels_cmd(obj: Context, file, as_json) -> None:
+    """Import a labeled file (seed TSV ``label<TAB>text``, CSV or JSONL) as seed annotations.
+
+    Example: annotator import-labels tasks/seed_labels.tsv
+    """
+    from .project import import_labels
+
+    report = import_labels(obj.store, file, obj.settings.labels)
+    human = [f"{report['examples']} labeled clauses from {report['n_lines']} lines "
+             f"({report['exact_duplicates']} duplicate lines, {report['n_conflicts']} near-duplicates "
+             f"with conflicting labels, {report['n_problems']} problem lines)",
+             f"annotations: {report['annotations']}"]
+    human += [f"  {p}" for p in report["problems"][:10]]
+    if report["n_problems"] > 10:
+        human.append(f"  ... and {report['n_problems'] - 10} more (use --json)")
+    emit(report, as_json, "\n".join(human))
+
+
+@main.command()
+@click.option("--labeled", type=click.Path(), help="Train on this labeled file instead of the project's labels.")
+@model_dir_option
+@click.option("--holdout", type=click.FloatRange(0, 0.5), default=0.15, show_default=True,
+              help="Share held out (near-duplicate aware) to measure the model; 0 to skip.")
+@json_option
+@pass_context
+@handle_errors
+def train(obj: Context, labeled, model_dir, holdout, as_json) -> None:
+    """Train the classifier and save it as a new model version.
+
+    Example: annotator train --labeled tasks/seed_labels.tsv
+    """
+    from .project import training_examples
+    from .seedset import read_labeled_file
+    from .training import train_model
+
+    labels = obj.settings.labels
+    examples = (read_labeled_file(labeled, labels).examples if labeled
+                else training_examples(obj.store, labels))
+    result = train_model(examples, labels, holdout=holdout, seed=obj.settings.seed)
+    version = obj.registry(model_dir).save(result.model, n_train=result.n_train, metrics=result.metrics)
+    out = {"model_version": version.version, "path": version.path, "n_train": result.n_train,
+           "seconds": round(result.seconds, 2), "metrics": result.metrics}
+    m = result.metrics
+    human = (f"model version {version.version}: {result.n_train} examples, {result.seconds:.1f} s"
+             + (f"; held-out macro-F1 {m['macro_f1']:.3f}, micro-F1 {m['micro_f1']:.3f} (n={m['n']})"
+                if "macro_f1" in m else ""))
+    emit(out, as_json, human)
+
+
+@main.command()
+@click.option("--labeled", type=click.Path(), required=True, help="Labeled file to evaluate on.")
+@model_dir_option
+@click.option("--version", "version", default="latest", show_default=True, help="Model version.")
+@json_option
+@pass_context
+@handle_errors
+def evaluate(obj: Context, labeled, model_dir, version, as_json) -> None:
+    """Measure a model version on a labeled file.
+
+    Example: annotator evaluate --labeled test.tsv --json
+    """
+    from .seedset import read_labeled_file
+    from .training import evaluate_model
+
+    info, model = obj.registry(model_dir).load(version)
+    examples = read_labeled_file(labeled, tuple(model.labels_)).examples
+    result = evaluate_model(model, examples)
+    result["model_version"] = info.version
+    human = (f"model version {info.version} on {result['n']} clauses: macro-F1 {result['macro_f1']:.3f}, "
+             f"micro-F1 {result['micro_f1']:.3f}, samples-F1 {result['samples_f1']:.3f}, "
+             f"subset accuracy {result['subset_accuracy']:.3f}")
+    emit(result, as_json, human)
+
+
+@main.command()
+@model_dir_option
+@click.option("--version", "version", default="latest", show_default=True, help="Model version.")
+@click.option("--top", type=click.IntRange(1), default=3, show_default=True,
+              help="Also show this many most probable labels per text.")
+@json_option
+@pass_context
+@handle_errors
+def predict(obj: Context, model_dir, version, top, as_json) -> None:
+    """Predict labels for texts read from stdin, one per line.
+
+    Example: echo 对符合条件的企业给予贷款贴息支持。 | annotator predict
+    """
+    from .normalize import normalize_text
+
+    info, model = obj.registry(model_dir).load(version)
+    texts = [normalize_text(line) for line in sys.stdin.read().splitlines() if line.strip()]
+    if not texts:
+        raise click.UsageError("no text on stdin; give one clause per line")
+    proba = model.predict_proba(texts)
+    chosen = model.predict(texts)
+    rows = []
+    for text, p, y in zip(texts, proba, chosen):
+        order = p.argsort()[::-1]
+        rows.append({"text": text,
+                     "labels": [model.labels_[j] for j in order if y[j]],
+                     "probabilities": {model.labels_[j]: round(float(p[j]), 4) for j in order[:top]}})
+    if as_json:
+        emit({"model_version": info.version, "predictions": rows}, True)
+    else:
+        for row in rows:
+            probs = ", ".join(f"{k} {v:.2f}" for k, v in row["probabilities"].items())
+            click.echo(f"{'|'.join(row['labels'])}\t{probs}\t{row['text'][:60]}")
+
+
+@main.command()
+@json_option
+@pass_context
+@handle_errors
+def status(obj: Context, as_json) -> None:
+    """Show what the project holds: clauses, labels, model versions, pushed tasks."""
+    store = obj.store
+    latest = store.latest_model_version()
+    out = {"home": str(obj.settings.home), "clauses": store.count_clauses(),
+           "labeled_clauses": len(store.labeled_clause_ids()),
+           "annotations": {"seed": store.count_annotations(sources=["seed"]),
+                           "label_studio": store.count_annotations(sources=["label_studio"])},
+           "model_versions": len(store.model_versions()),
+           "latest_model": None if latest is None else {"version": latest.version, "n_train": latest.n_train,
+                                                         "macro_f1": latest.metrics.get("macro_f1")},
+           "pushed_pending": len(store.pending_pushed_tasks())}
+    emit(out, as_json)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

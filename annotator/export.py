@@ -1,0 +1,666 @@
+"""Export training data: resolve, clean, check label noise, split, then write one folder atomically.
+
+Every export folder holds the data (``train``/``dev``/``test`` in the chosen format), ``review.jsonl``
+(clauses a person should look at), ``stats.json`` and ``README.md`` (a datasheet whose YAML header
+also lets ``datasets.load_dataset(folder)`` read the data with ``labels`` as
+``Sequence(ClassLabel(names=labels))``; the ``dev`` split loads as ``validation``).
+
+The JSONL layout is a contract other tools read: one
+``{"id", "text", "labels", "source", "annotators"}`` object per line, labels in label-set order.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .cleaning import (
+    MIN_CHARS,
+    NEAR_DUP_THRESHOLD,
+    CleanExample,
+    clean_and_resolve,
+    find_label_issues,
+    label_issue_items,
+)
+from .errors import InputError
+from .resolve import check_policy
+from .splits import DEFAULT_RATIOS, SPLIT_NAMES, check_ratios, proportion_deviation, split_rows
+from .types import Annotation
+
+logger = logging.getLogger(__name__)
+
+FORMATS = ("jsonl", "csv", "parquet", "hf")
+DEFAULT_ROOT = "exports"
+HF_SPLIT = {"train": "train", "dev": "validation", "test": "test"}  # datasets' names for our splits
+REVIEW_FILE, STATS_FILE, README_FILE = "review.jsonl", "stats.json", "README.md"
+_REVIEW_ORDER = {"unresolved": 0, "unknown_label": 1, "label_issue": 2, "merged_conflict": 3}
+
+
+@dataclass
+class PreparedDataset:
+    """Resolved, cleaned, checked and split examples, ready to be written in any format."""
+
+    labels: tuple[str, ...]
+    examples: list[CleanExample]
+    Y: np.ndarray
+    splits: dict[str, np.ndarray]
+    review: list[dict[str, Any]]
+    stats: dict[str, Any]
+
+    def split_examples(self, name: str) -> list[CleanExample]:
+        """The examples of one split, in id order."""
+        return [self.examples[i] for i in self.splits[name]]
+
+
+@dataclass(frozen=True)
+class ExportReport:
+    """What an export did: where it wrote, how many clauses each step removed or flagged, split sizes."""
+
+    out: str
+    fmt: str
+    files: tuple[str, ...]
+    n_clauses: int
+    n_examples: int
+    n_review: int
+    split_sizes: dict[str, int] = field(default_factory=dict)
+    steps: dict[str, int] = field(default_factory=dict)
+    label_issues: int = 0
+    max_deviation: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serializable dict (for ``--json``)."""
+        return asdict(self) | {"files": list(self.files)}
+
+
+def check_format(fmt: str) -> str:
+    """Return ``fmt`` if it is a known export format, else raise InputError listing them."""
+    if fmt not in FORMATS:
+        raise InputError(f"unknown export format {fmt!r}; choose one of: {', '.join(FORMATS)}")
+    return fmt
+
+
+def resolve_output(out: str | os.PathLike, root: str | os.PathLike = DEFAULT_ROOT) -> Path:
+    """The absolute export folder for ``out``, refusing any path that leaves ``root``.
+
+    Symlinks and ``..`` are resolved first, so ``exports/../x``, ``/tmp/x`` and a symlink inside
+    ``root`` that points elsewhere are all refused. A relative ``out`` is relative to the current
+    directory (``--out exports/NAME``).
+
+    Raises
+    ------
+    InputError
+        Naming the path, when it resolves outside ``root`` or to ``root`` itself.
+    """
+    root_path = Path(root).resolve()
+    target = Path(out).resolve()
+    if target == root_path or not target.is_relative_to(root_path):
+        raise InputError(
+            f"output path '{out}' resolves to '{target}', which is not inside the export root "
+            f"'{root_path}'; choose a folder under it, e.g. '{Path(root) / 'NAME'}'"
+        )
+    return target
+
+
+def _check_free(target: Path, out: str | os.PathLike, overwrite: bool) -> None:
+    """Refuse an existing output unless ``overwrite``."""
+    if (target.exists() or target.is_symlink()) and not overwrite:
+        raise InputError(f"output '{out}' already exists; pass overwrite=True (--overwrite) to replace it")
+
+
+def prepare_dataset(
+    annotations: Sequence[Annotation],
+    texts: Mapping[str, str],
+    labels: Sequence[str],
+    *,
+    adjudications: Mapping[str, Sequence[str]] | None = None,
+    policy: str = "majority",
+    splits: Sequence[float] = DEFAULT_RATIOS,
+    seed: int = 0,
+    noise_check: bool = True,
+    estimator: Any = None,
+    min_chars: int = MIN_CHARS,
+    near_dup_threshold: float = NEAR_DUP_THRESHOLD,
+) -> PreparedDataset:
+    """Resolve, clean, check and split; everything :func:`export_dataset` does except writing.
+
+    Parameters are those of :func:`export_dataset`. Inputs are not modified.
+    """
+    labels = tuple(labels)
+    if not labels or len(set(labels)) != len(labels):
+        raise InputError(f"labels must be a non-empty list of distinct names, got {labels!r}")
+    check_policy(policy)
+    ratios = check_ratios(splits, len(SPLIT_NAMES))
+    cleaned = clean_and_resolve(
+        annotations,
+        texts,
+        labels,
+        adjudications=adjudications,
+        policy=policy,
+        min_chars=min_chars,
+        near_dup_threshold=near_dup_threshold,
+    )
+    examples = cleaned.examples
+    column = {label: j for j, label in enumerate(labels)}
+    Y = np.zeros((len(examples), len(labels)), dtype=np.int64)
+    for i, example in enumerate(examples):
+        Y[i, [column[label] for label in example.labels]] = 1
+
+    review = list(cleaned.review)
+    noise: dict[str, Any] = {"ran": False, "skipped": "disabled (noise_check=False)"}
+    if noise_check:
+        issues = find_label_issues(
+            [e.text for e in examples], Y, labels, estimator=estimator, groups=cleaned.groups, seed=seed
+        )
+        items = label_issue_items(examples, issues, labels)
+        review.extend(items)
+        cleaned.steps["label_issue"].count = len(items)
+        cleaned.steps["label_issue"].examples = [item["text"][:120] for item in items[:5]]
+        noise = issues.to_dict() | {
+            "n_given_label_doubted": sum(1 for item in items if item["suspect_labels"]),
+            "n_missing_label_only": sum(1 for item in items if not item["suspect_labels"]),
+        }
+    review.sort(key=lambda item: (_REVIEW_ORDER.get(item["reason"], 9), item.get("rank", 0), item["id"]))
+
+    assignment = split_rows(Y, ratios, groups=cleaned.groups, seed=seed)
+    stats = _data_stats(labels, Y, assignment, cleaned, ratios, policy, seed, noise)
+    logger.info(
+        "prepared %d examples (%s), %d review items",
+        len(examples),
+        ", ".join(f"{name}={len(idx)}" for name, idx in assignment.items()),
+        len(review),
+    )
+    return PreparedDataset(labels, examples, Y, assignment, review, stats)
+
+
+def _data_stats(labels, Y, assignment, cleaned, ratios, policy, seed, noise) -> dict[str, Any]:
+    """Counts, label distribution per split, steps, groups: everything stats.json says about the data."""
+    deviation = proportion_deviation(Y, assignment)
+    distribution = {"all": dict(zip(labels, Y.sum(axis=0).tolist()))}
+    proportions = {
+        "all": dict(zip(labels, np.round(Y.mean(axis=0) if len(Y) else Y.sum(axis=0), 4).tolist()))
+    }
+    missing = {}
+    for name, idx in assignment.items():
+        counts = Y[idx].sum(axis=0)
+        distribution[name] = dict(zip(labels, counts.tolist()))
+        proportions[name] = dict(zip(labels, np.round(counts / max(len(idx), 1), 4).tolist()))
+        absent = [label for label, n in zip(labels, counts) if n == 0]
+        if absent and len(idx):
+            missing[name] = absent
+    group_sizes = np.bincount(np.unique(cleaned.groups, return_inverse=True)[1]) if len(Y) else np.zeros(0)
+    sources: dict[str, int] = {}
+    for example in cleaned.examples:
+        key = "+".join(example.sources)
+        sources[key] = sources.get(key, 0) + 1
+    return {
+        "labels": list(labels),
+        "policy": policy,
+        "seed": seed,
+        "split_ratios": dict(zip(SPLIT_NAMES, ratios.tolist())),
+        "counts": {
+            "clauses": cleaned.n_clauses,
+            "annotations": cleaned.n_annotations,
+            "examples": int(len(Y)),
+            **{name: int(len(idx)) for name, idx in assignment.items()},
+        },
+        "steps": {name: step.to_dict() for name, step in cleaned.steps.items()},
+        "unknown_labels": dict(cleaned.unknown_labels),
+        "sources": sources,
+        "label_distribution": distribution,
+        "label_proportions": proportions,
+        "max_proportion_deviation": {
+            name: round(float(np.abs(dev).max()) if dev.size else 0.0, 4) for name, dev in deviation.items()
+        },
+        "labels_missing_from_split": missing,
+        "overlap_groups": {
+            "groups_with_several_examples": int((group_sizes > 1).sum()),
+            "examples_in_them": int(group_sizes[group_sizes > 1].sum()),
+            "largest": int(group_sizes.max()) if group_sizes.size else 0,
+        },
+        "noise_check": noise,
+    }
+
+
+def write_dataset(
+    dataset: PreparedDataset,
+    out: str | os.PathLike,
+    *,
+    fmt: str = "jsonl",
+    root: str | os.PathLike = DEFAULT_ROOT,
+    overwrite: bool = False,
+    agreement: Mapping[str, Any] | None = None,
+    model_version: str | int | None = None,
+    tool_version: str | None = None,
+) -> ExportReport:
+    """Write a prepared dataset to ``out`` atomically: build in a temp folder beside it, then rename.
+
+    Raises
+    ------
+    InputError
+        On an unknown format, a path outside ``root``, or an existing output without ``overwrite``.
+    """
+    check_format(fmt)
+    target = resolve_output(out, root)
+    _check_free(target, out, overwrite)
+    stats = dict(dataset.stats)
+    stats.update(
+        format=fmt,
+        created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        tool_version=tool_version,
+        model_version=model_version,
+        agreement=dict(agreement) if agreement is not None else None,
+    )
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    try:
+        files = _WRITERS[fmt](dataset, tmp)
+        files.append(_write_jsonl(tmp / REVIEW_FILE, dataset.review))
+        stats["files"] = sorted(files + [STATS_FILE, README_FILE])
+        (tmp / STATS_FILE).write_text(
+            json.dumps(stats, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
+        )
+        (tmp / README_FILE).write_text(render_datasheet(dataset, stats, fmt), encoding="utf-8")
+        os.chmod(tmp, 0o755)  # mkdtemp makes it private; an export is meant to be shared
+        _swap_into_place(tmp, target, out, overwrite)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    logger.info("wrote %s export to %s", fmt, target)
+    counts = stats["counts"]
+    return ExportReport(
+        out=str(target),
+        fmt=fmt,
+        files=tuple(stats["files"]),
+        n_clauses=counts["clauses"],
+        n_examples=counts["examples"],
+        n_review=len(dataset.review),
+        split_sizes={name: counts[name] for name in SPLIT_NAMES},
+        steps={name: step["count"] for name, step in stats["steps"].items()},
+        label_issues=stats["steps"]["label_issue"]["count"],
+        max_deviation=max(stats["max_proportion_deviation"].values(), default=0.0),
+    )
+
+
+def _swap_into_place(tmp: Path, target: Path, out: str | os.PathLike, overwrite: bool) -> None:
+    """Rename ``tmp`` to ``target``; an old ``target`` is moved aside first and restored on failure."""
+    _check_free(target, out, overwrite)  # it may have appeared while we were writing
+    if not (target.exists() or target.is_symlink()):
+        os.rename(tmp, target)
+        return
+    backup = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:8]}")
+    os.rename(target, backup)
+    try:
+        os.rename(tmp, target)
+    except BaseException:
+        os.rename(backup, target)
+        raise
+    if backup.is_dir() and not backup.is_symlink():
+        shutil.rmtree(backup)
+    else:
+        backup.unlink()
+
+
+def export_dataset(
+    annotations: Sequence[Annotation],
+    texts: Mapping[str, str],
+    labels: Sequence[str],
+    out: str | os.PathLike,
+    *,
+    fmt: str = "jsonl",
+    root: str | os.PathLike = DEFAULT_ROOT,
+    adjudications: Mapping[str, Sequence[str]] | None = None,
+    policy: str = "majority",
+    splits: Sequence[float] = DEFAULT_RATIOS,
+    seed: int = 0,
+    noise_check: bool = True,
+    estimator: Any = None,
+    agreement: Mapping[str, Any] | None = None,
+    model_version: str | int | None = None,
+    tool_version: str | None = None,
+    overwrite: bool = False,
+    min_chars: int = MIN_CHARS,
+    near_dup_threshold: float = NEAR_DUP_THRESHOLD,
+) -> ExportReport:
+    """Resolve, clean, check, split and write a training dataset with its datasheet and review file.
+
+    Parameters
+    ----------
+    annotations : sequence of Annotation
+        Seed (one Annotation per clause, annotator ``"seed"``), Label Studio and CLI annotations.
+    texts : mapping
+        clause id -> text. Clauses without an annotation or adjudication are not exported.
+    labels : sequence of str
+        The label set in order (``load_label_config().labels``).
+    out : path
+        Export folder to create, inside ``root``.
+    fmt : {"jsonl", "csv", "parquet", "hf"}
+        Data format: ``train.jsonl``...; ``train.csv``... (id, text, source, one 0/1 column per
+        label); ``train.parquet``... (labels as a list column); or a ``DatasetDict.save_to_disk``
+        folder (``train/``, ``validation/``, ``test/``).
+    root : path
+        Folder every export must stay inside (symlinks and ``..`` resolved).
+    adjudications : mapping, optional
+        clause id -> the lead's label set; wins over annotators' votes.
+    policy : {"unanimous", "majority", "union"}
+        How annotators' votes combine when there is no adjudication.
+    splits : (float, float, float)
+        Train/dev/test shares, summing to 1.
+    seed : int
+        Seed of the split and of the noise check's folds.
+    noise_check : bool
+        Run the cleanlab label-noise check (5-fold CV; the slow step).
+    estimator : scikit-learn estimator, optional
+        Model for the noise check: fitted on (list of texts, 0/1 matrix), ``predict_proba`` ->
+        (n, n_labels). Default: :func:`annotator.cleaning.default_noise_estimator`.
+    agreement : mapping, optional
+        Inter-annotator agreement figures to record in the datasheet.
+    model_version, tool_version : optional
+        Recorded in the datasheet.
+    overwrite : bool
+        Replace an existing ``out`` (atomically); otherwise an existing ``out`` is an error.
+    min_chars, near_dup_threshold
+        Cleaning thresholds (see :mod:`annotator.cleaning`).
+
+    Returns
+    -------
+    ExportReport
+
+    Raises
+    ------
+    InputError
+        On a bad format, policy or split, an ``out`` outside ``root``, or an existing ``out``
+        without ``overwrite`` (checked before any work is done).
+
+    Examples
+    --------
+    >>> from annotator.labels import load_label_config
+    >>> report = export_dataset(annotations, texts, load_label_config().labels,
+    ...                         "exports/v1", fmt="jsonl")  # doctest: +SKIP
+    >>> report.split_sizes  # doctest: +SKIP
+    {'train': 3640, 'dev': 455, 'test': 455}
+    """
+    check_format(fmt)
+    _check_free(resolve_output(out, root), out, overwrite)
+    dataset = prepare_dataset(
+        annotations,
+        texts,
+        labels,
+        adjudications=adjudications,
+        policy=policy,
+        splits=splits,
+        seed=seed,
+        noise_check=noise_check,
+        estimator=estimator,
+        min_chars=min_chars,
+        near_dup_threshold=near_dup_threshold,
+    )
+    return write_dataset(
+        dataset,
+        out,
+        fmt=fmt,
+        root=root,
+        overwrite=overwrite,
+        agreement=agreement,
+        model_version=model_version,
+        tool_version=tool_version,
+    )
+
+
+# Writers ------------------------------------------------------------------------------------------
+
+
+def _record(example: CleanExample) -> dict[str, Any]:
+    """The JSONL contract for one example."""
+    return {
+        "id": example.id,
+        "text": example.text,
+        "labels": list(example.labels),
+        "source": list(example.sources),
+        "annotators": list(example.annotators),
+    }
+
+
+def _write_jsonl(path: Path, rows: Sequence[Mapping[str, Any]]) -> str:
+    """Write one JSON object per line; return the file name."""
+    with open(path, "w", encoding="utf-8", newline="\n") as f:
+        for row in rows:
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+    return path.name
+
+
+def _write_jsonl_splits(dataset: PreparedDataset, folder: Path) -> list[str]:
+    return [
+        _write_jsonl(folder / f"{name}.jsonl", [_record(e) for e in dataset.split_examples(name)])
+        for name in SPLIT_NAMES
+    ]
+
+
+def _write_csv_splits(dataset: PreparedDataset, folder: Path) -> list[str]:
+    files = []
+    for name in SPLIT_NAMES:
+        path = folder / f"{name}.csv"
+        with open(path, "w", encoding="utf-8", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["id", "text", "source", *dataset.labels])
+            for i in dataset.splits[name]:
+                example = dataset.examples[i]
+                writer.writerow([example.id, example.text, ";".join(example.sources), *dataset.Y[i].tolist()])
+        files.append(path.name)
+    return files
+
+
+def _arrow_table(examples: Sequence[CleanExample]):
+    """A pyarrow table with list columns for labels, source and annotators."""
+    import pyarrow as pa
+
+    schema = pa.schema(
+        [
+            ("id", pa.string()),
+            ("text", pa.string()),
+            ("labels", pa.list_(pa.string())),
+            ("source", pa.list_(pa.string())),
+            ("annotators", pa.list_(pa.string())),
+        ]
+    )
+    return pa.Table.from_pylist([_record(e) for e in examples], schema=schema)
+
+
+def _write_parquet_splits(dataset: PreparedDataset, folder: Path) -> list[str]:
+    import pyarrow.parquet as pq
+
+    files = []
+    for name in SPLIT_NAMES:
+        path = folder / f"{name}.parquet"
+        pq.write_table(_arrow_table(dataset.split_examples(name)), path)
+        files.append(path.name)
+    return files
+
+
+def hf_features(labels: Sequence[str]):
+    """``datasets.Features`` of an export: ``labels`` is ``Sequence(ClassLabel(names=labels))``."""
+    import datasets
+
+    return datasets.Features(
+        {
+            "id": datasets.Value("string"),
+            "text": datasets.Value("string"),
+            "labels": datasets.Sequence(datasets.ClassLabel(names=list(labels))),
+            "source": datasets.Sequence(datasets.Value("string")),
+            "annotators": datasets.Sequence(datasets.Value("string")),
+        }
+    )
+
+
+def _write_hf(dataset: PreparedDataset, folder: Path) -> list[str]:
+    import datasets
+
+    features = hf_features(dataset.labels)
+    splits = {
+        HF_SPLIT[name]: datasets.Dataset.from_list(
+            [_record(e) for e in dataset.split_examples(name)], features=features
+        )
+        for name in SPLIT_NAMES
+    }
+    datasets.DatasetDict(splits).save_to_disk(str(folder))
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
+
+
+_WRITERS = {
+    "jsonl": _write_jsonl_splits,
+    "csv": _write_csv_splits,
+    "parquet": _write_parquet_splits,
+    "hf": _write_hf,
+}
+
+
+# Datasheet ----------------------------------------------------------------------------------------
+
+
+def _card_metadata(dataset: PreparedDataset, fmt: str) -> dict[str, Any]:
+    """The README's YAML header: what ``datasets.load_dataset(folder)`` reads (files and features)."""
+    pattern = {"jsonl": "{}.jsonl", "csv": "{}.csv", "parquet": "{}.parquet", "hf": "{}/*.arrow"}[fmt]
+    data_files = [
+        {"split": HF_SPLIT[name], "path": pattern.format(HF_SPLIT[name] if fmt == "hf" else name)}
+        for name in SPLIT_NAMES
+        if len(dataset.splits[name])  # datasets cannot read an empty split file
+    ]
+    if fmt == "csv":
+        features = [
+            {"name": "id", "dtype": "string"},
+            {"name": "text", "dtype": "string"},
+            {"name": "source", "dtype": "string"},
+        ]
+        features += [{"name": label, "dtype": "int64"} for label in dataset.labels]
+    else:
+        features = [
+            {"name": "id", "dtype": "string"},
+            {"name": "text", "dtype": "string"},
+            {
+                "name": "labels",
+                "sequence": {
+                    "class_label": {"names": {str(i): label for i, label in enumerate(dataset.labels)}}
+                },
+            },
+            {"name": "source", "sequence": "string"},
+            {"name": "annotators", "sequence": "string"},
+        ]
+    return {
+        "language": ["zh"],
+        "task_categories": ["text-classification"],
+        "task_ids": ["multi-label-classification"],
+        "configs": [{"config_name": "default", "data_files": data_files}],
+        "dataset_info": {"features": features},
+    }
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    lines = ["| " + " | ".join(map(str, header)) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(cell).replace("|", "\\|") for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _flatten(mapping: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    items: list[tuple[str, Any]] = []
+    for key, value in mapping.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            items.extend(_flatten(value, f"{name}."))
+        else:
+            items.append((name, round(value, 4) if isinstance(value, float) else value))
+    return items
+
+
+def render_datasheet(dataset: PreparedDataset, stats: Mapping[str, Any], fmt: str) -> str:
+    """README.md: YAML metadata for ``datasets`` plus a datasheet a person can read."""
+    import yaml
+
+    counts = stats["counts"]
+    header = yaml.safe_dump(_card_metadata(dataset, fmt), allow_unicode=True, sort_keys=False)
+    names = list(SPLIT_NAMES)
+    dist, props = stats["label_distribution"], stats["label_proportions"]
+    label_rows = [
+        [label, dist["all"][label], *(f"{dist[n][label]} ({100 * props[n][label]:.1f}%)" for n in names)]
+        for label in dataset.labels
+    ]
+    step_rows = [[name, s["action"], s["count"], s["why"]] for name, s in stats["steps"].items()]
+    noise = stats["noise_check"]
+    issues = [item for item in dataset.review if item["reason"] == "label_issue"][:10]
+    parts = [
+        f"---\n{header}---",
+        "# Datasheet: policy-clause multi-label dataset",
+        f"Created {stats['created_at']} by annotator {stats['tool_version'] or '(version not given)'}; "
+        f"model version: {stats['model_version'] if stats['model_version'] is not None else '(not given)'}. "
+        f"Format: `{fmt}`.",
+        "## Composition",
+        f"{counts['examples']} examples from {counts['clauses']} annotated clauses "
+        f"({counts['annotations']} annotations), {len(dataset.labels)} labels; "
+        f"{len(dataset.review)} items in `{REVIEW_FILE}`.",
+        _table(
+            ["split", "examples", "share"], [[n, counts[n], f"{stats['split_ratios'][n]:.2f}"] for n in names]
+        ),
+        "Splits: iterative stratification for multi-label data (Sechidis et al. 2011) over groups of "
+        "near-duplicate or overlapping clauses, which never cross splits. Largest deviation of a label's "
+        "share of a split from its share of the whole: "
+        + ", ".join(f"{n} {100 * v:.2f} points" for n, v in stats["max_proportion_deviation"].items())
+        + ".",
+        "## Labels",
+        _table(["label", "all", *names], label_rows),
+        "## Provenance and label resolution",
+        f"Policy `{stats['policy']}`: a lead's adjudication wins; otherwise a label needs "
+        + {
+            "unanimous": "every annotator",
+            "majority": "more than half of the annotators",
+            "union": "one annotator",
+        }[stats["policy"]]
+        + " (the seed file counts as one annotator). Clauses with no agreed set are in the review file.",
+        _table(["source", "examples"], sorted(stats["sources"].items())),
+        "## Cleaning",
+        _table(["step", "action", "clauses", "why"], step_rows),
+        "## Label-noise check",
+        (
+            f"cleanlab multi-label `find_label_issues` on {noise['n_folds']}-fold out-of-fold probabilities "
+            f"of `{noise['estimator']}`: {noise['n_flagged']} examples flagged (kept in the data, listed in "
+            f"`{REVIEW_FILE}` by label quality score). Labels not checked: "
+            f"{', '.join(noise['labels_skipped']) or 'none'}."
+            if noise.get("ran")
+            else f"Not run: {noise.get('skipped')}."
+        ),
+    ]
+    if issues:
+        parts.append(
+            _table(
+                ["score", "text", "given", "cleanlab suggests"],
+                [
+                    [
+                        item["score"],
+                        item["text"][:60],
+                        "、".join(item["labels"]),
+                        "、".join(item["suggested_labels"]),
+                    ]
+                    for item in issues
+                ],
+            )
+        )
+    parts.append("## Agreement")
+    agreement = stats.get("agreement")
+    parts.append(
+        _table(["figure", "value"], _flatten(agreement)) if agreement else "No agreement figures given."
+    )
+    parts += [
+        "## Files and loading",
+        ", ".join(f"`{name}`" for name in stats["files"] if "/" not in name) + ".",
+        "```python\nimport datasets\nds = datasets.load_dataset(\"path/to/this/folder\")  # dev -> 'validation'\n```",
+    ]
+    return "\n\n".join(parts) + "\n"

@@ -1,0 +1,437 @@
+"""Store: the project's single source of truth, one SQLite database (WAL) with explicit migrations.
+
+All SQL lives here. Methods take and return the dataclasses of :mod:`annotator.types`, never rows.
+Annotations are never lost: an update keeps the previous version in ``annotation_history``, a deletion
+only marks the row, and out-of-order updates (an older ``updated_at``) are ignored. One Store per
+thread: one per CLI command, one per Flask request. The SQL is kept portable (``?`` parameters,
+no SQLite-only functions in queries) so the store can later be pointed at PostgreSQL.
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+
+from .errors import NotFoundError, StoreError
+from .types import Annotation, Clause, Document, ModelVersion
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: the initial schema
+    """
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE documents (
+        id TEXT PRIMARY KEY, path TEXT NOT NULL, title TEXT NOT NULL, ingested_at TEXT NOT NULL
+    );
+    CREATE TABLE clauses (
+        id TEXT PRIMARY KEY, text TEXT NOT NULL,
+        document_id TEXT REFERENCES documents(id), section TEXT NOT NULL DEFAULT '',
+        position INTEGER NOT NULL DEFAULT 0, created_at TEXT NOT NULL
+    );
+    CREATE TABLE annotations (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        clause_id TEXT NOT NULL REFERENCES clauses(id),
+        annotator TEXT NOT NULL, labels TEXT NOT NULL, source TEXT NOT NULL,
+        ls_annotation_id INTEGER UNIQUE, ls_task_id INTEGER,
+        created_at TEXT NOT NULL, updated_at TEXT NOT NULL, deleted_at TEXT
+    );
+    CREATE UNIQUE INDEX annotations_local ON annotations(clause_id, annotator, source)
+        WHERE ls_annotation_id IS NULL;
+    CREATE INDEX annotations_clause ON annotations(clause_id);
+    CREATE TABLE annotation_history (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        annotation_id INTEGER NOT NULL REFERENCES annotations(id),
+        action TEXT NOT NULL, labels TEXT NOT NULL, at TEXT NOT NULL
+    );
+    CREATE TABLE adjudications (
+        clause_id TEXT PRIMARY KEY REFERENCES clauses(id), labels TEXT NOT NULL,
+        resolver TEXT NOT NULL, note TEXT NOT NULL DEFAULT '', created_at TEXT NOT NULL
+    );
+    CREATE TABLE model_versions (
+        version INTEGER PRIMARY KEY, path TEXT NOT NULL, created_at TEXT NOT NULL,
+        n_train INTEGER NOT NULL, metrics TEXT NOT NULL
+    );
+    CREATE TABLE predictions (
+        clause_id TEXT NOT NULL REFERENCES clauses(id), model_version INTEGER NOT NULL,
+        labels TEXT NOT NULL, score REAL NOT NULL, created_at TEXT NOT NULL,
+        PRIMARY KEY (clause_id, model_version)
+    );
+    CREATE TABLE pushed_tasks (
+        clause_id TEXT PRIMARY KEY REFERENCES clauses(id), project_id INTEGER NOT NULL,
+        ls_task_id INTEGER UNIQUE, rank INTEGER NOT NULL, batch INTEGER NOT NULL,
+        model_version INTEGER, pushed_at TEXT NOT NULL, removed_at TEXT
+    );
+    CREATE TABLE train_runs (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, status TEXT NOT NULL, started_at TEXT NOT NULL,
+        finished_at TEXT, n_labels INTEGER, model_version INTEGER, error TEXT
+    );
+    """,
+)
+
+
+def now() -> str:
+    """The current UTC time as an ISO-8601 string (the store's only timestamp format)."""
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+
+
+class Store:
+    """The project database.
+
+    Parameters
+    ----------
+    path : path of the SQLite file; its folder is created. ``":memory:"`` for a throwaway store.
+
+    Examples
+    --------
+    >>> with Store(":memory:") as store:
+    ...     store.count_clauses()
+    0
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._conn = sqlite3.connect(self.path, timeout=30, isolation_level=None,
+                                         check_same_thread=False)
+            self._conn.row_factory = sqlite3.Row
+            self._conn.execute("PRAGMA foreign_keys=ON")
+            self._conn.execute("PRAGMA busy_timeout=30000")
+            if self.path != ":memory:":
+                self._conn.execute("PRAGMA journal_mode=WAL")
+                self._conn.execute("PRAGMA synchronous=NORMAL")
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"cannot open the store {self.path}: {exc}") from exc
+        self._tx_depth = 0
+        self._lock = threading.RLock()
+        self._migrate()
+
+    # Connection management ----------------------------------------------------------------
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """All writes inside commit together or not at all (nested calls join the outer one)."""
+        with self._lock:
+            if self._tx_depth == 0:
+                self._conn.execute("BEGIN IMMEDIATE")
+            self._tx_depth += 1
+            try:
+                yield
+            except BaseException:
+                self._tx_depth -= 1
+                if self._tx_depth == 0:
+                    self._conn.execute("ROLLBACK")
+                raise
+            self._tx_depth -= 1
+            if self._tx_depth == 0:
+                self._conn.execute("COMMIT")
+
+    def _execute(self, sql: str, params: Iterable = ()) -> sqlite3.Cursor:
+        try:
+            return self._conn.execute(sql, tuple(params))
+        except sqlite3.OperationalError as exc:
+            raise StoreError(f"store {self.path}: {exc}") from exc
+
+    def _migrate(self) -> None:
+        version = self._conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > len(MIGRATIONS):
+            raise StoreError(
+                f"store {self.path} has schema version {version}, newer than this annotator "
+                f"({len(MIGRATIONS)}); upgrade annotator"
+            )
+        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+            with self.transaction():
+                for statement in filter(str.strip, script.split(";")):
+                    self._conn.execute(statement)
+                self._conn.execute(f"PRAGMA user_version={number}")
+
+    @property
+    def schema_version(self) -> int:
+        return self._conn.execute("PRAGMA user_version").fetchone()[0]
+
+    # Meta ---------------------------------------------------------------------------------
+    def get_meta(self, key: str, default: str | None = None) -> str | None:
+        row = self._execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row["value"] if row else default
+
+    def set_meta(self, key: str, value: str) -> None:
+        self._execute(
+            "INSERT INTO meta(key, value) VALUES (?, ?) "
+            "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, value))
+
+    # Documents and clauses ----------------------------------------------------------------
+    def add_document(self, document: Document) -> int:
+        """Store a document and its segments; returns how many clauses were new."""
+        with self.transaction():
+            self._execute(
+                "INSERT INTO documents(id, path, title, ingested_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT(id) DO NOTHING", (document.id, document.path, document.title, now()))
+            return self.add_clauses(
+                Clause(s.id, s.text, document.id, s.section, s.position) for s in document.segments)
+
+    def add_clauses(self, clauses: Iterable[Clause]) -> int:
+        """Insert clauses whose id is new; returns how many were inserted."""
+        stamp = now()
+        added = 0
+        with self.transaction():
+            for c in clauses:
+                cur = self._execute(
+                    "INSERT INTO clauses(id, text, document_id, section, position, created_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO NOTHING",
+                    (c.id, c.text, c.document_id, c.section, c.position, stamp))
+                added += cur.rowcount
+        return added
+
+    def get_clause(self, clause_id: str) -> Clause:
+        row = self._execute("SELECT * FROM clauses WHERE id = ?", (clause_id,)).fetchone()
+        if row is None:
+            raise NotFoundError(f"no clause with id '{clause_id}'")
+        return _clause(row)
+
+    def clauses(self, ids: Iterable[str] | None = None) -> list[Clause]:
+        """All clauses in insertion order, or those with the given ids (in that order)."""
+        if ids is None:
+            return [_clause(r) for r in self._execute("SELECT * FROM clauses ORDER BY rowid")]
+        ids = list(ids)
+        found: dict[str, Clause] = {}
+        for chunk in _chunks(ids, 500):
+            marks = ",".join("?" * len(chunk))
+            for r in self._execute(f"SELECT * FROM clauses WHERE id IN ({marks})", chunk):
+                found[r["id"]] = _clause(r)
+        return [found[i] for i in ids if i in found]
+
+    def count_clauses(self) -> int:
+        return self._execute("SELECT COUNT(*) FROM clauses").fetchone()[0]
+
+    def documents(self) -> list[dict]:
+        rows = self._execute(
+            "SELECT d.*, COUNT(c.id) AS n_clauses FROM documents d "
+            "LEFT JOIN clauses c ON c.document_id = d.id GROUP BY d.id ORDER BY d.ingested_at")
+        return [dict(r) for r in rows]
+
+    # Annotations --------------------------------------------------------------------------
+    def save_annotation(self, annotation: Annotation) -> tuple[int, str]:
+        """Insert or update one annotation; returns ``(id, what_happened)``.
+
+        Label Studio annotations are keyed by ``ls_annotation_id``; local ones (seed, CLI) by
+        ``(clause_id, annotator, source)``. ``what_happened`` is ``"created"``, ``"updated"``,
+        ``"unchanged"`` or ``"stale"`` (an update older than the stored one, ignored).
+        """
+        labels = json.dumps(list(annotation.labels), ensure_ascii=False)
+        stamp = annotation.updated_at or now()
+        with self.transaction():
+            if annotation.ls_annotation_id is not None:
+                row = self._execute("SELECT * FROM annotations WHERE ls_annotation_id = ?",
+                                    (annotation.ls_annotation_id,)).fetchone()
+            else:
+                row = self._execute(
+                    "SELECT * FROM annotations WHERE clause_id = ? AND annotator = ? AND source = ? "
+                    "AND ls_annotation_id IS NULL",
+                    (annotation.clause_id, annotation.annotator, annotation.source)).fetchone()
+            if row is None:
+                cur = self._execute(
+                    "INSERT INTO annotations(clause_id, annotator, labels, source, ls_annotation_id, "
+                    "ls_task_id, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (annotation.clause_id, annotation.annotator, labels, annotation.source,
+                     annotation.ls_annotation_id, annotation.ls_task_id,
+                     annotation.created_at or stamp, stamp))
+                self._history(cur.lastrowid, "created", labels)
+                return cur.lastrowid, "created"
+            if stamp < row["updated_at"] and row["deleted_at"] is None:
+                return row["id"], "stale"
+            if row["labels"] == labels and row["deleted_at"] is None:
+                return row["id"], "unchanged"
+            self._execute(
+                "UPDATE annotations SET labels = ?, annotator = ?, updated_at = ?, deleted_at = NULL "
+                "WHERE id = ?", (labels, annotation.annotator, stamp, row["id"]))
+            self._history(row["id"], "updated", labels)
+            return row["id"], "updated"
+
+    def delete_ls_annotation(self, ls_annotation_id: int) -> bool:
+        """Mark a Label Studio annotation deleted (kept in history); False if unknown."""
+        with self.transaction():
+            row = self._execute(
+                "SELECT id, labels FROM annotations WHERE ls_annotation_id = ? AND deleted_at IS NULL",
+                (ls_annotation_id,)).fetchone()
+            if row is None:
+                return False
+            self._execute("UPDATE annotations SET deleted_at = ? WHERE id = ?", (now(), row["id"]))
+            self._history(row["id"], "deleted", row["labels"])
+            return True
+
+    def _history(self, annotation_id: int, action: str, labels: str) -> None:
+        self._execute("INSERT INTO annotation_history(annotation_id, action, labels, at) "
+                      "VALUES (?, ?, ?, ?)", (annotation_id, action, labels, now()))
+
+    def annotations(self, *, sources: Iterable[str] | None = None,
+                    include_deleted: bool = False) -> list[Annotation]:
+        """Stored annotations, oldest first."""
+        sql = "SELECT * FROM annotations WHERE 1 = 1"
+        params: list = []
+        if not include_deleted:
+            sql += " AND deleted_at IS NULL"
+        if sources is not None:
+            sources = list(sources)
+            sql += f" AND source IN ({','.join('?' * len(sources))})"
+            params += sources
+        return [_annotation(r) for r in self._execute(sql + " ORDER BY id", params)]
+
+    def annotation_history(self, annotation_id: int) -> list[dict]:
+        rows = self._execute("SELECT action, labels, at FROM annotation_history "
+                             "WHERE annotation_id = ? ORDER BY id", (annotation_id,))
+        return [{"action": r["action"], "labels": json.loads(r["labels"]), "at": r["at"]} for r in rows]
+
+    def count_annotations(self, *, sources: Iterable[str] | None = None) -> int:
+        return len(self.annotations(sources=sources))
+
+    def labeled_clause_ids(self) -> set[str]:
+        """Clauses with at least one live annotation or an adjudication."""
+        rows = self._execute("SELECT clause_id FROM annotations WHERE deleted_at IS NULL "
+                             "UNION SELECT clause_id FROM adjudications")
+        return {r[0] for r in rows}
+
+    # Adjudications ------------------------------------------------------------------------
+    def adjudicate(self, clause_id: str, labels: Iterable[str], resolver: str, note: str = "") -> None:
+        """Store a lead's final label set for a clause (annotators' answers stay as they are)."""
+        self.get_clause(clause_id)
+        self._execute(
+            "INSERT INTO adjudications(clause_id, labels, resolver, note, created_at) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT(clause_id) DO UPDATE SET labels = excluded.labels, "
+            "resolver = excluded.resolver, note = excluded.note, created_at = excluded.created_at",
+            (clause_id, json.dumps(list(labels), ensure_ascii=False), resolver, note, now()))
+
+    def adjudications(self) -> dict[str, tuple[str, ...]]:
+        rows = self._execute("SELECT clause_id, labels FROM adjudications")
+        return {r["clause_id"]: tuple(json.loads(r["labels"])) for r in rows}
+
+    # Model versions and predictions -------------------------------------------------------
+    def add_model_version(self, path: str, n_train: int, metrics: dict) -> ModelVersion:
+        """Register a saved model file under the next version number."""
+        with self.transaction():
+            version = (self._execute("SELECT MAX(version) FROM model_versions").fetchone()[0] or 0) + 1
+            stamp = now()
+            self._execute(
+                "INSERT INTO model_versions(version, path, created_at, n_train, metrics) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (version, path, stamp, n_train, json.dumps(metrics, ensure_ascii=False)))
+        return ModelVersion(version, path, stamp, n_train, metrics)
+
+    def model_versions(self) -> list[ModelVersion]:
+        return [_model_version(r) for r in
+                self._execute("SELECT * FROM model_versions ORDER BY version")]
+
+    def latest_model_version(self) -> ModelVersion | None:
+        row = self._execute("SELECT * FROM model_versions ORDER BY version DESC LIMIT 1").fetchone()
+        return _model_version(row) if row else None
+
+    def save_predictions(self, version: int, rows: Iterable[tuple[str, tuple[str, ...], float]]) -> None:
+        """Store ``(clause_id, labels, score)`` predictions of one model version."""
+        stamp = now()
+        with self.transaction():
+            for clause_id, labels, score in rows:
+                self._execute(
+                    "INSERT INTO predictions(clause_id, model_version, labels, score, created_at) "
+                    "VALUES (?, ?, ?, ?, ?) ON CONFLICT(clause_id, model_version) DO UPDATE SET "
+                    "labels = excluded.labels, score = excluded.score",
+                    (clause_id, version, json.dumps(list(labels), ensure_ascii=False), float(score), stamp))
+
+    def predictions(self, version: int | None = None) -> dict[str, tuple[tuple[str, ...], float]]:
+        """``{clause_id: (labels, score)}`` of one version (default: the latest with predictions)."""
+        if version is None:
+            version = self._execute("SELECT MAX(model_version) FROM predictions").fetchone()[0]
+        rows = self._execute("SELECT clause_id, labels, score FROM predictions WHERE model_version = ?",
+                             (version,))
+        return {r["clause_id"]: (tuple(json.loads(r["labels"])), r["score"]) for r in rows}
+
+    # Training runs ------------------------------------------------------------------------
+    def start_train_run(self, n_labels: int) -> int:
+        cur = self._execute("INSERT INTO train_runs(status, started_at, n_labels) VALUES (?, ?, ?)",
+                            ("running", now(), n_labels))
+        return cur.lastrowid
+
+    def finish_train_run(self, run_id: int, *, model_version: int | None = None,
+                         error: str | None = None) -> None:
+        self._execute("UPDATE train_runs SET status = ?, finished_at = ?, model_version = ?, error = ? "
+                      "WHERE id = ?", ("failed" if error else "done", now(), model_version, error, run_id))
+
+    def train_runs(self, limit: int = 20) -> list[dict]:
+        rows = self._execute("SELECT * FROM train_runs ORDER BY id DESC LIMIT ?", (limit,))
+        return [dict(r) for r in rows]
+
+    # Pushed tasks -------------------------------------------------------------------------
+    def record_push(self, project_id: int, rows: Iterable[tuple[str, int, int]], *,
+                    batch: int, model_version: int | None) -> None:
+        """Remember ``(clause_id, ls_task_id, rank)`` rows pushed to a Label Studio project."""
+        stamp = now()
+        with self.transaction():
+            for clause_id, task_id, rank in rows:
+                self._execute(
+                    "INSERT INTO pushed_tasks(clause_id, project_id, ls_task_id, rank, batch, "
+                    "model_version, pushed_at) VALUES (?, ?, ?, ?, ?, ?, ?) "
+                    "ON CONFLICT(clause_id) DO UPDATE SET project_id = excluded.project_id, "
+                    "ls_task_id = excluded.ls_task_id, rank = excluded.rank, batch = excluded.batch, "
+                    "model_version = excluded.model_version, pushed_at = excluded.pushed_at, "
+                    "removed_at = NULL",
+                    (clause_id, project_id, task_id, rank, batch, model_version, stamp))
+
+    def pushed_tasks(self, *, live_only: bool = True) -> list[dict]:
+        sql = "SELECT * FROM pushed_tasks"
+        if live_only:
+            sql += " WHERE removed_at IS NULL"
+        return [dict(r) for r in self._execute(sql + " ORDER BY batch, rank")]
+
+    def pending_pushed_tasks(self) -> list[dict]:
+        """Pushed, not removed, and not yet labeled by anyone."""
+        rows = self._execute(
+            "SELECT p.* FROM pushed_tasks p WHERE p.removed_at IS NULL AND NOT EXISTS ("
+            "SELECT 1 FROM annotations a WHERE a.clause_id = p.clause_id AND a.deleted_at IS NULL) "
+            "ORDER BY p.batch, p.rank")
+        return [dict(r) for r in rows]
+
+    def mark_removed(self, clause_ids: Iterable[str]) -> None:
+        stamp = now()
+        with self.transaction():
+            for clause_id in clause_ids:
+                self._execute("UPDATE pushed_tasks SET removed_at = ? WHERE clause_id = ?",
+                              (stamp, clause_id))
+
+    def clause_for_task(self, ls_task_id: int) -> str | None:
+        row = self._execute("SELECT clause_id FROM pushed_tasks WHERE ls_task_id = ?",
+                            (ls_task_id,)).fetchone()
+        return row[0] if row else None
+
+    def next_batch_number(self) -> int:
+        return (self._execute("SELECT MAX(batch) FROM pushed_tasks").fetchone()[0] or 0) + 1
+
+
+def _chunks(items: list, size: int) -> Iterator[list]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def _clause(row: sqlite3.Row) -> Clause:
+    return Clause(row["id"], row["text"], row["document_id"], row["section"], row["position"])
+
+
+def _annotation(row: sqlite3.Row) -> Annotation:
+    return Annotation(
+        clause_id=row["clause_id"], labels=tuple(json.loads(row["labels"])), annotator=row["annotator"],
+        source=row["source"], id=row["id"], ls_annotation_id=row["ls_annotation_id"],
+        ls_task_id=row["ls_task_id"], created_at=row["created_at"], updated_at=row["updated_at"])
+
+
+def _model_version(row: sqlite3.Row) -> ModelVersion:
+    return ModelVersion(row["version"], row["path"], row["created_at"], row["n_train"],
+                        json.loads(row["metrics"]))
