@@ -18,6 +18,7 @@ import os
 import shutil
 import tempfile
 import uuid
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -175,6 +176,7 @@ def prepare_dataset(
 
     assignment = split_rows(Y, ratios, groups=cleaned.groups, seed=seed)
     stats = _data_stats(labels, Y, assignment, cleaned, ratios, policy, seed, noise)
+    stats["review"] = dict(Counter(item["reason"] for item in review))
     logger.info(
         "prepared %d examples (%s), %d review items",
         len(examples),
@@ -188,9 +190,7 @@ def _data_stats(labels, Y, assignment, cleaned, ratios, policy, seed, noise) -> 
     """Counts, label distribution per split, steps, groups: everything stats.json says about the data."""
     deviation = proportion_deviation(Y, assignment)
     distribution = {"all": dict(zip(labels, Y.sum(axis=0).tolist()))}
-    proportions = {
-        "all": dict(zip(labels, np.round(Y.mean(axis=0) if len(Y) else Y.sum(axis=0), 4).tolist()))
-    }
+    proportions = {"all": dict(zip(labels, np.round(Y.sum(axis=0) / max(len(Y), 1), 4).tolist()))}
     missing = {}
     for name, idx in assignment.items():
         counts = Y[idx].sum(axis=0)
@@ -306,10 +306,13 @@ def _swap_into_place(tmp: Path, target: Path, out: str | os.PathLike, overwrite:
     except BaseException:
         os.rename(backup, target)
         raise
+    # The new export is in place; failing to delete the old copy must not report the export as failed.
     if backup.is_dir() and not backup.is_symlink():
-        shutil.rmtree(backup)
+        shutil.rmtree(backup, ignore_errors=True)
     else:
-        backup.unlink()
+        backup.unlink(missing_ok=True)
+    if backup.exists():
+        logger.warning("could not remove the replaced export, left at %s", backup)
 
 
 def export_dataset(
@@ -348,7 +351,7 @@ def export_dataset(
     fmt : {"jsonl", "csv", "parquet", "hf"}
         Data format: ``train.jsonl``...; ``train.csv``... (id, text, source, one 0/1 column per
         label); ``train.parquet``... (labels as a list column); or a ``DatasetDict.save_to_disk``
-        folder (``train/``, ``validation/``, ``test/``).
+        folder (``train/``, ``validation/``, ``test/``; an empty split is left out).
     root : path
         Folder every export must stay inside (symlinks and ``..`` resolved).
     adjudications : mapping, optional
@@ -389,7 +392,7 @@ def export_dataset(
     >>> report = export_dataset(annotations, texts, load_label_config().labels,
     ...                         "exports/v1", fmt="jsonl")  # doctest: +SKIP
     >>> report.split_sizes  # doctest: +SKIP
-    {'train': 3640, 'dev': 455, 'test': 455}
+    {'train': 4363, 'dev': 561, 'test': 564}
     """
     check_format(fmt)
     _check_free(resolve_output(out, root), out, overwrite)
@@ -507,12 +510,11 @@ def _write_hf(dataset: PreparedDataset, folder: Path) -> list[str]:
     import datasets
 
     features = hf_features(dataset.labels)
-    splits = {
-        HF_SPLIT[name]: datasets.Dataset.from_list(
-            [_record(e) for e in dataset.split_examples(name)], features=features
-        )
-        for name in SPLIT_NAMES
-    }
+    splits = {}
+    for name in SPLIT_NAMES:
+        records = [_record(e) for e in dataset.split_examples(name)]
+        if records:  # datasets saves an empty split as no shard at all and then cannot load it back
+            splits[HF_SPLIT[name]] = datasets.Dataset.from_list(records, features=features)
     datasets.DatasetDict(splits).save_to_disk(str(folder))
     return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
 
@@ -606,7 +608,9 @@ def render_datasheet(dataset: PreparedDataset, stats: Mapping[str, Any], fmt: st
         "## Composition",
         f"{counts['examples']} examples from {counts['clauses']} annotated clauses "
         f"({counts['annotations']} annotations), {len(dataset.labels)} labels; "
-        f"{len(dataset.review)} items in `{REVIEW_FILE}`.",
+        f"{len(dataset.review)} items in `{REVIEW_FILE}`"
+        + "".join(f"; {reason}: {n}" for reason, n in stats["review"].items())
+        + ".",
         _table(
             ["split", "examples", "share"], [[n, counts[n], f"{stats['split_ratios'][n]:.2f}"] for n in names]
         ),

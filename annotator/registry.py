@@ -30,6 +30,12 @@ class ModelRegistry:
         self._cache: dict[int, Any] = {}
         self._lock = threading.Lock()
 
+    def using(self, store: Store) -> ModelRegistry:
+        """The same registry (and model cache) reading its rows through another Store."""
+        view = ModelRegistry(self.model_dir, store)
+        view._cache, view._lock = self._cache, self._lock
+        return view
+
     def save(self, model: Any, *, n_train: int, metrics: dict | None = None) -> ModelVersion:
         """Persist ``model`` as the next version and return its ModelVersion."""
         self.model_dir.mkdir(parents=True, exist_ok=True)

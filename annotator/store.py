@@ -77,6 +77,20 @@ def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="microseconds")
 
 
+def canonical_time(value: str) -> str:
+    """``value`` (any ISO-8601 form, e.g. Label Studio's ``...Z``) in the store's UTC format.
+
+    One format keeps string comparison chronological; an unreadable value becomes ``now()``.
+    """
+    try:
+        parsed = datetime.fromisoformat(value.replace(" ", "T"))
+    except (ValueError, AttributeError):
+        return now()
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    return parsed.astimezone(timezone.utc).isoformat(timespec="microseconds")
+
+
 class Store:
     """The project database.
 
@@ -230,7 +244,7 @@ class Store:
         ``"unchanged"`` or ``"stale"`` (an update older than the stored one, ignored).
         """
         labels = json.dumps(list(annotation.labels), ensure_ascii=False)
-        stamp = annotation.updated_at or now()
+        stamp = canonical_time(annotation.updated_at) if annotation.updated_at else now()
         with self.transaction():
             if annotation.ls_annotation_id is not None:
                 row = self._execute("SELECT * FROM annotations WHERE ls_annotation_id = ?",
@@ -246,7 +260,7 @@ class Store:
                     "ls_task_id, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     (annotation.clause_id, annotation.annotator, labels, annotation.source,
                      annotation.ls_annotation_id, annotation.ls_task_id,
-                     annotation.created_at or stamp, stamp))
+                     canonical_time(annotation.created_at) if annotation.created_at else stamp, stamp))
                 self._history(cur.lastrowid, "created", labels)
                 return cur.lastrowid, "created"
             if stamp < row["updated_at"] and row["deleted_at"] is None:

@@ -1,4 +1,5 @@
 """Tests for annotator.agreement: hand-computed cases, library cross-checks, degenerate input, the queue."""
+
 from __future__ import annotations
 
 import json
@@ -35,8 +36,12 @@ def ann(clause_id, labels, annotator, source="label_studio"):
 
 def from_columns(columns, labels=(FISCAL,)):
     """Annotations from {annotator: [0/1 per clause]} for the first label; None = did not rate."""
-    return [ann(f"c{i:02d}", labels[:1] if value else (), name)
-            for name, values in columns.items() for i, value in enumerate(values) if value is not None]
+    return [
+        ann(f"c{i:02d}", labels[:1] if value else (), name)
+        for name, values in columns.items()
+        for i, value in enumerate(values)
+        if value is not None
+    ]
 
 
 def label_row(report, label):
@@ -57,8 +62,9 @@ def test_two_annotators_ten_items_hand_computed():
     # Sets: items 1-4 {财政支持} twice, 5-6 {财政支持} vs {}, 7-10 {} twice:
     #        exact match 8/10, mean Jaccard (4*1 + 2*0 + 4*1) / 10 = 0.8 (two empty sets agree),
     #        MASI distance is 0 or 1 here, so the MASI alpha equals the binary alpha, 0.62.
-    annotations = from_columns({"alice": [1, 1, 1, 1, 1, 0, 0, 0, 0, 0],
-                                "bob": [1, 1, 1, 1, 0, 1, 0, 0, 0, 0]})
+    annotations = from_columns(
+        {"alice": [1, 1, 1, 1, 1, 0, 0, 0, 0, 0], "bob": [1, 1, 1, 1, 0, 1, 0, 0, 0, 0]}
+    )
     report = agreement_report(annotations, LABELS)
     row = label_row(report, FISCAL)
     assert report.n_items == 10 and report.n_annotators == 2 and report.annotators == ("alice", "bob")
@@ -95,8 +101,9 @@ def test_three_annotators_fleiss_hand_computed():
 
 def test_fleiss_uses_the_largest_group_with_one_rater_count():
     # Items 0-4 have 3 raters, items 5-6 only 2 (z missing): Fleiss uses items 0-4 only, as above.
-    annotations = from_columns({"x": [1, 0, 1, 1, 1, 1, 0], "y": [1, 0, 1, 0, 1, 0, 0],
-                                "z": [1, 0, 0, 0, 1, None, None]})
+    annotations = from_columns(
+        {"x": [1, 0, 1, 1, 1, 1, 0], "y": [1, 0, 1, 0, 1, 0, 0], "z": [1, 0, 0, 0, 1, None, None]}
+    )
     row = label_row(agreement_report(annotations, LABELS), FISCAL)
     assert (row.fleiss_n_raters, row.fleiss_n_items) == (3, 5)
     assert row.fleiss_kappa == pytest.approx(4 / 9, abs=1e-12)
@@ -142,9 +149,16 @@ def safe_masi(a, b):
     return 0.0 if not a and not b else nltk_masi(a, b)
 
 
-@pytest.mark.parametrize("seed, n_annotators, n_labels, rate_prob", [
-    (0, 2, 4, 1.0), (1, 3, 5, 1.0), (2, 5, 6, 0.7), (3, 4, 3, 0.5), (4, 6, 27, 0.6),
-])
+@pytest.mark.parametrize(
+    "seed, n_annotators, n_labels, rate_prob",
+    [
+        (0, 2, 4, 1.0),
+        (1, 3, 5, 1.0),
+        (2, 5, 6, 0.7),
+        (3, 4, 3, 0.5),
+        (4, 6, 27, 0.6),
+    ],
+)
 def test_matches_sklearn_statsmodels_nltk_krippendorff(seed, n_annotators, n_labels, rate_prob):
     rng = np.random.default_rng(seed)
     labels = tuple(f"标签{i}" for i in range(n_labels))
@@ -172,22 +186,29 @@ def test_matches_sklearn_statsmodels_nltk_krippendorff(seed, n_annotators, n_lab
             checked += 1
         assert row.cohen_kappa == pytest.approx(float(np.mean(defined)), abs=1e-9)
         # Fleiss: statsmodels on the items that have the chosen rater count
-        subset = [[int(lab in chosen) for chosen in s.values()] for s in items.values()
-                  if len(s) == row.fleiss_n_raters]
+        subset = [
+            [int(lab in chosen) for chosen in s.values()]
+            for s in items.values()
+            if len(s) == row.fleiss_n_raters
+        ]
         assert len(subset) == row.fleiss_n_items
         table, _ = aggregate_raters(np.array(subset), n_cat=2)
         assert row.fleiss_kappa == pytest.approx(fleiss_kappa(table, method="fleiss"), abs=1e-9)
         # Krippendorff binary: nltk (handles missing ratings) and the krippendorff package
-        task = AnnotationTask([(name, cid, int(lab in chosen)) for cid, s in items.items()
-                               for name, chosen in s.items()], distance=binary_distance)
+        task = AnnotationTask(
+            [(name, cid, int(lab in chosen)) for cid, s in items.items() for name, chosen in s.items()],
+            distance=binary_distance,
+        )
         assert row.krippendorff_alpha == pytest.approx(task.alpha(), abs=1e-9)
         data = [[int(lab in items[cid][n]) if n in items[cid] else np.nan for cid in items] for n in names]
         assert row.krippendorff_alpha == pytest.approx(
-            krippendorff.alpha(reliability_data=data, level_of_measurement="nominal"), abs=1e-9)
+            krippendorff.alpha(reliability_data=data, level_of_measurement="nominal"), abs=1e-9
+        )
     assert checked > 0
     # Set level: MASI alpha against nltk and against krippendorff with a custom distance
-    task = AnnotationTask([(name, cid, chosen) for cid, s in items.items() for name, chosen in s.items()],
-                          distance=safe_masi)
+    task = AnnotationTask(
+        [(name, cid, chosen) for cid, s in items.items() for name, chosen in s.items()], distance=safe_masi
+    )
     assert report.set_level.krippendorff_alpha_masi == pytest.approx(task.alpha(), abs=1e-9)
     domain = sorted({chosen for s in items.values() for chosen in s.values()}, key=sorted)
     index = {chosen: i for i, chosen in enumerate(domain)}
@@ -196,8 +217,11 @@ def test_matches_sklearn_statsmodels_nltk_krippendorff(seed, n_annotators, n_lab
     for u, s in enumerate(items.values()):
         for chosen in s.values():
             counts[u, index[chosen]] += 1
-    expected = krippendorff.alpha(value_counts=counts, value_domain=np.arange(len(domain)),
-                                  level_of_measurement=lambda v1, v2, i1, i2, n_v, dtype: dist[i1, i2])
+    expected = krippendorff.alpha(
+        value_counts=counts,
+        value_domain=np.arange(len(domain)),
+        level_of_measurement=lambda v1, v2, i1, i2, n_v, dtype: dist[i1, i2],
+    )
     assert report.set_level.krippendorff_alpha_masi == pytest.approx(expected, abs=1e-9)
     # Exact match, mean Jaccard, pairwise matrix
     jaccard = lambda a, b: len(a & b) / len(a | b) if a or b else 1.0  # noqa: E731
@@ -221,8 +245,9 @@ def test_more_than_64_labels_takes_the_multi_word_path():
     labels = tuple(f"L{i}" for i in range(70))
     annotations = random_annotations(rng, 30, 3, labels, 0.8, noise=0.05)
     items = latest_sets(annotations)
-    task = AnnotationTask([(name, cid, chosen) for cid, s in items.items() for name, chosen in s.items()],
-                          distance=safe_masi)
+    task = AnnotationTask(
+        [(name, cid, chosen) for cid, s in items.items() for name, chosen in s.items()], distance=safe_masi
+    )
     report = agreement_report(annotations, labels)
     assert report.set_level.krippendorff_alpha_masi == pytest.approx(task.alpha(), abs=1e-9)
 
@@ -236,8 +261,10 @@ def test_label_nobody_chose_is_undefined_not_a_crash():
     assert (row.cohen_kappa, row.fleiss_kappa, row.krippendorff_alpha) == (None, None, None)
     assert row.cohen_kappa_pairs[0].kappa is None
     assert row.positives == 0 and row.agreement == 1.0
-    assert row.warning == ("only 4 items: too few for this figure to mean anything; nobody chose this label "
-                           "on a shared clause: kappa and alpha are undefined (no variation to agree on)")
+    assert row.warning == (
+        "only 4 items: too few for this figure to mean anything; nobody chose this label "
+        "on a shared clause: kappa and alpha are undefined (no variation to agree on)"
+    )
 
 
 def test_partly_undefined_kappas_are_left_out_and_said():
@@ -253,7 +280,8 @@ def test_partly_undefined_kappas_are_left_out_and_said():
     assert row.warning == (
         "only 5 items: too few for this figure to mean anything; Cohen's kappa is undefined for 2 of 3 "
         "annotator pairs (both rated this label one constant way); the mean leaves them out; "
-        "Fleiss' kappa is undefined: no variation on the 3 clauses with 3 raters")
+        "Fleiss' kappa is undefined: no variation on the 3 clauses with 3 raters"
+    )
 
 
 def test_everyone_agrees_everywhere():
@@ -273,8 +301,10 @@ def test_same_set_everywhere_leaves_alpha_undefined():
     report = agreement_report(annotations, LABELS)
     assert report.set_level.krippendorff_alpha_masi is None
     assert report.set_level.exact_match == 1.0
-    assert report.set_level.warning == ("every annotator chose the same label set on every shared clause: "
-                                        "alpha is undefined (no variation)")
+    assert report.set_level.warning == (
+        "every annotator chose the same label set on every shared clause: "
+        "alpha is undefined (no variation)"
+    )
     row = label_row(report, FISCAL)
     assert row.cohen_kappa is None
     assert row.warning == "every rating chose this label: kappa and alpha are undefined (no variation)"
@@ -282,8 +312,9 @@ def test_same_set_everywhere_leaves_alpha_undefined():
     assert report.pairs[0].cohen_kappa == 1.0
     nothing = agreement_report([ann(f"c{i}", [], name) for i in range(25) for name in ("a", "b")], LABELS)
     assert nothing.pairs[0].cohen_kappa is None
-    assert nothing.pairs[0].warning == ("kappa is undefined: both annotators chose no label anywhere "
-                                        "(or every label everywhere)")
+    assert nothing.pairs[0].warning == (
+        "kappa is undefined: both annotators chose no label anywhere " "(or every label everywhere)"
+    )
     assert nothing.set_level.mean_jaccard == 1.0  # two empty sets agree
 
 
@@ -306,7 +337,12 @@ def test_single_annotator_gives_no_items_and_no_crash():
     assert report.warning == "no clause has two or more annotators yet: nothing to compare"
     row = label_row(report, FISCAL)
     assert (row.n_items, row.cohen_kappa, row.fleiss_kappa, row.krippendorff_alpha, row.agreement) == (
-        0, None, None, None, None)
+        0,
+        None,
+        None,
+        None,
+        None,
+    )
     assert row.warning == "no clause has two or more annotators yet: nothing to compare"
     assert report.set_level.krippendorff_alpha_masi is None
     assert report.per_annotator[0].n_annotations == 5 and report.per_annotator[0].n_items == 0
@@ -330,8 +366,11 @@ def test_pair_without_shared_clauses_is_listed_with_none():
 
 def test_seed_annotations_are_ignored():
     human = from_columns({"alice": [1, 0, 1, 1], "bob": [1, 0, 0, 1]})
-    seeds = [ann("c00", [TAX], "seed-import", source="seed"), ann("c01", [TALENT], "alice", source="seed"),
-             ann("c09", [TAX], "seed-import", source="seed")]
+    seeds = [
+        ann("c00", [TAX], "seed-import", source="seed"),
+        ann("c01", [TALENT], "alice", source="seed"),
+        ann("c09", [TAX], "seed-import", source="seed"),
+    ]
     with_seeds = agreement_report(seeds + human + seeds, LABELS)
     without = agreement_report(human, LABELS)
     assert with_seeds.n_seed_ignored == 6
@@ -351,8 +390,10 @@ def test_last_annotation_of_an_annotator_wins():
 def test_unknown_label_and_bad_arguments_are_named():
     with pytest.raises(UnknownLabelError) as exc:
         agreement_report([ann("c7", ["财政补助"], "alice")], LABELS)
-    assert str(exc.value) == ("clause c7, annotator alice: label '财政补助' is not in the label set; "
-                              "did you mean '财政支持'? known: 财政支持, 税收激励, 人才队伍")
+    assert str(exc.value) == (
+        "clause c7, annotator alice: label '财政补助' is not in the label set; "
+        "did you mean '财政支持'? known: 财政支持, 税收激励, 人才队伍"
+    )
     with pytest.raises(UnknownLabelError, match="^adjudicated set of clause c1: label 'x'"):
         agreement_report([], LABELS, adjudicated={"c1": ["x"]})
     with pytest.raises(InputError, match=r"^the label set is empty; pass the project's labels"):
@@ -365,10 +406,15 @@ def test_unknown_label_and_bad_arguments_are_named():
 
 
 def test_agreement_with_adjudicated_and_model():
-    annotations = [ann("c1", [FISCAL], "a"), ann("c1", [FISCAL, TAX], "b"),
-                   ann("c2", [TAX], "a"), ann("c3", [], "a")]
-    report = agreement_report(annotations, LABELS, adjudicated={"c1": [FISCAL], "c2": [TAX, TALENT]},
-                              model={"c1": [TAX], "c3": []})
+    annotations = [
+        ann("c1", [FISCAL], "a"),
+        ann("c1", [FISCAL, TAX], "b"),
+        ann("c2", [TAX], "a"),
+        ann("c3", [], "a"),
+    ]
+    report = agreement_report(
+        annotations, LABELS, adjudicated={"c1": [FISCAL], "c2": [TAX, TALENT]}, model={"c1": [TAX], "c3": []}
+    )
     a, b = report.per_annotator
     # a vs adjudicated: c1 equal (J 1), c2 {税收} vs {税收, 人才} (J 1/2): exact 1/2, Jaccard 3/4
     assert (a.adjudicated.n_items, a.adjudicated.exact_match, a.adjudicated.mean_jaccard) == (2, 0.5, 0.75)
@@ -376,8 +422,11 @@ def test_agreement_with_adjudicated_and_model():
     assert (a.model.n_items, a.model.exact_match, a.model.mean_jaccard) == (2, 0.5, 0.5)
     assert (b.adjudicated.n_items, b.adjudicated.exact_match, b.adjudicated.mean_jaccard) == (1, 0.0, 0.5)
     assert (a.n_annotations, a.n_items, b.n_annotations, b.n_items) == (3, 1, 1, 1)
-    assert report.to_dict()["per_annotator"][1]["model"] == {"n_items": 1, "exact_match": 0.0,
-                                                             "mean_jaccard": 0.5}
+    assert report.to_dict()["per_annotator"][1]["model"] == {
+        "n_items": 1,
+        "exact_match": 0.0,
+        "mean_jaccard": 0.5,
+    }
 
 
 # --------------------------------------------------------------------------- disagreement queue
@@ -386,12 +435,17 @@ def test_agreement_with_adjudicated_and_model():
 def queue_example():
     a, b, c = LABELS
     annotations = [
-        ann("c1", [a], "x"), ann("c1", [a, b], "y"),   # dispute {b}, Jaccard 1/2
-        ann("c2", [a], "x"), ann("c2", [c], "y"),      # dispute {a, c}, Jaccard 0
-        ann("c0", [a], "x"), ann("c0", [a], "y"),      # unanimous {a}; model {a, b} at 0.95
-        ann("c4", [b], "x"), ann("c4", [c], "y"),      # adjudicated {b}; model {b}
-        ann("c5", [a], "x"), ann("c5", [a], "y"),      # unanimous; model {c} but only 0.5 confident
-        ann("c6", [a], "x"),                           # one annotator: no reference set
+        ann("c1", [a], "x"),
+        ann("c1", [a, b], "y"),  # dispute {b}, Jaccard 1/2
+        ann("c2", [a], "x"),
+        ann("c2", [c], "y"),  # dispute {a, c}, Jaccard 0
+        ann("c0", [a], "x"),
+        ann("c0", [a], "y"),  # unanimous {a}; model {a, b} at 0.95
+        ann("c4", [b], "x"),
+        ann("c4", [c], "y"),  # adjudicated {b}; model {b}
+        ann("c5", [a], "x"),
+        ann("c5", [a], "y"),  # unanimous; model {c} but only 0.5 confident
+        ann("c6", [a], "x"),  # one annotator: no reference set
     ]
     model = {"c0": [a, b], "c4": [b], "c5": [c], "c6": [b]}
     confidence = {"c0": 0.95, "c4": 0.99, "c5": 0.5, "c6": 0.99}
@@ -400,8 +454,9 @@ def queue_example():
 
 def test_disagreement_ranking():
     annotations, adjudicated, model, confidence = queue_example()
-    queue = disagreements(annotations, LABELS, adjudicated=adjudicated, model=model,
-                          model_confidence=confidence)
+    queue = disagreements(
+        annotations, LABELS, adjudicated=adjudicated, model=model, model_confidence=confidence
+    )
     # 11 human judgements; 财政支持 chosen 8 times, 税收激励 2, 人才队伍 2.
     # weights: -log2((8+1)/13) = 0.531, -log2((2+1)/13) = 2.115 for both others.
     w_fiscal, w_rare = -math.log2(9 / 13), -math.log2(3 / 13)
@@ -409,37 +464,64 @@ def test_disagreement_ranking():
     # c0 (model vs unanimous {a}): w_rare * (1 - 1/2) = 1.058, a tie that the human case wins
     # even though "c0" sorts before "c1".
     assert [(d.clause_id, d.reason) for d in queue] == [
-        ("c2", ANNOTATORS_DISAGREE), ("c1", ANNOTATORS_DISAGREE), ("c0", MODEL_DISAGREES)]
+        ("c2", ANNOTATORS_DISAGREE),
+        ("c1", ANNOTATORS_DISAGREE),
+        ("c0", MODEL_DISAGREES),
+    ]
     assert [d.score for d in queue] == pytest.approx([w_fiscal + w_rare, w_rare / 2, w_rare / 2], abs=1e-12)
     c2, c1, c0 = queue
     assert c2.annotations == (("x", (FISCAL,)), ("y", (TALENT,)))
     assert (c2.union, c2.intersection, c2.disputed) == ((FISCAL, TALENT), (), (FISCAL, TALENT))
     assert (c1.union, c1.intersection, c1.disputed) == ((FISCAL, TAX), (FISCAL,), (TAX,))
     assert (c0.model, c0.model_confidence, c0.adjudicated, c0.disputed) == ((FISCAL, TAX), 0.95, None, (TAX,))
-    assert c0.to_dict() == {"clause_id": "c0", "reason": "model disagrees", "score": c0.score,
-                            "annotations": {"x": [FISCAL], "y": [FISCAL]}, "union": [FISCAL, TAX],
-                            "intersection": [FISCAL], "disputed": [TAX], "adjudicated": None,
-                            "model": [FISCAL, TAX], "model_confidence": 0.95}
+    assert c0.to_dict() == {
+        "clause_id": "c0",
+        "reason": "model disagrees",
+        "score": c0.score,
+        "annotations": {"x": [FISCAL], "y": [FISCAL]},
+        "union": [FISCAL, TAX],
+        "intersection": [FISCAL],
+        "disputed": [TAX],
+        "adjudicated": None,
+        "model": [FISCAL, TAX],
+        "model_confidence": 0.95,
+    }
     json.dumps([d.to_dict() for d in queue], allow_nan=False)
 
 
 def test_adjudicated_clauses_leave_the_queue():
     annotations, adjudicated, model, confidence = queue_example()
-    queue = disagreements(annotations, LABELS, adjudicated={**adjudicated, "c1": [FISCAL], "c2": []},
-                          model=model, model_confidence=confidence)
+    queue = disagreements(
+        annotations,
+        LABELS,
+        adjudicated={**adjudicated, "c1": [FISCAL], "c2": []},
+        model=model,
+        model_confidence=confidence,
+    )
     assert [d.clause_id for d in queue] == ["c0"]
 
 
 def test_confident_model_against_adjudicated_set_is_queued():
     annotations, adjudicated, model, confidence = queue_example()
-    queue = disagreements(annotations, LABELS, adjudicated=adjudicated, model={**model, "c4": [TALENT]},
-                          model_confidence={**confidence, "c4": 0.9})  # 0.9 counts: >= min_confidence
+    queue = disagreements(
+        annotations,
+        LABELS,
+        adjudicated=adjudicated,
+        model={**model, "c4": [TALENT]},
+        model_confidence={**confidence, "c4": 0.9},
+    )  # 0.9 counts: >= min_confidence
     c4 = next(d for d in queue if d.clause_id == "c4")
-    assert (c4.reason, c4.adjudicated, c4.model, c4.disputed) == (MODEL_DISAGREES, (TAX,), (TALENT,),
-                                                                  (TAX, TALENT))
+    assert (c4.reason, c4.adjudicated, c4.model, c4.disputed) == (
+        MODEL_DISAGREES,
+        (TAX,),
+        (TALENT,),
+        (TAX, TALENT),
+    )
     # Without confidences the model is never taken as confident.
     assert [d.reason for d in disagreements(annotations, LABELS, adjudicated=adjudicated, model=model)] == [
-        ANNOTATORS_DISAGREE, ANNOTATORS_DISAGREE]
+        ANNOTATORS_DISAGREE,
+        ANNOTATORS_DISAGREE,
+    ]
 
 
 # --------------------------------------------------------------------------- output
@@ -452,16 +534,47 @@ def test_to_dict_is_json_with_stable_keys():
     out = report.to_dict()
     text = json.dumps(out, allow_nan=False, ensure_ascii=False)
     assert json.loads(text) == out
-    assert list(out) == ["n_items", "n_annotators", "annotators", "n_seed_ignored", "per_label", "set_level",
-                         "pairs", "per_annotator", "warning", "min_items"]
+    assert list(out) == [
+        "n_items",
+        "n_annotators",
+        "annotators",
+        "n_seed_ignored",
+        "per_label",
+        "set_level",
+        "pairs",
+        "per_annotator",
+        "warning",
+        "min_items",
+    ]
     assert list(out["per_label"][0]) == [
-        "label", "n_items", "positives", "agreement", "cohen_kappa", "cohen_kappa_pairs", "fleiss_kappa",
-        "fleiss_n_raters", "fleiss_n_items", "krippendorff_alpha", "warning"]
+        "label",
+        "n_items",
+        "positives",
+        "agreement",
+        "cohen_kappa",
+        "cohen_kappa_pairs",
+        "fleiss_kappa",
+        "fleiss_n_raters",
+        "fleiss_n_items",
+        "krippendorff_alpha",
+        "warning",
+    ]
     assert list(out["per_label"][0]["cohen_kappa_pairs"][0]) == ["annotators", "n_items", "kappa"]
-    assert list(out["set_level"]) == ["n_items", "krippendorff_alpha_masi", "exact_match", "mean_jaccard",
-                                      "warning"]
-    assert list(out["pairs"][0]) == ["annotators", "n_items", "exact_match", "mean_jaccard", "cohen_kappa",
-                                     "warning"]
+    assert list(out["set_level"]) == [
+        "n_items",
+        "krippendorff_alpha_masi",
+        "exact_match",
+        "mean_jaccard",
+        "warning",
+    ]
+    assert list(out["pairs"][0]) == [
+        "annotators",
+        "n_items",
+        "exact_match",
+        "mean_jaccard",
+        "cohen_kappa",
+        "warning",
+    ]
     assert list(out["per_annotator"][0]) == ["annotator", "n_annotations", "n_items", "adjudicated", "model"]
     assert [row["label"] for row in out["per_label"]] == list(LABELS)
 

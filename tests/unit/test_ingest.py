@@ -1,4 +1,5 @@
 """Reading files into Documents: encodings, markup, directories, bad files, Label Studio tasks."""
+
 from __future__ import annotations
 
 import hashlib
@@ -59,11 +60,13 @@ def test_invalid_bytes_give_an_exact_error(tmp_path):
     )
 
 
-@pytest.mark.parametrize(("content", "problem"), [
-    ("\ufeff政策文本".encode("utf-16-le"),
-     "UTF-16 text (byte order mark at offset 0) is not supported"),
-    ("policy 政策".encode("utf-16-le"), "not a text file (NUL byte at offset 1)"),
-])
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        ("\ufeff政策文本".encode("utf-16-le"), "UTF-16 text (byte order mark at offset 0) is not supported"),
+        ("policy 政策".encode("utf-16-le"), "not a text file (NUL byte at offset 1)"),
+    ],
+)
 def test_utf16_and_binary_files_give_an_exact_error(tmp_path, content, problem):
     bad = tmp_path / "utf16.txt"
     bad.write_bytes(content)
@@ -93,7 +96,8 @@ def test_directory_expansion_is_sorted_recursive_and_skips_hidden(tmp_path):
     result = ingest_paths([tmp_path])
     assert result.errors == []
     assert [Path(d.path).relative_to(tmp_path).as_posix() for d in result.documents] == [
-        "b.txt", "sub/a.md",
+        "b.txt",
+        "sub/a.md",
     ]
 
 
@@ -182,8 +186,10 @@ def test_html_tags_scripts_and_styles_are_stripped(tmp_path):
 
 def test_write_ls_tasks(tmp_path, utf8_doc):
     second = tmp_path / "second.txt"
-    second.write_text(NEWSLETTER.read_text(encoding="utf-8") + "\n附加一段新的政策文本，支持企业开展研发活动。\n",
-                      encoding="utf-8")
+    second.write_text(
+        NEWSLETTER.read_text(encoding="utf-8") + "\n附加一段新的政策文本，支持企业开展研发活动。\n",
+        encoding="utf-8",
+    )
     docs = [utf8_doc, load_document(second)]
     out = tmp_path / "out" / "tasks.json"
     n = write_ls_tasks(docs, out)
@@ -193,9 +199,14 @@ def test_write_ls_tasks(tmp_path, utf8_doc):
     tasks = json.loads(raw)
     assert len(tasks) == n
     first = utf8_doc.segments[0]
-    assert tasks[0] == {"data": {
-        "text": first.text, "section": first.section, "clause_id": first.id,
-        "document": utf8_doc.title, "source": NEWSLETTER.name,
-    }}
+    assert tasks[0] == {
+        "data": {
+            "text": first.text,
+            "section": first.section,
+            "clause_id": first.id,
+            "document": utf8_doc.title,
+            "source": NEWSLETTER.name,
+        }
+    }
     assert tasks[-1]["data"]["source"] == "second.txt"
     assert sorted(p.name for p in out.parent.iterdir()) == ["tasks.json"]  # no temp file left

@@ -1,4 +1,5 @@
 """segment_text on the four real newsletters and on one small fixture per structure."""
+
 from __future__ import annotations
 
 import random
@@ -16,9 +17,25 @@ ENDS_SENTENCE = re.compile(r"[。；！？：…][”’」』）》]*$")
 STARTS_WITH_MARKER = re.compile(
     r"^(第[一二三四五六七八九十百\d]+[条章节]|[一二三四五六七八九十]+[是、]|（[一二三四五六七八九十\d]+）|\d+[.、．](?!\d)|[①-⑳])"
 )
-BOILERPLATE = ("当前所在位置", "首页>", "主页>", "来源：", "发布时间", "责任编辑", "http", "www.",
-               "附件一", "附件：", "第294期", "2025年第9期", "进入测试", "进入投票",
-               "按职责分工负责", "科创聚焦", "浙江省人民政府驻上海办事处")
+BOILERPLATE = (
+    "当前所在位置",
+    "首页>",
+    "主页>",
+    "来源：",
+    "发布时间",
+    "责任编辑",
+    "http",
+    "www.",
+    "附件一",
+    "附件：",
+    "第294期",
+    "2025年第9期",
+    "进入测试",
+    "进入投票",
+    "按职责分工负责",
+    "科创聚焦",
+    "浙江省人民政府驻上海办事处",
+)
 
 
 def content_len(text: str) -> int:
@@ -45,7 +62,8 @@ class TestNewsletter:
         result = results[name]
         headings = {
             STARTS_WITH_MARKER.sub("", normalize_text(line)).rstrip("：")
-            for line, reason in result.dropped if reason == "heading"
+            for line, reason in result.dropped
+            if reason == "heading"
         }
         for seg in result.segments:
             assert not STARTS_WITH_MARKER.match(seg.text), seg.text
@@ -94,8 +112,16 @@ def test_newsletter_001_regulation_articles_and_boilerplate(results):
     assert "（一）通过名股实债等方式变相增加地方政府隐性债务；" in article_6
     assert article_6.endswith("财政部门、基金监管部门另有规定的从其规定。")
     counts = result.dropped_counts()
-    for reason in ("navigation", "document number", "addressee", "signature", "date", "source",
-                   "attachment", "responsibility note"):
+    for reason in (
+        "navigation",
+        "document number",
+        "addressee",
+        "signature",
+        "date",
+        "source",
+        "attachment",
+        "responsibility note",
+    ):
         assert counts.get(reason, 0) > 0, reason
     assert result.title == "简报·第294期（下）"
     sections = {s.section for s in result.segments}
@@ -142,8 +168,14 @@ def test_articles_keep_paragraphs_and_list_items_together():
     result = segment_text(text)
     assert [(s.section, s.text) for s in result.segments] == [
         ("总则", "为了促进科技成果转化，制定本办法。"),
-        ("总则", "本办法适用于本市行政区域内的科技成果转化活动。前款所称科技成果，是指通过科学研究与技术开发所产生的具有实用价值的成果。"),
-        ("总则", "市财政对下列事项给予支持：（一）科技成果转化平台建设；（二）技术转移机构运营；（三）中试熟化项目。"),
+        (
+            "总则",
+            "本办法适用于本市行政区域内的科技成果转化活动。前款所称科技成果，是指通过科学研究与技术开发所产生的具有实用价值的成果。",
+        ),
+        (
+            "总则",
+            "市财政对下列事项给予支持：（一）科技成果转化平台建设；（二）技术转移机构运营；（三）中试熟化项目。",
+        ),
         ("支持措施", "市科技部门负责组织实施本办法的各项支持措施。"),
     ]
     assert result.dropped == (("第一章 总则", "heading"), ("第二章 支持措施", "heading"))
@@ -177,8 +209,10 @@ def test_numbered_headings_items_and_glued_heading():
 def test_long_paragraph_is_split_at_sentence_ends_then_semicolons():
     rng = random.Random(0)
     topics = ["集成电路", "生物医药", "人工智能", "新能源汽车", "航空航天", "高端装备", "新材料"]
-    sentences = [f"支持{rng.choice(topics)}企业开展第{i}批关键核心技术攻关，给予最高{i}百万元支持。"
-                 for i in range(1, 13)]
+    sentences = [
+        f"支持{rng.choice(topics)}企业开展第{i}批关键核心技术攻关，给予最高{i}百万元支持。"
+        for i in range(1, 13)
+    ]
     result = segment_text("".join(sentences), max_chars=120)
     texts = [s.text for s in result.segments]
     assert "".join(texts) == "".join(sentences)
@@ -205,11 +239,17 @@ def test_pdf_spaces_and_hard_wrapped_lines():
     )
     result = segment_text(text)
     assert [(s.section, s.text) for s in result.segments] == [
-        ("加强基础研究", "创新中心应落实好科技成果转化奖励、科研自主权、科技资源开放共享等政策措施，以及中央、"
-         "地方支持企业、高校、科研院所、新型研发机构等各类创新主体的优惠政策，按有关政策规定享受研发费用"
-         "加计扣除、高新技术企业税收优惠等税收优惠政策。"),
-        ("完善人才政策", "支持高校院所引进高层次人才，对引进的领军人才给予最高一百万元的安家补贴，并在住房、"
-         "子女入学等方面给予保障。"),
+        (
+            "加强基础研究",
+            "创新中心应落实好科技成果转化奖励、科研自主权、科技资源开放共享等政策措施，以及中央、"
+            "地方支持企业、高校、科研院所、新型研发机构等各类创新主体的优惠政策，按有关政策规定享受研发费用"
+            "加计扣除、高新技术企业税收优惠等税收优惠政策。",
+        ),
+        (
+            "完善人才政策",
+            "支持高校院所引进高层次人才，对引进的领军人才给予最高一百万元的安家补贴，并在住房、"
+            "子女入学等方面给予保障。",
+        ),
     ]
 
 
@@ -232,8 +272,18 @@ def test_boilerplate_lines_are_dropped_with_reasons():
     result = segment_text(text)
     assert [s.text for s in result.segments] == ["支持企业加大研发投入，对研发费用增长较快的企业给予奖励。"]
     assert [reason for _, reason in result.dropped] == [
-        "navigation", "source", "date", "source", "source", "source", "page number", "url",
-        "button", "attachment", "heading", "duplicate",
+        "navigation",
+        "source",
+        "date",
+        "source",
+        "source",
+        "source",
+        "page number",
+        "url",
+        "button",
+        "attachment",
+        "heading",
+        "duplicate",
     ]
 
 
@@ -256,12 +306,17 @@ def test_empty_text_gives_no_segments():
     assert segment_text("").segments == ()
 
 
-@pytest.mark.parametrize(("kwargs", "message"), [
-    ({"min_chars": -1}, "min_chars must be 0 or more, got -1"),
-    ({"max_chars": 10}, "max_chars must be at least 20 and above min_chars (12), got 10"),
-    ({"min_chars": 50, "max_chars": 40},
-     "max_chars must be at least 20 and above min_chars (50), got 40"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"min_chars": -1}, "min_chars must be 0 or more, got -1"),
+        ({"max_chars": 10}, "max_chars must be at least 20 and above min_chars (12), got 10"),
+        (
+            {"min_chars": 50, "max_chars": 40},
+            "max_chars must be at least 20 and above min_chars (50), got 40",
+        ),
+    ],
+)
 def test_bad_bounds_raise_input_error(kwargs, message):
     with pytest.raises(InputError) as info:
         segment_text("文本", **kwargs)

@@ -1,0 +1,39 @@
+"""Set up a Label Studio project for this annotator project, idempotently.
+
+Creates or reuses the project (labeling config from ``tasks/``), registers the webhook with the
+secret header *before* connecting the ML backend (Label Studio would otherwise create its own
+unauthenticated webhook to the same URL), connects the backend, remembers the project id in the
+store and pushes the first batch. Running it twice changes nothing.
+"""
+from __future__ import annotations
+
+import logging
+
+from .labelstudio import LabelStudioClient
+from .loop import PROJECT_KEY, refresh_queue
+from .registry import ModelRegistry
+from .settings import Settings
+from .store import Store
+
+log = logging.getLogger(__name__)
+
+
+def connect_project(settings: Settings, store: Store, client: LabelStudioClient, *,
+                    backend_url: str | None = None, title: str | None = None, push: bool = True) -> dict:
+    """Create/reuse the Label Studio project, wire the backend and webhook, push the first batch."""
+    config = settings.labels_config()
+    backend_url = (backend_url or settings.backend_url).rstrip("/")
+    project_id, created = client.ensure_project(title or settings.ls_project_title, config.xml)
+    webhook_id = client.ensure_webhook(project_id, f"{backend_url}/webhook", secret=settings.webhook_secret)
+    backend_id = client.ensure_ml_backend(project_id, backend_url, user=settings.basic_auth_user,
+                                          password=settings.basic_auth_pass)
+    store.set_meta(PROJECT_KEY, str(project_id))
+    store.set_meta("ls_url", client.url)
+    push_report = None
+    if push:
+        push_report = refresh_queue(settings, store, ModelRegistry(settings.model_dir, store), client, project_id)
+    log.info("project %d %s; backend %d; webhook %d", project_id, "created" if created else "reused",
+             backend_id, webhook_id)
+    return {"project_id": project_id, "created": created, "ml_backend_id": backend_id,
+            "webhook_id": webhook_id, "backend_url": backend_url, "push": push_report,
+            "url": f"{client.url}/projects/{project_id}/data"}

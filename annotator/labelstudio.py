@@ -1,0 +1,209 @@
+"""Label Studio, seen from the product: one client object over the label-studio-sdk 2.x ``LabelStudio``.
+
+Creates or reuses the project, connects the ML backend and the webhook, imports ranked tasks with
+their pre-annotations, removes stale ones, and reads annotations back for re-syncing. Every SDK
+error becomes a LabelStudioError that names the call and Label Studio's answer; the API key never
+appears in a message.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from .errors import LabelStudioError
+from .labels import LabelConfig
+
+log = logging.getLogger(__name__)
+
+WEBHOOK_ACTIONS = ("ANNOTATION_CREATED", "ANNOTATIONS_CREATED", "ANNOTATION_UPDATED",
+                   "ANNOTATIONS_DELETED", "START_TRAINING")
+WEBHOOK_SECRET_HEADER = "X-Annotator-Secret"
+
+
+def choices_result(labels: Sequence[str], config: LabelConfig) -> list[dict]:
+    """The Label Studio ``result`` list for a multi-label choice, names read from the config."""
+    return [{"from_name": config.from_name, "to_name": config.to_name, "type": "choices",
+             "value": {"choices": list(labels)}}]
+
+
+def labels_from_result(result: Any, config: LabelConfig) -> tuple[str, ...] | None:
+    """The chosen labels in a Label Studio ``result`` list (None when it is not a result list)."""
+    if not isinstance(result, list):
+        return None
+    chosen: list[str] = []
+    for region in result:
+        if not isinstance(region, dict) or region.get("from_name") != config.from_name:
+            continue
+        value = region.get("value")
+        choices = value.get("choices") if isinstance(value, dict) else None
+        if not isinstance(choices, list) or not all(isinstance(c, str) for c in choices):
+            return None
+        chosen.extend(choices)
+    return tuple(dict.fromkeys(chosen))
+
+
+class LabelStudioClient:
+    """The product's calls to one Label Studio server.
+
+    Parameters
+    ----------
+    url : base URL of the server, e.g. ``http://127.0.0.1:8080``.
+    api_key : a legacy token or personal access token.
+    """
+
+    def __init__(self, url: str, api_key: str, *, timeout: float = 30.0) -> None:
+        if not api_key:
+            raise LabelStudioError("no Label Studio API key; pass --api-key or set LABEL_STUDIO_API_KEY")
+        from label_studio_sdk.client import LabelStudio
+
+        self.url = url.rstrip("/")
+        self._client = LabelStudio(base_url=self.url, api_key=api_key, timeout=timeout)
+
+    def _call(self, what: str, fn, *args, **kwargs):
+        from label_studio_sdk.core.api_error import ApiError
+
+        try:
+            return fn(*args, **kwargs)
+        except ApiError as exc:
+            raise LabelStudioError(f"Label Studio refused to {what}: HTTP {exc.status_code} {exc.body}") from None
+        except OSError as exc:
+            raise LabelStudioError(f"cannot reach Label Studio at {self.url} to {what}: {exc}") from None
+        except Exception as exc:  # httpx transport errors are not OSError subclasses
+            if type(exc).__module__.startswith("httpx"):
+                raise LabelStudioError(f"cannot reach Label Studio at {self.url} to {what}: {exc}") from None
+            raise
+
+    # Projects ------------------------------------------------------------------------------
+    def ensure_project(self, title: str, label_config: str) -> tuple[int, bool]:
+        """The id of the project with this title (created if missing) and whether it was created."""
+        for project in self._call("list projects", self._client.projects.list):
+            if project.title == title:
+                if project.label_config.strip() != label_config.strip():
+                    self._call("update the labeling config", self._client.projects.update, project.id,
+                               label_config=label_config)
+                return project.id, False
+        project = self._call("create a project", self._client.projects.create, title=title,
+                             label_config=label_config)
+        return project.id, True
+
+    def project(self, project_id: int) -> dict:
+        return self._call("read the project", self._client.projects.get, project_id).model_dump()
+
+    def update_project(self, project_id: int, **fields) -> None:
+        self._call("update the project", self._client.projects.update, project_id, **fields)
+
+    def ensure_ml_backend(self, project_id: int, backend_url: str, *, user: str = "", password: str = "") -> int:
+        """Connect the ML backend at ``backend_url`` to the project (once)."""
+        for backend in self._call("list ML backends", self._client.ml.list, project=project_id):
+            if backend.url.rstrip("/") == backend_url.rstrip("/"):
+                return backend.id
+        auth = {"auth_method": "BASIC_AUTH", "basic_auth_user": user, "basic_auth_pass": password} if user else {}
+        backend = self._call("connect the ML backend", self._client.ml.create, project=project_id,
+                             url=backend_url, title="annotator", is_interactive=False, **auth)
+        return backend.id
+
+    def ensure_webhook(self, project_id: int, url: str, *, secret: str = "") -> int:
+        """Register the project's webhook to ``url`` (once), with the secret header if given."""
+        headers = {WEBHOOK_SECRET_HEADER: secret} if secret else {}
+        for hook in self._call("list webhooks", self._client.webhooks.list, project=project_id):
+            if hook.url.rstrip("/") == url.rstrip("/"):
+                if (hook.headers or {}) != headers or hook.send_for_all_actions:
+                    self._call("update the webhook", self._client.webhooks.update, hook.id, url=url,
+                               headers=headers, send_payload=True, send_for_all_actions=False,
+                               actions=list(WEBHOOK_ACTIONS))
+                return hook.id
+        hook = self._call("create the webhook", self._client.webhooks.create, url=url, project=project_id,
+                          headers=headers, send_payload=True, send_for_all_actions=False,
+                          actions=list(WEBHOOK_ACTIONS), is_active=True)
+        return hook.id
+
+    # Tasks ---------------------------------------------------------------------------------
+    def import_tasks(self, project_id: int, tasks: Sequence[dict]) -> list[int]:
+        """Import tasks in order and return their ids (in the same order)."""
+        if not tasks:
+            return []
+        response = self._call("import tasks", self._client.projects.import_tasks, project_id,
+                              request=list(tasks), return_task_ids=True, commit_to_project=True)
+        ids = list(response.task_ids or [])
+        if len(ids) != len(tasks):
+            raise LabelStudioError(f"Label Studio imported {len(ids)} of {len(tasks)} tasks")
+        return ids
+
+    def delete_task(self, task_id: int) -> None:
+        self._call(f"delete task {task_id}", self._client.tasks.delete, str(task_id))
+
+    def tasks(self, project_id: int) -> Iterator[dict]:
+        """Every task of the project with its annotations and predictions, as plain dicts."""
+        pager = self._call("list tasks", self._client.tasks.list, project=project_id, fields="all",
+                           page_size=500)
+        for task in pager:
+            yield task.model_dump() if hasattr(task, "model_dump") else dict(task)
+
+    def task(self, task_id: int) -> dict:
+        return self._call(f"read task {task_id}", self._client.tasks.get, str(task_id)).model_dump()
+
+    def create_annotation(self, task_id: int, result: list[dict], *, completed_by: int | None = None) -> dict:
+        kwargs = {"completed_by": completed_by} if completed_by is not None else {}
+        return self._call("create an annotation", self._client.annotations.create, task_id,
+                          result=result, **kwargs).model_dump()
+
+    # Users ---------------------------------------------------------------------------------
+    def whoami(self) -> dict:
+        return self._call("read the current user", self._client.users.whoami).model_dump()
+
+    def users(self) -> list[dict]:
+        return [u.model_dump() for u in self._call("list users", self._client.users.list)]
+
+    def create_user(self, email: str, *, first_name: str = "", last_name: str = "") -> dict:
+        """Create a user in the organization (or return the existing one with this email)."""
+        for user in self.users():
+            if user.get("email") == email:
+                return user
+        return self._call(f"create user {email}", self._client.users.create, email=email,
+                          username=email, first_name=first_name, last_name=last_name).model_dump()
+
+
+def annotation_from_ls(annotation: dict, task: dict, config: LabelConfig) -> tuple[dict, tuple[str, ...] | None]:
+    """Read one Label Studio annotation (webhook payload or API) into plain fields.
+
+    Returns ``(fields, labels)``: ``fields`` has ``ls_annotation_id``, ``ls_task_id``, ``annotator``,
+    ``created_at``, ``updated_at``, ``cancelled``, ``text``, ``clause_id``, ``section``; ``labels``
+    is None when the annotation holds no readable choice result.
+
+    Raises
+    ------
+    SchemaMismatchError
+        If the annotation has no integer id or the task has no text at ``data[value_key]``.
+    """
+    from .errors import SchemaMismatchError
+    from .normalize import clause_id as make_clause_id
+    from .normalize import normalize_text
+
+    ann_id = annotation.get("id")
+    if not isinstance(ann_id, int) or isinstance(ann_id, bool):
+        raise SchemaMismatchError(f"annotation has no integer 'id' (got {ann_id!r})")
+    task_id = task.get("id", annotation.get("task"))
+    data = task.get("data") if isinstance(task.get("data"), dict) else {}
+    text = data.get(config.value_key)
+    if not isinstance(text, str) or not text.strip():
+        raise SchemaMismatchError(
+            f"task {task_id} has no text at data['{config.value_key}']; the labeling config must "
+            f"contain <Text value=\"${config.value_key}\">")
+    text = normalize_text(text)
+    given_id = data.get("clause_id")
+    completed_by = annotation.get("completed_by")
+    if isinstance(completed_by, dict):
+        completed_by = completed_by.get("email") or completed_by.get("id")
+    fields = {
+        "ls_annotation_id": ann_id,
+        "ls_task_id": task_id if isinstance(task_id, int) else None,
+        "annotator": str(completed_by) if completed_by is not None else "unknown",
+        "created_at": str(annotation.get("created_at") or ""),
+        "updated_at": str(annotation.get("updated_at") or annotation.get("created_at") or ""),
+        "cancelled": bool(annotation.get("was_cancelled")),
+        "text": text,
+        "clause_id": given_id if isinstance(given_id, str) and given_id else make_clause_id(text),
+        "section": str(data.get("section") or ""),
+    }
+    return fields, labels_from_result(annotation.get("result"), config)

@@ -1,0 +1,181 @@
+"""One active-learning cycle, orchestration only: retrain when labels changed, then keep the Label
+Studio queue stocked with the most informative clauses.
+
+``run_cycle(settings)`` is what the backend's TrainingQueue runs in its worker process. It opens its
+own Store, so it is safe in any process. Pushes are recorded before the import and completed after
+it, so a crash mid-push can be reconciled (``annotator sync``) instead of pushing a clause twice.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+
+import numpy as np
+
+from .errors import NotTrainedError
+from .labels import LabelConfig
+from .labelstudio import LabelStudioClient, choices_result
+from .normalize import match_key
+from .project import training_examples
+from .registry import ModelRegistry
+from .settings import Settings
+from .store import Store
+from .strategies import cold_start_batch, select_batch
+from .training import train_model
+from .types import Clause, ModelVersion
+
+log = logging.getLogger(__name__)
+
+PROJECT_KEY = "ls_project_id"
+
+
+def data_fingerprint(store: Store) -> str:
+    """Changes whenever a label that training would read changes."""
+    h = hashlib.sha1()
+    for a in store.annotations():
+        h.update(f"{a.clause_id}|{a.annotator}|{a.source}|{','.join(a.labels)}\n".encode())
+    for clause_id, labels in sorted(store.adjudications().items()):
+        h.update(f"adj|{clause_id}|{','.join(labels)}\n".encode())
+    return h.hexdigest()[:16]
+
+
+def needs_training(store: Store) -> bool:
+    latest = store.latest_model_version()
+    return latest is None or latest.metrics.get("data_fingerprint") != data_fingerprint(store)
+
+
+def retrain(settings: Settings, store: Store, registry: ModelRegistry) -> ModelVersion | None:
+    """Train on the store's current labels and save a new version (None if too few labels yet).
+
+    A failure is recorded in ``train_runs`` (shown on /health) and re-raised; the previous
+    version keeps serving.
+    """
+    labels = settings.labels
+    examples = training_examples(store, labels)
+    if len(examples) < settings.min_train_labels:
+        log.info("%d labeled clauses, %d needed before the first model", len(examples), settings.min_train_labels)
+        return None
+    fingerprint = data_fingerprint(store)
+    run_id = store.start_train_run(len(examples))
+    try:
+        result = train_model(examples, labels, holdout=0.15, seed=settings.seed)
+        metrics = dict(result.metrics, data_fingerprint=fingerprint, seconds=round(result.seconds, 2))
+        version = registry.save(result.model, n_train=result.n_train, metrics=metrics)
+    except Exception as exc:
+        store.finish_train_run(run_id, error=f"{type(exc).__name__}: {exc}")
+        raise
+    store.finish_train_run(run_id, model_version=version.version)
+    return version
+
+
+def unlabeled_pool(store: Store) -> list[Clause]:
+    """Clauses nobody labeled, not waiting in Label Studio, and whose text isn't labeled elsewhere."""
+    labeled_ids = store.labeled_clause_ids()
+    live = {p["clause_id"] for p in store.pushed_tasks()}
+    clauses = store.clauses()
+    labeled_keys = {match_key(c.text) for c in clauses if c.id in labeled_ids}
+    return [c for c in clauses if c.id not in labeled_ids and c.id not in live
+            and match_key(c.text) not in labeled_keys]
+
+
+def rank_batch(settings: Settings, store: Store, registry: ModelRegistry, n: int,
+               *, rng: np.random.Generator) -> tuple[list[Clause], ModelVersion | None, np.ndarray | None]:
+    """The next ``n`` clauses to label, best first, with the model's probabilities (cold start: None)."""
+    pool = unlabeled_pool(store)
+    if not pool:
+        return [], None, None
+    n = min(n, len(pool))
+    texts = [c.text for c in pool]
+    try:
+        info, model = registry.load("latest")
+    except NotTrainedError:
+        order = cold_start_batch(texts, settings.labels, n, rng=rng)
+        return [pool[i] for i in order], None, None
+    X = model.transform_texts(texts)
+    order = select_batch(model, X, n, strategy=settings.strategy, rng=rng, texts=texts)
+    proba = model.predict_proba_features(X[order])
+    return [pool[i] for i in order], info, proba
+
+
+def task_payload(clause: Clause, config: LabelConfig, version: ModelVersion | None,
+                 proba_row: np.ndarray | None, model) -> dict:
+    """A Label Studio task for a clause, with the model's pre-annotation when there is a model."""
+    task: dict = {"data": {config.value_key: clause.text, "section": clause.section or "",
+                           "clause_id": clause.id}}
+    if version is not None and proba_row is not None:
+        chosen = model.decide(proba_row[None, :])[0].astype(bool)
+        labels = [label for label, keep in zip(model.labels_, chosen) if keep]
+        task["predictions"] = [{"model_version": str(version.version),
+                                "score": round(float(proba_row[chosen].min()), 4),
+                                "result": choices_result(labels, config)}]
+    return task
+
+
+def refresh_queue(settings: Settings, store: Store, registry: ModelRegistry, client: LabelStudioClient,
+                  project_id: int) -> dict:
+    """Re-rank stale pending tasks and push a new batch when the queue runs low.
+
+    Pending tasks scored by an older model version are removed from Label Studio (only if nobody
+    has annotated them there) and their clauses go back to the pool, so the next batch is ranked by
+    the newest model. Nothing an annotator labeled is ever deleted.
+    """
+    config = settings.labels_config()
+    pending = store.pending_pushed_tasks()
+    try:
+        latest_version = registry.latest().version
+    except NotTrainedError:
+        latest_version = None
+    stale = [p for p in pending if latest_version is not None and p["model_version"] != latest_version]
+    removed = []
+    for p in stale:
+        if p["ls_task_id"] is None:
+            continue
+        task = client.task(p["ls_task_id"])
+        if task.get("annotations") or task.get("drafts") or task.get("total_annotations"):
+            continue
+        client.delete_task(p["ls_task_id"])
+        removed.append(p["clause_id"])
+    store.mark_removed(removed)
+    left = len(pending) - len(removed)
+    pushed: list[str] = []
+    if left < settings.low_water:
+        rng = np.random.default_rng([settings.seed, store.next_batch_number()])
+        clauses, info, proba = rank_batch(settings, store, registry, settings.batch_size, rng=rng)
+        if clauses:
+            model = registry.load(info.version)[1] if info is not None else None
+            tasks = [task_payload(c, config, info, None if proba is None else proba[i], model)
+                     for i, c in enumerate(clauses)]
+            batch = store.next_batch_number()
+            version = info.version if info else None
+            # Record first, import second: a crash in between leaves rows without task ids,
+            # which `annotator sync` matches to the imported tasks instead of pushing again.
+            store.record_push(project_id, [(c.id, None, r) for r, c in enumerate(clauses)],
+                              batch=batch, model_version=version)
+            task_ids = client.import_tasks(project_id, tasks)
+            store.record_push(project_id, [(c.id, t, r) for r, (c, t) in enumerate(zip(clauses, task_ids))],
+                              batch=batch, model_version=version)
+            pushed = [c.id for c in clauses]
+    return {"removed_stale": len(removed), "pushed": len(pushed), "pending": left + len(pushed),
+            "model_version": latest_version}
+
+
+def ls_client(settings: Settings) -> LabelStudioClient:
+    return LabelStudioClient(settings.ls_url, settings.ls_api_key)
+
+
+def run_cycle(settings: Settings, *, force: bool = False) -> dict:
+    """Retrain if the labels changed (or ``force``), then refresh the Label Studio queue."""
+    started = time.perf_counter()
+    with Store(settings.db_path) as store:
+        registry = ModelRegistry(settings.model_dir, store)
+        out: dict = {"model_version": None, "push": None}
+        if force or needs_training(store):
+            version = retrain(settings, store, registry)
+            out["model_version"] = version.version if version else None
+        project_id = store.get_meta(PROJECT_KEY)
+        if project_id is not None and settings.ls_api_key:
+            out["push"] = refresh_queue(settings, store, registry, ls_client(settings), int(project_id))
+    out["seconds"] = round(time.perf_counter() - started, 2)
+    log.info("cycle done: %s", out)
+    return out

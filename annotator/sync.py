@@ -1,0 +1,83 @@
+"""Bring Label Studio annotations into the store, from webhook events or a full re-sync.
+
+Idempotent by Label Studio annotation id: a repeated event changes nothing, an update replaces the
+labels (the old ones stay in the history), an out-of-order older update is ignored, a deletion marks
+the annotation deleted. A skipped ("cancelled") annotation is not a label and is treated as deleted.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+from .errors import UnknownLabelError
+from .labels import LabelConfig, unknown_label_message
+from .labelstudio import LabelStudioClient, annotation_from_ls
+from .store import Store
+from .types import Annotation, Clause
+
+log = logging.getLogger(__name__)
+
+
+def record_annotation(store: Store, annotation: dict, task: dict, config: LabelConfig) -> str:
+    """Store one Label Studio annotation; returns created/updated/unchanged/stale/deleted/ignored.
+
+    Raises
+    ------
+    SchemaMismatchError
+        If the payload lacks an annotation id or task text.
+    UnknownLabelError
+        If a chosen label is not in the label set (nothing is stored).
+    """
+    fields, labels = annotation_from_ls(annotation, task, config)
+    if fields["cancelled"]:
+        return "deleted" if store.delete_ls_annotation(fields["ls_annotation_id"]) else "ignored"
+    if labels is None:
+        from .errors import SchemaMismatchError
+
+        raise SchemaMismatchError(
+            f"annotation {fields['ls_annotation_id']} has no choices result from "
+            f"'{config.from_name}'; the labeling config must use <Choices name=\"{config.from_name}\">")
+    for label in labels:
+        if label not in config.labels:
+            raise UnknownLabelError(f"annotation {fields['ls_annotation_id']}: "
+                                    + unknown_label_message(label, config.labels))
+    ordered = tuple(label for label in config.labels if label in labels)
+    with store.transaction():
+        store.add_clauses([Clause(fields["clause_id"], fields["text"], None, fields["section"])])
+        _, what = store.save_annotation(Annotation(
+            clause_id=fields["clause_id"], labels=ordered, annotator=fields["annotator"],
+            source="label_studio", ls_annotation_id=fields["ls_annotation_id"],
+            ls_task_id=fields["ls_task_id"], created_at=fields["created_at"],
+            updated_at=fields["updated_at"]))
+    return what
+
+
+def record_deletions(store: Store, ls_annotation_ids: Iterable[int]) -> int:
+    """Mark Label Studio annotations deleted; returns how many were live in the store."""
+    return sum(store.delete_ls_annotation(i) for i in ls_annotation_ids)
+
+
+def sync_project(store: Store, client: LabelStudioClient, project_id: int, config: LabelConfig) -> dict:
+    """Reconcile the store with every annotation in a Label Studio project.
+
+    Annotations missing from the store are added, changed ones updated, and Label Studio
+    annotations the store holds but the project no longer has are marked deleted.
+    """
+    counts: dict[str, int] = {}
+    problems: list[str] = []
+    seen: set[int] = set()
+    for task in client.tasks(project_id):
+        for annotation in task.get("annotations") or []:
+            if isinstance(annotation.get("id"), int):
+                seen.add(annotation["id"])
+            try:
+                what = record_annotation(store, annotation, task, config)
+            except UnknownLabelError as exc:
+                problems.append(str(exc))
+                continue
+            counts[what] = counts.get(what, 0) + 1
+    stale = [a.ls_annotation_id for a in store.annotations(sources=["label_studio"])
+             if a.ls_annotation_id is not None and a.ls_annotation_id not in seen]
+    counts["deleted_missing"] = record_deletions(store, stale)
+    log.info("synced project %d: %s", project_id, counts)
+    return {"project_id": project_id, "counts": counts, "problems": problems}

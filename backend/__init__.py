@@ -1,0 +1,67 @@
+"""The Flask backend: Label Studio ML backend protocol plus the leads' dashboard.
+
+``create_app(settings=None, *, registry=None, queue=...)`` layers configuration like Flask's
+tutorial app: defaults, then the environment (``Settings.from_env``), then the ``settings``
+argument. No module-level app; ``backend.wsgi`` builds one for production servers.
+"""
+from __future__ import annotations
+
+import logging
+
+from flask import Flask
+
+from annotator import ModelRegistry, Settings, Store, run_cycle
+
+from .context import close_store
+from .errors import register_error_handlers
+from .jobs import TrainingQueue
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None, *, registry: ModelRegistry | None = None,
+               start_queue: bool = True, in_process_jobs: bool = False) -> Flask:
+    """Build the app.
+
+    Parameters
+    ----------
+    settings : the project settings (default: from the environment).
+    registry : a ModelRegistry to share (default: one over the project's model dir).
+    start_queue : start the background TrainingQueue (False for read-only uses and some tests).
+    in_process_jobs : run training cycles in a thread of this process instead of a worker process.
+    """
+    settings = settings or Settings.from_env()
+    app = Flask(__name__)
+    app.config["ANNOTATOR"] = settings
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
+    app.config["JSON_AS_ASCII"] = False
+    app.json.ensure_ascii = False
+    settings.home.mkdir(parents=True, exist_ok=True)
+    with Store(settings.db_path) as store:  # migrate once at start-up, not inside a request
+        store.schema_version
+    if registry is None:
+        registry = ModelRegistry(settings.model_dir, Store(settings.db_path))
+    queue = None
+    if start_queue:
+        queue = TrainingQueue(_cycle_job(settings), every=settings.retrain_every,
+                              delay=settings.retrain_delay, in_process=in_process_jobs)
+    app.extensions["annotator"] = {"registry": registry, "queue": queue,
+                                   "label_config": settings.labels_config()}
+    app.teardown_appcontext(close_store)
+    register_error_handlers(app)
+
+    from . import dashboard, ls_api
+
+    app.register_blueprint(ls_api.bp)
+    app.register_blueprint(dashboard.bp, url_prefix="/dashboard")
+    return app
+
+
+class _cycle_job:
+    """A picklable ``job(force)`` that runs one retrain-and-push cycle for these settings."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def __call__(self, force: bool) -> dict:
+        return run_cycle(self.settings, force=force)

@@ -1,0 +1,109 @@
+"""Blueprint "ls": the Label Studio ML-backend protocol — /health, /setup, /predict, /webhook.
+
+Handlers validate, read or write the store, and return; they never fit a model. Training and
+batch pushes run in the TrainingQueue.
+"""
+from __future__ import annotations
+
+import hmac
+import logging
+import time
+
+from flask import Blueprint, jsonify, request
+
+from annotator import (NotTrainedError, SchemaMismatchError, WEBHOOK_SECRET_HEADER, record_annotation,
+                       record_deletions)
+
+from .context import get_registry, get_settings, get_store, label_config, training_queue
+from .errors import Unauthorized
+from .ls_format import (ANNOTATION_ACTIONS, DELETE_ACTION, TRAIN_ACTION, parse_predict, parse_webhook,
+                        prediction)
+
+log = logging.getLogger(__name__)
+bp = Blueprint("ls", __name__)
+
+
+def json_body():
+    body = request.get_json(silent=True)
+    if body is None:
+        raise SchemaMismatchError("the request body must be JSON (Content-Type: application/json)")
+    return body
+
+
+@bp.get("/health")
+def health():
+    """Liveness plus what a person checking the backend wants to know; never a secret."""
+    store = get_store()
+    latest = store.latest_model_version()
+    runs = store.train_runs(limit=1)
+    queue = training_queue()
+    return jsonify({
+        "status": "UP",
+        "model_class": "PolicyClassifier",
+        "model_version": str(latest.version) if latest else None,
+        "training": queue.status() if queue else None,
+        "last_training_error": runs[0]["error"] if runs and runs[0]["status"] == "failed" else None,
+    })
+
+
+@bp.post("/setup")
+def setup():
+    json_body()
+    latest = get_store().latest_model_version()
+    return jsonify({"model_version": str(latest.version) if latest else ""})
+
+
+@bp.post("/predict")
+def predict():
+    config = label_config()
+    tasks = parse_predict(json_body(), config)
+    try:
+        info, model = get_registry().load("latest")
+    except NotTrainedError:
+        return jsonify({"results": []})
+    if not tasks:
+        return jsonify({"results": [], "model_version": str(info.version)})
+    from annotator import normalize_text
+
+    proba = model.predict_proba([normalize_text(text) for _, text in tasks])
+    chosen = model.decide(proba)
+    results = []
+    for p, row in zip(proba, chosen):
+        labels = [label for label, keep in zip(model.labels_, row) if keep]
+        confidence = float(p[row.astype(bool)].min()) if row.any() else float(p.max())
+        results.append(prediction(labels, confidence, info.version, config))
+    return jsonify({"results": results, "model_version": str(info.version)})
+
+
+def check_webhook_secret() -> None:
+    secret = get_settings().webhook_secret
+    if secret and not hmac.compare_digest(request.headers.get(WEBHOOK_SECRET_HEADER, ""), secret):
+        raise Unauthorized("webhook secret header missing or wrong")
+
+
+@bp.post("/webhook")
+def webhook():
+    check_webhook_secret()
+    started = time.perf_counter()
+    event = parse_webhook(json_body())
+    queue = training_queue()
+    if event.action in ANNOTATION_ACTIONS:
+        config, store = label_config(), get_store()
+        outcomes = [record_annotation(store, annotation, task, config) for annotation, task in event.annotations]
+        changed = sum(o in ("created", "updated", "deleted") for o in outcomes)
+        if queue and changed:
+            queue.notify(changed)
+        body = {"status": "ok", "action": event.action, "outcomes": outcomes}
+    elif event.action == DELETE_ACTION:
+        deleted = record_deletions(get_store(), event.deleted_ids)
+        if queue and deleted:
+            queue.notify(deleted)
+        body = {"status": "ok", "action": event.action, "deleted": deleted}
+    elif event.action == TRAIN_ACTION:
+        if queue:
+            queue.request_now()
+        body = {"status": "ok", "action": event.action, "queued": bool(queue)}
+    else:
+        return jsonify({"status": "ignored", "action": event.action}), 200
+    log.debug("webhook %s handled in %.1f ms", event.action, 1000 * (time.perf_counter() - started))
+    return jsonify(body), 201
