@@ -328,9 +328,14 @@ def clean_and_resolve(
         if clause in unknown:
             steps["unknown_label"].add(text)
             review.append(
-                {"id": clause, "text": text, "reason": "unknown_label", "exported": False,
-                 "dropped_labels": list(unknown[clause])}
-            )  # fmt: skip
+                {
+                    "id": clause,
+                    "text": text,
+                    "reason": "unknown_label",
+                    "exported": False,
+                    "dropped_labels": list(unknown[clause]),
+                }
+            )
             if not (by_clause.get(clause) or clause in adjudicated):
                 continue
         reason = removal_reason(text, min_chars=min_chars)
@@ -355,9 +360,13 @@ def clean_and_resolve(
             policy=policy,
             clause_ids=members,
         )
-        item = {"id": first, "text": text, "labels": list(resolution.labels),
-                "votes": {name: list(chosen) for name, chosen in resolution.votes},
-                "members": _members(members, clean, by_clause)}  # fmt: skip
+        item = {
+            "id": first,
+            "text": text,
+            "labels": list(resolution.labels),
+            "votes": {name: list(chosen) for name, chosen in resolution.votes},
+            "members": _members(members, clean, by_clause),
+        }
         if resolution.status == UNRESOLVED:
             steps["unresolved"].add(text, len(members))
             review.append(item | {"reason": "unresolved", "exported": False, "policy": policy})
@@ -365,9 +374,16 @@ def clean_and_resolve(
         if len({tuple(m["labels"]) for m in item["members"]}) > 1:
             review.append(item | {"reason": "merged_conflict", "exported": True})
         examples.append(
-            CleanExample(first, text, resolution.labels, resolution.sources, resolution.annotators,
-                         tuple(members), resolution.status)
-        )  # fmt: skip
+            CleanExample(
+                first,
+                text,
+                resolution.labels,
+                resolution.sources,
+                resolution.annotators,
+                tuple(members),
+                resolution.status,
+            )
+        )
         overlap.append(group)
 
     exported = {c for e in examples for c in e.members}

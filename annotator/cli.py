@@ -251,5 +251,226 @@ def status(obj: Context, as_json) -> None:
     emit(out, as_json)
 
 
+ls_options = [
+    click.option("--url", envvar="LABEL_STUDIO_URL", help="Label Studio URL (or $LABEL_STUDIO_URL)."),
+    click.option("--api-key", envvar="LABEL_STUDIO_API_KEY", help="Label Studio API key (or $LABEL_STUDIO_API_KEY)."),
+]
+
+
+def with_ls_options(fn):
+    for option in reversed(ls_options):
+        fn = option(fn)
+    return fn
+
+
+def ls_settings(obj: Context, url: str | None, api_key: str | None) -> Settings:
+    return obj.settings.replace(ls_url=url or obj.settings.ls_url, ls_api_key=api_key or obj.settings.ls_api_key)
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=click.IntRange(1, 65535), default=9090, show_default=True)
+@click.option("--threads", type=click.IntRange(1, 64), default=8, show_default=True)
+@pass_context
+def serve(obj: Context, host, port, threads) -> None:
+    """Run the ML backend and dashboard under waitress (a production WSGI server).
+
+    Example: annotator --home .annotator serve --port 9090
+    """
+    import os
+
+    env = dict(os.environ, ANNOTATOR_HOME=str(obj.settings.home.resolve()))
+    click.echo(f"backend on http://{host}:{port} (dashboard: /dashboard), project {env['ANNOTATOR_HOME']}", err=True)
+    os.execvpe(sys.executable, [sys.executable, "-m", "waitress", f"--host={host}", f"--port={port}",
+                                f"--threads={threads}", "--call", "backend:create_app"], env)
+
+
+@main.command()
+@with_ls_options
+@click.option("--project-title", help="Label Studio project title (default from settings).")
+@click.option("--backend-url", help="The backend's address as Label Studio should call it "
+                                    "(default http://127.0.0.1:9090).")
+@json_option
+@pass_context
+@handle_errors
+def connect(obj: Context, url, api_key, project_title, backend_url, as_json) -> None:
+    """Create or reuse the Label Studio project, connect this backend and push the first batch.
+
+    Example: annotator connect --url http://127.0.0.1:8080 --api-key $TOKEN
+    """
+    from .connect import connect_project
+    from .labelstudio import LabelStudioClient
+
+    settings = ls_settings(obj, url, api_key)
+    client = LabelStudioClient(settings.ls_url, settings.ls_api_key)
+    report = connect_project(settings, obj.store, client, backend_url=backend_url, title=project_title)
+    push = report["push"] or {}
+    emit(report, as_json, f"project {report['project_id']} ({'created' if report['created'] else 'reused'}) "
+                          f"at {report['url']}; pushed {push.get('pushed', 0)} tasks, "
+                          f"{push.get('pending', 0)} waiting")
+
+
+@main.command()
+@with_ls_options
+@json_option
+@pass_context
+@handle_errors
+def sync(obj: Context, url, api_key, as_json) -> None:
+    """Reconcile the store with every annotation in the Label Studio project (after an outage).
+
+    Example: annotator sync
+    """
+    from .labelstudio import LabelStudioClient
+    from .loop import PROJECT_KEY
+    from .sync import sync_project
+
+    project_id = obj.store.get_meta(PROJECT_KEY)
+    if project_id is None:
+        raise click.ClickException("this project is not connected to Label Studio; run `annotator connect` first")
+    settings = ls_settings(obj, url, api_key)
+    report = sync_project(obj.store, LabelStudioClient(settings.ls_url, settings.ls_api_key), int(project_id),
+                          settings.labels_config())
+    emit(report, as_json, f"project {project_id}: {report['counts']}"
+                          + "".join(f"\n  {p}" for p in report["problems"]))
+
+
+@main.command()
+@click.option("--ls-port", type=click.IntRange(1, 65535), default=8080, show_default=True)
+@click.option("--port", type=click.IntRange(1, 65535), default=9090, show_default=True, help="Backend port.")
+@click.option("--username", default="admin@example.com", show_default=True)
+@click.option("--password", default="annotator-demo", show_default=True)
+@click.option("--exit-after-setup", is_flag=True, help="Stop both servers once the first batch is pushed.")
+@pass_context
+@handle_errors
+def demo(obj: Context, ls_port, port, username, password, exit_after_setup) -> None:
+    """Start Label Studio and the backend, ingest the newsletters, train on the seed set, connect,
+    and push the first uncertain batch. Ctrl-C stops both servers.
+
+    Example: annotator demo
+    """
+    from .demo import run_demo
+
+    run_demo(obj.settings, ls_port=ls_port, backend_port=port, username=username, password=password,
+             stay=not exit_after_setup, echo=lambda line: click.echo(line, err=True))
+
+
+@main.command()
+@json_option
+@click.option("--queue", "show_queue", type=click.IntRange(0), default=10, show_default=True,
+              help="Also list this many clauses of the disagreement queue.")
+@pass_context
+@handle_errors
+def agreement(obj: Context, as_json, show_queue) -> None:
+    """Inter-annotator agreement over clauses labeled by two or more annotators.
+
+    Example: annotator agreement --json
+    """
+    from .reports import agreement_summary
+
+    report = agreement_summary(obj.store, obj.settings.labels, queue_size=show_queue)
+    if as_json:
+        emit(report, True)
+        return
+    a = report["agreement"]
+    s = a["set_level"]
+    lines = [f"{a['n_items']} clauses with ≥2 annotators, {a['n_annotators']} annotators"]
+    if a.get("warning"):
+        lines.append(f"warning: {a['warning']}")
+    lines.append(f"set-level: Krippendorff alpha (MASI) {_fmt(s['krippendorff_alpha_masi'])}, "
+                 f"exact match {_fmt(s['exact_match'])}, mean Jaccard {_fmt(s['mean_jaccard'])}")
+    for row in a["per_label"]:
+        lines.append(f"  {row['label']}: kappa {_fmt(row['cohen_kappa'])}, alpha {_fmt(row['krippendorff_alpha'])}, "
+                     f"agreement {_fmt(row['agreement'])} (n={row['n_items']})")
+    for item in report["queue"]:
+        lines.append(f"  ! {item['clause_id']} {item['reason']} score {item['score']:.2f}: "
+                     + "; ".join(f"{k}={'|'.join(v)}" for k, v in item["annotations"].items()))
+    emit(report, False, "\n".join(lines))
+
+
+def _fmt(value) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+@main.command()
+@click.argument("clause_id")
+@click.argument("labels", nargs=-1, required=True)
+@click.option("--resolver", required=True, help="Who decides (a lead's name or email).")
+@click.option("--note", default="", help="Why.")
+@pass_context
+@handle_errors
+def resolve(obj: Context, clause_id, labels, resolver, note) -> None:
+    """Adjudicate a clause: store the final label set (annotators' answers stay as they are).
+
+    Example: annotator resolve 3f2a9c0d1e2b4a5c 金融支持 财政支持 --resolver lead@example.com
+    """
+    from .labels import check_labels
+
+    chosen = check_labels(labels, obj.settings.labels)
+    obj.store.adjudicate(clause_id, chosen, resolver, note)
+    click.echo(f"{clause_id}: {' | '.join(chosen)} (by {resolver})")
+
+
+@main.group()
+def annotators() -> None:
+    """Manage annotator accounts in the Label Studio organization."""
+
+
+@annotators.command("add")
+@click.argument("emails", nargs=-1, required=True)
+@with_ls_options
+@pass_context
+@handle_errors
+def annotators_add(obj: Context, emails, url, api_key) -> None:
+    """Create annotator accounts (existing ones are left as they are).
+
+    Example: annotator annotators add ann1@example.com ann2@example.com
+    """
+    from .labelstudio import LabelStudioClient
+
+    settings = ls_settings(obj, url, api_key)
+    client = LabelStudioClient(settings.ls_url, settings.ls_api_key)
+    for email in emails:
+        user = client.create_user(email)
+        click.echo(f"{email}: user id {user.get('id')}")
+
+
+@main.command()
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv", "parquet", "hf"]), default="jsonl",
+              show_default=True)
+@click.option("--out", required=True, help="Output folder inside the exports root, e.g. exports/v1.")
+@click.option("--root", default="exports", show_default=True, help="Folder exports must stay inside.")
+@click.option("--policy", type=click.Choice(["majority", "unanimous", "union"]), default="majority",
+              show_default=True, help="How annotators' label sets combine when no lead adjudicated.")
+@click.option("--split", "ratios", default="0.8,0.1,0.1", show_default=True, help="train,dev,test shares.")
+@click.option("--no-noise-check", is_flag=True, help="Skip the cleanlab label-noise check.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing export folder.")
+@json_option
+@pass_context
+@handle_errors
+def export(obj: Context, fmt, out, root, policy, ratios, no_noise_check, overwrite, as_json) -> None:
+    """Export a cleaned, deduplicated, stratified multi-label dataset.
+
+    Example: annotator export --format jsonl --out exports/policy-v1
+    """
+    from .reports import export_project
+
+    try:
+        splits = tuple(float(x) for x in ratios.split(","))
+    except ValueError:
+        raise click.BadParameter(f"expected three numbers like 0.8,0.1,0.1, got {ratios!r}", param_hint="--split")
+    report = export_project(obj.store, obj.settings, out, fmt=fmt, root=root, policy=policy, splits=splits,
+                            noise_check=not no_noise_check, overwrite=overwrite)
+    emit(report, as_json, _export_summary(report))
+
+
+def _export_summary(report: dict) -> str:
+    lines = [f"wrote {report['out']} ({report['fmt']}): {report['n_examples']} examples, {report['n_review']} for review"]
+    for name, n in report["split_sizes"].items():
+        lines.append(f"  {name}: {n} clauses")
+    for step, n in report["steps"].items():
+        lines.append(f"  removed/flagged by {step}: {n}")
+    return "\n".join(lines)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

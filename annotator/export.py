@@ -268,9 +268,8 @@ def write_dataset(
         files = _WRITERS[fmt](dataset, tmp)
         files.append(_write_jsonl(tmp / REVIEW_FILE, dataset.review))
         stats["files"] = sorted(files + [STATS_FILE, README_FILE])
-        (tmp / STATS_FILE).write_text(
-            json.dumps(stats, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
-        )
+        text = json.dumps(stats, ensure_ascii=False, indent=2, default=_json_default)
+        (tmp / STATS_FILE).write_text(text + "\n", encoding="utf-8")
         (tmp / README_FILE).write_text(render_datasheet(dataset, stats, fmt), encoding="utf-8")
         os.chmod(tmp, 0o755)  # mkdtemp makes it private; an export is meant to be shared
         _swap_into_place(tmp, target, out, overwrite)
@@ -291,6 +290,13 @@ def write_dataset(
         label_issues=stats["steps"]["label_issue"]["count"],
         max_deviation=max(stats["max_proportion_deviation"].values(), default=0.0),
     )
+
+
+def _json_default(value: Any) -> Any:
+    """numpy scalars and arrays (e.g. in agreement figures) as plain JSON values."""
+    if isinstance(value, (np.generic, np.ndarray)):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
 def _swap_into_place(tmp: Path, target: Path, out: str | os.PathLike, overwrite: bool) -> None:
@@ -573,15 +579,18 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return "\n".join(lines)
 
 
-def _flatten(mapping: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
-    items: list[tuple[str, Any]] = []
-    for key, value in mapping.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            items.extend(_flatten(value, f"{name}."))
-        else:
-            items.append((name, round(value, 4) if isinstance(value, float) else value))
-    return items
+def _flatten(value: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    """Nested dicts and lists of dicts (agreement figures) as ``(dotted.name, value)`` rows."""
+    if isinstance(value, Mapping):
+        return [row for key, item in value.items() for row in _flatten(item, f"{prefix}{key}.")]
+    if isinstance(value, (list, tuple)) and value and all(isinstance(item, Mapping) for item in value):
+        rows = []
+        for i, item in enumerate(value):
+            name = item.get("label") or item.get("annotator") or "-".join(item.get("annotators") or ()) or i
+            rest = {k: v for k, v in item.items() if k not in ("label", "annotator", "annotators")}
+            rows += _flatten(rest, f"{prefix}{name}.")
+        return rows
+    return [(prefix.rstrip("."), round(value, 4) if isinstance(value, float) else value)]
 
 
 def render_datasheet(dataset: PreparedDataset, stats: Mapping[str, Any], fmt: str) -> str:

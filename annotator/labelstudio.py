@@ -148,6 +148,11 @@ class LabelStudioClient:
         return self._call("create an annotation", self._client.annotations.create, task_id,
                           result=result, **kwargs).model_dump()
 
+    def retrieve_predictions(self, project_id: int, task_ids: Sequence[int]) -> None:
+        """Ask Label Studio to fetch predictions for these tasks from the connected ML backend."""
+        self._call("retrieve predictions", self._client.actions.create, id="retrieve_tasks_predictions",
+                   project=project_id, selected_items={"all": False, "included": list(task_ids)})
+
     # Users ---------------------------------------------------------------------------------
     def whoami(self) -> dict:
         return self._call("read the current user", self._client.users.whoami).model_dump()

@@ -374,6 +374,23 @@ def test_inputs_are_not_modified(tiny, tmp_path, monkeypatch):
     assert (annotations, texts, adjudications, agreement) == snapshot
 
 
+def test_agreement_figures_in_the_datasheet(tiny, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    agreement = {
+        "n_items": np.int64(2),
+        "per_label": [{"label": "企业", "cohen_kappa": 0.41234, "n_items": 2}],
+    }
+    run(tiny, "exports/v1", agreement=agreement, model_version=7, tool_version="0.1.0")
+    stats = json.loads(Path("exports/v1/stats.json").read_text(encoding="utf-8"))
+    assert stats["agreement"] == {
+        "n_items": 2,
+        "per_label": [{"label": "企业", "cohen_kappa": 0.41234, "n_items": 2}],
+    }
+    assert stats["model_version"] == 7
+    readme = Path("exports/v1/README.md").read_text(encoding="utf-8")
+    assert "| per_label.企业.cohen_kappa | 0.4123 |" in readme
+
+
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_empty_splits_still_load(tiny, tmp_path, monkeypatch, fmt):
     monkeypatch.chdir(tmp_path)

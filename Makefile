@@ -1,0 +1,34 @@
+# Two entry points, both from a clean clone: `make demo` and `make test` (see README).
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PYTHON ?= python3
+
+.PHONY: setup system-deps demo test bench
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+# Headless Chromium + CJK fonts for the dashboard's browser test (Debian packages; needs root).
+system-deps:
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null && fc-list 2>/dev/null | grep -qi 'noto.*cjk'; then \
+		echo "chromium, chromedriver and CJK fonts present"; \
+	elif command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver fonts-noto-cjk >/dev/null; \
+	else \
+		echo "install chromium, chromium-driver and fonts-noto-cjk for the dashboard browser test" >&2; \
+	fi
+
+demo: setup
+	$(VENV)/bin/annotator demo
+
+# pytest exits 5 when it collected no test: that must fail, not pass.
+test: setup system-deps
+	@$(PY) -m pytest; rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest collected no test" >&2; exit 1; fi; exit $$rc
+
+bench: setup
+	$(PY) bench/model_quality.py --quick

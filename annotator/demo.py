@@ -1,0 +1,74 @@
+"""The one-command demo: a local Label Studio and backend, the newsletters ingested, a model trained
+on the seed set, the project connected and the first uncertain batch waiting for an annotator."""
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+from .connect import connect_project
+from .labels import TASKS_DIR
+from .labelstudio import LabelStudioClient
+from .project import import_labels, ingest_documents
+from .registry import ModelRegistry
+from .services import BackendServer, LabelStudioServer
+from .settings import Settings
+from .store import Store
+from .training import train_model
+
+log = logging.getLogger(__name__)
+
+SOURCES = TASKS_DIR / "sources"
+SEED_FILE = TASKS_DIR / "seed_labels.tsv"
+
+
+def prepare_project(settings: Settings, store: Store, echo: Callable[[str], None]) -> None:
+    """Ingest the shipped newsletters, import the seed labels and train once (each step idempotent)."""
+    report = ingest_documents(store, [SOURCES], tasks_out=settings.home / "tasks.json")
+    echo(f"ingested {len(report['documents'])} documents: {report['new_clauses']} new clauses "
+         f"({report['total_clauses']} in the project)")
+    report = import_labels(store, SEED_FILE, settings.labels)
+    echo(f"seed labels: {report['examples']} labeled clauses ({report['annotations']['created']} new)")
+    registry = ModelRegistry(settings.model_dir, store)
+    if store.latest_model_version() is None:
+        from .project import training_examples
+
+        echo("training the first model on the seed set ...")
+        result = train_model(training_examples(store, settings.labels), settings.labels, seed=settings.seed)
+        version = registry.save(result.model, n_train=result.n_train, metrics=result.metrics)
+        echo(f"model version {version.version}: held-out macro-F1 {result.metrics.get('macro_f1', 0):.3f} "
+             f"({result.seconds:.0f} s)")
+
+
+def run_demo(settings: Settings, *, ls_port: int, backend_port: int, username: str, password: str,
+             stay: bool, echo: Callable[[str], None]) -> None:
+    """Run the whole demo; blocks until Ctrl-C when ``stay``."""
+    token = "annotator-demo-token-0123456789"
+    backend_url = f"http://127.0.0.1:{backend_port}"
+    settings = settings.replace(ls_url=f"http://127.0.0.1:{ls_port}", ls_api_key=token, backend_url=backend_url)
+    settings.home.mkdir(parents=True, exist_ok=True)
+    with Store(settings.db_path) as store:
+        prepare_project(settings, store, echo)
+    ls = LabelStudioServer(settings.home / "labelstudio", port=ls_port, username=username, password=password,
+                           token=token)
+    echo(f"starting Label Studio on {ls.url} (first start takes about a minute: database migrations) ...")
+    backend = BackendServer(settings.home, port=backend_port,
+                            env={"LABEL_STUDIO_URL": ls.url, "LABEL_STUDIO_API_KEY": token})
+    try:
+        ls.start()
+        backend.start()
+        echo(f"backend on {backend.url} (dashboard: {backend.url}/dashboard)")
+        with Store(settings.db_path) as store:
+            report = connect_project(settings, store, LabelStudioClient(ls.url, token), backend_url=backend_url)
+        push = report["push"] or {}
+        echo("")
+        echo(f"Label Studio: {report['url']}")
+        echo(f"login: {username} / {password}")
+        echo(f"{push.get('pending', 0)} clauses are waiting, most uncertain first. Ctrl-C stops both servers.")
+        while stay:
+            time.sleep(1)
+    except KeyboardInterrupt:
+        echo("stopping ...")
+    finally:
+        backend.stop()
+        ls.stop()

@@ -1,0 +1,57 @@
+"""Project-level reports over the store: the agreement summary and the dataset export.
+
+Each gathers what the store holds (annotations, adjudications, latest predictions) and hands it to
+the pure modules (:mod:`annotator.agreement`, :mod:`annotator.export`). Nothing here writes to the
+store.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from .agreement import agreement_report, disagreements
+from .export import export_dataset
+from .settings import Settings
+from .store import Store
+
+
+def _model_view(store: Store) -> tuple[dict, dict, int | None]:
+    """The latest model version's predicted label sets and confidences per clause."""
+    latest = store.latest_model_version()
+    predictions = store.predictions(latest.version) if latest else {}
+    return ({cid: labels for cid, (labels, _) in predictions.items()},
+            {cid: score for cid, (_, score) in predictions.items()},
+            latest.version if latest else None)
+
+
+def agreement_summary(store: Store, labels: Sequence[str], *, queue_size: int = 10) -> dict:
+    """``{"agreement": AgreementReport.to_dict(), "queue": [...], "queue_total": n}``."""
+    annotations = store.annotations()
+    adjudicated = store.adjudications()
+    model, confidence, _ = _model_view(store)
+    report = agreement_report(annotations, tuple(labels), adjudicated=adjudicated, model=model)
+    queue = disagreements(annotations, tuple(labels), adjudicated=adjudicated, model=model,
+                          model_confidence=confidence)
+    return {"agreement": report.to_dict(), "queue": [d.to_dict() for d in queue[:queue_size]],
+            "queue_total": len(queue)}
+
+
+def export_project(store: Store, settings: Settings, out: str | Path, *, fmt: str = "jsonl",
+                   root: str | Path = "exports", policy: str = "majority",
+                   splits: Sequence[float] = (0.8, 0.1, 0.1), noise_check: bool = True,
+                   overwrite: bool = False) -> dict:
+    """Export the project's labels as a cleaned dataset; returns the export report as a dict."""
+    from . import __version__
+
+    annotations = store.annotations()
+    labeled = {a.clause_id for a in annotations} | set(store.adjudications())
+    texts = {c.id: c.text for c in store.clauses(sorted(labeled))}
+    labels = settings.labels
+    agreement = agreement_report(annotations, labels, adjudicated=store.adjudications()).to_dict()
+    latest = store.latest_model_version()
+    report = export_dataset(annotations, texts, labels, out, fmt=fmt, root=root,
+                            adjudications=store.adjudications(), policy=policy, splits=splits,
+                            seed=settings.seed, noise_check=noise_check, agreement=agreement,
+                            model_version=latest.version if latest else None, tool_version=__version__,
+                            overwrite=overwrite)
+    return report.to_dict()

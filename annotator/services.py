@@ -1,0 +1,140 @@
+"""Start and stop the two servers of a local set-up: Label Studio and this project's backend.
+
+Used by ``annotator demo``, the end-to-end tests and the live benchmarks, so all three run the
+servers the same way. Label Studio gets a clean environment (it reads plain names like ``PORT``
+and ``HOST`` from the environment), offline flags, and the flags that let it call a backend on
+localhost.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+from .errors import AnnotatorError
+
+log = logging.getLogger(__name__)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_http(url: str, *, timeout: float, process: subprocess.Popen | None = None,
+              log_file: Path | None = None) -> None:
+    """Wait until ``url`` answers 200, the process dies, or ``timeout`` seconds pass."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            tail = log_file.read_text(errors="replace")[-2000:] if log_file and log_file.exists() else ""
+            raise AnnotatorError(f"server for {url} exited with code {process.returncode}\n{tail}")
+        try:
+            if requests.get(url, timeout=2).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.5)
+    raise AnnotatorError(f"{url} did not answer within {timeout:.0f} s")
+
+
+class _Server:
+    """A child process with its log file, stopped by SIGTERM (then SIGKILL)."""
+
+    process: subprocess.Popen | None = None
+    log_path: Path
+
+    def stop(self, timeout: float = 20.0) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+    def kill(self) -> None:
+        """SIGKILL the whole process group (fault tests)."""
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+class LabelStudioServer(_Server):
+    """A local Label Studio (SQLite, data under ``data_dir``) with an admin and a legacy API token."""
+
+    def __init__(self, data_dir: str | Path, *, port: int | None = None, username: str = "admin@example.com",
+                 password: str = "annotator-demo", token: str = "annotator-demo-token-0123456789") -> None:
+        self.data_dir = Path(data_dir)
+        self.port = port or free_port()
+        self.username, self.password, self.token = username, password, token
+        self.log_path = self.data_dir / "label-studio.log"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 180.0) -> LabelStudioServer:
+        exe = shutil.which("label-studio", path=str(Path(sys.executable).parent)) or shutil.which("label-studio")
+        if exe is None:
+            raise AnnotatorError("label-studio is not installed; run: pip install -e '.[test]'")
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        env = {"PATH": os.environ.get("PATH", ""), "HOME": str(self.data_dir), "LANG": "C.UTF-8",
+               "ML_BLOCK_LOCAL_IP": "false", "SSRF_PROTECTION_ENABLED": "false",
+               "LATEST_VERSION_CHECK": "false", "SENTRY_DSN": "", "FRONTEND_SENTRY_DSN": "",
+               "COLLECT_ANALYTICS": "false", "LABEL_STUDIO_DISABLE_SIGNUP_WITHOUT_LINK": "false"}
+        cmd = [exe, "start", "--no-browser", "--port", str(self.port), "--internal-host", "127.0.0.1",
+               "--data-dir", str(self.data_dir / "data"), "--username", self.username,
+               "--password", self.password, "--user-token", self.token, "--enable-legacy-api-token"]
+        log_file = open(self.log_path, "ab")
+        self.process = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT, env=env,
+                                        cwd=self.data_dir, start_new_session=True)
+        log.info("starting Label Studio on %s (log: %s)", self.url, self.log_path)
+        wait_http(f"{self.url}/health", timeout=timeout, process=self.process, log_file=self.log_path)
+        return self
+
+
+class BackendServer(_Server):
+    """This project's backend under waitress, for the project in ``home``."""
+
+    def __init__(self, home: str | Path, *, port: int | None = None, env: dict | None = None,
+                 threads: int = 8) -> None:
+        self.home = Path(home)
+        self.port = port or free_port()
+        self.extra_env = env or {}
+        self.threads = threads
+        self.log_path = self.home / "backend.log"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "waitress", "--host", "127.0.0.1", f"--port={self.port}",
+                f"--threads={self.threads}", "--call", "backend:create_app"]
+
+    def start(self, timeout: float = 60.0) -> BackendServer:
+        self.home.mkdir(parents=True, exist_ok=True)
+        env = dict(os.environ, ANNOTATOR_HOME=str(self.home), **self.extra_env)
+        log_file = open(self.log_path, "ab")
+        self.process = subprocess.Popen(self.command(), stdout=log_file, stderr=subprocess.STDOUT, env=env,
+                                        cwd=Path(__file__).resolve().parent.parent, start_new_session=True)
+        wait_http(f"{self.url}/health", timeout=timeout, process=self.process, log_file=self.log_path)
+        return self
