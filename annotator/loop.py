@@ -66,7 +66,21 @@ def retrain(settings: Settings, store: Store, registry: ModelRegistry) -> ModelV
         store.finish_train_run(run_id, error=f"{type(exc).__name__}: {exc}")
         raise
     store.finish_train_run(run_id, model_version=version.version)
+    save_human_label_predictions(store, version, result.model)
     return version
+
+
+def save_human_label_predictions(store: Store, version: ModelVersion, model) -> None:
+    """Store the new model's predictions on clauses people labeled (the dashboard compares them)."""
+    ids = sorted({a.clause_id for a in store.annotations() if a.source != "seed"} | set(store.adjudications()))
+    clauses = store.clauses(ids)
+    if not clauses:
+        return
+    proba = model.predict_proba([c.text for c in clauses])
+    chosen = model.decide(proba).astype(bool)
+    store.save_predictions(version.version, [
+        (c.id, tuple(model.labels_[row]), float(p[row].min()))
+        for c, p, row in zip(clauses, proba, chosen)])
 
 
 def unlabeled_pool(store: Store) -> list[Clause]:
@@ -153,6 +167,10 @@ def refresh_queue(settings: Settings, store: Store, registry: ModelRegistry, cli
             store.record_push(project_id, [(c.id, None, r) for r, c in enumerate(clauses)],
                               batch=batch, model_version=version)
             task_ids = client.import_tasks(project_id, tasks)
+            if info is not None:
+                store.save_predictions(info.version, [
+                    (c.id, tuple(t["predictions"][0]["result"][0]["value"]["choices"]), t["predictions"][0]["score"])
+                    for c, t in zip(clauses, tasks)])
             store.record_push(project_id, [(c.id, t, r) for r, (c, t) in enumerate(zip(clauses, task_ids))],
                               batch=batch, model_version=version)
             pushed = [c.id for c in clauses]

@@ -13,8 +13,8 @@ Definitions
   Idle nights and weekends do not dilute it.
 - The hourly series counts human annotations per UTC hour over the last ``HOURS_SHOWN`` hours,
   ending at the current hour, or at the last active hour when the project has been idle longer.
-- The model's predicted sets and confidences are those of the latest model version with stored
-  predictions.
+- The model's predicted sets and confidences are the stored predictions of the latest model version
+  (as :func:`annotator.reports.agreement_summary` reads them).
 - The review queue is :func:`annotator.agreement.disagreements`, except that a "model disagrees"
   entry on a clause a lead has already adjudicated is left out: the lead's decision stands, and
   resolving an entry must take it out of the queue.
@@ -143,7 +143,8 @@ class DashboardData:
 
 def review_inputs(store: Store) -> ReviewInputs:
     """Read annotations, adjudications and the latest predictions from ``store``."""
-    predictions = store.predictions()
+    latest = store.latest_model_version()
+    predictions = store.predictions(latest.version) if latest else {}
     return ReviewInputs(
         annotations=tuple(store.annotations()),
         adjudicated=store.adjudications(),

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
 from itertools import combinations
 
 import krippendorff
@@ -579,26 +578,28 @@ def test_to_dict_is_json_with_stable_keys():
     assert [row["label"] for row in out["per_label"]] == list(LABELS)
 
 
-def test_ten_thousand_annotations_from_ten_annotators_is_fast():
-    # Realistic shape: 1-3 labels per clause with skewed label frequencies, a label dropped or added
-    # now and then; 5,000 clauses with 2 of 10 annotators each.
-    rng = np.random.default_rng(0)
+def test_ten_thousand_annotations_from_ten_annotators():
+    # Realistic shape: 1-3 labels per clause with skewed label frequencies; 5,000 clauses with 2 of
+    # 10 annotators each. Speed is measured by bench/agreement_speed.py, not asserted here.
+    annotations, labels = synthetic_annotations(5000, 10, seed=0)
+    report = agreement_report(annotations, labels)
+    queue = disagreements(annotations, labels)
+    assert report.n_items == 5000 and report.n_annotators == 10 and queue
+
+
+def synthetic_annotations(n_clauses: int, n_annotators: int, *, seed: int):
+    rng = np.random.default_rng(seed)
     labels = tuple(f"L{i}" for i in range(27))
     p = 1 / np.arange(1, 28)
     p /= p.sum()
     annotations = []
-    for c in range(5000):
+    for c in range(n_clauses):
         truth = set(rng.choice(27, rng.integers(1, 4), replace=False, p=p))
-        for a in rng.choice(10, 2, replace=False):
+        for a in rng.choice(n_annotators, 2, replace=False):
             chosen = set(truth)
             if rng.random() < 0.15:
                 chosen.discard(rng.choice(sorted(chosen)))
             if rng.random() < 0.15:
                 chosen.add(rng.choice(27, p=p))
             annotations.append(ann(f"c{c}", [labels[i] for i in sorted(chosen)], f"a{a}"))
-    start = time.perf_counter()
-    report = agreement_report(annotations, labels)
-    queue = disagreements(annotations, labels)
-    elapsed = time.perf_counter() - start
-    assert report.n_items == 5000 and report.n_annotators == 10 and queue
-    assert elapsed < 1.0, f"agreement_report + disagreements took {elapsed:.2f}s for 10,000 annotations"
+    return annotations, labels

@@ -1,0 +1,322 @@
+"""Blueprint "dashboard": the project leads' pages, server-rendered (no build step, no CDN).
+
+Routes (registered under ``/dashboard``):
+
+- ``GET /dashboard`` — one page: progress, labels per hour, annotators, label distribution,
+  agreement per label, the annotator heat map, the learning curve and the disagreement queue.
+  ``?queue=N`` (or ``all``) sets how many queue entries are listed (default 20).
+- ``GET /dashboard/agreement.json`` — ``AgreementReport.to_dict()``, the figures the page shows.
+- ``POST /dashboard/resolve`` — form fields ``clause_id``, ``labels`` (repeated), ``resolver``,
+  ``note``, ``csrf_token``: stores the lead's adjudicated set (annotators' answers are untouched).
+- ``GET|POST /dashboard/login``, ``POST /dashboard/logout`` — when ``Settings.dashboard_password`` is
+  set, every other dashboard page redirects to the login form.
+
+Every figure on the page is the value of :func:`annotator.review.dashboard_data`, formatted by
+:func:`format_figure`; elements that show an agreement figure carry ``data-figure`` (its path in
+``AgreementReport.to_dict()``), ``data-kind`` and the unrounded ``data-value``, so tests can check
+the page against the report. Pictures are inline SVG and CSS bars built from those values.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import math
+import os
+import secrets
+import tempfile
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from flask import (Blueprint, current_app, flash, jsonify, redirect, render_template, request, session,
+                   url_for)
+
+from annotator import InputError, check_labels
+from annotator.review import HOURS_SHOWN, agreement_for_store, dashboard_data
+
+from .context import get_settings, get_store, label_config
+
+bp = Blueprint("dashboard", __name__, template_folder="templates", static_folder="static",
+               static_url_path="/static")
+
+DEFAULT_QUEUE = 20
+MAX_RESOLVER_CHARS = 100
+MAX_NOTE_CHARS = 2000
+_AUTH_KEY = "dashboard_auth"
+_CSRF_KEY = "dashboard_csrf"
+_OPEN_ENDPOINTS = {"dashboard.login", "dashboard.static"}
+
+
+# --------------------------------------------------------------------------- app set-up
+
+
+@bp.record_once
+def _configure_app(state) -> None:
+    """Give the app a session key and safe cookie defaults unless the app already set them."""
+    app = state.app
+    if not app.secret_key:
+        app.secret_key = _project_secret(app.config["ANNOTATOR"].home / "secret_key")
+    if app.config.get("SESSION_COOKIE_SAMESITE") is None:
+        app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
+
+
+def _project_secret(path: Path) -> bytes:
+    """A random key kept in the project home (mode 0600), made once and shared by every worker.
+
+    Written to a temporary file and hard-linked into place, so two workers starting at once agree
+    on one key and nobody reads a half-written file.
+    """
+    try:
+        return bytes.fromhex(path.read_text(encoding="ascii").strip())
+    except (FileNotFoundError, ValueError):
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".secret-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="ascii") as fh:
+            fh.write(secrets.token_hex(32))
+        os.chmod(tmp, 0o600)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:  # another worker won the race (or an unreadable file is there)
+            pass
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return bytes.fromhex(path.read_text(encoding="ascii").strip())
+
+
+# --------------------------------------------------------------------------- login and CSRF
+
+
+def _password() -> str:
+    return get_settings().dashboard_password
+
+
+def _auth_token(password: str) -> str:
+    """What a logged-in session holds: bound to the password (changing it logs everyone out)."""
+    return hmac.new(current_app.secret_key if isinstance(current_app.secret_key, bytes)
+                    else str(current_app.secret_key).encode(), password.encode(), hashlib.sha256).hexdigest()
+
+
+def _logged_in() -> bool:
+    password = _password()
+    return not password or hmac.compare_digest(session.get(_AUTH_KEY, ""), _auth_token(password))
+
+
+@bp.before_request
+def _require_login():
+    if request.endpoint in _OPEN_ENDPOINTS or _logged_in():
+        return None
+    if request.method == "GET":
+        return redirect(url_for(".login", next=request.full_path.rstrip("?")))
+    return redirect(url_for(".login"), code=303)
+
+
+def csrf_token() -> str:
+    """The session's form token (made on first use)."""
+    if _CSRF_KEY not in session:
+        session[_CSRF_KEY] = secrets.token_urlsafe(32)
+    return session[_CSRF_KEY]
+
+
+def _check_form_origin() -> None:
+    """Reject a form posted from another site: a foreign Origin header or a missing/wrong token."""
+    origin = request.headers.get("Origin")
+    if origin and origin != "null" and urlsplit(origin).netloc != request.host:
+        raise InputError(f"form posted from {origin}, not from this dashboard ({request.host}); "
+                         "open the dashboard and submit it there")
+    sent = request.form.get("csrf_token", "")
+    if not sent or not hmac.compare_digest(sent, session.get(_CSRF_KEY, "")):
+        raise InputError("the form's security token is missing or out of date (the session expired or "
+                         "the secret key changed); reload the dashboard and submit again")
+
+
+def _safe_next(target: str | None) -> str:
+    """Only a path inside the dashboard: never redirect a login to another site."""
+    home = url_for(".index")
+    if not target or target.startswith("//") or not target.startswith(home.rstrip("/")):
+        return home
+    return target
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    password = _password()
+    target = _safe_next(request.values.get("next"))
+    if not password:
+        return redirect(target)
+    error = None
+    if request.method == "POST":
+        _check_form_origin()
+        if hmac.compare_digest(request.form.get("password", "").encode(), password.encode()):
+            session[_AUTH_KEY] = _auth_token(password)
+            return redirect(target, code=303)
+        error = "Wrong password."
+    status = 401 if error else 200
+    return render_template("dashboard_login.html", error=error, next=target, csrf_token=csrf_token()), status
+
+
+@bp.post("/logout")
+def logout():
+    _check_form_origin()
+    session.pop(_AUTH_KEY, None)
+    return redirect(url_for(".login"), code=303)
+
+
+# --------------------------------------------------------------------------- pages
+
+
+@bp.get("/", strict_slashes=False)
+def index():
+    limit = _queue_limit(request.args.get("queue"))
+    data = dashboard_data(get_store(), label_config().labels, queue_limit=limit)
+    report = data.report.to_dict()
+    return render_template(
+        "dashboard.html",
+        d=data,
+        r=report,
+        settings=get_settings(),
+        queue_arg=request.args.get("queue", ""),
+        hours_shown=HOURS_SHOWN,
+        login_enabled=bool(_password()),
+        csrf_token=csrf_token(),
+        resolver=session.get("dashboard_resolver", ""),
+        fmt=format_figure,
+        heat=heat_color,
+        bar=bar_span,
+        ticks=nice_ticks,
+        alpha_class=alpha_class,
+    )
+
+
+@bp.get("/agreement.json")
+def agreement_json():
+    """The agreement report the page shows, as ``annotator agreement --json`` prints it."""
+    return jsonify(agreement_for_store(get_store(), label_config().labels).to_dict())
+
+
+@bp.post("/resolve")
+def resolve():
+    """Store a lead's final label set for one clause; the clause leaves the queue."""
+    _check_form_origin()
+    labels = label_config().labels
+    clause_id = request.form.get("clause_id", "").strip()
+    if not clause_id:
+        raise InputError("clause_id is missing: resolve a clause from the dashboard's queue")
+    store = get_store()
+    if not store.clauses([clause_id]):
+        raise InputError(f"unknown clause '{clause_id}': it is not in this project's store; "
+                         "reload the dashboard and pick a clause from the queue")
+    ordered = check_labels([label.strip() for label in request.form.getlist("labels")], labels)
+    resolver = request.form.get("resolver", "").strip()
+    if not resolver:
+        raise InputError("resolver is empty: type your name in the 'resolved by' field so the decision "
+                         "can be traced")
+    if len(resolver) > MAX_RESOLVER_CHARS:
+        raise InputError(f"resolver has {len(resolver)} characters (limit {MAX_RESOLVER_CHARS}); "
+                         "use a short name")
+    note = request.form.get("note", "").strip()
+    if len(note) > MAX_NOTE_CHARS:
+        raise InputError(f"note has {len(note)} characters (limit {MAX_NOTE_CHARS}); shorten it")
+    store.adjudicate(clause_id, ordered, resolver, note)
+    session["dashboard_resolver"] = resolver
+    flash(f"Resolved {clause_id} as {'、'.join(ordered) or '(no label)'} — by {resolver}.")
+    queue = request.form.get("queue", "")
+    return redirect(url_for(".index", **({"queue": queue} if queue else {})) + "#queue", code=303)
+
+
+@bp.errorhandler(InputError)
+def input_error(exc: InputError):
+    """Dashboard forms get a readable page (JSON for JSON clients), always with status 400."""
+    if request.accept_mimetypes.best == "application/json":
+        return jsonify({"error": str(exc), "type": type(exc).__name__}), 400
+    return render_template("dashboard_error.html", message=str(exc), status=400), 400
+
+
+def _queue_limit(raw: str | None) -> int | None:
+    if raw is None or raw == "":
+        return DEFAULT_QUEUE
+    if raw == "all":
+        return None
+    if raw.isdigit() and int(raw) > 0:
+        return int(raw)
+    raise InputError(f"queue must be a positive number of entries or 'all', got '{raw}'")
+
+
+# --------------------------------------------------------------------------- formatting and pictures
+
+
+def format_figure(value: float | None, kind: str = "coef") -> str:
+    """How the page shows a figure: ``coef`` 3 decimals, ``share`` a percentage with 1 decimal.
+
+    Examples
+    --------
+    >>> format_figure(0.81249), format_figure(0.5, "share"), format_figure(None)
+    ('0.812', '50.0%', '—')
+    """
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "—"
+    if kind == "share":
+        return f"{100 * value:.1f}%"
+    if kind == "rate":
+        return f"{value:.1f}"
+    return f"{value:.3f}"
+
+
+# Light yellow to dark blue (ColorBrewer YlGnBu), for values from 0 to 1; below 0 is red.
+_HEAT_STOPS = ((0.0, (255, 255, 217)), (0.25, (199, 233, 180)), (0.5, (127, 205, 187)),
+               (0.75, (29, 145, 192)), (1.0, (12, 44, 132)))
+
+
+def heat_color(value: float | None) -> tuple[str, str]:
+    """Fill and text colour of a heat-map cell for a kappa in [-1, 1] (None: grey)."""
+    if value is None:
+        return "#eef0f3", "#8a94a6"
+    if value < 0:
+        return "#f4a582", "#3b0a00"
+    v = min(value, 1.0)
+    for (x0, c0), (x1, c1) in zip(_HEAT_STOPS, _HEAT_STOPS[1:]):
+        if v <= x1:
+            t = (v - x0) / (x1 - x0)
+            rgb = tuple(round(a + (b - a) * t) for a, b in zip(c0, c1))
+            break
+    text = "#ffffff" if v > 0.6 else "#1b2433"
+    return "#{:02x}{:02x}{:02x}".format(*rgb), text
+
+
+def bar_span(value: float | None, low: float = 0.0, high: float = 1.0) -> tuple[float, float]:
+    """``(left %, width %)`` of a bar from 0 to ``value`` on an axis from ``low`` to ``high``."""
+    if value is None or high <= low:
+        return 0.0, 0.0
+    value = min(max(value, low), high)
+    zero = (0.0 - low) / (high - low) * 100
+    end = (value - low) / (high - low) * 100
+    return min(zero, end), abs(end - zero)
+
+
+def alpha_class(value: float | None) -> str:
+    """Krippendorff's reading of alpha: >= 0.8 reliable, >= 0.667 tentative, else unreliable."""
+    if value is None:
+        return "undefined"
+    if value >= 0.8:
+        return "good"
+    if value >= 0.667:
+        return "fair"
+    return "poor"
+
+
+def nice_ticks(maximum: float, n: int = 4) -> list[float]:
+    """Round axis ticks from 0 covering ``maximum`` (at least 1).
+
+    Examples
+    --------
+    >>> nice_ticks(37)
+    [0, 10, 20, 30, 40]
+    """
+    maximum = max(float(maximum), 1.0)
+    raw = maximum / n
+    magnitude = 10 ** math.floor(math.log10(raw))
+    step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw)
+    if step == int(step):
+        step = int(step)
+    top = math.ceil(maximum / step)
+    return [step * i for i in range(top + 1)]
