@@ -11,6 +11,7 @@ from .labelstudio import WEBHOOK_SECRET_HEADER, LabelStudioClient, choices_resul
 from .model import PolicyClassifier, at_least_one
 from .normalize import clause_id, match_key, normalize_text
 from .registry import ModelRegistry
+from .review import HOURS_SHOWN, DashboardData, agreement_for_store, dashboard_data, review_queue
 from .settings import Settings
 from .store import Store
 from .sync import record_annotation, record_deletions, sync_project
@@ -32,7 +33,8 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'annotator' has no attribute {name!r}")
 
 __all__ = [
-    "AgreementReport", "Annotation", "AnnotatorError", "Clause", "Disagreement", "Document",
+    "AgreementReport", "Annotation", "DashboardData", "HOURS_SHOWN", "agreement_for_store",
+    "dashboard_data", "review_queue", "AnnotatorError", "Clause", "Disagreement", "Document",
     "EmptyPoolError", "Example", "InputError", "LabelConfig", "LabelStudioClient", "LabelStudioError",
     "ModelRegistry", "ModelVersion", "NotFoundError", "NotTrainedError", "PolicyClassifier",
     "PoolExhaustedError", "QueryError", "SchemaMismatchError", "Segment", "Settings", "Store",

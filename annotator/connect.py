@@ -24,7 +24,9 @@ def connect_project(settings: Settings, store: Store, client: LabelStudioClient,
     config = settings.labels_config()
     backend_url = (backend_url or settings.backend_url).rstrip("/")
     project_id, created = client.ensure_project(title or settings.ls_project_title, config.xml)
-    webhook_id = client.ensure_webhook(project_id, f"{backend_url}/webhook", secret=settings.webhook_secret)
+    auth = (settings.basic_auth_user, settings.basic_auth_pass) if settings.basic_auth_user else None
+    webhook_id = client.ensure_webhook(project_id, f"{backend_url}/webhook", secret=settings.webhook_secret,
+                                       basic_auth=auth)
     backend_id = client.ensure_ml_backend(project_id, backend_url, user=settings.basic_auth_user,
                                           password=settings.basic_auth_pass)
     store.set_meta(PROJECT_KEY, str(project_id))

@@ -73,7 +73,7 @@ def load_label_config(path: str | Path = DEFAULT_LABEL_CONFIG) -> LabelConfig:
 def unknown_label_message(label: str, known: tuple[str, ...]) -> str:
     """A message naming an unknown label, the closest known one, and the label set."""
     close = difflib.get_close_matches(label, known, n=1, cutoff=0.4)
-    hint = f"; did you mean '{close[0]}'?" if close else ""
+    hint = f"; did you mean '{close[0]}'?" if close else ";"
     return f"label '{label}' is not in the label set{hint} known: {', '.join(known)}"
 
 

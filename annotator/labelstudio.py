@@ -7,6 +7,7 @@ appears in a message.
 """
 from __future__ import annotations
 
+import base64
 import logging
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -103,9 +104,14 @@ class LabelStudioClient:
                              url=backend_url, title="annotator", is_interactive=False, **auth)
         return backend.id
 
-    def ensure_webhook(self, project_id: int, url: str, *, secret: str = "") -> int:
-        """Register the project's webhook to ``url`` (once), with the secret header if given."""
+    def ensure_webhook(self, project_id: int, url: str, *, secret: str = "", basic_auth: tuple[str, str] | None = None) -> int:
+        """Register the project's webhook to ``url`` (once), with the secret header and the
+        backend's basic-auth credentials when they are set (Label Studio's own auto-created
+        webhook would carry neither)."""
         headers = {WEBHOOK_SECRET_HEADER: secret} if secret else {}
+        if basic_auth:
+            token = base64.b64encode(f"{basic_auth[0]}:{basic_auth[1]}".encode()).decode()
+            headers["Authorization"] = f"Basic {token}"
         for hook in self._call("list webhooks", self._client.webhooks.list, project=project_id):
             if hook.url.rstrip("/") == url.rstrip("/"):
                 if (hook.headers or {}) != headers or hook.send_for_all_actions:

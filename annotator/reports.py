@@ -9,29 +9,22 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from .agreement import agreement_report, disagreements
+from .agreement import agreement_report
 from .export import export_dataset
+from .review import agreement_for_store, review_inputs, review_queue
 from .settings import Settings
 from .store import Store
 
 
-def _model_view(store: Store) -> tuple[dict, dict, int | None]:
-    """The latest model version's predicted label sets and confidences per clause."""
-    latest = store.latest_model_version()
-    predictions = store.predictions(latest.version) if latest else {}
-    return ({cid: labels for cid, (labels, _) in predictions.items()},
-            {cid: score for cid, (_, score) in predictions.items()},
-            latest.version if latest else None)
-
-
 def agreement_summary(store: Store, labels: Sequence[str], *, queue_size: int = 10) -> dict:
-    """``{"agreement": AgreementReport.to_dict(), "queue": [...], "queue_total": n}``."""
-    annotations = store.annotations()
-    adjudicated = store.adjudications()
-    model, confidence, _ = _model_view(store)
-    report = agreement_report(annotations, tuple(labels), adjudicated=adjudicated, model=model)
-    queue = disagreements(annotations, tuple(labels), adjudicated=adjudicated, model=model,
-                          model_confidence=confidence)
+    """``{"agreement": AgreementReport.to_dict(), "queue": [...], "queue_total": n}``.
+
+    The same inputs and queue rule as the dashboard (:mod:`annotator.review`), so both show the
+    same figures.
+    """
+    inputs = review_inputs(store)
+    report = agreement_for_store(store, tuple(labels), inputs)
+    queue = review_queue(store, tuple(labels), inputs)
     return {"agreement": report.to_dict(), "queue": [d.to_dict() for d in queue[:queue_size]],
             "queue_total": len(queue)}
 

@@ -177,7 +177,7 @@ def _tsv_rows(text: str, report: LoadReport):
 def _split_labels(value) -> list[str]:
     if isinstance(value, list):
         return [str(v).strip() for v in value if str(v).strip()]
-    parts = str(value or "").replace(";", "|").replace("，", "|").replace(",", "|").split("|")
+    parts = str(value or "").translate({ord(c): "|" for c in ";；,，、"}).split("|")
     return [p.strip() for p in parts if p.strip()]
 
 

@@ -155,7 +155,7 @@ class Store:
     def _execute(self, sql: str, params: Iterable = ()) -> sqlite3.Cursor:
         try:
             return self._conn.execute(sql, tuple(params))
-        except sqlite3.OperationalError as exc:
+        except (sqlite3.OperationalError, sqlite3.IntegrityError) as exc:
             raise StoreError(f"store {self.path}: {exc}") from exc
 
     def _migrate(self) -> None:
@@ -263,7 +263,7 @@ class Store:
                      canonical_time(annotation.created_at) if annotation.created_at else stamp, stamp))
                 self._history(cur.lastrowid, "created", labels)
                 return cur.lastrowid, "created"
-            if stamp < row["updated_at"] and row["deleted_at"] is None:
+            if stamp < row["updated_at"]:
                 return row["id"], "stale"
             if row["labels"] == labels and row["deleted_at"] is None:
                 return row["id"], "unchanged"

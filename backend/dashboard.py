@@ -4,7 +4,7 @@ Routes (registered under ``/dashboard``):
 
 - ``GET /dashboard`` — one page: progress, labels per hour, annotators, label distribution,
   agreement per label, the annotator heat map, the learning curve and the disagreement queue.
-  ``?queue=N`` (or ``all``) sets how many queue entries are listed (default 20).
+  ``?queue=N`` sets how many queue entries are listed (default 20, at most 500: each carries a form).
 - ``GET /dashboard/agreement.json`` — ``AgreementReport.to_dict()``, the figures the page shows.
 - ``POST /dashboard/resolve`` — form fields ``clause_id``, ``labels`` (repeated), ``resolver``,
   ``note``, ``csrf_token``: stores the lead's adjudicated set (annotators' answers are untouched).
@@ -30,8 +30,7 @@ from urllib.parse import urlsplit
 from flask import (Blueprint, current_app, flash, jsonify, redirect, render_template, request, session,
                    url_for)
 
-from annotator import InputError, check_labels
-from annotator.review import HOURS_SHOWN, agreement_for_store, dashboard_data
+from annotator import HOURS_SHOWN, InputError, agreement_for_store, check_labels, dashboard_data
 
 from .context import get_settings, get_store, label_config
 
@@ -39,11 +38,13 @@ bp = Blueprint("dashboard", __name__, template_folder="templates", static_folder
                static_url_path="/static")
 
 DEFAULT_QUEUE = 20
+MAX_QUEUE = 500
+QUEUE_STEP = 50  # entries the "show more" link adds
 MAX_RESOLVER_CHARS = 100
 MAX_NOTE_CHARS = 2000
 _AUTH_KEY = "dashboard_auth"
 _CSRF_KEY = "dashboard_csrf"
-_OPEN_ENDPOINTS = {"dashboard.login", "dashboard.static"}
+_OPEN_ENDPOINTS = frozenset({"dashboard.login", "dashboard.static"})
 
 
 # --------------------------------------------------------------------------- app set-up
@@ -63,25 +64,30 @@ def _project_secret(path: Path) -> bytes:
     """A random key kept in the project home (mode 0600), made once and shared by every worker.
 
     Written to a temporary file and hard-linked into place, so two workers starting at once agree
-    on one key and nobody reads a half-written file.
+    on one key and nobody reads a half-written file. Deleting the file logs everyone out.
     """
-    try:
-        return bytes.fromhex(path.read_text(encoding="ascii").strip())
-    except (FileNotFoundError, ValueError):
-        pass
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".secret-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="ascii") as fh:
-            fh.write(secrets.token_hex(32))
-        os.chmod(tmp, 0o600)
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".secret-", dir=path.parent)
         try:
-            os.link(tmp, path)
-        except FileExistsError:  # another worker won the race (or an unreadable file is there)
-            pass
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-    return bytes.fromhex(path.read_text(encoding="ascii").strip())
+            with os.fdopen(fd, "w", encoding="ascii") as fh:
+                fh.write(secrets.token_hex(32))
+            os.chmod(tmp, 0o600)
+            try:
+                os.link(tmp, path)
+            except FileExistsError:  # another worker made it first: use theirs
+                pass
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+    text = path.read_text(encoding="ascii", errors="replace").strip()
+    try:
+        key = bytes.fromhex(text)
+    except ValueError:
+        key = b""
+    if len(key) < 16:
+        raise InputError(f"{path} does not hold a session key (32 random bytes as hex); delete it and "
+                         "start the backend again to make a new one")
+    return key
 
 
 # --------------------------------------------------------------------------- login and CSRF
@@ -93,8 +99,9 @@ def _password() -> str:
 
 def _auth_token(password: str) -> str:
     """What a logged-in session holds: bound to the password (changing it logs everyone out)."""
-    return hmac.new(current_app.secret_key if isinstance(current_app.secret_key, bytes)
-                    else str(current_app.secret_key).encode(), password.encode(), hashlib.sha256).hexdigest()
+    key = current_app.secret_key
+    key = key if isinstance(key, bytes) else str(key).encode()
+    return hmac.new(key, password.encode(), hashlib.sha256).hexdigest()
 
 
 def _logged_in() -> bool:
@@ -151,8 +158,7 @@ def login():
             session[_AUTH_KEY] = _auth_token(password)
             return redirect(target, code=303)
         error = "Wrong password."
-    status = 401 if error else 200
-    return render_template("dashboard_login.html", error=error, next=target, csrf_token=csrf_token()), status
+    return render_template("dashboard_login.html", error=error, next=target), 401 if error else 200
 
 
 @bp.post("/logout")
@@ -163,6 +169,13 @@ def logout():
 
 
 # --------------------------------------------------------------------------- pages
+
+
+@bp.context_processor
+def _template_helpers() -> dict:
+    """Formatting and picture helpers, the form token and the login state, for every dashboard page."""
+    return {"fmt": format_figure, "heat": heat_color, "bar": bar_span, "ticks": nice_ticks,
+            "alpha_class": alpha_class, "csrf_token": csrf_token(), "login_enabled": bool(_password())}
 
 
 @bp.get("/", strict_slashes=False)
@@ -176,15 +189,12 @@ def index():
         r=report,
         settings=get_settings(),
         queue_arg=request.args.get("queue", ""),
+        more=min(limit + QUEUE_STEP, MAX_QUEUE),
+        matrix=pair_matrix(report),
+        activity={a.annotator: a for a in data.annotators},
+        alpha_low=axis_low(row["krippendorff_alpha"] for row in report["per_label"]),
         hours_shown=HOURS_SHOWN,
-        login_enabled=bool(_password()),
-        csrf_token=csrf_token(),
         resolver=session.get("dashboard_resolver", ""),
-        fmt=format_figure,
-        heat=heat_color,
-        bar=bar_span,
-        ticks=nice_ticks,
-        alpha_class=alpha_class,
     )
 
 
@@ -232,21 +242,20 @@ def input_error(exc: InputError):
     return render_template("dashboard_error.html", message=str(exc), status=400), 400
 
 
-def _queue_limit(raw: str | None) -> int | None:
+def _queue_limit(raw: str | None) -> int:
     if raw is None or raw == "":
         return DEFAULT_QUEUE
-    if raw == "all":
-        return None
-    if raw.isdigit() and int(raw) > 0:
+    if raw.isascii() and raw.isdigit() and 0 < int(raw) <= MAX_QUEUE:
         return int(raw)
-    raise InputError(f"queue must be a positive number of entries or 'all', got '{raw}'")
+    raise InputError(f"queue must be a number of entries from 1 to {MAX_QUEUE}, got '{raw}'")
 
 
 # --------------------------------------------------------------------------- formatting and pictures
 
 
 def format_figure(value: float | None, kind: str = "coef") -> str:
-    """How the page shows a figure: ``coef`` 3 decimals, ``share`` a percentage with 1 decimal.
+    """How the page shows a figure: ``coef`` 3 decimals, ``share`` a percentage with 1 decimal,
+    ``rate`` 1 decimal, ``int`` with thousands separators; None (undefined) is a dash.
 
     Examples
     --------
@@ -257,6 +266,8 @@ def format_figure(value: float | None, kind: str = "coef") -> str:
         return "—"
     if kind == "share":
         return f"{100 * value:.1f}%"
+    if kind == "int":
+        return f"{value:,}"
     if kind == "rate":
         return f"{value:.1f}"
     return f"{value:.3f}"
@@ -291,6 +302,22 @@ def bar_span(value: float | None, low: float = 0.0, high: float = 1.0) -> tuple[
     zero = (0.0 - low) / (high - low) * 100
     end = (value - low) / (high - low) * 100
     return min(zero, end), abs(end - zero)
+
+
+def axis_low(values) -> float:
+    """Left end of the per-label bar axis: 0, or below the most negative value in steps of 0.25."""
+    low = min((v for v in values if v is not None), default=0.0)
+    return max(-1.0, math.floor(min(low, 0.0) * 4) / 4)
+
+
+def pair_matrix(report: dict) -> list[list[tuple[int, dict] | None]]:
+    """Annotator x annotator cells ``(index in report["pairs"], pair)``; None on the diagonal."""
+    index = {name: i for i, name in enumerate(report["annotators"])}
+    cells: list[list[tuple[int, dict] | None]] = [[None] * len(index) for _ in index]
+    for k, pair in enumerate(report["pairs"]):
+        a, b = (index[name] for name in pair["annotators"])
+        cells[a][b] = cells[b][a] = (k, pair)
+    return cells
 
 
 def alpha_class(value: float | None) -> str:

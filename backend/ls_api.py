@@ -23,6 +23,21 @@ log = logging.getLogger(__name__)
 bp = Blueprint("ls", __name__)
 
 
+@bp.before_request
+def require_basic_auth():
+    """Label Studio's basic auth for ML backends, on every endpoint but /health."""
+    settings = get_settings()
+    if not settings.basic_auth_user or request.endpoint == "ls.health":
+        return None
+    auth = request.authorization
+    ok = (auth is not None and auth.type == "basic"
+          and hmac.compare_digest((auth.username or "").encode(), settings.basic_auth_user.encode())
+          and hmac.compare_digest((auth.password or "").encode(), settings.basic_auth_pass.encode()))
+    if not ok:
+        raise Unauthorized("basic auth credentials missing or wrong")
+    return None
+
+
 def json_body():
     body = request.get_json(silent=True)
     if body is None:

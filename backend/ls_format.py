@@ -71,7 +71,7 @@ def parse_webhook(payload: Any) -> WebhookEvent:
         annotations = payload.get("annotation", payload.get("annotations"))
         tasks = payload.get("task", payload.get("tasks"))
         if isinstance(annotations, dict):
-            annotations, tasks = [annotations], [tasks]
+            annotations, tasks = [annotations], ([tasks] if isinstance(tasks, dict) else tasks)
         if not isinstance(annotations, list) or not annotations:
             raise SchemaMismatchError(f"{action} needs an 'annotation' object")
         if not isinstance(tasks, list) or len(tasks) not in (1, len(annotations)):

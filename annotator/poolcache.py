@@ -1,0 +1,231 @@
+"""Features of every pool clause, computed once and cached on disk; re-scoring is a sparse product.
+
+Tokenizing is the slow part of scoring a pool (char + jieba word TF-IDF of 1M clauses takes
+minutes; the classifier's product takes seconds). So each clause is featurized once, with the
+fitted featurizer, when it enters the pool, and stored under the project's cache directory::
+
+    <cache_dir>/pool/<fingerprint>/meta.json              featurizer fingerprint, shards, sizes
+    <cache_dir>/pool/<fingerprint>/shard-000000.ids.npy   clause ids of the shard's rows
+    <cache_dir>/pool/<fingerprint>/shard-000000.data.npy  CSR arrays (float32 / int32 / int64),
+    ...                        .indices.npy .indptr.npy   memory-mapped when read
+
+The fingerprint is the SHA-1 of the pickled featurizer (vocabulary, idf weights, parameters and
+library versions): a refitted or changed featurizer gets a new directory, so stale features are
+never used; :meth:`PoolCache.clear_stale` deletes the old ones. For the cache to survive retrains,
+fit the featurizer once on the pool (unsupervised) and train the classifier with ``fit_features``.
+
+Re-scoring after a retrain (:meth:`PoolCache.score`) reads the shards memory-mapped, chunk by
+chunk, so resident memory stays at one chunk plus the (n, n_labels) float32 result.
+One process writes (ingestion); any number read.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import pickle
+import shutil
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+
+from .errors import InputError, NotFoundError
+
+log = logging.getLogger(__name__)
+
+SHARD_ROWS = 100_000
+CHUNK_ROWS = 50_000
+
+
+def featurizer_fingerprint(featurizer) -> str:
+    """SHA-1 of the pickled fitted featurizer: changes with its vocabulary, weights or parameters."""
+    return hashlib.sha1(pickle.dumps(featurizer, protocol=4)).hexdigest()
+
+
+def score_features(model, X, *, chunk_rows: int = CHUNK_ROWS, dtype=np.float32) -> np.ndarray:
+    """``model.predict_proba_features`` over ``X`` in row chunks, as a ``dtype`` array."""
+    out = np.empty((X.shape[0], len(model.labels_)), dtype=dtype)
+    for start in range(0, X.shape[0], chunk_rows):
+        out[start:start + chunk_rows] = model.predict_proba_features(X[start:start + chunk_rows])
+    return out
+
+
+class PoolCache:
+    """The cached features of pool clauses for one fitted featurizer.
+
+    Parameters
+    ----------
+    cache_dir : the project's cache directory (``Settings.cache_dir``).
+    featurizer : the fitted featurizer whose features are cached (e.g. ``model.featurizer_``).
+    shard_rows : rows per shard file written by :meth:`add`.
+
+    Examples
+    --------
+    >>> cache = PoolCache(settings.cache_dir, featurizer)            # doctest: +SKIP
+    >>> cache.add([c.id for c in clauses], [c.text for c in clauses])  # doctest: +SKIP
+    >>> ids, proba = cache.score(model)                              # doctest: +SKIP
+    """
+
+    def __init__(self, cache_dir: str | Path, featurizer, *, shard_rows: int = SHARD_ROWS) -> None:
+        self.featurizer = featurizer
+        self.fingerprint = featurizer_fingerprint(featurizer)
+        self.root = Path(cache_dir) / "pool"
+        self.directory = self.root / self.fingerprint[:16]
+        self.shard_rows = shard_rows
+        self._meta: dict | None = None
+        self._index: dict[str, int] | None = None
+
+    # Reading ----------------------------------------------------------------------------------
+    @property
+    def meta(self) -> dict:
+        if self._meta is None:
+            path = self.directory / "meta.json"
+            if path.exists():
+                self._meta = json.loads(path.read_text(encoding="utf-8"))
+                if self._meta.get("fingerprint") != self.fingerprint:
+                    raise InputError(f"{path} belongs to another featurizer; delete {self.directory}")
+            else:
+                self._meta = {"fingerprint": self.fingerprint, "n_features": None, "shards": []}
+        return self._meta
+
+    def __len__(self) -> int:
+        return sum(s["rows"] for s in self.meta["shards"])
+
+    def ids(self) -> np.ndarray:
+        """Every cached clause id, in cache order."""
+        parts = [np.load(self._file(s, "ids"), allow_pickle=False) for s in self.meta["shards"]]
+        return np.concatenate(parts) if parts else np.array([], dtype="<U1")
+
+    def _positions(self) -> dict[str, int]:
+        if self._index is None:
+            self._index = {str(clause_id): i for i, clause_id in enumerate(self.ids())}
+        return self._index
+
+    def _file(self, shard: dict, part: str) -> Path:
+        return self.directory / f"{shard['name']}.{part}.npy"
+
+    def _shard_matrix(self, shard: dict) -> sp.csr_matrix:
+        """A shard as a CSR matrix over memory-mapped arrays (nothing read until used)."""
+        data, indices, indptr = (np.load(self._file(shard, p), mmap_mode="r")
+                                 for p in ("data", "indices", "indptr"))
+        return sp.csr_matrix((data, indices, indptr), shape=(shard["rows"], self.meta["n_features"]),
+                             copy=False)
+
+    def iter_chunks(self, chunk_rows: int = CHUNK_ROWS) -> Iterator[tuple[slice, sp.csr_matrix]]:
+        """``(rows, X)`` for consecutive chunks of the cache, ``rows`` the slice in cache order."""
+        offset = 0
+        for shard in self.meta["shards"]:
+            data, indices, indptr = (np.load(self._file(shard, p), mmap_mode="r")
+                                     for p in ("data", "indices", "indptr"))
+            for start in range(0, shard["rows"], chunk_rows):
+                stop = min(start + chunk_rows, shard["rows"])
+                lo, hi = int(indptr[start]), int(indptr[stop])
+                X = sp.csr_matrix((np.asarray(data[lo:hi]), np.asarray(indices[lo:hi]),
+                                   np.asarray(indptr[start:stop + 1]) - lo),
+                                  shape=(stop - start, self.meta["n_features"]))
+                yield slice(offset + start, offset + stop), X
+            offset += shard["rows"]
+
+    def matrix(self, ids: Sequence[str] | None = None) -> sp.csr_matrix:
+        """The features of ``ids`` (all cached rows if None), in that order, in memory.
+
+        Raises
+        ------
+        NotFoundError
+            If an id is not cached; the message names it and says to call ``add``.
+        """
+        shards = [self._shard_matrix(s) for s in self.meta["shards"]]
+        if not shards:
+            if ids is None or not len(ids):
+                return sp.csr_matrix((0, self.meta["n_features"] or 0), dtype=np.float32)
+            raise NotFoundError(f"clause {ids[0]} is not in the feature cache; add it first")
+        X = sp.vstack(shards, format="csr") if len(shards) > 1 else shards[0]
+        if ids is None:
+            return X.copy()
+        positions = self._positions()
+        missing = [i for i in ids if i not in positions]
+        if missing:
+            raise NotFoundError(f"{len(missing)} clause(s) not in the feature cache (first: {missing[0]}); "
+                                "add them with PoolCache.add")
+        return X[np.fromiter((positions[i] for i in ids), dtype=np.int64, count=len(ids))]
+
+    def score(self, model, ids: Sequence[str] | None = None, *,
+              chunk_rows: int = CHUNK_ROWS) -> tuple[np.ndarray, np.ndarray]:
+        """Probabilities of every cached clause (or of ``ids``) from a retrained ``model``.
+
+        Returns ``(ids, proba)``: the ids scored and a float32 (n, n_labels) array, row-aligned.
+        With ``ids`` None the cache is streamed chunk by chunk from the memory-mapped shards.
+        """
+        if ids is not None:
+            X = self.matrix(ids)
+            return np.asarray(ids), score_features(model, X, chunk_rows=chunk_rows)
+        all_ids = self.ids()
+        out = np.empty((len(all_ids), len(model.labels_)), dtype=np.float32)
+        for rows, X in self.iter_chunks(chunk_rows):
+            out[rows] = model.predict_proba_features(X)
+        return all_ids, out
+
+    # Writing ----------------------------------------------------------------------------------
+    def add(self, ids: Sequence[str], texts: Sequence[str], *, batch_rows: int = 20_000) -> int:
+        """Featurize and cache the clauses not cached yet; return how many were added.
+
+        Raises
+        ------
+        InputError
+            If ``ids`` and ``texts`` differ in length or ``ids`` repeats an id.
+        """
+        if len(ids) != len(texts):
+            raise InputError(f"{len(ids)} ids but {len(texts)} texts")
+        if len(set(ids)) != len(ids):
+            raise InputError("ids must be unique")
+        known = self._positions()
+        new = [(str(i), t) for i, t in zip(ids, texts) if str(i) not in known]
+        if not new:
+            return 0
+        self.directory.mkdir(parents=True, exist_ok=True)
+        for start in range(0, len(new), self.shard_rows):
+            part = new[start:start + self.shard_rows]
+            blocks = [self.featurizer.transform([t for _, t in part[b:b + batch_rows]])
+                      for b in range(0, len(part), batch_rows)]
+            self._write_shard([i for i, _ in part], sp.vstack(blocks, format="csr"))
+        log.info("feature cache %s: %d clauses added, %d in total", self.directory, len(new), len(self))
+        return len(new)
+
+    def _write_shard(self, ids: list[str], X: sp.csr_matrix) -> None:
+        meta = self.meta
+        if meta["n_features"] is None:
+            meta["n_features"] = int(X.shape[1])
+        elif meta["n_features"] != X.shape[1]:
+            raise InputError(f"featurizer produced {X.shape[1]} features, cache has {meta['n_features']}")
+        shard = {"name": f"shard-{len(meta['shards']):06d}", "rows": len(ids), "nnz": int(X.nnz)}
+        X.sort_indices()
+        arrays = {"ids": np.asarray(ids), "data": X.data.astype(np.float32, copy=False),
+                  "indices": X.indices.astype(np.int32, copy=False),
+                  "indptr": X.indptr.astype(np.int64, copy=False)}
+        for part, array in arrays.items():
+            tmp = self.directory / f".{shard['name']}.{part}.tmp.npy"
+            np.save(tmp, array, allow_pickle=False)
+            os.replace(tmp, self._file(shard, part))
+        meta["shards"].append(shard)
+        tmp = self.directory / ".meta.json.tmp"
+        tmp.write_text(json.dumps(meta), encoding="utf-8")
+        os.replace(tmp, self.directory / "meta.json")  # the shard exists only once meta lists it
+        start = len(self._positions())
+        self._index.update({clause_id: start + k for k, clause_id in enumerate(ids)})
+
+    def clear_stale(self) -> list[Path]:
+        """Delete the caches of other featurizers; return the directories removed."""
+        removed = []
+        if self.root.exists():
+            for path in self.root.iterdir():
+                if path.is_dir() and path != self.directory:
+                    shutil.rmtree(path)
+                    removed.append(path)
+        return removed
+
+    def disk_bytes(self) -> int:
+        """Bytes the cache's files take on disk."""
+        return sum(p.stat().st_size for p in self.directory.glob("*.npy")) if self.directory.exists() else 0

@@ -1,0 +1,279 @@
+"""Replay active learning on labeled data: how many labels does each strategy need?
+
+An oracle answers every query from a labeled pool file; after every batch the classifier is
+refitted (only the classifier: the featurizer is fitted once, unsupervised, on the pool and test
+texts) and measured on a separate test file it never trains on. Runs are repeated over several
+seeds and the learning curves averaged, so users can choose a strategy on their own data.
+
+``simulate_files`` is what ``annotator simulate`` calls; its JSON result has ``curves``
+(``{strategy: [{labels, micro_f1, macro_f1}, ...]}``, means over seeds) and ``full_data`` (the
+same classifier trained on the whole pool), plus the labels each strategy needs to reach 95% of the
+full-data macro-F1. The key names are an interface other tools read; add keys, never rename them.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+
+from .errors import InputError
+from .features import PolicyTextFeaturizer
+from .model import PolicyClassifier
+from .normalize import match_key
+from .seedset import read_labeled_file
+from .strategies import (DEFAULT_STRATEGY, FeatureClassifier, Strategy, cold_start_batch,
+                         get_strategy, make_learner, select_batch)
+from .training import label_matrix, metrics
+
+log = logging.getLogger(__name__)
+
+# The classifier refitted after every simulated batch: the product's own, with its default
+# parameters (calibration and threshold tuning included: skipping them, cv=1, lowers macro-F1 by
+# ~0.04 between 400 and 1,600 labels and would misstate what users get). full_data uses it too.
+SIMULATION_MODEL_PARAMS: dict = {}
+TARGET_SHARE = 0.95
+
+Progress = Callable[[str, int, int], None]  # (strategy, seed, labels so far)
+
+
+def simulate(pool_texts: Sequence[str], Y_pool: np.ndarray, test_texts: Sequence[str], Y_test: np.ndarray,
+             labels: Sequence[str], strategies: Sequence[str | Strategy] = ("default",), *,
+             seed_size: int = 50, batch_size: int = 50, budget: int = 2000, seeds: int = 5,
+             random_state: int = 0, model_params: dict | None = None,
+             model_factory: Callable[..., PolicyClassifier] = PolicyClassifier,
+             features: tuple[sp.spmatrix, sp.spmatrix] | None = None, cache_dir: str | Path | None = None,
+             progress: Progress | None = None) -> dict:
+    """Simulate active learning for each strategy over ``seeds`` runs and average the curves.
+
+    Parameters
+    ----------
+    pool_texts, Y_pool : the pool the oracle answers from (texts and 0/1 label matrix).
+    test_texts, Y_test : the evaluation set (never trained on).
+    labels : the label set (columns of the Y matrices).
+    strategies : names in :data:`~annotator.strategies.STRATEGIES` (``"default"`` allowed) or
+        Strategy objects; each is reported under its own name.
+    seed_size : labels before the first model: the cold-start batch (random for ``random``).
+    batch_size : labels per query round.
+    budget : stop when this many clauses are labeled (capped at the pool size).
+    seeds : runs per strategy; run ``s`` uses ``np.random.default_rng([random_state, s])``.
+    model_params : PolicyClassifier parameters (default :data:`SIMULATION_MODEL_PARAMS`).
+    model_factory : builds the classifier from ``labels``, ``random_state`` and ``model_params``
+        (default PolicyClassifier; benchmarks may pass a variant).
+    features : precomputed ``(X_pool, X_test)``; by default a PolicyTextFeaturizer is fitted on
+        all texts (unsupervised) and its features cached under ``cache_dir`` if given.
+    progress : called as ``progress(strategy, seed, n_labeled)`` after every round.
+
+    Returns
+    -------
+    dict
+        ``curves``, ``curves_std``, ``labels_to_target``, ``full_data``, ``target_macro_f1``, the run
+        parameters and ``seconds``; see the module docstring.
+
+    Raises
+    ------
+    InputError
+        On an unknown strategy, bad sizes, or a pool smaller than the seed set.
+    """
+    start = time.perf_counter()
+    chosen = [get_strategy(s) if isinstance(s, str) else s for s in strategies]
+    names = [s.name for s in chosen]
+    if len(set(names)) != len(names):
+        raise InputError(f"strategy listed twice: {', '.join(names)}")
+    for name, value in (("seed_size", seed_size), ("batch_size", batch_size), ("budget", budget),
+                        ("seeds", seeds)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise InputError(f"--{name.replace('_', '-')} must be a positive integer, got {value!r}")
+    Y_pool, Y_test = np.asarray(Y_pool, dtype=np.int8), np.asarray(Y_test, dtype=np.int8)
+    if len(pool_texts) < seed_size:
+        raise InputError(f"the pool has {len(pool_texts)} clauses, fewer than --seed-size {seed_size}")
+    budget = min(budget, len(pool_texts))
+    params = dict(SIMULATION_MODEL_PARAMS if model_params is None else model_params)
+    X_pool, X_test = features if features is not None else featurize(pool_texts, test_texts, cache_dir)
+
+    def new_model(seed: int) -> PolicyClassifier:
+        return model_factory(labels=tuple(labels), random_state=seed, **params)
+
+    full = FeatureClassifier(model=new_model(random_state)).fit(X_pool, Y_pool)
+    full_metrics = _scores(full, X_test, Y_test, labels)
+    target = TARGET_SHARE * full_metrics["macro_f1"]
+    curves, spread, runs = {}, {}, {}
+    for strategy in chosen:
+        per_seed = []
+        for s in range(seeds):
+            per_seed.append(run_once(strategy, X_pool, Y_pool, X_test, Y_test, pool_texts, labels,
+                                     model=new_model(s), seed_size=seed_size, batch_size=batch_size,
+                                     budget=budget, rng=np.random.default_rng([random_state, s]),
+                                     progress=None if progress is None else
+                                     (lambda n, name=strategy.name, s=s: progress(name, s, n))))
+        curves[strategy.name], spread[strategy.name] = _mean_curve(per_seed)
+        runs[strategy.name] = per_seed
+    return {
+        "curves": curves,
+        "curves_std": spread,
+        "full_data": {"labels": int(len(pool_texts)), **full_metrics},
+        "target_macro_f1": target,
+        "labels_to_target": {name: labels_to_reach(curve, target) for name, curve in curves.items()},
+        "labels_to_target_per_seed": {name: [labels_to_reach(c, target) for c in per_seed]
+                                      for name, per_seed in runs.items()},
+        "default_strategy": DEFAULT_STRATEGY,
+        "strategies": names, "seeds": seeds, "seed_size": seed_size, "batch_size": batch_size,
+        "budget": budget, "n_pool": int(len(pool_texts)), "n_test": int(len(test_texts)),
+        "model_params": params, "seconds": round(time.perf_counter() - start, 1),
+    }
+
+
+def run_once(strategy: Strategy, X_pool, Y_pool: np.ndarray, X_test, Y_test: np.ndarray,
+             pool_texts: Sequence[str], labels: Sequence[str], *, model: PolicyClassifier,
+             seed_size: int, batch_size: int, budget: int, rng: np.random.Generator,
+             progress: Callable[[int], None] | None = None) -> list[dict]:
+    """One simulated run: cold start, then query/label/refit rounds through a modAL learner."""
+    n_pool = X_pool.shape[0]
+    if strategy.cold_start:
+        first = np.asarray(cold_start_batch(pool_texts, labels, seed_size, rng=rng, X=X_pool), dtype=int)
+    else:
+        first = rng.choice(n_pool, seed_size, replace=False)
+    labeled = np.zeros(n_pool, dtype=bool)
+    labeled[first] = True
+    learner = make_learner(model, strategy, X_training=X_pool[first], Y_training=Y_pool[first],
+                           random_state=int(rng.integers(2**31 - 1)))
+    n_train = len(first)
+    curve = [{"labels": n_train, **_scores(learner.estimator, X_test, Y_test, labels)}]
+    keys = np.array([match_key(t) for t in pool_texts], dtype=object)
+    while n_train < budget and not labeled.all():
+        free = np.flatnonzero(~labeled)
+        n = int(min(batch_size, budget - n_train, len(free)))
+        picked = select_batch(learner, X_pool[free], n, strategy=strategy, rng=rng,
+                              texts=[pool_texts[i] for i in free])
+        new = free[np.asarray(picked, dtype=int)]
+        if not len(new):
+            break
+        learner.teach(X_pool[new], Y_pool[new])
+        n_train += len(new)
+        # The product never shows a clause whose normalized text is already labeled: its copies
+        # leave the pool without counting as labels.
+        labeled[free[np.isin(keys[free], keys[new])]] = True
+        labeled[new] = True
+        curve.append({"labels": n_train, **_scores(learner.estimator, X_test, Y_test, labels)})
+        if progress is not None:
+            progress(n_train)
+    return curve
+
+
+def _scores(estimator: FeatureClassifier, X_test, Y_test: np.ndarray, labels: Sequence[str]) -> dict:
+    result = metrics(Y_test, estimator.predict(X_test), labels)
+    return {"micro_f1": round(result["micro_f1"], 4), "macro_f1": round(result["macro_f1"], 4)}
+
+
+def _mean_curve(per_seed: list[list[dict]]) -> tuple[list[dict], list[dict]]:
+    """Mean and std over seeds at the first run's label counts (other runs interpolated)."""
+    grid = np.array([p["labels"] for p in per_seed[0]])
+    mean, std = [], []
+    stacked = {key: np.array([np.interp(grid, [p["labels"] for p in run], [p[key] for p in run])
+                              for run in per_seed]) for key in ("micro_f1", "macro_f1")}
+    for i, n in enumerate(grid):
+        mean.append({"labels": int(n), **{k: round(float(v[:, i].mean()), 4) for k, v in stacked.items()}})
+        std.append({"labels": int(n), **{k: round(float(v[:, i].std()), 4) for k, v in stacked.items()}})
+    return mean, std
+
+
+def labels_to_reach(curve: list[dict], target: float, key: str = "macro_f1") -> int | None:
+    """The first label count at which ``curve`` reaches ``target`` (None: not within the budget)."""
+    for point in curve:
+        if point[key] >= target:
+            return int(point["labels"])
+    return None
+
+
+def featurize(pool_texts: Sequence[str], test_texts: Sequence[str],
+              cache_dir: str | Path | None = None) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+    """Fit a PolicyTextFeaturizer on pool + test texts (no labels used) and transform both.
+
+    With ``cache_dir`` the matrix is cached as ``simulate-<hash of texts and params>.npz``.
+    """
+    featurizer = PolicyTextFeaturizer()
+    texts = list(pool_texts) + list(test_texts)
+    digest = hashlib.sha1(repr(sorted(featurizer.get_params().items())).encode())
+    for text in texts:
+        digest.update(text.encode("utf-8") + b"\0")
+    path = Path(cache_dir) / f"simulate-{digest.hexdigest()[:16]}.npz" if cache_dir else None
+    if path is not None and path.exists():
+        X = sp.load_npz(path).tocsr()
+    else:
+        X = featurizer.fit_transform(texts)
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp.npz")
+            sp.save_npz(tmp, X, compressed=False)
+            tmp.replace(path)
+    return X[: len(pool_texts)], X[len(pool_texts):]
+
+
+def simulate_files(labeled: str | Path, test: str | Path, labels: Sequence[str],
+                   strategies: Sequence[str] = ("default",), **kwargs) -> dict:
+    """:func:`simulate` on a labeled pool file and a test file (seed TSV, CSV or JSONL).
+
+    Pool clauses whose normalized text also appears in the test file are dropped from the pool
+    (an exact copy would measure memory, not learning); the count is reported as
+    ``pool_dropped_as_test_copies``.
+    """
+    labels = tuple(labels)
+    pool = read_labeled_file(labeled, labels).examples
+    test_examples = read_labeled_file(test, labels).examples
+    test_keys = {match_key(e.text) for e in test_examples}
+    kept = [e for e in pool if match_key(e.text) not in test_keys]
+    result = simulate([e.text for e in kept], label_matrix(kept, labels),
+                      [e.text for e in test_examples], label_matrix(test_examples, labels),
+                      labels, strategies, **kwargs)
+    result["pool_dropped_as_test_copies"] = len(pool) - len(kept)
+    return result
+
+
+def summary_table(result: dict, budgets: Sequence[int] = (200, 400, 800, 1200, 1600, 2000)) -> str:
+    """A plain-text table: macro-F1 per strategy at ``budgets`` and labels to 95% of full data."""
+    budgets = [b for b in budgets if b <= result["budget"]]
+    head = ["strategy"] + [str(b) for b in budgets] + ["labels to 95%"]
+    rows = [head]
+    for name, curve in result["curves"].items():
+        grid = [p["labels"] for p in curve]
+        values = [np.interp(b, grid, [p["macro_f1"] for p in curve]) if grid[0] <= b <= grid[-1] else None
+                  for b in budgets]
+        reached = result["labels_to_target"][name]
+        rows.append([name] + ["-" if v is None else f"{v:.3f}" for v in values]
+                    + [f"{reached:,}" if reached else f">{result['budget']:,}"])
+    widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)) for row in rows]
+    full = result["full_data"]
+    lines.append(f"full data ({full['labels']:,} labels): macro-F1 {full['macro_f1']:.3f}, "
+                 f"micro-F1 {full['micro_f1']:.3f}; 95% target {result['target_macro_f1']:.3f}")
+    return "\n".join(lines)
+
+
+def plot_curves(result: dict, path: str | Path) -> Path:
+    """Draw macro-F1 learning curves of every strategy (and the full-data line) to ``path``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for name, curve in result["curves"].items():
+        ax.plot([p["labels"] for p in curve], [p["macro_f1"] for p in curve], label=name,
+                linewidth=2.2 if name == result.get("default_strategy") else 1.2)
+    full = result["full_data"]["macro_f1"]
+    ax.axhline(full, color="black", linestyle="--", linewidth=1, label=f"full data ({full:.3f})")
+    ax.axhline(result["target_macro_f1"], color="grey", linestyle=":", linewidth=1, label="95% of full")
+    ax.set_xlabel("labeled clauses")
+    ax.set_ylabel("macro-F1 on the test file")
+    ax.set_title(f"Active learning, mean of {result['seeds']} runs")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

@@ -1,0 +1,163 @@
+"""Measure query strategies on the seed data with the simulator (the figures in docs/benchmarks.md).
+
+The seed file is split once, near-duplicate aware (annotator.training.holdout_split, 25% test,
+seed 0); the rest is the pool the oracle answers from. Each strategy's result is saved as JSON under
+``--out`` so strategies can run in separate processes; ``--table`` prints the table of every saved
+result, with labels-to-95% and the ratio to random.
+
+Usage:
+    .venv/bin/python bench/simulate_strategies.py --strategies random coverage --seeds 5
+    .venv/bin/python bench/simulate_strategies.py --strategies "coverage[power=0.5]"   # a variant
+    .venv/bin/python bench/simulate_strategies.py --table
+    .venv/bin/python bench/simulate_strategies.py --step-timing     # one query + retrain at 5,000
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from annotator import strategies as S  # noqa: E402
+from annotator.labels import load_label_config  # noqa: E402
+from annotator.model import PolicyClassifier  # noqa: E402
+from annotator.seedset import read_labeled_file  # noqa: E402
+from annotator.simulate import featurize, labels_to_reach, simulate  # noqa: E402
+from annotator.training import holdout_split, label_matrix  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+SEEDS = REPO.parent / "shared" / "seeds" / "labeled_policy_clauses.tsv"
+DATA = SEEDS if SEEDS.exists() else REPO / "tasks" / "seed_labels.tsv"
+OUT = REPO / "bench" / "out" / "simulate"
+BUDGETS = (200, 400, 800, 1200, 1600, 2000)
+# Strategies that take keyword parameters, for "name[key=value,...]" variants.
+PARAMETRIC = {"coverage": S.coverage_batch, "cluster_margin": S.cluster_margin,
+              "ranked_batch": S.ranked_batch_sampling}
+
+
+class DualSolverClassifier(PolicyClassifier):
+    """PolicyClassifier fitted with liblinear's dual solver (same objective; ~10x faster when
+    features outnumber clauses). Used only with --dual-solver, to iterate quickly."""
+
+    def _new_lr(self):
+        return super()._new_lr().set_params(dual=True)
+
+
+def load_split(test_size: float = 0.25, seed: int = 0):
+    labels = load_label_config().labels
+    examples = read_labeled_file(DATA, labels).examples
+    texts = [e.text for e in examples]
+    Y = label_matrix(examples, labels)
+    train, test = holdout_split(texts, test_size, seed)
+    return labels, [texts[i] for i in train], Y[train], [texts[i] for i in test], Y[test]
+
+
+def parse_strategy(spec: str) -> S.Strategy:
+    """A registered name, or ``base[key=value,...]`` for a parametric variant."""
+    match = re.fullmatch(r"(\w+)\[(.*)\]", spec)
+    if not match:
+        return S.get_strategy(spec)
+    base, raw = match.groups()
+    params = {k: float(v) for k, v in (kv.split("=") for kv in raw.split(",") if kv)}
+    if base not in PARAMETRIC:
+        raise SystemExit(f"no parametric strategy {base!r}; have {', '.join(PARAMETRIC)}")
+    return S.Strategy(spec, S._partial(PARAMETRIC[base], **params), f"{base} with {params}")
+
+
+def run(args) -> None:
+    labels, pool_texts, Y_pool, test_texts, Y_test = load_split(args.test_size)
+    features = featurize(pool_texts, test_texts, cache_dir=OUT / "cache")
+    factory = DualSolverClassifier if args.dual_solver else PolicyClassifier
+    for spec in args.strategies:
+        strategy = parse_strategy(spec)
+        started = time.perf_counter()
+        result = simulate(pool_texts, Y_pool, test_texts, Y_test, labels, [strategy],
+                          seed_size=args.seed_size, batch_size=args.batch_size, budget=args.budget,
+                          seeds=args.seeds, features=features, model_factory=factory)
+        result["solver"] = "dual" if args.dual_solver else "default"
+        name = re.sub(r"[^\w.=,-]", "_", spec)
+        path = OUT / f"{args.tag}{name}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(result, ensure_ascii=False, indent=1))
+        curve = result["curves"][strategy.name]
+        values = " ".join(f"{np.interp(b, [p['labels'] for p in curve], [p['macro_f1'] for p in curve]):.3f}"
+                          for b in BUDGETS if b <= result["budget"])
+        print(f"{spec:40s} {values}  to95={result['labels_to_target'][strategy.name]} "
+              f"full={result['full_data']['macro_f1']:.3f} ({time.perf_counter() - started:.0f} s)",
+              flush=True)
+
+
+def table(tag: str) -> None:
+    results = {}
+    for path in sorted(OUT.glob(f"{tag}*.json")):
+        result = json.loads(path.read_text())
+        for name, curve in result["curves"].items():
+            results[name] = (result, curve)
+    if not results:
+        raise SystemExit(f"no results under {OUT}")
+    random_needed = results["random"][0]["labels_to_target"]["random"] if "random" in results else None
+    print("| strategy | " + " | ".join(str(b) for b in BUDGETS) + " | labels to 95% | vs random |")
+    print("|---" * (len(BUDGETS) + 3) + "|")
+    for name, (result, curve) in results.items():
+        grid = [p["labels"] for p in curve]
+        cells = [f"{np.interp(b, grid, [p['macro_f1'] for p in curve]):.3f}" if b <= grid[-1] else "-"
+                 for b in BUDGETS]
+        needed = labels_to_reach(curve, result["target_macro_f1"])
+        ratio = f"{needed / random_needed:.2f}" if needed and random_needed else "-"
+        print(f"| {name} | " + " | ".join(cells) + f" | {needed or '>' + str(result['budget'])} | {ratio} |")
+    any_result = next(iter(results.values()))[0]
+    print(f"\nfull data: macro-F1 {any_result['full_data']['macro_f1']:.3f}, target "
+          f"{any_result['target_macro_f1']:.3f}; seeds {any_result['seeds']}, pool {any_result['n_pool']}, "
+          f"test {any_result['n_test']}, solver {any_result.get('solver')}")
+
+
+def step_timing(args) -> None:
+    """One query + retrain step with a pool of 5,000 clauses and ``--labeled`` labels."""
+    labels, pool_texts, Y_pool, test_texts, Y_test = load_split(args.test_size)
+    X_pool, _ = featurize(pool_texts, test_texts, cache_dir=OUT / "cache")
+    rng = np.random.default_rng(0)
+    rows = rng.choice(X_pool.shape[0], 5000, replace=X_pool.shape[0] < 5000)
+    X, Y, texts = X_pool[rows], Y_pool[rows], [pool_texts[i] for i in rows]
+    factory = DualSolverClassifier if args.dual_solver else PolicyClassifier
+    for n_labeled in (200, 1000, 2000):
+        learner = S.make_learner(factory(labels=labels, cv=1), S.DEFAULT_STRATEGY,
+                                 X_training=X[:n_labeled], Y_training=Y[:n_labeled])
+        started = time.perf_counter()
+        picked = S.select_batch(learner, X[n_labeled:], args.batch_size, rng=rng, texts=texts[n_labeled:])
+        queried = time.perf_counter()
+        new = np.asarray(picked) + n_labeled
+        learner.teach(X[new], Y[new])
+        done = time.perf_counter()
+        print(f"pool 5000, {n_labeled} labeled: query {queried - started:.2f} s, "
+              f"retrain {done - queried:.2f} s, step {done - started:.2f} s")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--strategies", nargs="*", default=list(S.STRATEGIES))
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--budget", type=int, default=2000)
+    parser.add_argument("--batch-size", type=int, default=50)
+    parser.add_argument("--seed-size", type=int, default=50)
+    parser.add_argument("--test-size", type=float, default=0.25)
+    parser.add_argument("--tag", default="", help="prefix of the saved result files")
+    parser.add_argument("--dual-solver", action="store_true", help="liblinear dual solver (faster)")
+    parser.add_argument("--table", action="store_true", help="print the table of saved results")
+    parser.add_argument("--step-timing", action="store_true", help="time one query + retrain step")
+    args = parser.parse_args()
+    if args.table:
+        table(args.tag)
+    elif args.step_timing:
+        step_timing(args)
+    else:
+        run(args)
+
+
+if __name__ == "__main__":
+    main()

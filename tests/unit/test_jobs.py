@@ -1,0 +1,203 @@
+"""TrainingQueue: webhooks return at once; cycles run debounced, one at a time, and failures are reported."""
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+
+def backend_module(name: str):
+    """``backend.<name>``; loaded from its file alone while ``backend/__init__`` cannot import yet
+    (it needs annotator.loop, which needs annotator.strategies)."""
+    try:
+        return importlib.import_module(f"backend.{name}")
+    except ImportError:
+        path = Path(__file__).resolve().parents[2] / "backend" / f"{name}.py"
+        spec = importlib.util.spec_from_file_location(f"_backend_{name}", path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module
+        spec.loader.exec_module(module)
+        return module
+
+
+TrainingQueue = backend_module("jobs").TrainingQueue
+
+
+def worker_job(force: bool) -> dict:
+    """A picklable job for the worker-process path: says where it ran; fails unless forced."""
+    if not force:
+        raise ValueError("no labels to train on")
+    return {"pid": os.getpid(), "force": force}
+
+
+class Recorder:
+    """A job that records its calls; fails while ``fail`` is set; can be held to look at a running cycle."""
+
+    def __init__(self) -> None:
+        self.calls: list[bool] = []
+        self.fail = False
+        self.hold = threading.Event()
+        self.hold.set()
+        self.started = threading.Event()
+
+    def __call__(self, force: bool) -> dict:
+        self.started.set()
+        self.hold.wait(10)
+        self.calls.append(force)
+        if self.fail:
+            raise RuntimeError("classifier blew up")
+        return {"model_version": len(self.calls)}
+
+
+@pytest.fixture
+def make_queue():
+    queues = []
+
+    def make(job, **kwargs):
+        kwargs.setdefault("in_process", True)
+        queue = TrainingQueue(job, **kwargs)
+        queues.append(queue)
+        return queue
+
+    yield make
+    for queue in queues:
+        queue.shutdown(wait=True)
+
+
+def wait_for(predicate, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.01)
+    return predicate()
+
+
+def test_a_new_queue_is_idle(make_queue):
+    queue = make_queue(Recorder(), every=3, delay=60)
+    assert queue.status() == {"running": False, "pending_labels": 0, "cycles": 0, "last_error": None,
+                              "last_result": None, "last_finished_at": None}
+    assert queue.wait_idle(timeout=1)
+
+
+def test_enough_new_labels_start_one_cycle(make_queue):
+    job = Recorder()
+    queue = make_queue(job, every=3, delay=60)
+    queue.notify(2)
+    time.sleep(0.3)
+    assert job.calls == [] and queue.status()["pending_labels"] == 2  # not yet: 2 < 3, delay not over
+    queue.notify(1)
+    assert queue.wait_idle(timeout=10)
+    assert wait_for(lambda: queue.status()["cycles"] == 1)
+    assert job.calls == [False]
+    status = queue.status()
+    assert status["pending_labels"] == 0 and status["last_result"] == {"model_version": 1}
+    assert status["last_error"] is None and status["last_finished_at"] is not None
+
+
+def test_a_burst_of_labels_is_one_cycle(make_queue):
+    job = Recorder()
+    queue = make_queue(job, every=5, delay=60)
+    for _ in range(12):
+        queue.notify()
+    assert wait_for(lambda: queue.status()["cycles"] >= 1)
+    queue.wait_idle(timeout=10)
+    assert len(job.calls) <= 2  # 12 labels never become 12 retrains
+
+
+def test_a_few_labels_start_a_cycle_after_the_delay(make_queue):
+    job = Recorder()
+    queue = make_queue(job, every=100, delay=0.3)
+    start = time.monotonic()
+    queue.notify(1)
+    assert wait_for(lambda: queue.status()["cycles"] == 1, timeout=10)
+    assert time.monotonic() - start >= 0.3
+    assert job.calls == [False]
+
+
+def test_zero_or_negative_notifications_are_ignored(make_queue):
+    job = Recorder()
+    queue = make_queue(job, every=1, delay=0)
+    queue.notify(0)
+    queue.notify(-3)
+    time.sleep(0.3)
+    assert job.calls == [] and queue.status()["pending_labels"] == 0
+
+
+def test_request_now_runs_a_forced_cycle(make_queue):
+    job = Recorder()
+    queue = make_queue(job, every=100, delay=60)
+    queue.request_now()
+    assert wait_for(lambda: queue.status()["cycles"] == 1)
+    assert job.calls == [True]
+
+
+def test_labels_arriving_during_a_cycle_wait_for_the_next_one(make_queue):
+    job = Recorder()
+    job.hold.clear()
+    queue = make_queue(job, every=2, delay=60)
+    queue.request_now()
+    assert job.started.wait(5)
+    assert queue.status()["running"] is True
+    queue.notify(1)
+    assert queue.status()["pending_labels"] == 1
+    job.hold.set()
+    assert wait_for(lambda: queue.status()["cycles"] == 1)
+    assert queue.status()["pending_labels"] == 1 and job.calls == [True]
+
+
+def test_a_failing_cycle_is_reported_and_the_worker_survives(make_queue):
+    job = Recorder()
+    queue = make_queue(job, every=1, delay=60)
+    queue.notify()
+    assert wait_for(lambda: queue.status()["cycles"] == 1)
+
+    job.fail = True
+    queue.notify()
+    assert wait_for(lambda: queue.status()["cycles"] == 2)
+    status = queue.status()
+    assert status["last_error"] == "RuntimeError: classifier blew up"
+    assert status["last_result"] == {"model_version": 1}  # what still serves
+
+    job.fail = False
+    queue.request_now()
+    assert wait_for(lambda: queue.status()["cycles"] == 3)
+    status = queue.status()
+    assert status["last_error"] is None and status["last_result"] == {"model_version": 3}
+
+
+def test_shutdown_stops_the_worker(make_queue):
+    job = Recorder()
+    queue = make_queue(job, every=1, delay=0)
+    queue.shutdown(wait=True)
+    queue.notify(5)
+    queue.request_now()
+    time.sleep(0.3)
+    assert job.calls == []
+
+
+def test_cycles_run_in_a_worker_process_that_survives_a_failure(make_queue):
+    queue = make_queue(worker_job, every=1, delay=60, in_process=False)
+    queue.request_now()
+    assert wait_for(lambda: queue.status()["cycles"] == 1, timeout=60)
+    status = queue.status()
+    assert status["last_error"] is None
+    pid = status["last_result"]["pid"]
+    assert pid != os.getpid() and status["last_result"]["force"] is True
+
+    queue.notify()  # an unforced cycle: the job raises in the worker process
+    assert wait_for(lambda: queue.status()["cycles"] == 2, timeout=60)
+    status = queue.status()
+    assert status["last_error"] == "ValueError: no labels to train on"
+    assert status["last_result"]["pid"] == pid
+
+    queue.request_now()  # the same long-lived worker serves the next cycle
+    assert wait_for(lambda: queue.status()["cycles"] == 3, timeout=60)
+    status = queue.status()
+    assert status["last_error"] is None and status["last_result"]["pid"] == pid

@@ -1,0 +1,171 @@
+"""backend.ls_format: Label Studio payloads are validated at the edge and converted both ways."""
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+from annotator import InputError, SchemaMismatchError, record_annotation
+from annotator.labels import load_label_config, parse_label_config
+from annotator.normalize import clause_id
+
+CONFIG = load_label_config()
+TEXT = "对符合条件的企业给予贷款贴息支持。"
+
+
+def backend_module(name: str):
+    """``backend.<name>``; loaded from its file alone while ``backend/__init__`` cannot import yet
+    (it needs annotator.loop, which needs annotator.strategies)."""
+    try:
+        return importlib.import_module(f"backend.{name}")
+    except ImportError:
+        path = Path(__file__).resolve().parents[2] / "backend" / f"{name}.py"
+        spec = importlib.util.spec_from_file_location(f"_backend_{name}", path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module
+        spec.loader.exec_module(module)
+        return module
+
+
+ls_format = backend_module("ls_format")
+
+
+def ls_task(task_id=7, text=TEXT) -> dict:
+    return {"id": task_id, "data": {"text": text, "section": "第三章"}, "project": 3}
+
+
+def ls_annotation(ann_id=11, task_id=7, choices=("财政支持",)) -> dict:
+    return {"id": ann_id, "task": task_id, "completed_by": 1, "was_cancelled": False,
+            "created_at": "2024-05-01T10:00:00Z", "updated_at": "2024-05-01T10:00:00Z",
+            "result": [{"from_name": "labels", "to_name": "text", "type": "choices",
+                        "value": {"choices": list(choices)}}]}
+
+
+# /predict ---------------------------------------------------------------------------------------
+def test_parse_predict_returns_ids_and_texts_in_order():
+    payload = {"tasks": [ls_task(7, TEXT), ls_task(8, "设立专项资金。"), {"data": {"text": "无编号"}}],
+               "project": "3.1700000000", "label_config": CONFIG.xml}
+    assert ls_format.parse_predict(payload, CONFIG) == [(7, TEXT), (8, "设立专项资金。"), (None, "无编号")]
+
+
+def test_parse_predict_reads_the_configured_data_key():
+    config = parse_label_config('<View><Text name="t" value="$clause"/><Choices name="c" toName="t">'
+                                '<Choice value="甲"/></Choices></View>')
+    assert ls_format.parse_predict({"tasks": [{"id": 1, "data": {"clause": "条款"}}]}, config) == [(1, "条款")]
+
+
+def test_parse_predict_with_no_tasks_is_an_empty_batch():
+    assert ls_format.parse_predict({"tasks": []}, CONFIG) == []
+
+
+@pytest.mark.parametrize("payload, message", [
+    ([], "the /predict body must be a JSON object, got list"),
+    (None, "the /predict body must be a JSON object, got NoneType"),
+    ({}, "the /predict body needs a 'tasks' list"),
+    ({"tasks": {"id": 1}}, "the /predict body needs a 'tasks' list"),
+    ({"tasks": [ls_task(), "oops"]}, "task 1 has no 'data' object"),
+    ({"tasks": [{"id": 5, "data": None}]}, "task 0 has no 'data' object"),
+    ({"tasks": [{"id": 5, "data": {"body": TEXT}}]},
+     "task 5 has no text at data['text']; the labeling config must contain <Text value=\"$text\">"),
+    ({"tasks": [{"id": 5, "data": {"text": "   "}}]},
+     "task 5 has no text at data['text']; the labeling config must contain <Text value=\"$text\">"),
+])
+def test_bad_predict_body_says_what_is_wrong(payload, message):
+    with pytest.raises(SchemaMismatchError) as info:
+        ls_format.parse_predict(payload, CONFIG)
+    assert str(info.value) == message
+    assert isinstance(info.value, InputError)  # answered with 400
+
+
+def test_prediction_is_a_choices_result_with_score_and_version():
+    assert ls_format.prediction(["金融支持", "企业"], 0.876543, 3, CONFIG) == {
+        "model_version": "3", "score": 0.8765,
+        "result": [{"from_name": "labels", "to_name": "text", "type": "choices",
+                    "value": {"choices": ["金融支持", "企业"]}}]}
+
+
+def test_prediction_accepts_numpy_scores():
+    np = pytest.importorskip("numpy")
+    out = ls_format.prediction(("企业",), np.float32(0.5), 1, CONFIG)
+    assert type(out["score"]) is float and out["score"] == 0.5
+
+
+# /webhook ---------------------------------------------------------------------------------------
+def test_annotation_created_carries_the_annotation_and_its_task():
+    body = {"action": "ANNOTATION_CREATED", "annotation": ls_annotation(), "task": ls_task(),
+            "project": {"id": 3, "title": "Policy clauses"}}
+    event = ls_format.parse_webhook(body)
+    assert event.action == "ANNOTATION_CREATED" and event.project_id == 3
+    assert event.annotations == ((ls_annotation(), ls_task()),)
+    assert event.deleted_ids == ()
+
+
+def test_parsed_event_is_what_record_annotation_stores(store):
+    body = {"action": "ANNOTATION_UPDATED", "annotation": ls_annotation(choices=["企业", "金融支持"]),
+            "task": ls_task(), "project": {"id": 3}}
+    [(annotation, task)] = ls_format.parse_webhook(body).annotations
+    assert record_annotation(store, annotation, task, CONFIG) == "created"
+    assert [(a.clause_id, a.labels) for a in store.annotations()] == [(clause_id(TEXT), ("金融支持", "企业"))]
+
+
+def test_bulk_created_annotations_are_matched_to_their_tasks():
+    body = {"action": "ANNOTATIONS_CREATED", "annotations": [ls_annotation(11, 8), ls_annotation(12, 7)],
+            "tasks": [ls_task(7), ls_task(8, "设立专项资金支持。")], "project": 3}
+    event = ls_format.parse_webhook(body)
+    assert [(a["id"], t["id"]) for a, t in event.annotations] == [(11, 8), (12, 7)]
+    assert event.project_id == 3
+
+
+def test_one_task_serves_every_annotation():
+    body = {"action": "ANNOTATIONS_CREATED", "annotations": [ls_annotation(11), ls_annotation(12)],
+            "task": [ls_task(7)]}
+    assert [t["id"] for _, t in ls_format.parse_webhook(body).annotations] == [7, 7]
+
+
+def test_deleted_annotations_give_their_ids():
+    body = {"action": "ANNOTATIONS_DELETED", "annotations": [{"id": 11}, {"id": 12}], "project": {"id": 3}}
+    event = ls_format.parse_webhook(body)
+    assert (event.deleted_ids, event.annotations, event.project_id) == ((11, 12), (), 3)
+
+
+@pytest.mark.parametrize("action", ["START_TRAINING", "PROJECT_UPDATED", "SOMETHING_NEW"])
+def test_other_actions_carry_nothing(action):
+    event = ls_format.parse_webhook({"action": action, "project": {"id": 3}})
+    assert (event.action, event.annotations, event.deleted_ids, event.project_id) == (action, (), (), 3)
+
+
+@pytest.mark.parametrize("project", [None, "3", True, {"id": "3"}, {}])
+def test_project_id_is_an_integer_or_none(project):
+    assert ls_format.parse_webhook({"action": "START_TRAINING", "project": project}).project_id is None
+
+
+@pytest.mark.parametrize("body, message", [
+    ("ANNOTATION_CREATED", "the webhook body must be a JSON object, got str"),
+    ({}, "the webhook body needs an 'action' string"),
+    ({"action": ""}, "the webhook body needs an 'action' string"),
+    ({"action": 5}, "the webhook body needs an 'action' string"),
+    ({"action": "ANNOTATION_CREATED", "task": ls_task()}, "ANNOTATION_CREATED needs an 'annotation' object"),
+    ({"action": "ANNOTATIONS_CREATED", "annotations": [], "tasks": []},
+     "ANNOTATIONS_CREATED needs an 'annotation' object"),
+    ({"action": "ANNOTATION_CREATED", "annotation": ls_annotation()},
+     "ANNOTATION_CREATED needs the 'task' the annotation belongs to"),
+    ({"action": "ANNOTATION_UPDATED", "annotation": ls_annotation(), "task": "7"},
+     "ANNOTATION_UPDATED needs the 'task' the annotation belongs to"),
+    ({"action": "ANNOTATIONS_CREATED", "annotations": [ls_annotation(11), ls_annotation(12), ls_annotation(13)],
+      "tasks": [ls_task(7), ls_task(8)]}, "ANNOTATIONS_CREATED needs the 'task' the annotation belongs to"),
+    ({"action": "ANNOTATIONS_CREATED", "annotations": ["x"], "tasks": [ls_task()]},
+     "annotation must be a JSON object, got str"),
+    ({"action": "ANNOTATIONS_DELETED"}, "ANNOTATIONS_DELETED needs an 'annotations' list"),
+    ({"action": "ANNOTATIONS_DELETED", "annotations": [{"id": 1}, {"id": "2"}]},
+     "every deleted annotation needs an integer 'id'"),
+    ({"action": "ANNOTATIONS_DELETED", "annotations": [11]}, "every deleted annotation needs an integer 'id'"),
+    ({"action": "ANNOTATIONS_DELETED", "annotations": [{"id": False}]},
+     "every deleted annotation needs an integer 'id'"),
+])
+def test_bad_webhook_body_says_what_is_wrong(body, message):
+    with pytest.raises(SchemaMismatchError) as info:
+        ls_format.parse_webhook(body)
+    assert str(info.value) == message

@@ -1,0 +1,304 @@
+"""Store: one SQLite file per project; annotations are never lost and never doubled."""
+from __future__ import annotations
+
+import sqlite3
+import threading
+
+import pytest
+
+from annotator import NotFoundError, Store, StoreError
+from annotator.store import MIGRATIONS, canonical_time
+from annotator.types import Annotation, Clause, Document, ModelVersion, Segment
+
+LOAN = Clause("c-loan", "对符合条件的企业给予贷款贴息支持。")
+FUND = Clause("c-fund", "设立专项资金支持科技成果转化。")
+
+
+@pytest.fixture
+def filled(store):
+    store.add_clauses([LOAN, FUND])
+    return store
+
+
+def ls(ann_id: int, labels, updated_at: str, *, clause: str = "c-loan", annotator: str = "1") -> Annotation:
+    return Annotation(clause, tuple(labels), annotator, "label_studio", ls_annotation_id=ann_id, ls_task_id=7,
+                      created_at="2024-05-01T10:00:00Z", updated_at=updated_at)
+
+
+# Schema and connection ------------------------------------------------------------------------
+def test_new_store_is_migrated_to_the_latest_schema(settings):
+    with Store(settings.db_path) as store:
+        assert store.schema_version == len(MIGRATIONS)
+    assert settings.db_path.is_file()
+    conn = sqlite3.connect(settings.db_path)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    conn.close()
+
+
+def test_reopening_keeps_the_data_and_does_not_migrate_again(settings):
+    with Store(settings.db_path) as store:
+        store.add_clauses([LOAN])
+    with Store(settings.db_path) as store:
+        assert store.clauses() == [LOAN]
+        assert store.schema_version == len(MIGRATIONS)
+
+
+def test_store_from_a_newer_annotator_is_refused(settings):
+    Store(settings.db_path).close()
+    conn = sqlite3.connect(settings.db_path)
+    conn.execute(f"PRAGMA user_version={len(MIGRATIONS) + 1}")
+    conn.close()
+    with pytest.raises(StoreError) as info:
+        Store(settings.db_path)
+    assert str(info.value) == (f"store {settings.db_path} has schema version {len(MIGRATIONS) + 1}, newer than "
+                               f"this annotator ({len(MIGRATIONS)}); upgrade annotator")
+
+
+def test_a_file_that_is_not_a_database_is_a_store_error(tmp_path):
+    path = tmp_path / "annotator.db"
+    path.write_bytes(b"this is not sqlite, just some bytes that are long enough" * 20)
+    with pytest.raises(StoreError, match=f"^cannot open the store {path}: "):
+        Store(path)
+
+
+def test_folder_of_the_database_is_created(tmp_path):
+    path = tmp_path / "a" / "b" / "annotator.db"
+    Store(path).close()
+    assert path.is_file()
+
+
+def test_in_memory_store():
+    with Store(":memory:") as store:
+        assert store.count_clauses() == 0
+
+
+def test_transaction_rolls_back_everything_on_error(filled):
+    with pytest.raises(RuntimeError):
+        with filled.transaction():
+            filled.add_clauses([Clause("c-new", "新增的一条条款文字。")])
+            with filled.transaction():  # nested: joins the outer one
+                filled.set_meta("k", "v")
+            raise RuntimeError("boom")
+    assert filled.count_clauses() == 2
+    assert filled.get_meta("k") is None
+
+
+def test_other_connections_see_committed_writes_only(settings, filled):
+    other = Store(settings.db_path)
+    try:
+        with filled.transaction():
+            filled.add_clauses([Clause("c-new", "新增的一条条款文字。")])
+            assert other.count_clauses() == 2
+        assert other.count_clauses() == 3
+    finally:
+        other.close()
+
+
+def test_writes_from_several_threads_with_their_own_store(settings, filled):
+    def work(n):
+        with Store(settings.db_path) as s:
+            for i in range(10):
+                s.add_clauses([Clause(f"t{n}-{i}", f"线程{n}写入的第{i}条条款。")])
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert filled.count_clauses() == 2 + 40
+
+
+def test_constraint_failure_is_a_store_error(filled):
+    with pytest.raises(StoreError, match="FOREIGN KEY constraint failed"):
+        filled.save_annotation(Annotation("no-such-clause", ("企业",), "alice", "cli"))
+
+
+def test_meta(store):
+    assert store.get_meta("project_id", "none") == "none"
+    store.set_meta("project_id", "3")
+    store.set_meta("project_id", "4")
+    assert store.get_meta("project_id") == "4"
+
+
+# Documents and clauses ------------------------------------------------------------------------
+def test_documents_and_their_clauses(store):
+    doc = Document("d1", "/x/policy.txt", "某市科技政策",
+                   (Segment("s1", "第一条 支持企业创新。", "第一章", 0), Segment("s2", "第二条 设立基金。", "第一章", 1)))
+    assert store.add_document(doc) == 2
+    assert store.add_document(doc) == 0  # re-ingest adds nothing
+    assert store.get_clause("s2") == Clause("s2", "第二条 设立基金。", "d1", "第一章", 1)
+    [row] = store.documents()
+    assert (row["id"], row["title"], row["n_clauses"]) == ("d1", "某市科技政策", 2)
+
+
+def test_clauses_keep_insertion_order_and_the_order_asked(filled):
+    assert filled.add_clauses([LOAN]) == 0
+    assert [c.id for c in filled.clauses()] == ["c-loan", "c-fund"]
+    assert [c.id for c in filled.clauses(["c-fund", "missing", "c-loan"])] == ["c-fund", "c-loan"]
+    ids = [f"c{i}" for i in range(1200)]
+    filled.add_clauses(Clause(i, f"条款{i}") for i in ids)
+    assert [c.id for c in filled.clauses(reversed(ids))] == ids[::-1]  # more than one IN (...) chunk
+
+
+def test_unknown_clause(store):
+    with pytest.raises(NotFoundError, match="^no clause with id 'nope'$"):
+        store.get_clause("nope")
+
+
+# Annotations ----------------------------------------------------------------------------------
+def test_label_studio_annotation_is_idempotent_by_its_id(filled):
+    first = filled.save_annotation(ls(11, ["财政支持"], "2024-05-01T10:00:00Z"))
+    again = filled.save_annotation(ls(11, ["财政支持"], "2024-05-01T10:00:00Z"))
+    assert first[1] == "created" and again == (first[0], "unchanged")
+    [ann] = filled.annotations()
+    assert (ann.clause_id, ann.labels, ann.annotator, ann.source, ann.ls_annotation_id, ann.ls_task_id) == (
+        "c-loan", ("财政支持",), "1", "label_studio", 11, 7)
+    assert ann.updated_at == "2024-05-01T10:00:00.000000+00:00"
+    [entry] = filled.annotation_history(ann.id)
+    assert (entry["action"], entry["labels"]) == ("created", ["财政支持"]) and entry["at"] > "2024"
+
+
+def test_update_keeps_the_old_labels_in_history(filled):
+    ann_id, _ = filled.save_annotation(ls(11, ["财政支持"], "2024-05-01T10:00:00Z"))
+    assert filled.save_annotation(ls(11, ["财政支持", "金融支持"], "2024-05-01T11:00:00Z")) == (ann_id, "updated")
+    assert filled.annotations()[0].labels == ("财政支持", "金融支持")
+    history = filled.annotation_history(ann_id)
+    assert [(h["action"], h["labels"]) for h in history] == [
+        ("created", ["财政支持"]), ("updated", ["财政支持", "金融支持"])]
+
+
+def test_an_older_update_arriving_late_is_ignored(filled):
+    ann_id, _ = filled.save_annotation(ls(11, ["财政支持"], "2024-05-01T12:00:00Z"))
+    # Same instant written in another time zone is not older.
+    assert filled.save_annotation(ls(11, ["财政支持"], "2024-05-01T20:00:00+08:00"))[1] == "unchanged"
+    assert filled.save_annotation(ls(11, ["企业"], "2024-05-01T11:59:59Z")) == (ann_id, "stale")
+    assert filled.annotations()[0].labels == ("财政支持",)
+    assert len(filled.annotation_history(ann_id)) == 1
+
+
+def test_deletion_is_soft_and_recorded(filled):
+    ann_id, _ = filled.save_annotation(ls(11, ["财政支持"], "2024-05-01T10:00:00Z"))
+    assert filled.delete_ls_annotation(11) is True
+    assert filled.delete_ls_annotation(11) is False  # already deleted
+    assert filled.delete_ls_annotation(999) is False  # unknown
+    assert filled.annotations() == [] and filled.count_annotations() == 0
+    [kept] = filled.annotations(include_deleted=True)
+    assert kept.labels == ("财政支持",)
+    assert [h["action"] for h in filled.annotation_history(ann_id)] == ["created", "deleted"]
+    assert filled.labeled_clause_ids() == set()
+
+
+def test_a_late_older_update_does_not_bring_a_deleted_annotation_back(filled):
+    filled.save_annotation(ls(11, ["财政支持"], "2024-05-01T12:00:00Z"))
+    filled.delete_ls_annotation(11)
+    assert filled.save_annotation(ls(11, ["企业"], "2024-05-01T11:00:00Z"))[1] == "stale"
+    assert filled.annotations() == []
+
+
+def test_a_newer_save_brings_a_deleted_annotation_back(filled):
+    ann_id, _ = filled.save_annotation(ls(11, ["财政支持"], "2024-05-01T12:00:00Z"))
+    filled.delete_ls_annotation(11)
+    assert filled.save_annotation(ls(11, ["财政支持"], "2024-05-02T09:00:00Z")) == (ann_id, "updated")
+    assert [a.labels for a in filled.annotations()] == [("财政支持",)]
+    assert [h["action"] for h in filled.annotation_history(ann_id)] == ["created", "deleted", "updated"]
+
+
+def test_local_annotations_are_keyed_by_clause_annotator_and_source(filled):
+    a = filled.save_annotation(Annotation("c-loan", ("财政支持",), "seed", "seed"))
+    assert filled.save_annotation(Annotation("c-loan", ("企业",), "seed", "seed")) == (a[0], "updated")
+    filled.save_annotation(Annotation("c-loan", ("企业",), "alice", "cli"))
+    filled.save_annotation(Annotation("c-fund", ("企业",), "seed", "seed"))
+    assert filled.count_annotations() == 3
+    assert filled.count_annotations(sources=["seed"]) == 2
+    assert [a.source for a in filled.annotations(sources=["cli", "label_studio"])] == ["cli"]
+
+
+def test_two_label_studio_annotations_of_one_clause_are_both_kept(filled):
+    filled.save_annotation(ls(11, ["财政支持"], "2024-05-01T10:00:00Z", annotator="alice"))
+    filled.save_annotation(ls(12, ["金融支持"], "2024-05-01T10:05:00Z", annotator="bob"))
+    assert sorted(a.annotator for a in filled.annotations()) == ["alice", "bob"]
+    assert filled.labeled_clause_ids() == {"c-loan"}
+
+
+def test_canonical_time():
+    assert canonical_time("2024-05-01T10:00:00Z") == "2024-05-01T10:00:00.000000+00:00"
+    assert canonical_time("2024-05-01 18:00:00+08:00") == "2024-05-01T10:00:00.000000+00:00"
+    assert canonical_time("2024-05-01T10:00:00") == "2024-05-01T10:00:00.000000+00:00"
+    assert canonical_time("not a time") > "2024"  # unreadable: now
+
+
+# Adjudications --------------------------------------------------------------------------------
+def test_adjudication_overrides_and_is_replaced(filled):
+    filled.adjudicate("c-loan", ["财政支持"], "lead", "guideline 3")
+    filled.adjudicate("c-loan", ["财政支持", "金融支持"], "lead2")
+    assert filled.adjudications() == {"c-loan": ("财政支持", "金融支持")}
+    assert filled.labeled_clause_ids() == {"c-loan"}
+
+
+def test_adjudicating_an_unknown_clause(filled):
+    with pytest.raises(NotFoundError, match="^no clause with id 'zz'$"):
+        filled.adjudicate("zz", ["企业"], "lead")
+    assert filled.adjudications() == {}
+
+
+# Model versions, predictions, train runs ------------------------------------------------------
+def test_model_versions_are_numbered_in_order(store):
+    assert store.latest_model_version() is None
+    v1 = store.add_model_version("/m/1.pkl", 100, {"macro_f1": 0.5, "标签": "财政支持"})
+    v2 = store.add_model_version("/m/2.pkl", 150, {})
+    assert (v1.version, v2.version) == (1, 2)
+    assert isinstance(v1, ModelVersion)
+    assert store.latest_model_version() == v2
+    assert [v.metrics for v in store.model_versions()] == [{"macro_f1": 0.5, "标签": "财政支持"}, {}]
+
+
+def test_predictions_per_version(filled):
+    filled.save_predictions(1, [("c-loan", ("财政支持",), 0.9)])
+    filled.save_predictions(2, [("c-loan", ("金融支持",), 0.6), ("c-fund", ("企业",), 0.7)])
+    filled.save_predictions(2, [("c-loan", ("企业",), 0.5)])  # re-predicting replaces
+    assert filled.predictions(1) == {"c-loan": (("财政支持",), 0.9)}
+    assert filled.predictions() == {"c-loan": (("企业",), 0.5), "c-fund": (("企业",), 0.7)}
+
+
+def test_train_runs(store):
+    ok = store.start_train_run(40)
+    bad = store.start_train_run(41)
+    store.finish_train_run(ok, model_version=1)
+    store.finish_train_run(bad, error="ValueError: boom")
+    runs = store.train_runs()
+    assert [(r["id"], r["status"], r["model_version"], r["error"]) for r in runs] == [
+        (bad, "failed", None, "ValueError: boom"), (ok, "done", 1, None)]
+
+
+# Pushed tasks ---------------------------------------------------------------------------------
+def test_pushed_tasks_pending_until_labeled_or_removed(filled):
+    filled.add_clauses([Clause("c-3", "第三条条款文字内容。")])
+    assert filled.next_batch_number() == 1
+    filled.record_push(5, [("c-loan", 101, 0), ("c-fund", 102, 1)], batch=1, model_version=None)
+    filled.record_push(5, [("c-3", 103, 0)], batch=2, model_version=1)
+    assert filled.next_batch_number() == 3
+    assert [t["clause_id"] for t in filled.pending_pushed_tasks()] == ["c-loan", "c-fund", "c-3"]
+    assert filled.clause_for_task(102) == "c-fund" and filled.clause_for_task(999) is None
+
+    filled.save_annotation(ls(11, ["财政支持"], "2024-05-01T10:00:00Z"))
+    filled.mark_removed(["c-3"])
+    assert [t["clause_id"] for t in filled.pending_pushed_tasks()] == ["c-fund"]
+    assert [t["clause_id"] for t in filled.pushed_tasks()] == ["c-loan", "c-fund"]
+    assert len(filled.pushed_tasks(live_only=False)) == 3
+
+
+def test_pushing_a_removed_clause_again_revives_it(filled):
+    filled.record_push(5, [("c-loan", 101, 0)], batch=1, model_version=None)
+    filled.mark_removed(["c-loan"])
+    filled.record_push(5, [("c-loan", 201, 0)], batch=2, model_version=2)
+    [task] = filled.pushed_tasks()
+    assert (task["ls_task_id"], task["batch"], task["model_version"], task["removed_at"]) == (201, 2, 2, None)
+
+
+def test_a_task_id_already_used_by_another_clause_is_a_store_error(filled):
+    # e.g. Label Studio was reset and numbers tasks from 1 again
+    filled.record_push(5, [("c-loan", 101, 0)], batch=1, model_version=None)
+    with pytest.raises(StoreError, match="UNIQUE constraint failed: pushed_tasks.ls_task_id"):
+        filled.record_push(6, [("c-fund", 101, 0)], batch=1, model_version=None)
+    assert [t["clause_id"] for t in filled.pushed_tasks()] == ["c-loan"]
