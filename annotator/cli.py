@@ -64,11 +64,12 @@ model_dir_option = click.option("--model-dir", type=click.Path(file_okay=False),
 
 
 def emit(obj, as_json: bool, human: str | None = None) -> None:
-    """Print ``obj`` as JSON on stdout, or the human summary on stderr... and stdout for --json."""
+    """With ``--json``, ``obj`` as one JSON document on stdout; else the human summary on stderr."""
     if as_json:
         click.echo(json.dumps(obj, ensure_ascii=False, indent=None, default=str))
     else:
-        click.echo(human if human is not None else json.dumps(obj, ensure_ascii=False, indent=2, default=str))
+        click.echo(human if human is not None else json.dumps(obj, ensure_ascii=False, indent=2, default=str),
+                   err=True)
 
 
 @click.group()
@@ -302,8 +303,8 @@ def connect(obj: Context, url, api_key, project_title, backend_url, as_json) -> 
     from .labelstudio import LabelStudioClient
 
     settings = ls_settings(obj, url, api_key)
-    client = LabelStudioClient(settings.ls_url, settings.ls_api_key)
-    report = connect_project(settings, obj.store, client, backend_url=backend_url, title=project_title)
+    with LabelStudioClient(settings.ls_url, settings.ls_api_key) as client:
+        report = connect_project(settings, obj.store, client, backend_url=backend_url, title=project_title)
     push = report["push"] or {}
     emit(report, as_json, f"project {report['project_id']} ({'created' if report['created'] else 'reused'}) "
                           f"at {report['url']}; pushed {push.get('pushed', 0)} tasks, "
@@ -328,8 +329,8 @@ def sync(obj: Context, url, api_key, as_json) -> None:
     if project_id is None:
         raise click.ClickException("this project is not connected to Label Studio; run `annotator connect` first")
     settings = ls_settings(obj, url, api_key)
-    report = sync_project(obj.store, LabelStudioClient(settings.ls_url, settings.ls_api_key), int(project_id),
-                          settings.labels_config())
+    with LabelStudioClient(settings.ls_url, settings.ls_api_key) as client:
+        report = sync_project(obj.store, client, int(project_id), settings.labels_config())
     emit(report, as_json, f"project {project_id}: {report['counts']}"
                           + "".join(f"\n  {p}" for p in report["problems"]))
 
@@ -428,10 +429,10 @@ def annotators_add(obj: Context, emails, url, api_key) -> None:
     from .labelstudio import LabelStudioClient
 
     settings = ls_settings(obj, url, api_key)
-    client = LabelStudioClient(settings.ls_url, settings.ls_api_key)
-    for email in emails:
-        user = client.create_user(email)
-        click.echo(f"{email}: user id {user.get('id')}")
+    with LabelStudioClient(settings.ls_url, settings.ls_api_key) as client:
+        for email in emails:
+            user = client.create_user(email)
+            click.echo(f"{email}: user id {user.get('id')}")
 
 
 @main.command()

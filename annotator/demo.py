@@ -58,8 +58,8 @@ def run_demo(settings: Settings, *, ls_port: int, backend_port: int, username: s
         ls.start()
         backend.start()
         echo(f"backend on {backend.url} (dashboard: {backend.url}/dashboard)")
-        with Store(settings.db_path) as store:
-            report = connect_project(settings, store, LabelStudioClient(ls.url, token), backend_url=backend_url)
+        with Store(settings.db_path) as store, LabelStudioClient(ls.url, token) as client:
+            report = connect_project(settings, store, client, backend_url=backend_url)
         push = report["push"] or {}
         echo("")
         echo(f"Label Studio: {report['url']}")

@@ -44,7 +44,8 @@ class JiebaTokenizer:
                 tokenizer = jieba.Tokenizer()
                 tokenizer.initialize()
                 if self.user_dict:
-                    tokenizer.load_userdict(self.user_dict)
+                    with open(self.user_dict, "rb") as fh:  # jieba leaves a path's file open
+                        tokenizer.load_userdict(fh)
                 self._tokenizer = tokenizer
             return self._tokenizer
 

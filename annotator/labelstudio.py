@@ -17,8 +17,8 @@ from .labels import LabelConfig
 
 log = logging.getLogger(__name__)
 
-WEBHOOK_ACTIONS = ("ANNOTATION_CREATED", "ANNOTATIONS_CREATED", "ANNOTATION_UPDATED",
-                   "ANNOTATIONS_DELETED", "START_TRAINING")
+# START_TRAINING is not a webhook event: Label Studio posts it to the ML backend's /webhook itself.
+WEBHOOK_ACTIONS = ("ANNOTATION_CREATED", "ANNOTATIONS_CREATED", "ANNOTATION_UPDATED", "ANNOTATIONS_DELETED")
 WEBHOOK_SECRET_HEADER = "X-Annotator-Secret"
 
 
@@ -33,6 +33,7 @@ def labels_from_result(result: Any, config: LabelConfig) -> tuple[str, ...] | No
     if not isinstance(result, list):
         return None
     chosen: list[str] = []
+    found = False
     for region in result:
         if not isinstance(region, dict) or region.get("from_name") != config.from_name:
             continue
@@ -40,8 +41,10 @@ def labels_from_result(result: Any, config: LabelConfig) -> tuple[str, ...] | No
         choices = value.get("choices") if isinstance(value, dict) else None
         if not isinstance(choices, list) or not all(isinstance(c, str) for c in choices):
             return None
+        found = True
         chosen.extend(choices)
-    return tuple(dict.fromkeys(chosen))
+    # No region from our <Choices>: another config's result, not an empty label set.
+    return tuple(dict.fromkeys(chosen)) if found else None
 
 
 class LabelStudioClient:
@@ -56,10 +59,22 @@ class LabelStudioClient:
     def __init__(self, url: str, api_key: str, *, timeout: float = 30.0) -> None:
         if not api_key:
             raise LabelStudioError("no Label Studio API key; pass --api-key or set LABEL_STUDIO_API_KEY")
+        import httpx
         from label_studio_sdk.client import LabelStudio
 
         self.url = url.rstrip("/")
-        self._client = LabelStudio(base_url=self.url, api_key=api_key, timeout=timeout)
+        self._http = httpx.Client(timeout=timeout, follow_redirects=True)
+        self._client = LabelStudio(base_url=self.url, api_key=api_key, httpx_client=self._http)
+
+    def close(self) -> None:
+        """Close the HTTP connections."""
+        self._http.close()
+
+    def __enter__(self) -> LabelStudioClient:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     def _call(self, what: str, fn, *args, **kwargs):
         from label_studio_sdk.core.api_error import ApiError

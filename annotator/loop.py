@@ -22,7 +22,7 @@ from .registry import ModelRegistry
 from .settings import Settings
 from .store import Store
 from .strategies import cold_start_batch, select_batch
-from .training import train_model
+from .training import label_matrix, train_model
 from .types import Clause, ModelVersion
 
 log = logging.getLogger(__name__)
@@ -107,7 +107,9 @@ def rank_batch(settings: Settings, store: Store, registry: ModelRegistry, n: int
         order = cold_start_batch(texts, settings.labels, n, rng=rng)
         return [pool[i] for i in order], None, None
     X = model.transform_texts(texts)
-    order = select_batch(model, X, n, strategy=settings.strategy, rng=rng, texts=texts)
+    examples = training_examples(store, settings.labels)
+    order = select_batch(model, X, n, strategy=settings.strategy, rng=rng, texts=texts,
+                         Y_labeled=label_matrix(examples, settings.labels))
     proba = model.predict_proba_features(X[order])
     return [pool[i] for i in order], info, proba
 
@@ -193,7 +195,8 @@ def run_cycle(settings: Settings, *, force: bool = False) -> dict:
             out["model_version"] = version.version if version else None
         project_id = store.get_meta(PROJECT_KEY)
         if project_id is not None and settings.ls_api_key:
-            out["push"] = refresh_queue(settings, store, registry, ls_client(settings), int(project_id))
+            with ls_client(settings) as client:
+                out["push"] = refresh_queue(settings, store, registry, client, int(project_id))
     out["seconds"] = round(time.perf_counter() - started, 2)
     log.info("cycle done: %s", out)
     return out

@@ -22,6 +22,9 @@ _HALF_TO_FULL = {",": "，", ";": "；", ":": "：", "(": "（", ")": "）", "!"
 _PUNCT_NEAR_CJK = re.compile(
     f"(?<=[{_CJK}])[,;:()!?]|[,;:()!?](?=[{_CJK}])"
 )
+# An innermost bracket pair with one character of context on each side: a pair is converted as a
+# whole (both brackets full-width or neither), so "OLED(AMOLED)新型" can't end up half converted.
+_PAIR = re.compile(r"(.?)\(([^()]*)\)(.?)")
 _NON_WORD = re.compile(r"[\W_]+", re.UNICODE)
 # NFKC would turn ① into a bare "1" glued to the next word; keep it an item marker instead.
 # Private-use marks carry it through NFKC; they become "（1）" at the end.
@@ -53,12 +56,30 @@ def normalize_text(text: str) -> str:
     text = text.replace("\r", " ").replace("\n", " ")
     text = _SPACE_NEAR_CJK.sub("", text)
     text = _WHITESPACE.sub(" ", text).strip()
+    text = text.replace("\ue000", "(").replace("\ue001", ")")
+    previous = None
+    while previous != text:  # innermost pairs first, then the pairs around them
+        previous = text
+        text = _PAIR.sub(_convert_pair, text)
+    text = text.replace("\ue002", "(").replace("\ue003", ")")
     # Converting one mark can put a CJK-context mark beside the next one ("(CMO),"): repeat.
     previous = None
     while previous != text:
         previous = text
         text = _PUNCT_NEAR_CJK.sub(lambda m: _HALF_TO_FULL[m.group(0)], text)
-    return text.replace("\ue000", "（").replace("\ue001", "）")
+    return text.replace("\ue004", "（").replace("\ue005", "）")
+
+
+def _convert_pair(m: re.Match) -> str:
+    """A bracket pair becomes full-width when it or its neighbours hold Chinese, else stays ASCII.
+
+    Private-use marks stand in for the brackets until every pair is decided, so the per-character
+    rule that runs afterwards never sees them.
+    """
+    before, inside, after = m.group(1), m.group(2), m.group(3)
+    full = bool(_CJK_CHAR.search(before + inside + after))
+    left, right = ("\ue004", "\ue005") if full else ("\ue002", "\ue003")
+    return f"{before}{left}{inside}{right}{after}"
 
 
 def match_key(text: str) -> str:

@@ -14,7 +14,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from .errors import NotFoundError, NotTrainedError, StoreError
+from .errors import InputError, NotFoundError, NotTrainedError, StoreError
 from .store import Store
 from .types import ModelVersion
 
@@ -75,7 +75,11 @@ class ModelRegistry:
         if version == "latest":
             info = self.latest()
         else:
-            matches = [v for v in self.store.model_versions() if v.version == int(version)]
+            try:
+                number = int(version)
+            except (TypeError, ValueError):
+                raise InputError(f"model version must be a number or 'latest', got {version!r}") from None
+            matches = [v for v in self.store.model_versions() if v.version == number]
             if not matches:
                 raise NotFoundError(f"no model version {version}; known: "
                                     f"{', '.join(str(v.version) for v in self.versions()) or 'none'}")

@@ -188,7 +188,8 @@ def _csv_rows(text: str, report: LoadReport):
     if "text" not in columns or label_col is None:
         raise InputError(f"{report.path}: CSV needs a 'text' column and a 'label' or 'labels' column; "
                          f"found {', '.join(sorted(columns)) or 'none'}")
-    for line_no, row in enumerate(reader, start=2):
+    for row in reader:
+        line_no = reader.line_num  # a quoted multi-line cell spans several lines
         report.n_lines += 1
         labels = _split_labels(row.get(label_col))
         if not labels:

@@ -53,22 +53,34 @@ class _Server:
 
     process: subprocess.Popen | None = None
     log_path: Path
+    _log_file = None
+
+    def _spawn(self, cmd: list[str], *, env: dict, cwd: Path) -> None:
+        self._log_file = open(self.log_path, "ab")
+        self.process = subprocess.Popen(cmd, stdout=self._log_file, stderr=subprocess.STDOUT, env=env,
+                                        cwd=cwd, start_new_session=True)
+
+    def _close_log(self) -> None:
+        if self._log_file is not None:
+            self._log_file.close()
+            self._log_file = None
 
     def stop(self, timeout: float = 20.0) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        self._close_log()
 
     def kill(self) -> None:
         """SIGKILL the whole process group (fault tests)."""
         if self.process is not None and self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
+        self._close_log()
 
     def __enter__(self):
         return self
@@ -103,9 +115,7 @@ class LabelStudioServer(_Server):
         cmd = [exe, "start", "--no-browser", "--port", str(self.port), "--internal-host", "127.0.0.1",
                "--data-dir", str(self.data_dir / "data"), "--username", self.username,
                "--password", self.password, "--user-token", self.token, "--enable-legacy-api-token"]
-        log_file = open(self.log_path, "ab")
-        self.process = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT, env=env,
-                                        cwd=self.data_dir, start_new_session=True)
+        self._spawn(cmd, env=env, cwd=self.data_dir)
         log.info("starting Label Studio on %s (log: %s)", self.url, self.log_path)
         wait_http(f"{self.url}/health", timeout=timeout, process=self.process, log_file=self.log_path)
         return self
@@ -133,8 +143,6 @@ class BackendServer(_Server):
     def start(self, timeout: float = 60.0) -> BackendServer:
         self.home.mkdir(parents=True, exist_ok=True)
         env = dict(os.environ, ANNOTATOR_HOME=str(self.home), **self.extra_env)
-        log_file = open(self.log_path, "ab")
-        self.process = subprocess.Popen(self.command(), stdout=log_file, stderr=subprocess.STDOUT, env=env,
-                                        cwd=Path(__file__).resolve().parent.parent, start_new_session=True)
+        self._spawn(self.command(), env=env, cwd=Path(__file__).resolve().parent.parent)
         wait_http(f"{self.url}/health", timeout=timeout, process=self.process, log_file=self.log_path)
         return self

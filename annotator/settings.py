@@ -162,4 +162,14 @@ def _read_toml(path: Path, types: Mapping[str, Any]) -> dict[str, Any]:
         raise InputError(
             f"config file {path}: unknown key(s) {', '.join(unknown)}; known: {', '.join(types)}"
         )
-    return data
+    checked = {}
+    for key, value in data.items():
+        kind = str(types[key])
+        ok = {"int": isinstance(value, int) and not isinstance(value, bool),
+              "float": isinstance(value, (int, float)) and not isinstance(value, bool)}.get(
+            kind, isinstance(value, str))
+        if not ok:
+            expected = {"int": "an integer", "float": "a number"}.get(kind, "a string")
+            raise InputError(f"config file {path}: '{key}' must be {expected}, got {value!r}")
+        checked[key] = float(value) if kind == "float" else value
+    return checked

@@ -451,6 +451,36 @@ def coverage_batch(estimator, X_pool, n: int, *, rng: np.random.Generator, power
     return np.asarray(picked)
 
 
+def badge(estimator, X_pool, n: int, *, rng: np.random.Generator, candidates_per_slot: int = 40) -> np.ndarray:
+    """BADGE (Ash et al. 2020) for one-vs-rest logistic regression: k-means++ seeding over gradient
+    embeddings ``x (outer) (p - y_hat)`` -- uncertain (long gradients) and diverse (far apart) at once.
+
+    Distances come from the kernel ``(X X^T) * (G G^T)`` of the top ``candidates_per_slot * n``
+    candidates by gradient norm, so no embedding of n_features x n_labels columns is built.
+    """
+    check_pool(X_pool.shape[0], n)
+    out = _outputs(_estimator(estimator), X_pool)
+    G = out.proba - out.pred
+    x_norm2 = np.asarray(X_pool.multiply(X_pool).sum(axis=1)).ravel() if sp.issparse(X_pool) \
+        else (np.asarray(X_pool) ** 2).sum(axis=1)
+    norm2 = x_norm2 * (G ** 2).sum(axis=1)
+    cand = rank_top(norm2, min(X_pool.shape[0], candidates_per_slot * n), rng)
+    Xc = X_pool[cand]
+    K = Xc @ Xc.T
+    K = (K.toarray() if sp.issparse(K) else np.asarray(K)) * (G[cand] @ G[cand].T)
+    diag = np.diag(K).copy()
+    picked = [0]  # candidates are ranked: 0 has the longest gradient
+    dist = np.maximum(diag + diag[0] - 2 * K[:, 0], 0)
+    for _ in range(1, min(n, len(cand))):
+        dist[picked] = 0
+        total = dist.sum()
+        nxt = int(rng.choice(len(cand), p=dist / total)) if total > 0 else \
+            int(rng.choice(np.setdiff1d(np.arange(len(cand)), picked)))
+        picked.append(nxt)
+        dist = np.minimum(dist, np.maximum(diag + diag[nxt] - 2 * K[:, nxt], 0))
+    return cand[np.asarray(picked)]
+
+
 # The registry -----------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Strategy:
@@ -511,6 +541,7 @@ _ALL = [
     Strategy("eps_mmu", _epsilon(_mmu, 0.2), "MMU with 20% of each batch random"),
     Strategy("qbc", _committee_disagreement, "query-by-committee: variance over 5 bootstrap models",
              committee=5),
+    Strategy("badge", badge, "BADGE: k-means++ over gradient embeddings (Ash et al. 2020)"),
     Strategy("coverage", _partial(coverage_batch), "label coverage (expected positives of "
              "starved labels) mixed with MMU"),
 ]

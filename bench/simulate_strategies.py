@@ -14,6 +14,7 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import re
 import sys
@@ -38,7 +39,7 @@ OUT = REPO / "bench" / "out" / "simulate"
 BUDGETS = (200, 400, 800, 1200, 1600, 2000)
 # Strategies that take keyword parameters, for "name[key=value,...]" variants.
 PARAMETRIC = {"coverage": S.coverage_batch, "cluster_margin": S.cluster_margin,
-              "ranked_batch": S.ranked_batch_sampling}
+              "ranked_batch": S.ranked_batch_sampling, "badge": S.badge}
 
 
 class DualSolverClassifier(PolicyClassifier):
@@ -59,12 +60,18 @@ def load_split(test_size: float = 0.25, seed: int = 0):
 
 
 def parse_strategy(spec: str) -> S.Strategy:
-    """A registered name, or ``base[key=value,...]`` for a parametric variant."""
+    """A registered name, or ``base[key=value,...]`` for a parametric variant; a suffix ``@cold``
+    or ``@random`` sets how the first batch is chosen."""
+    if "@" in spec:
+        base, start = spec.rsplit("@", 1)
+        strategy = parse_strategy(base)
+        return dataclasses.replace(strategy, name=spec, cold_start=start == "cold")
     match = re.fullmatch(r"(\w+)\[(.*)\]", spec)
     if not match:
         return S.get_strategy(spec)
     base, raw = match.groups()
-    params = {k: float(v) for k, v in (kv.split("=") for kv in raw.split(",") if kv)}
+    params = {k: int(v) if v.lstrip("-").isdigit() else float(v)
+              for k, v in (kv.split("=") for kv in raw.split(",") if kv)}
     if base not in PARAMETRIC:
         raise SystemExit(f"no parametric strategy {base!r}; have {', '.join(PARAMETRIC)}")
     return S.Strategy(spec, S._partial(PARAMETRIC[base], **params), f"{base} with {params}")

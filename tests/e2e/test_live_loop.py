@@ -46,10 +46,10 @@ def project(settings, tiny_corpus, label_studio):
     with BackendServer(settings.home, env=env) as backend:
         backend.start()
         settings = settings.replace(backend_url=backend.url)
-        client = LabelStudioClient(label_studio.url, label_studio.token)
-        with Store(settings.db_path) as store:
-            report = connect_project(settings, store, client, title=f"e2e {time.time_ns()}")
-        yield settings, backend, client, report
+        with LabelStudioClient(label_studio.url, label_studio.token) as client:
+            with Store(settings.db_path) as store:
+                report = connect_project(settings, store, client, title=f"e2e {time.time_ns()}")
+            yield settings, backend, client, report
 
 
 def annotate(client, task_id: int, labels: list[str], config) -> dict:

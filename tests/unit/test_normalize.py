@@ -66,16 +66,12 @@ def test_normalize_is_idempotent(text):
     assert normalize_text(once) == once
 
 
-@pytest.mark.xfail(strict=True, reason="BUG normalize.py:61: a circled item marker at the start or end "
-                                       "becomes '（1）', which a second pass turns into '(1)'/'（1)'")
 @pytest.mark.parametrize("raw", ["①加强", "第一条①", "连续9年位居全国第一③"])
 def test_item_marker_at_text_edge_is_stable(raw):
     once = normalize_text(raw)
     assert normalize_text(once) == once
 
 
-@pytest.mark.xfail(strict=True, reason="BUG normalize.py:60: brackets are converted one by one, so a "
-                                       "pair half next to Chinese comes out mismatched: 'OLED(AMOLED）新型'")
 def test_bracket_pair_is_converted_together():
     # a real seed clause
     assert normalize_text("积极发展特色IC制造、OLED(AMOLED)新型显示") in (

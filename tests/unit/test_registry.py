@@ -81,9 +81,6 @@ def test_unknown_version_lists_the_known_ones(registry):
     assert str(info.value) == "no model version 7; known: 1"
 
 
-@pytest.mark.xfail(strict=True, raises=ValueError,
-                   reason="BUG registry.py:78: int(version) on a non-number raises a bare ValueError "
-                          "(`annotator evaluate --version abc` prints a traceback)")
 def test_non_numeric_version_is_a_clean_error(registry):
     registry.save({"n": 1}, n_train=1)
     with pytest.raises(AnnotatorError):

@@ -177,8 +177,6 @@ def test_label_outside_a_smaller_label_set_is_reported(tmp_path):
     assert all(p.split(": ", 1)[1].startswith("label '") for p in data.report.problems)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG seedset.py:191: CSV rows are numbered by record, not line, so a "
-                                       "quoted multi-line text shifts every later line number")
 def test_csv_line_numbers_count_lines_inside_quoted_text(tmp_path):
     path = write(tmp_path / "s.csv", f"text,label\n\"{LOAN}\n第二行\",企业\n{FUND},\n")
     assert read_labeled_file(path, LABELS).report.problems == ["line 4: no label"]

@@ -140,10 +140,7 @@ def test_missing_config_file_is_reported(tmp_path):
     assert str(info.value) == f"cannot read config file {missing}: No such file or directory"
 
 
-@pytest.mark.xfail(strict=True, raises=TypeError,
-                   reason="BUG settings.py:62-67: TOML values are not type-checked; a quoted number "
-                          "crashes with TypeError instead of an InputError naming the key")
 def test_quoted_number_in_toml_names_the_key(tmp_path):
     (tmp_path / "config.toml").write_text('retrain_delay = "5"\n', encoding="utf-8")
-    with pytest.raises(InputError, match="ANNOTATOR_RETRAIN_DELAY"):
+    with pytest.raises(InputError, match="'retrain_delay' must be a number, got '5'"):
         Settings.from_env({}, home=tmp_path)

@@ -96,9 +96,6 @@ def test_result_that_is_not_a_choices_list(store):
     assert store.count_annotations() == 0
 
 
-@pytest.mark.xfail(strict=True, reason="BUG labelstudio.py:44: a result with no region from the configured "
-                                       "<Choices name> gives () not None, so a config mismatch silently "
-                                       "stores an annotation with no labels")
 def test_result_from_another_choices_tag_is_a_schema_mismatch(store):
     other = annotation()
     other["result"][0]["from_name"] = "category"
