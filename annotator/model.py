@@ -150,9 +150,19 @@ class PolicyClassifier(ClassifierMixin, BaseEstimator):
         """(n_texts, n_labels) calibrated probabilities, columns in ``labels_`` order."""
         return self.predict_proba_features(self.transform_texts(X))
 
+    def decide(self, proba: np.ndarray) -> np.ndarray:
+        """0/1 label decisions from probabilities: at or above the label's threshold and at least
+        half the row's top probability, plus the top label of every row."""
+        check_is_fitted(self, "thresholds_")
+        keep = (proba >= self.thresholds_) & (proba >= 0.5 * proba.max(axis=1, keepdims=True))
+        Y = keep.astype(np.int8)
+        if len(proba):
+            Y[np.arange(len(proba)), proba.argmax(axis=1)] = 1
+        return Y
+
     def predict(self, X) -> np.ndarray:
         """(n_texts, n_labels) 0/1 predictions with at least one label per text."""
-        return at_least_one(self.predict_proba(X), self.thresholds_)
+        return self.decide(self.predict_proba(X))
 
     def predict_labels(self, X) -> list[tuple[str, ...]]:
         """Predicted label names per text."""

@@ -1,0 +1,92 @@
+"""The pool feature cache: computed once, exact, invalidated by a new featurizer, scored in chunks."""
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+
+from annotator.errors import InputError, NotFoundError
+from annotator.features import PolicyTextFeaturizer
+from annotator.labels import load_label_config
+from annotator.model import PolicyClassifier
+from annotator.normalize import clause_id
+from annotator.poolcache import PoolCache, featurizer_fingerprint, score_features
+from annotator.seedset import read_labeled_file
+from annotator.training import label_matrix
+from tests.conftest import SEED_TSV
+
+
+@pytest.fixture(scope="module")
+def pool():
+    labels = load_label_config().labels
+    examples = random.Random(4).sample(read_labeled_file(SEED_TSV, labels).examples, 120)
+    texts = [e.text for e in examples]
+    featurizer = PolicyTextFeaturizer(word_ngram_range=None).fit(texts)
+    model = PolicyClassifier(labels=labels, cv=1).fit_features(featurizer.transform(texts[:60]),
+                                                               label_matrix(examples[:60], labels))
+    return texts, [clause_id(t) for t in texts], featurizer, model
+
+
+def test_features_are_computed_once_and_exact(pool, tmp_path, monkeypatch):
+    texts, ids, featurizer, _ = pool
+    cache = PoolCache(tmp_path, featurizer, shard_rows=50)
+    assert cache.add(ids[:70], texts[:70]) == 70
+    assert cache.add(ids, texts) == 50  # only the new ones
+    assert len(cache) == 120 and list(cache.ids()) == ids
+    assert len(list(cache.directory.glob("shard-*.data.npy"))) == 3  # 50 + 20, then 50
+    expected = featurizer.transform(texts)
+    assert abs(cache.matrix() - expected).max() < 1e-6
+    order = [ids[5], ids[100], ids[0]]
+    assert abs(cache.matrix(order) - expected[[5, 100, 0]]).max() < 1e-6
+
+    def no_transform(*args, **kwargs):
+        raise AssertionError("cached clauses must not be featurized again")
+
+    monkeypatch.setattr(PolicyTextFeaturizer, "transform", no_transform)
+    reopened = PoolCache(tmp_path, featurizer)
+    assert reopened.directory == cache.directory and reopened.add(ids, texts) == 0
+    assert abs(reopened.matrix() - expected).max() < 1e-6
+
+
+def test_scores_match_the_model_in_any_chunking(pool, tmp_path):
+    texts, ids, featurizer, model = pool
+    cache = PoolCache(tmp_path, featurizer, shard_rows=45)
+    cache.add(ids, texts)
+    expected = model.predict_proba_features(featurizer.transform(texts))
+    for chunk_rows in (7, 45, 1000):
+        got_ids, proba = cache.score(model, chunk_rows=chunk_rows)
+        assert list(got_ids) == ids and proba.dtype == np.float32
+        assert np.abs(proba - expected).max() < 1e-5
+    some, proba = cache.score(model, [ids[3], ids[9]])
+    assert list(some) == [ids[3], ids[9]] and np.abs(proba - expected[[3, 9]]).max() < 1e-5
+    assert np.abs(score_features(model, featurizer.transform(texts), chunk_rows=11) - expected).max() < 1e-5
+
+
+def test_a_changed_featurizer_gets_a_new_cache(pool, tmp_path):
+    texts, ids, featurizer, _ = pool
+    old = PoolCache(tmp_path, featurizer)
+    old.add(ids, texts)
+    refit = PolicyTextFeaturizer(word_ngram_range=None).fit(texts[:80])
+    assert featurizer_fingerprint(refit) != featurizer_fingerprint(featurizer)
+    assert featurizer_fingerprint(featurizer) == featurizer_fingerprint(
+        PolicyTextFeaturizer(word_ngram_range=None).fit(texts))
+    new = PoolCache(tmp_path, refit)
+    assert new.directory != old.directory and len(new) == 0
+    new.add(ids[:10], texts[:10])
+    assert new.clear_stale() == [old.directory]
+    assert not old.directory.exists() and len(PoolCache(tmp_path, refit)) == 10
+
+
+def test_errors_name_the_problem(pool, tmp_path):
+    texts, ids, featurizer, _ = pool
+    cache = PoolCache(tmp_path, featurizer)
+    with pytest.raises(InputError, match="3 ids but 2 texts"):
+        cache.add(ids[:3], texts[:2])
+    with pytest.raises(InputError, match="ids must be unique"):
+        cache.add([ids[0], ids[0]], texts[:2])
+    cache.add(ids[:5], texts[:5])
+    with pytest.raises(NotFoundError) as err:
+        cache.matrix([ids[0], "nope"])
+    assert str(err.value) == "1 clause(s) not in the feature cache (first: nope); add them with PoolCache.add"
+    assert cache.disk_bytes() > 0
