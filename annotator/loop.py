@@ -17,6 +17,7 @@ from .errors import NotTrainedError
 from .labels import LabelConfig
 from .labelstudio import LabelStudioClient, choices_result
 from .normalize import match_key
+from .poolcache import PoolCache
 from .project import training_examples
 from .registry import ModelRegistry
 from .settings import Settings
@@ -59,8 +60,12 @@ def retrain(settings: Settings, store: Store, registry: ModelRegistry) -> ModelV
     fingerprint = data_fingerprint(store)
     run_id = store.start_train_run(len(examples))
     try:
-        result = train_model(examples, labels, holdout=0.15, seed=settings.seed)
-        metrics = dict(result.metrics, data_fingerprint=fingerprint, seconds=round(result.seconds, 2))
+        featurizer, n_fit = project_featurizer(store, registry)
+        cache = pool_cache(settings, store, featurizer)
+        result = train_model(examples, labels, holdout=0.15, seed=settings.seed, featurizer=featurizer,
+                             features=cache.matrix([e.id for e in examples]))
+        metrics = dict(result.metrics, data_fingerprint=fingerprint, seconds=round(result.seconds, 2),
+                       featurizer_clauses=n_fit)
         version = registry.save(result.model, n_train=result.n_train, metrics=metrics)
     except Exception as exc:
         store.finish_train_run(run_id, error=f"{type(exc).__name__}: {exc}")
@@ -81,6 +86,37 @@ def save_human_label_predictions(store: Store, version: ModelVersion, model) -> 
     store.save_predictions(version.version, [
         (c.id, tuple(model.labels_[row]), float(p[row].min()))
         for c, p, row in zip(clauses, proba, chosen)])
+
+
+FEATURIZER_REFIT_GROWTH = 1.25  # refit the featurizer once the project has 25% more clauses
+
+
+def project_featurizer(store: Store, registry: ModelRegistry):
+    """The featurizer the next model uses, and how many clauses it was fitted on.
+
+    The latest model's featurizer is reused while the project has not grown much, so the pool's
+    cached features stay valid across retrains; otherwise a new one is fitted (unsupervised) on
+    every clause text in the store.
+    """
+    from .features import PolicyTextFeaturizer
+
+    n_clauses = store.count_clauses()
+    try:
+        info, model = registry.load("latest")
+        n_fit = int(info.metrics.get("featurizer_clauses") or 0)
+        if n_fit and n_clauses <= FEATURIZER_REFIT_GROWTH * n_fit:
+            return model.featurizer_, n_fit
+    except NotTrainedError:
+        pass
+    return PolicyTextFeaturizer().fit([c.text for c in store.clauses()]), n_clauses
+
+
+def pool_cache(settings: Settings, store: Store, featurizer) -> PoolCache:
+    """The feature cache of ``featurizer``, completed with every clause of the store."""
+    cache = PoolCache(settings.cache_dir, featurizer)
+    clauses = store.clauses()
+    cache.add([c.id for c in clauses], [c.text for c in clauses])
+    return cache
 
 
 def unlabeled_pool(store: Store) -> list[Clause]:
@@ -106,7 +142,7 @@ def rank_batch(settings: Settings, store: Store, registry: ModelRegistry, n: int
     except NotTrainedError:
         order = cold_start_batch(texts, settings.labels, n, rng=rng)
         return [pool[i] for i in order], None, None
-    X = model.transform_texts(texts)
+    X = pool_cache(settings, store, model.featurizer_).matrix([c.id for c in pool])
     examples = training_examples(store, settings.labels)
     order = select_batch(model, X, n, strategy=settings.strategy, rng=rng, texts=texts,
                          Y_labeled=label_matrix(examples, settings.labels))

@@ -194,6 +194,23 @@ class PoolCache:
         log.info("feature cache %s: %d clauses added, %d in total", self.directory, len(new), len(self))
         return len(new)
 
+    def add_features(self, ids: Sequence[str], X: sp.spmatrix) -> int:
+        """Cache features computed elsewhere by this same featurizer (e.g. in parallel workers)."""
+        if len(ids) != X.shape[0]:
+            raise InputError(f"{len(ids)} ids but {X.shape[0]} feature rows")
+        known = self._positions()
+        keep = [k for k, i in enumerate(ids) if str(i) not in known]
+        if len(set(ids)) != len(ids):
+            raise InputError("ids must be unique")
+        if not keep:
+            return 0
+        self.directory.mkdir(parents=True, exist_ok=True)
+        X = sp.csr_matrix(X)[keep]
+        for start in range(0, len(keep), self.shard_rows):
+            self._write_shard([str(ids[k]) for k in keep[start:start + self.shard_rows]],
+                              X[start:start + self.shard_rows])
+        return len(keep)
+
     def _write_shard(self, ids: list[str], X: sp.csr_matrix) -> None:
         meta = self.meta
         if meta["n_features"] is None:

@@ -481,6 +481,34 @@ def badge(estimator, X_pool, n: int, *, rng: np.random.Generator, candidates_per
     return cand[np.asarray(picked)]
 
 
+def labelwise_margin(estimator, X_pool, n: int, *, rng: np.random.Generator, power: float = 0.0) -> np.ndarray:
+    """Per-label uncertainty, label by label: the batch is shared out among the labels (equally, or
+    by ``need ** power`` with need = 1 / (1 + positives)), and each label's share goes to the clauses
+    closest to *its* threshold. No score is averaged over labels, so long multi-label clauses do not
+    take every slot and every label's boundary is refined.
+    """
+    check_pool(X_pool.shape[0], n)
+    est = _estimator(estimator)
+    out = _outputs(est, X_pool)
+    n_pool, n_labels = out.margin.shape
+    weight = label_need(est, n_labels, 1.0) ** power
+    closeness = -np.abs(out.margin)
+    # Each label's queue holds its n closest clauses: fewer than n are taken before the batch is
+    # full, so a queue always has a free clause when its label's turn comes.
+    queues = [iter(rank_top(closeness[:, j], n, rng)) for j in range(n_labels)]
+    taken = np.zeros(n_pool, dtype=bool)
+    given = np.zeros(n_labels)
+    tie = rng.random(n_labels) * 1e-9
+    picked: list[int] = []
+    while len(picked) < n:
+        j = int(np.argmax(weight / (1.0 + given) + tie))
+        given[j] += 1
+        i = next(i for i in queues[j] if not taken[i])
+        taken[i] = True
+        picked.append(int(i))
+    return np.asarray(picked)
+
+
 # The registry -----------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Strategy:
@@ -541,6 +569,8 @@ _ALL = [
     Strategy("eps_mmu", _epsilon(_mmu, 0.2), "MMU with 20% of each batch random"),
     Strategy("qbc", _committee_disagreement, "query-by-committee: variance over 5 bootstrap models",
              committee=5),
+    Strategy("labelwise", _partial(labelwise_margin), "per-label uncertainty, batch shared equally "
+             "among labels"),
     Strategy("badge", badge, "BADGE: k-means++ over gradient embeddings (Ash et al. 2020)"),
     Strategy("coverage", _partial(coverage_batch), "label coverage (expected positives of "
              "starved labels) mixed with MMU"),

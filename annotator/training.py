@@ -74,12 +74,16 @@ def holdout_split(texts: Sequence[str], test_size: float, seed: int) -> tuple[np
 
 
 def train_model(examples: Sequence[Example], labels: Sequence[str], *, holdout: float = 0.15,
-                refit: bool = True, seed: int = 0, **model_params) -> TrainResult:
+                refit: bool = True, seed: int = 0, featurizer=None, features=None,
+                **model_params) -> TrainResult:
     """Fit a PolicyClassifier on ``examples``.
 
     With ``holdout > 0`` a near-duplicate-aware slice is held out and the metrics are measured on
     it; ``refit=True`` then refits on every example so no label is wasted (the metrics describe
     the slightly smaller model, an honest lower bound).
+
+    ``featurizer`` (already fitted, e.g. on the whole pool) and ``features`` (its rows for
+    ``examples``, e.g. from the pool cache) skip tokenizing: only the classifier is fitted.
 
     Raises
     ------
@@ -93,15 +97,26 @@ def train_model(examples: Sequence[Example], labels: Sequence[str], *, holdout: 
     Y = label_matrix(examples, labels)
     result_metrics: dict = {}
     params = dict(labels=tuple(labels), random_state=seed, **model_params)
+    def fit(rows):
+        if featurizer is None:
+            return PolicyClassifier(**params).fit([texts[i] for i in rows], Y[rows])
+        model = PolicyClassifier(**params)
+        model.featurizer_ = featurizer
+        return model.fit_features(features[rows], Y[rows])
+
+    everything = np.arange(len(examples))
+    if featurizer is not None and features is None:
+        features = featurizer.transform(texts)
     if holdout and len(examples) >= 20:
         train, test = holdout_split(texts, holdout, seed)
-        model = PolicyClassifier(**params).fit([texts[i] for i in train], Y[train])
-        result_metrics = metrics(Y[test], model.predict([texts[i] for i in test]), labels)
+        model = fit(train)
+        held_out = model.transform_texts([texts[i] for i in test]) if featurizer is None else features[test]
+        result_metrics = metrics(Y[test], model.decide(model.predict_proba_features(held_out)), labels)
         result_metrics["holdout"] = holdout
         if refit:
-            model = PolicyClassifier(**params).fit(texts, Y)
+            model = fit(everything)
     else:
-        model = PolicyClassifier(**params).fit(texts, Y)
+        model = fit(everything)
     result_metrics["untrainable_labels"] = list(model.untrainable_labels_)
     seconds = time.perf_counter() - start
     log.info("trained on %d examples in %.1f s (held-out macro-F1 %s)", len(examples), seconds,

@@ -39,7 +39,7 @@ OUT = REPO / "bench" / "out" / "simulate"
 BUDGETS = (200, 400, 800, 1200, 1600, 2000)
 # Strategies that take keyword parameters, for "name[key=value,...]" variants.
 PARAMETRIC = {"coverage": S.coverage_batch, "cluster_margin": S.cluster_margin,
-              "ranked_batch": S.ranked_batch_sampling, "badge": S.badge}
+              "ranked_batch": S.ranked_batch_sampling, "badge": S.badge, "labelwise": S.labelwise_margin}
 
 
 class DualSolverClassifier(PolicyClassifier):
