@@ -9,8 +9,8 @@ fitted featurizer, when it enters the pool, and stored under the project's cache
     <cache_dir>/pool/<fingerprint>/shard-000000.data.npy  CSR arrays (float32 / int32 / int64),
     ...                        .indices.npy .indptr.npy   memory-mapped when read
 
-The fingerprint is the SHA-1 of the pickled featurizer (vocabulary, idf weights, parameters and
-library versions): a refitted or changed featurizer gets a new directory, so stale features are
+The fingerprint is the SHA-1 of the featurizer's fitted state (vocabulary, idf weights, parameters,
+scikit-learn version): a refitted or changed featurizer gets a new directory, so stale features are
 never used; :meth:`PoolCache.clear_stale` deletes the old ones. For the cache to survive retrains,
 fit the featurizer once on the pool (unsupervised) and train the classifier with ``fit_features``.
 
@@ -24,7 +24,6 @@ import hashlib
 import json
 import logging
 import os
-import pickle
 import shutil
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -41,8 +40,51 @@ CHUNK_ROWS = 50_000
 
 
 def featurizer_fingerprint(featurizer) -> str:
-    """SHA-1 of the pickled fitted featurizer: changes with its vocabulary, weights or parameters."""
-    return hashlib.sha1(pickle.dumps(featurizer, protocol=4)).hexdigest()
+    """SHA-1 of the fitted featurizer's state: its parameters, vocabularies and weights.
+
+    Computed from each object's pickled state (``__getstate__``, so lazily built helpers such as
+    the jieba tokenizer are left out) with dict keys sorted: equal for a featurizer and its
+    pickled copy, different as soon as a vocabulary, a weight or a parameter differs.
+    """
+    digest = hashlib.sha1()
+    _feed(digest, featurizer)
+    return digest.hexdigest()
+
+
+def _feed(digest, obj) -> None:
+    """Add a canonical encoding of ``obj`` to ``digest``."""
+    if obj is None or isinstance(obj, (bool, int, float, complex, str, bytes)):
+        digest.update(f"{type(obj).__name__}:{obj!r};".encode())
+    elif isinstance(obj, np.generic):
+        _feed(digest, obj.item())
+    elif isinstance(obj, np.ndarray):
+        digest.update(f"ndarray:{obj.dtype}:{obj.shape};".encode())
+        if obj.dtype.hasobject:
+            for item in obj.ravel():
+                _feed(digest, item)
+        else:
+            digest.update(np.ascontiguousarray(obj).tobytes())
+    elif sp.issparse(obj):
+        csr = sp.csr_matrix(obj)
+        digest.update(f"sparse:{csr.shape};".encode())
+        for part in (csr.data, csr.indices, csr.indptr):
+            _feed(digest, part)
+    elif isinstance(obj, dict):
+        digest.update(f"dict:{len(obj)};".encode())
+        for key in sorted(obj, key=repr):
+            _feed(digest, key)
+            _feed(digest, obj[key])
+    elif isinstance(obj, (list, tuple)):
+        digest.update(f"{type(obj).__name__}:{len(obj)};".encode())
+        for item in obj:
+            _feed(digest, item)
+    elif isinstance(obj, (set, frozenset)):
+        _feed(digest, sorted(obj, key=repr))
+    elif isinstance(obj, (type, np.dtype)) or callable(obj) and not hasattr(obj, "__dict__"):
+        digest.update(f"ref:{getattr(obj, '__qualname__', obj)!r};".encode())
+    else:
+        digest.update(f"object:{type(obj).__module__}.{type(obj).__qualname__};".encode())
+        _feed(digest, obj.__getstate__())
 
 
 def score_features(model, X, *, chunk_rows: int = CHUNK_ROWS, dtype=np.float32) -> np.ndarray:

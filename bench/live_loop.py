@@ -12,6 +12,7 @@ Bounded: a fixed number of requests, every loop has a deadline.
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import statistics
 import sys
@@ -103,7 +104,7 @@ def main() -> None:
             client.create_annotation(tasks[19]["id"], choices_result([s.labels[0]], config))
             # While it trains: /webhook (synthetic duplicates of an existing annotation) and /predict.
             hook_lat, predict_lat = [], []
-            payload_task = client.task(tasks[0]["id"])
+            payload_task = json.loads(json.dumps(client.task(tasks[0]["id"]), default=str))
             ann0 = payload_task["annotations"][0]
             body = {"action": "ANNOTATION_UPDATED", "annotation": ann0, "task": payload_task,
                     "project": {"id": project_id}}

@@ -1,32 +1,16 @@
 """TrainingQueue: webhooks return at once; cycles run debounced, one at a time, and failures are reported."""
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import os
-import sys
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
 
-def backend_module(name: str):
-    """``backend.<name>``; loaded from its file alone while ``backend/__init__`` cannot import yet
-    (it needs annotator.loop, which needs annotator.strategies)."""
-    try:
-        return importlib.import_module(f"backend.{name}")
-    except ImportError:
-        path = Path(__file__).resolve().parents[2] / "backend" / f"{name}.py"
-        spec = importlib.util.spec_from_file_location(f"_backend_{name}", path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = module
-        spec.loader.exec_module(module)
-        return module
 
 
-TrainingQueue = backend_module("jobs").TrainingQueue
+from backend.jobs import TrainingQueue
 
 
 def worker_job(force: bool) -> dict:

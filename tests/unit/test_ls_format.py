@@ -1,10 +1,6 @@
 """backend.ls_format: Label Studio payloads are validated at the edge and converted both ways."""
 from __future__ import annotations
 
-import importlib
-import importlib.util
-import sys
-from pathlib import Path
 
 import pytest
 
@@ -16,21 +12,9 @@ CONFIG = load_label_config()
 TEXT = "对符合条件的企业给予贷款贴息支持。"
 
 
-def backend_module(name: str):
-    """``backend.<name>``; loaded from its file alone while ``backend/__init__`` cannot import yet
-    (it needs annotator.loop, which needs annotator.strategies)."""
-    try:
-        return importlib.import_module(f"backend.{name}")
-    except ImportError:
-        path = Path(__file__).resolve().parents[2] / "backend" / f"{name}.py"
-        spec = importlib.util.spec_from_file_location(f"_backend_{name}", path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = module
-        spec.loader.exec_module(module)
-        return module
 
 
-ls_format = backend_module("ls_format")
+import backend.ls_format as ls_format
 
 
 def ls_task(task_id=7, text=TEXT) -> dict:

@@ -1,6 +1,7 @@
 """The pool feature cache: computed once, exact, invalidated by a new featurizer, scored in chunks."""
 from __future__ import annotations
 
+import pickle
 import random
 
 import numpy as np
@@ -71,6 +72,10 @@ def test_a_changed_featurizer_gets_a_new_cache(pool, tmp_path):
     assert featurizer_fingerprint(refit) != featurizer_fingerprint(featurizer)
     assert featurizer_fingerprint(featurizer) == featurizer_fingerprint(
         PolicyTextFeaturizer(word_ngram_range=None).fit(texts))
+    # A saved and reloaded featurizer (the model registry pickles it) finds its cache again.
+    assert featurizer_fingerprint(pickle.loads(pickle.dumps(featurizer))) == featurizer_fingerprint(featurizer)
+    assert featurizer_fingerprint(PolicyTextFeaturizer(word_ngram_range=None, min_df=1).fit(texts)) != \
+        featurizer_fingerprint(featurizer)
     new = PoolCache(tmp_path, refit)
     assert new.directory != old.directory and len(new) == 0
     new.add(ids[:10], texts[:10])

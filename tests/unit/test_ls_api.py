@@ -1,0 +1,153 @@
+"""The ML-backend protocol over Flask's test client, with a real store and a real (small) model."""
+from __future__ import annotations
+
+import base64
+
+import pytest
+
+from annotator import ModelRegistry, Settings, Store, choices_result
+from annotator.project import import_labels, training_examples
+from annotator.training import train_model
+from backend import create_app
+
+from ..conftest import seed_lines
+
+TEXT = "对符合条件的科技型中小企业给予贷款贴息和融资担保支持。"
+
+
+@pytest.fixture(scope="module")
+def trained_home(tmp_path_factory):
+    home = tmp_path_factory.mktemp("api") / "home"
+    settings = Settings(home=home)
+    seed = home.parent / "seed.tsv"
+    seed.write_text("\n".join(seed_lines(200)) + "\n", encoding="utf-8")
+    with Store(settings.db_path) as store:
+        import_labels(store, seed, settings.labels)
+        result = train_model(training_examples(store, settings.labels), settings.labels, holdout=0)
+        ModelRegistry(settings.model_dir, store).save(result.model, n_train=result.n_train, metrics={})
+    return home
+
+
+def make_client(home, **overrides):
+    settings = Settings(home=home, **overrides)
+    return create_app(settings, start_queue=False).test_client(), settings
+
+
+@pytest.fixture
+def client(trained_home):
+    return make_client(trained_home)[0]
+
+
+@pytest.fixture
+def empty_client(tmp_path):
+    return make_client(tmp_path / "empty")[0]
+
+
+def annotation_event(settings, ann_id=101, task_id=7, labels=("金融支持",), action="ANNOTATION_CREATED",
+                     updated_at="2026-11-24T10:00:00Z", text=TEXT):
+    config = settings.labels_config()
+    return {"action": action, "project": {"id": 1},
+            "task": {"id": task_id, "data": {"text": text, "section": ""}},
+            "annotation": {"id": ann_id, "task": task_id, "completed_by": 3,
+                           "result": choices_result(list(labels), config),
+                           "created_at": "2026-11-24T09:00:00Z", "updated_at": updated_at}}
+
+
+def test_health_and_setup_report_the_model_version(client):
+    health = client.get("/health").get_json()
+    assert health["status"] == "UP" and health["model_version"] == "1"
+    assert client.post("/setup", json={"project": "1.1", "schema": "<View/>"}).get_json() == {"model_version": "1"}
+
+
+def test_predict_without_a_model_returns_no_results(empty_client):
+    response = empty_client.post("/predict", json={"tasks": [{"id": 1, "data": {"text": TEXT}}]})
+    assert response.status_code == 200 and response.get_json() == {"results": []}
+
+
+def test_predict_returns_one_choices_result_per_task_in_order(client, trained_home):
+    settings = Settings(home=trained_home)
+    tasks = [{"id": i, "data": {"text": t}} for i, t in enumerate([TEXT, "加快集成电路产业发展，支持芯片设计企业。"])]
+    body = client.post("/predict", json={"tasks": tasks}).get_json()
+    assert len(body["results"]) == 2
+    for result in body["results"]:
+        assert result["model_version"] == "1" and 0 <= result["score"] <= 1
+        (region,) = result["result"]
+        assert (region["from_name"], region["to_name"], region["type"]) == ("labels", "text", "choices")
+        assert region["value"]["choices"] and set(region["value"]["choices"]) <= set(settings.labels)
+
+
+@pytest.mark.parametrize("payload, message", [
+    ({"tasks": "x"}, "needs a 'tasks' list"),
+    ({"tasks": [{"id": 1}]}, "task 0 has no 'data' object"),
+    ({"tasks": [{"id": 5, "data": {"txt": "x"}}]}, "task 5 has no text at data['text']"),
+    ([1, 2], "must be a JSON object"),
+])
+def test_bad_predict_payloads_are_400_with_a_message(client, payload, message):
+    response = client.post("/predict", json=payload)
+    assert response.status_code == 400 and message in response.get_json()["error"]
+
+
+def test_non_json_body_is_400(client):
+    response = client.post("/predict", data=b"\xff\xfe not json", content_type="application/json")
+    assert response.status_code == 400 and "must be JSON" in response.get_json()["error"]
+
+
+def test_webhook_stores_updates_and_deletes_idempotently(tmp_path):
+    client, settings = make_client(tmp_path / "h")
+    assert client.post("/webhook", json=annotation_event(settings)).status_code == 201
+    assert client.post("/webhook", json=annotation_event(settings)).get_json()["outcomes"] == ["unchanged"]
+    updated = annotation_event(settings, labels=("金融支持", "财政支持"), action="ANNOTATION_UPDATED",
+                               updated_at="2026-11-24T11:00:00Z")
+    assert client.post("/webhook", json=updated).get_json()["outcomes"] == ["updated"]
+    older = annotation_event(settings, labels=("企业",), action="ANNOTATION_UPDATED",
+                             updated_at="2026-11-24T10:30:00Z")
+    assert client.post("/webhook", json=older).get_json()["outcomes"] == ["stale"]
+    with Store(settings.db_path) as store:
+        (stored,) = store.annotations(sources=["label_studio"])
+        assert stored.labels == ("金融支持", "财政支持") and stored.annotator == "3"
+        assert [h["action"] for h in store.annotation_history(stored.id)] == ["created", "updated"]
+    deleted = client.post("/webhook", json={"action": "ANNOTATIONS_DELETED", "annotations": [{"id": 101}]})
+    assert deleted.status_code == 201 and deleted.get_json()["deleted"] == 1
+    with Store(settings.db_path) as store:
+        assert store.annotations(sources=["label_studio"]) == []
+        assert len(store.annotations(sources=["label_studio"], include_deleted=True)) == 1
+
+
+def test_unknown_label_is_rejected_and_nothing_is_stored(tmp_path):
+    client, settings = make_client(tmp_path / "h")
+    event = annotation_event(settings)
+    event["annotation"]["result"][0]["value"]["choices"] = ["财政补助"]
+    response = client.post("/webhook", json=event)
+    assert response.status_code == 400
+    assert "label '财政补助' is not in the label set; did you mean '财政支持'?" in response.get_json()["error"]
+    with Store(settings.db_path) as store:
+        assert store.annotations() == [] and store.count_clauses() == 0
+
+
+def test_unknown_action_is_ignored_and_start_training_is_accepted(client):
+    response = client.post("/webhook", json={"action": "PROJECT_UPDATED"})
+    assert response.status_code == 200 and response.get_json()["status"] == "ignored"
+    response = client.post("/webhook", json={"action": "START_TRAINING", "project": {"id": 1}})
+    assert response.status_code == 201
+
+
+def test_webhook_secret_is_required_when_configured(tmp_path):
+    client, settings = make_client(tmp_path / "h", webhook_secret="s3cret")
+    assert client.post("/webhook", json=annotation_event(settings)).status_code == 401
+    ok = client.post("/webhook", json=annotation_event(settings), headers={"X-Annotator-Secret": "s3cret"})
+    assert ok.status_code == 201
+
+
+def test_basic_auth_guards_everything_but_health(trained_home):
+    client, _ = make_client(trained_home, basic_auth_user="ls", basic_auth_pass="pw")
+    assert client.get("/health").status_code == 200
+    refused = client.post("/predict", json={"tasks": []})
+    assert refused.status_code == 401 and "pw" not in refused.get_data(as_text=True)
+    token = base64.b64encode(b"ls:pw").decode()
+    assert client.post("/predict", json={"tasks": []}, headers={"Authorization": f"Basic {token}"}).status_code == 200
+
+
+def test_oversized_request_is_413(tmp_path):
+    client, _ = make_client(tmp_path / "h", max_request_bytes=1000)
+    response = client.post("/predict", json={"tasks": [{"data": {"text": "字" * 2000}}]})
+    assert response.status_code == 413
