@@ -20,7 +20,6 @@ from annotator.strategies import DEFAULT_STRATEGY
 from annotator.training import label_matrix
 from tests.conftest import SEED_TSV
 
-SNIPPET = Path(cli.__file__).with_name("_simulate_cli_snippet.py")
 
 
 @pytest.fixture(scope="module")
@@ -124,11 +123,6 @@ def test_simulate_files_featurizes_once_and_caches(tiny, tmp_path):
 
 
 def _cli_main():
-    """The `simulate` command: from cli.py once merged, else from the snippet waiting to be merged."""
-    if "simulate" not in cli.main.commands:
-        if not SNIPPET.exists():
-            pytest.skip("no simulate command and no snippet")
-        exec(compile(SNIPPET.read_text(encoding="utf-8"), str(SNIPPET), "exec"), vars(cli))
     return cli.main
 
 
