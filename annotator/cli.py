@@ -497,6 +497,9 @@ def annotators_add(obj: Context, emails, url, api_key) -> None:
         for email in emails:
             user = client.create_user(email)
             click.echo(f"{email}: user id {user.get('id')}")
+        from .sync import remember_users
+
+        remember_users(obj.store, client)
 
 
 @main.command()

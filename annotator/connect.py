@@ -14,6 +14,7 @@ from .loop import PROJECT_KEY, refresh_queue
 from .registry import ModelRegistry
 from .settings import Settings
 from .store import Store
+from .sync import remember_users
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,7 @@ def connect_project(settings: Settings, store: Store, client: LabelStudioClient,
         client.update_project(project_id, maximum_annotations=2,
                               overlap_cohort_percentage=round(100 * settings.overlap_share))
     store.set_meta(PROJECT_KEY, str(project_id))
+    remember_users(store, client)
     store.set_meta("ls_url", client.url)
     push_report = None
     if push:

@@ -6,6 +6,7 @@ the annotation deleted. A skipped ("cancelled") annotation is not a label and is
 """
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterable
 
@@ -42,14 +43,30 @@ def record_annotation(store: Store, annotation: dict, task: dict, config: LabelC
             raise UnknownLabelError(f"annotation {fields['ls_annotation_id']}: "
                                     + unknown_label_message(label, config.labels))
     ordered = tuple(label for label in config.labels if label in labels)
+    annotator = annotator_names(store).get(fields["annotator"], fields["annotator"])
     with store.transaction():
         store.add_clauses([Clause(fields["clause_id"], fields["text"], None, fields["section"])])
         _, what = store.save_annotation(Annotation(
-            clause_id=fields["clause_id"], labels=ordered, annotator=fields["annotator"],
+            clause_id=fields["clause_id"], labels=ordered, annotator=annotator,
             source="label_studio", ls_annotation_id=fields["ls_annotation_id"],
             ls_task_id=fields["ls_task_id"], created_at=fields["created_at"],
             updated_at=fields["updated_at"]))
     return what
+
+
+USERS_KEY = "ls_users"
+
+
+def remember_users(store: Store, client: LabelStudioClient) -> dict[str, str]:
+    """Store Label Studio's user id -> email map, so annotations name real people, not ids."""
+    names = {str(u["id"]): u.get("email") or str(u["id"]) for u in client.users() if "id" in u}
+    store.set_meta(USERS_KEY, json.dumps(names, ensure_ascii=False))
+    return names
+
+
+def annotator_names(store: Store) -> dict[str, str]:
+    """The remembered user id -> email map (empty before ``connect``/``sync``)."""
+    return json.loads(store.get_meta(USERS_KEY) or "{}")
 
 
 def record_deletions(store: Store, ls_annotation_ids: Iterable[int]) -> int:
@@ -63,6 +80,7 @@ def sync_project(store: Store, client: LabelStudioClient, project_id: int, confi
     Annotations missing from the store are added, changed ones updated, and Label Studio
     annotations the store holds but the project no longer has are marked deleted.
     """
+    remember_users(store, client)
     counts: dict[str, int] = {}
     problems: list[str] = []
     seen: set[int] = set()

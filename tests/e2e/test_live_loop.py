@@ -91,6 +91,7 @@ def test_annotations_reach_store_retrain_and_next_batch(project):
                                        if a.ls_annotation_id == annotation["id"]], 5, "the annotation in the store")
         assert time.monotonic() - started < 5
         assert stored[0].labels == (settings.labels[i % 3],)
+        assert stored[0].annotator == "admin@example.com"  # the real Label Studio identity
         labeled_clause_ids.append(task["data"]["clause_id"])
     # An update replaces the labels and keeps history; the annotation is stored once.
     with Store(settings.db_path) as store:
