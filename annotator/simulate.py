@@ -148,7 +148,8 @@ def run_once(strategy: Strategy, X_pool, Y_pool: np.ndarray, X_test, Y_test: np.
         free = np.flatnonzero(~labeled)
         n = int(min(batch_size, budget - n_train, len(free)))
         picked = select_batch(learner, X_pool[free], n, strategy=strategy, rng=rng,
-                              texts=[pool_texts[i] for i in free])
+                              texts=[pool_texts[i] for i in free],
+                              labeled_texts=[pool_texts[i] for i in np.flatnonzero(labeled)])
         new = free[np.asarray(picked, dtype=int)]
         if not len(new):
             break

@@ -138,9 +138,11 @@ class FeatureClassifier(BaseEstimator):
         if Y is None or not len(Y):
             self.label_counts_ = None
             self.cardinality_ = None
+            self.n_labeled_ = getattr(getattr(self, "model_", None), "n_train_", None)
         else:
             self.label_counts_ = Y.sum(axis=0).astype(float)
             self.cardinality_ = float(Y.sum(axis=1).mean())
+            self.n_labeled_ = int(len(Y))
         self.classes_ = np.arange(n_labels)  # modAL's Committee and max_loss read classes_
 
     @property
@@ -451,16 +453,22 @@ def coverage_batch(estimator, X_pool, n: int, *, rng: np.random.Generator, power
     return np.asarray(picked)
 
 
-def badge(estimator, X_pool, n: int, *, rng: np.random.Generator, candidates_per_slot: int = 40) -> np.ndarray:
+def badge(estimator, X_pool, n: int, *, rng: np.random.Generator, candidates_per_slot: int = 40,
+          need_power: float = 0.0) -> np.ndarray:
     """BADGE (Ash et al. 2020) for one-vs-rest logistic regression: k-means++ seeding over gradient
     embeddings ``x (outer) (p - y_hat)`` -- uncertain (long gradients) and diverse (far apart) at once.
 
     Distances come from the kernel ``(X X^T) * (G G^T)`` of the top ``candidates_per_slot * n``
-    candidates by gradient norm, so no embedding of n_features x n_labels columns is built.
+    candidates by gradient norm, so no embedding of n_features x n_labels columns is built. With
+    ``need_power > 0`` each label's gradient is scaled by ``need ** need_power`` (need = 1 / (1 +
+    positives so far)), so uncertainty about rarely seen labels counts more.
     """
     check_pool(X_pool.shape[0], n)
-    out = _outputs(_estimator(estimator), X_pool)
+    est = _estimator(estimator)
+    out = _outputs(est, X_pool)
     G = out.proba - out.pred
+    if need_power:
+        G = G * label_need(est, G.shape[1], need_power)
     x_norm2 = np.asarray(X_pool.multiply(X_pool).sum(axis=1)).ravel() if sp.issparse(X_pool) \
         else (np.asarray(X_pool) ** 2).sum(axis=1)
     norm2 = x_norm2 * (G ** 2).sum(axis=1)
@@ -509,14 +517,55 @@ def labelwise_margin(estimator, X_pool, n: int, *, rng: np.random.Generator, pow
     return np.asarray(picked)
 
 
+def scheduled(phases: Sequence[tuple[int | None, StrategyFn]]) -> StrategyFn:
+    """Switch strategies as labels accumulate: ``phases`` is ``[(up_to_labels, fn), ..., (None, fn)]``;
+    the first phase whose bound exceeds the number of labeled clauses runs (the last if unknown)."""
+    def strategy(estimator, X_pool, n: int, *, rng: np.random.Generator) -> np.ndarray:
+        n_labeled = _estimator(estimator).n_labeled_
+        for bound, fn in phases:
+            if bound is None or (n_labeled is not None and n_labeled < bound):
+                return fn(estimator, X_pool, n, rng=rng)
+        return phases[-1][1](estimator, X_pool, n, rng=rng)
+    strategy.__doc__ = "Scheduled: " + "; then ".join(
+        f"{(fn.__doc__ or '').strip().splitlines()[0]}" + (f" below {bound} labels" if bound else "")
+        for bound, fn in phases)
+    return strategy
+
+
+def blended(parts: Sequence[tuple[float, StrategyFn]]) -> StrategyFn:
+    """One batch from several strategies: ``parts`` is ``[(share, fn), ...]``; picks interleave in
+    proportion to the shares, each part skipping rows already taken."""
+    def strategy(estimator, X_pool, n: int, *, rng: np.random.Generator) -> np.ndarray:
+        check_pool(X_pool.shape[0], n)
+        shares = np.array([share for share, _ in parts], dtype=float)
+        rankings = [iter(fn(estimator, X_pool, n, rng=rng)) for _, fn in parts]
+        given = np.zeros(len(parts))
+        taken: set[int] = set()
+        picked: list[int] = []
+        while len(picked) < n:
+            k = int(np.argmax(shares / (1.0 + given)))
+            given[k] += 1
+            i = next((int(i) for i in rankings[k] if int(i) not in taken), None)
+            if i is None:
+                shares[k] = 0.0
+                continue
+            taken.add(i)
+            picked.append(i)
+        return np.asarray(picked)
+    strategy.__doc__ = "Blend of " + ", ".join(
+        f"{share:.0%} {(fn.__doc__ or '').strip().splitlines()[0]}" for share, fn in parts)
+    return strategy
+
+
 # The registry -----------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Strategy:
     """A named query strategy.
 
     ``cold_start``: whether the first batch (before any model) comes from :func:`cold_start_batch`
-    (as in the live product) or at random (the baseline). ``committee``: members of the bootstrap
-    committee the strategy needs (0: a single model).
+    (as in the live product) or at random (the baseline). ``dedupe``: whether :func:`select_batch`
+    also skips near-duplicates of labeled clauses (off for ``random``, the plain baseline).
+    ``committee``: members of the bootstrap committee the strategy needs (0: a single model).
     """
 
     name: str
@@ -524,6 +573,7 @@ class Strategy:
     description: str
     cold_start: bool = True
     committee: int = 0
+    dedupe: bool = True
     params: Mapping[str, float] = field(default_factory=dict)
 
 
@@ -537,25 +587,26 @@ def _partial(fn: Callable, **params) -> StrategyFn:
 _mmu = _by_score(lambda est, out, X: mmu_scores(out), "Max-margin uncertainty (Li & Guo 2013).")
 
 _ALL = [
-    Strategy("random", random_sampling, "uniform random sampling (the baseline)", cold_start=False),
+    Strategy("random", random_sampling, "uniform random sampling (the baseline)", cold_start=False,
+             dedupe=False),
     Strategy("min_confidence", _modal_multilabel(modal_multilabel.min_confidence, False,
              "modAL min_confidence: lowest per-label probability."),
-             "modAL min_confidence (Esuli & Sebastiani 2009)", cold_start=False),
+             "modAL min_confidence (Esuli & Sebastiani 2009)", cold_start=False, dedupe=False),
     Strategy("avg_confidence", _modal_multilabel(modal_multilabel.avg_confidence, True,
              "modAL avg_confidence: highest mean probability."),
-             "modAL avg_confidence (Esuli & Sebastiani 2009)", cold_start=False),
+             "modAL avg_confidence (Esuli & Sebastiani 2009)", cold_start=False, dedupe=False),
     Strategy("max_score", _modal_multilabel(modal_multilabel.max_score, True,
-             "modAL max_score."), "modAL max_score (Esuli & Sebastiani 2009)", cold_start=False),
+             "modAL max_score."), "modAL max_score (Esuli & Sebastiani 2009)", cold_start=False, dedupe=False),
     Strategy("avg_score", _modal_multilabel(modal_multilabel.avg_score, True,
-             "modAL avg_score."), "modAL avg_score (Esuli & Sebastiani 2009)", cold_start=False),
+             "modAL avg_score."), "modAL avg_score (Esuli & Sebastiani 2009)", cold_start=False, dedupe=False),
     Strategy("max_loss", _modal_multilabel(modal_multilabel.max_loss, True, "modAL max_loss."),
-             "modAL max_loss (Li et al. 2004)", cold_start=False),
+             "modAL max_loss (Li et al. 2004)", cold_start=False, dedupe=False),
     Strategy("mean_max_loss", _modal_multilabel(modal_multilabel.mean_max_loss, True,
-             "modAL mean_max_loss."), "modAL mean_max_loss (Li et al. 2004)", cold_start=False),
+             "modAL mean_max_loss."), "modAL mean_max_loss (Li et al. 2004)", cold_start=False, dedupe=False),
     Strategy("svm_binary_minimum", _svm_binary_minimum, "modAL SVM_binary_minimum (Brinker 2006)",
-             cold_start=False),
+             cold_start=False, dedupe=False),
     Strategy("entropy", _by_score(lambda est, out, X: entropy_scores(out), "Mean per-label entropy."),
-             "mean per-label binary entropy", cold_start=False),
+             "mean per-label binary entropy", cold_start=False, dedupe=False),
     Strategy("mmu", _mmu, "max-margin uncertainty (Li & Guo 2013)"),
     Strategy("lci_mmu", _by_score(lambda est, out, X: _mixed(est, out, X, beta=0.5),
              "MMU combined with label cardinality inconsistency (Li & Guo 2013)."),
@@ -673,22 +724,27 @@ def select_batch(model, X_pool, n: int, *, strategy: str | Strategy = "default",
     """The next ``n`` pool rows to label, best first; never fits a model.
 
     The strategy ranks ``candidate_factor * n`` candidates through modAL's ``ActiveLearner.query``;
-    candidates are then taken in rank order, skipping a clause whose normalized text
-    (:func:`~annotator.normalize.match_key`) is already labeled or already in the batch, and one
-    that is a near-duplicate of a clause already in the batch (the shingle rule of
-    :func:`annotator.cleaning.similar_pairs` when ``texts`` are given, else cosine >= 0.8 of the
-    feature rows). If too few candidates survive, the whole pool is ranked.
+    they are taken in rank order, skipping
+
+    - a clause whose normalized text (:func:`~annotator.normalize.match_key`) is in
+      ``labeled_texts`` or already in the batch;
+    - a near-duplicate of a clause already in the batch, and (for strategies with ``dedupe``, all
+      but ``random``) a near-duplicate of a labeled clause: the overlap rule of
+      :mod:`annotator.cleaning` (character 3-shingle Jaccard >= 0.5, or 80% of the shorter
+      clause inside the longer) when ``texts`` are given, else cosine >= 0.8 of the feature rows.
+
+    If too few candidates survive, the whole pool is ranked.
 
     Parameters
     ----------
     model : a fitted PolicyClassifier, or a PolicyActiveLearner (the simulator's).
     X_pool : cached features of the unlabeled clauses (see :mod:`annotator.poolcache`).
     n : batch size.
-    strategy : a name in :data:`STRATEGIES` or ``"default"``.
+    strategy : a name in :data:`STRATEGIES`, ``"default"``, or a Strategy.
     rng : the only source of randomness (ties, random picks).
     texts : the pool's texts, row-aligned with ``X_pool`` (for the duplicate rules).
-    labeled_texts : texts already labeled; pool clauses with the same normalized text are skipped.
-    Y_labeled : the labeled 0/1 matrix, for rarity-aware strategies (label counts, cardinality).
+    labeled_texts : texts already labeled (their copies and near-duplicates are skipped).
+    Y_labeled : the labeled 0/1 matrix, for strategies that use label counts or cardinality.
 
     Returns
     -------
@@ -707,41 +763,46 @@ def select_batch(model, X_pool, n: int, *, strategy: str | Strategy = "default",
         model, strategy, Y_training=Y_labeled)
     if texts is not None and len(texts) != n_pool:
         raise InputError(f"texts has {len(texts)} entries but X_pool has {n_pool} rows")
-    blocked = {match_key(t) for t in labeled_texts}
+    labeled_keys = list(dict.fromkeys(match_key(t) for t in labeled_texts))
     m = min(n_pool, candidate_factor * n)
     while True:
         ranked, _ = learner.query(X_pool, m, rng=rng)
-        picked = _dedupe(ranked, X_pool, None if texts is None else [texts[i] for i in ranked], blocked, n)
+        picked = _dedupe(np.asarray(ranked, dtype=int), X_pool,
+                         None if texts is None else [match_key(texts[i]) for i in ranked],
+                         labeled_keys, n, near_labeled=strategy.dedupe)
         if len(picked) == n or m == n_pool:
             return picked
         m = n_pool
 
 
-def _dedupe(ranked: np.ndarray, X_pool, texts: list[str] | None, blocked: set[str], n: int,
-            cosine: float = 0.8) -> list[int]:
-    """Take ``ranked`` in order, dropping labeled texts and near-duplicates of earlier picks."""
-    ranked = np.asarray(ranked, dtype=int)
-    if texts is not None:
-        keys = [match_key(t) for t in texts]
-        keep = [a for a, key in enumerate(keys) if key not in blocked]
-        ranked, keys = ranked[keep], [keys[a] for a in keep]
-        rows, cols, _, _ = similar_pairs(keys)
+def _dedupe(ranked: np.ndarray, X_pool, keys: list[str] | None, labeled_keys: list[str], n: int, *,
+            near_labeled: bool, cosine: float = 0.8) -> list[int]:
+    """Take ``ranked`` in order, dropping labeled texts and near-duplicates (see select_batch)."""
+    m = len(ranked)
+    if keys is not None:
+        blocked = set(labeled_keys)
+        others = labeled_keys if near_labeled else []
+        rows, cols, _, _ = similar_pairs(keys + others)
         first_of_key: dict[str, int] = {}
         for a, key in enumerate(keys):  # identical keys are duplicates even when too short to shingle
             first_of_key.setdefault(key, a)
-        repeat = np.array([first_of_key[key] != a for a, key in enumerate(keys)], dtype=bool)
+        skip = np.array([key in blocked or first_of_key[key] != a for a, key in enumerate(keys)], dtype=bool)
+        near_old = rows[(rows < m) & (cols >= m)]  # rows < cols: a candidate close to a labeled clause
+        skip[near_old] = True
+        inside = (rows < m) & (cols < m)
+        rows, cols = rows[inside], cols[inside]
     else:
         Xn = l2_normalize(X_pool[ranked])
         sim = sp.coo_matrix(Xn @ Xn.T)
         close = (sim.data >= cosine) & (sim.row < sim.col)
         rows, cols = sim.row[close], sim.col[close]
-        repeat = np.zeros(len(ranked), dtype=bool)
-    graph = sp.coo_matrix((np.ones(len(rows), dtype=bool), (rows, cols)), shape=(len(ranked),) * 2)
+        skip = np.zeros(m, dtype=bool)
+    graph = sp.coo_matrix((np.ones(len(rows), dtype=bool), (rows, cols)), shape=(m, m))
     graph = (graph + graph.T).tocsr()
     chosen: list[int] = []
-    taken = np.zeros(len(ranked), dtype=bool)
-    for a in range(len(ranked)):
-        if repeat[a] or taken[graph.indices[graph.indptr[a]:graph.indptr[a + 1]]].any():
+    taken = np.zeros(m, dtype=bool)
+    for a in range(m):
+        if skip[a] or taken[graph.indices[graph.indptr[a]:graph.indptr[a + 1]]].any():
             continue
         chosen.append(int(ranked[a]))
         taken[a] = True

@@ -61,11 +61,23 @@ def load_split(test_size: float = 0.25, seed: int = 0):
 
 def parse_strategy(spec: str) -> S.Strategy:
     """A registered name, or ``base[key=value,...]`` for a parametric variant; a suffix ``@cold``
-    or ``@random`` sets how the first batch is chosen."""
+    (cold-start batch, near-duplicates of labeled clauses skipped) or ``@random`` (random first
+    batch, no near-duplicate rule) overrides the strategy's own setting. ``a>N>b`` runs ``a``
+    below N labels and then ``b``; ``0.5*a+0.5*b`` shares every batch between ``a`` and ``b``."""
+    if ">" in spec:  # "badge>800>labelwise": badge below 800 labels, then labelwise
+        items = spec.split(">")
+        phases = [(int(items[k + 1]) if k + 1 < len(items) else None, parse_strategy(items[k]).fn)
+                  for k in range(0, len(items), 2)]
+        return S.Strategy(spec, S.scheduled(phases), spec, cold_start=parse_strategy(items[0]).cold_start)
+    if "+" in spec:  # "0.5*badge+0.5*labelwise": one batch shared between strategies
+        parts = [part.split("*", 1) for part in spec.split("+")]
+        base = [(float(share), parse_strategy(name)) for share, name in parts]
+        return S.Strategy(spec, S.blended([(share, st.fn) for share, st in base]), spec,
+                          cold_start=base[0][1].cold_start)
     if "@" in spec:
         base, start = spec.rsplit("@", 1)
         strategy = parse_strategy(base)
-        return dataclasses.replace(strategy, name=spec, cold_start=start == "cold")
+        return dataclasses.replace(strategy, name=spec, cold_start=start == "cold", dedupe=start == "cold")
     match = re.fullmatch(r"(\w+)\[(.*)\]", spec)
     if not match:
         return S.get_strategy(spec)

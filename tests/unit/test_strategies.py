@@ -147,6 +147,10 @@ def test_select_batch_skips_labeled_texts_and_near_duplicates(corpus):
     labeled = S.select_batch(model, X, 10, strategy="random", rng=rng(3), texts=texts,
                              labeled_texts=[base[0]])
     assert not {0, 40} & set(labeled)  # the same normalized text is never asked again
+    # Strategies other than the plain random baseline also skip near-duplicates of labeled clauses.
+    every = S.select_batch(model, X, 39, strategy="mmu", rng=rng(3), texts=texts, labeled_texts=[base[0]])
+    assert set(every) == set(range(42)) - {0, 40, 41}
+    assert not S.STRATEGIES["random"].dedupe and S.STRATEGIES[S.DEFAULT_STRATEGY].dedupe
 
 
 def test_select_batch_without_texts_uses_feature_cosine(corpus):
