@@ -1,0 +1,173 @@
+"""Held-out quality, fit time, predict time and memory of the clause classifier.
+
+Grouped cross-validation on the seed file: near-duplicate clauses (``annotator.training.
+near_duplicate_groups``, the product's grouping) stay in one fold, so no test clause is a truncated
+copy of a training clause. Every fold fits the featurizer and the model on its training part only.
+
+Compared:
+
+- ``baseline``: char 1-3-gram TF-IDF (sublinear), one-vs-rest logistic regression (C=1, balanced
+  class weights), threshold 0.5 plus the top label.
+- ``product``: ``PolicyClassifier`` with its defaults.
+- with ``--ablations``: the product without the naive-Bayes weights (``nb_power=0``), without the
+  relative rule (``relative=0``), and without calibration/tuning (``cv=1``).
+
+Timings are wall-clock seconds of this process; the machine's load average is printed beside them
+because other jobs share the cores. Run it alone when the numbers matter::
+
+    .venv/bin/python bench/model_quality.py            # 5 folds, ~5 min on 2 busy cores
+    .venv/bin/python bench/model_quality.py --quick    # 2 of 5 folds, no ablations
+
+Prints a markdown table for docs/benchmarks.md (and ``--json`` for the raw figures).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pickle
+import resource
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GroupKFold
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from annotator.labels import load_label_config  # noqa: E402
+from annotator.model import PolicyClassifier, at_least_one  # noqa: E402
+from annotator.seedset import read_labeled_file  # noqa: E402
+from annotator.training import label_matrix, metrics, near_duplicate_groups  # noqa: E402
+
+
+class Baseline:
+    """The issue's reference: char 1-3 TF-IDF + OvR balanced LR, threshold 0.5 + top label."""
+
+    def __init__(self, labels):
+        self.labels = labels
+
+    def fit(self, texts, Y):
+        self.tfidf_ = TfidfVectorizer(analyzer="char", ngram_range=(1, 3), sublinear_tf=True)
+        X = self.tfidf_.fit_transform(texts)
+        self.models_ = []
+        for j in range(Y.shape[1]):
+            y = Y[:, j]
+            # liblinear's dual solver: the same optimum as the primal, ~10x faster here.
+            self.models_.append(LogisticRegression(C=1.0, class_weight="balanced", solver="liblinear", dual=True,
+                                                   max_iter=5000).fit(X, y) if 0 < y.sum() < len(y) else None)
+        return self
+
+    def predict(self, texts):
+        X = self.tfidf_.transform(texts)
+        proba = np.column_stack([m.predict_proba(X)[:, 1] if m is not None else np.zeros(X.shape[0])
+                                 for m in self.models_])
+        return at_least_one(proba, 0.5)
+
+
+def variants(labels, ablations: bool, n_jobs: int) -> dict:
+    out = {
+        "baseline": lambda: Baseline(labels),
+        "product": lambda: PolicyClassifier(labels=labels, n_jobs=n_jobs),
+    }
+    if ablations:
+        out["product, nb_power=0 (plain LR)"] = lambda: PolicyClassifier(labels=labels, nb_power=0, n_jobs=n_jobs)
+        out["product, relative=0"] = lambda: PolicyClassifier(labels=labels, relative=0, n_jobs=n_jobs)
+        out["product, cv=1 (no calibration)"] = lambda: PolicyClassifier(labels=labels, cv=1, n_jobs=n_jobs)
+    return out
+
+
+def cross_validate(texts, Y, groups, labels, make, folds) -> dict:
+    per_fold = []
+    for train, test in folds:
+        model = make().fit([texts[i] for i in train], Y[train])
+        per_fold.append(metrics(Y[test], model.predict([texts[i] for i in test]), labels))
+    keys = ("macro_f1", "micro_f1", "samples_f1")
+    return {**{k: float(np.mean([m[k] for m in per_fold])) for k in keys},
+            "macro_f1_folds": [round(m["macro_f1"], 4) for m in per_fold]}
+
+
+def timings(texts, Y, labels, n_jobs: int, repeats: int) -> dict:
+    load_before = os.getloadavg()[0]
+    fit_wall, fit_cpu = [], []
+    for _ in range(repeats):
+        start, cpu = time.perf_counter(), time.process_time()
+        model = PolicyClassifier(labels=labels, n_jobs=n_jobs).fit(texts, Y)
+        fit_wall.append(time.perf_counter() - start)
+        fit_cpu.append(time.process_time() - cpu)
+    batch = texts[:1000]
+    # Cold: a model just loaded from disk rebuilds its jieba dictionary on the first call.
+    loaded = pickle.loads(pickle.dumps(model))
+    start = time.perf_counter()
+    loaded.predict(batch)
+    cold = time.perf_counter() - start
+    warm = []
+    for _ in range(max(3, repeats)):
+        start = time.perf_counter()
+        model.predict(batch)
+        warm.append(time.perf_counter() - start)
+    return {
+        "n_train": len(texts), "fit_seconds": min(fit_wall), "fit_cpu_seconds": min(fit_cpu),
+        "predict_1000_seconds": min(warm), "predict_1000_cold_seconds": cold,
+        "model_pickle_mb": len(pickle.dumps(model)) / 1e6,
+        "load_average_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+    }
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", default=str(REPO / "tasks" / "seed_labels.tsv"))
+    parser.add_argument("--folds", type=int, default=5, help="GroupKFold splits (default 5)")
+    parser.add_argument("--quick", action="store_true", help="evaluate 2 of the folds, no ablations, one timing run")
+    parser.add_argument("--ablations", action="store_true", help="also evaluate the product without each part")
+    parser.add_argument("--n-jobs", type=int, default=2, help="threads fitting the per-label models")
+    parser.add_argument("--json", action="store_true", help="print the raw figures as JSON too")
+    args = parser.parse_args(argv)
+
+    labels = load_label_config().labels
+    data = read_labeled_file(args.data, labels)
+    texts = data.texts
+    Y = label_matrix(data.examples, labels)
+    groups = near_duplicate_groups(texts)
+    folds = list(GroupKFold(args.folds).split(texts, groups=groups))
+    if args.quick:
+        folds = folds[:2]
+    print(f"{len(texts)} clauses, {len(set(groups))} near-duplicate groups, {len(folds)} of {args.folds} "
+          f"grouped folds, load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores", file=sys.stderr)
+
+    results = {}
+    for name, make in variants(labels, args.ablations and not args.quick, args.n_jobs).items():
+        start = time.perf_counter()
+        results[name] = cross_validate(texts, Y, groups, labels, make, folds)
+        print(f"  {name}: macro-F1 {results[name]['macro_f1']:.4f} ({time.perf_counter() - start:.0f} s)",
+              file=sys.stderr)
+    timing = timings(texts, Y, labels, args.n_jobs, repeats=1 if args.quick else 2)
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+    print(f"\nGrouped {args.folds}-fold CV on {len(texts):,} seed clauses"
+          f"{f' (first {len(folds)} folds)' if len(folds) < args.folds else ''}:\n")
+    print("| model | macro-F1 | micro-F1 | samples-F1 | macro-F1 per fold |")
+    print("|---|---|---|---|---|")
+    for name, r in results.items():
+        print(f"| {name} | {r['macro_f1']:.3f} | {r['micro_f1']:.3f} | {r['samples_f1']:.3f} | "
+              f"{', '.join(f'{v:.3f}' for v in r['macro_f1_folds'])} |")
+    print(f"\n| product on the full file ({timing['n_train']:,} clauses, n_jobs={args.n_jobs}) | value |")
+    print("|---|---|")
+    print(f"| fit, wall (CPU) | {timing['fit_seconds']:.1f} s ({timing['fit_cpu_seconds']:.1f} s) |")
+    print(f"| predict 1,000 clauses, warm | {timing['predict_1000_seconds']:.2f} s |")
+    print(f"| predict 1,000 clauses, just loaded (builds jieba) | {timing['predict_1000_cold_seconds']:.2f} s |")
+    print(f"| pickled model | {timing['model_pickle_mb']:.1f} MB |")
+    print(f"| peak memory of this process | {peak_mb:.0f} MB |")
+    print(f"| 1-min load average before/after timing ({os.cpu_count()} cores) | "
+          f"{timing['load_average_1min'][0]} / {timing['load_average_1min'][1]} |")
+    if args.json:
+        print(json.dumps({"cv": results, "timing": timing, "peak_rss_mb": peak_mb}, ensure_ascii=False, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

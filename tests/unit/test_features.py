@@ -1,0 +1,106 @@
+"""features: the picklable jieba tokenizer and the char + word TF-IDF featurizer, on real clauses."""
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+
+from annotator import InputError
+from annotator.features import JiebaTokenizer, PolicyTextFeaturizer, _effective_min_df, check_documents
+from annotator.labels import load_label_config
+from annotator.seedset import read_labeled_file
+from tests.conftest import seed_lines
+
+LABELS = load_label_config().labels
+
+
+@pytest.fixture(scope="module")
+def texts(tmp_path_factory) -> list[str]:
+    path = tmp_path_factory.mktemp("features") / "seed.tsv"
+    path.write_text("\n".join(seed_lines(300, seed=1)) + "\n", encoding="utf-8")
+    return read_labeled_file(path, LABELS).texts
+
+
+@pytest.fixture(scope="module")
+def fitted(texts) -> PolicyTextFeaturizer:
+    return PolicyTextFeaturizer().fit(texts)
+
+
+def test_tokenizer_keeps_user_dictionary_terms_whole():
+    words = JiebaTokenizer()("支持专精特新中小企业发展集成电路产业，推动科技成果转化。")
+    assert "专精特新" in words and "集成电路" in words
+    assert all(w.strip("，。") for w in words)  # punctuation is dropped
+
+
+def test_tokenizer_pickles_without_its_lock_or_dictionary():
+    tokenizer = JiebaTokenizer()
+    before = tokenizer("发展集成电路产业")  # builds the jieba dictionary and holds a lock
+    assert tokenizer.__getstate__() == {"user_dict": tokenizer.user_dict}
+    loaded = pickle.loads(pickle.dumps(tokenizer))
+    assert loaded._tokenizer is None
+    assert loaded("发展集成电路产业") == before
+
+
+def test_tokenizer_without_user_dictionary():
+    assert "".join(JiebaTokenizer(None)("发展集成电路产业")) == "发展集成电路产业"
+
+
+def test_featurizer_follows_the_estimator_contract(texts):
+    featurizer = PolicyTextFeaturizer(min_df=2, word_weight=0.5)
+    assert clone(featurizer).get_params() == featurizer.get_params()
+    assert featurizer.get_params()["char_ngram_range"] == (1, 4)
+    with pytest.raises(NotFittedError):
+        featurizer.transform(texts[:2])
+
+
+def test_fit_transform_equals_fit_then_transform(texts, fitted):
+    X = PolicyTextFeaturizer().fit_transform(texts)
+    assert X.shape == (len(texts), fitted.n_features_out_)
+    assert abs(X - fitted.transform(texts)).max() < 1e-6
+    assert X.dtype == np.float32
+
+
+def test_pickled_featurizer_transforms_the_same(texts, fitted):
+    loaded = pickle.loads(pickle.dumps(fitted))
+    assert abs(loaded.transform(texts[:20]) - fitted.transform(texts[:20])).max() == 0
+
+
+def test_rows_are_unit_norm_per_block(fitted, texts):
+    X = fitted.transform(texts[:50])
+    norms = np.sqrt(np.asarray(X.multiply(X).sum(axis=1))).ravel()
+    assert np.allclose(norms, np.sqrt(2), atol=1e-4)  # one char block + one word block (weight 1)
+
+
+def test_word_block_holds_dictionary_terms(fitted):
+    names = set(fitted.get_feature_names_out())
+    assert "w:集成电路" in names
+    assert any(name.startswith("c:") for name in names)
+
+
+def test_characters_only(texts):
+    featurizer = PolicyTextFeaturizer(word_ngram_range=None).fit(texts)
+    assert featurizer.word_ is None
+    assert featurizer.transform(texts[:3]).shape[1] == len(featurizer.char_.vocabulary_)
+
+
+def test_min_df_scales_with_the_corpus(fitted):
+    assert fitted.min_df_ == 1  # 300 texts keep every n-gram
+    assert [_effective_min_df(5, n) for n in (10, 999, 1000, 2500, 5602, 100_000)] == [1, 1, 2, 3, 5, 5]
+
+
+def test_unseen_text_and_empty_text_transform(fitted):
+    X = fitted.transform(["", "完全没有见过的文字"])
+    assert X.shape == (2, fitted.n_features_out_)
+    assert X[0].nnz == 0
+
+
+def test_bad_documents_are_named():
+    with pytest.raises(InputError, match=r"^expected a list of texts, got a single string; wrap it in a list: \[text\]$"):
+        check_documents("一个条款")
+    with pytest.raises(InputError, match="^text 1 is int, not str$"):
+        check_documents(["一个条款", 3])
+    with pytest.raises(InputError, match="^cannot fit the featurizer on zero texts$"):
+        PolicyTextFeaturizer().fit([])
