@@ -174,25 +174,37 @@ class PoolCache:
     def matrix(self, ids: Sequence[str] | None = None) -> sp.csr_matrix:
         """The features of ``ids`` (all cached rows if None), in that order, in memory.
 
+        Only the requested rows are read from the memory-mapped shards.
+
         Raises
         ------
         NotFoundError
             If an id is not cached; the message names it and says to call ``add``.
         """
-        shards = [self._shard_matrix(s) for s in self.meta["shards"]]
-        if not shards:
-            if ids is None or not len(ids):
-                return sp.csr_matrix((0, self.meta["n_features"] or 0), dtype=np.float32)
-            raise NotFoundError(f"clause {ids[0]} is not in the feature cache; add it first")
-        X = sp.vstack(shards, format="csr") if len(shards) > 1 else shards[0]
+        n_features = self.meta["n_features"] or 0
+        shards = self.meta["shards"]
         if ids is None:
-            return X.copy()
+            parts = [self._shard_matrix(s).copy() for s in shards]
+            return sp.vstack(parts, format="csr") if parts else sp.csr_matrix((0, n_features), dtype=np.float32)
         positions = self._positions()
         missing = [i for i in ids if i not in positions]
         if missing:
             raise NotFoundError(f"{len(missing)} clause(s) not in the feature cache (first: {missing[0]}); "
                                 "add them with PoolCache.add")
-        return X[np.fromiter((positions[i] for i in ids), dtype=np.int64, count=len(ids))]
+        if not len(ids):
+            return sp.csr_matrix((0, n_features), dtype=np.float32)
+        rows = np.fromiter((positions[i] for i in ids), dtype=np.int64, count=len(ids))
+        starts = np.cumsum([0] + [s["rows"] for s in shards])
+        shard_of = np.searchsorted(starts, rows, side="right") - 1
+        parts, order = [], []
+        for k in np.unique(shard_of):
+            mine = np.flatnonzero(shard_of == k)
+            parts.append(self._shard_matrix(shards[k])[rows[mine] - starts[k]])
+            order.append(mine)
+        X = sp.vstack(parts, format="csr") if len(parts) > 1 else sp.csr_matrix(parts[0])
+        inverse = np.empty(len(rows), dtype=np.int64)
+        inverse[np.concatenate(order)] = np.arange(len(rows))
+        return X[inverse]
 
     def score(self, model, ids: Sequence[str] | None = None, *,
               chunk_rows: int = CHUNK_ROWS) -> tuple[np.ndarray, np.ndarray]:

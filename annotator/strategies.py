@@ -130,7 +130,10 @@ class FeatureClassifier(BaseEstimator):
         rng = np.random.default_rng(self.random_state)
         for _ in range(self.n_members):
             rows = rng.integers(0, X.shape[0], X.shape[0])
-            self.members_.append(clone(self.model).fit_features(X[rows], Y[rows]))
+            member = clone(self.model)
+            if "cv" in member.get_params():  # members only vote: skip their calibration folds
+                member.set_params(cv=1)
+            self.members_.append(member.fit_features(X[rows], Y[rows]))
         self._set_label_stats(Y, Y.shape[1])
         return self
 
@@ -618,8 +621,8 @@ _ALL = [
     Strategy("rarity", _by_score(_rarity_weighted, "Per-label uncertainty weighted by rarity."),
              "per-label uncertainty weighted by 1/sqrt(1 + positives so far)"),
     Strategy("eps_mmu", _epsilon(_mmu, 0.2), "MMU with 20% of each batch random"),
-    Strategy("qbc", _committee_disagreement, "query-by-committee: variance over 5 bootstrap models",
-             committee=5),
+    Strategy("qbc", _committee_disagreement, "query-by-committee: variance over 4 bootstrap models",
+             committee=4),
     Strategy("labelwise", _partial(labelwise_margin), "per-label uncertainty, batch shared equally "
              "among labels"),
     Strategy("badge", badge, "BADGE: k-means++ over gradient embeddings (Ash et al. 2020)"),
@@ -627,7 +630,7 @@ _ALL = [
              "starved labels) mixed with MMU"),
 ]
 STRATEGIES: dict[str, Strategy] = {s.name: s for s in _ALL}
-DEFAULT_STRATEGY = "coverage"
+DEFAULT_STRATEGY = "badge"
 
 
 def get_strategy(name: str) -> Strategy:

@@ -145,15 +145,17 @@ def step_timing(args) -> None:
     X, Y, texts = X_pool[rows], Y_pool[rows], [pool_texts[i] for i in rows]
     factory = DualSolverClassifier if args.dual_solver else PolicyClassifier
     for n_labeled in (200, 1000, 2000):
-        learner = S.make_learner(factory(labels=labels, cv=1), S.DEFAULT_STRATEGY,
+        learner = S.make_learner(factory(labels=labels), S.DEFAULT_STRATEGY,
                                  X_training=X[:n_labeled], Y_training=Y[:n_labeled])
         started = time.perf_counter()
-        picked = S.select_batch(learner, X[n_labeled:], args.batch_size, rng=rng, texts=texts[n_labeled:])
+        picked = S.select_batch(learner, X[n_labeled:], args.batch_size, rng=rng, texts=texts[n_labeled:],
+                                labeled_texts=texts[:n_labeled])
         queried = time.perf_counter()
         new = np.asarray(picked) + n_labeled
         learner.teach(X[new], Y[new])
         done = time.perf_counter()
-        print(f"pool 5000, {n_labeled} labeled: query {queried - started:.2f} s, "
+        print(f"pool 5000, {n_labeled} labeled, strategy {S.DEFAULT_STRATEGY}, "
+              f"{'dual' if args.dual_solver else 'default'} solver: query {queried - started:.2f} s, "
               f"retrain {done - queried:.2f} s, step {done - started:.2f} s")
 
 

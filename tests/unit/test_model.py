@@ -209,3 +209,12 @@ def test_worker_processes_give_the_same_model(data):
     two = PolicyClassifier(labels=LABELS, cv=1, n_jobs=2).fit(texts, Y)
     assert np.array_equal(one.coef_, two.coef_)
     assert np.array_equal(one.predict_proba(test), two.predict_proba(test))
+
+
+def test_groups_keep_copies_in_one_calibration_fold(model, data):
+    texts, Y, _ = data
+    X = model.featurizer_.transform(texts)
+    with pytest.raises(InputError, match="^groups has 3 entries but there are 320 texts: one group id per text$"):
+        PolicyClassifier(labels=LABELS).fit_features(X, Y, groups=[0, 1, 2])
+    fitted = PolicyClassifier(labels=LABELS).fit_features(X, Y, groups=np.arange(len(texts)) // 2)
+    assert fitted.thresholds_.shape == (len(LABELS),)
