@@ -257,6 +257,12 @@ def connected_groups(n: int, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
     return connected_components(graph, directed=False)[1]
 
 
+def near_duplicate_groups(texts: Sequence[str]) -> np.ndarray:
+    """A group id per text; near-duplicates (see :func:`similar_pairs`) share one."""
+    rows, cols, _, _ = similar_pairs([match_key(t) for t in texts])
+    return connected_groups(len(texts), rows, cols)
+
+
 def _steps(min_chars: int, near_dup_threshold: float) -> dict[str, StepCount]:
     """Fresh counters for every step, with descriptions showing the thresholds used."""
     return {

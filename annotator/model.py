@@ -38,10 +38,9 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GroupKFold
 from sklearn.utils.validation import check_is_fitted
 
-from .cleaning import connected_groups, similar_pairs
+from .cleaning import near_duplicate_groups
 from .errors import InputError
 from .features import PolicyTextFeaturizer, check_documents
-from .normalize import match_key
 
 log = logging.getLogger(__name__)
 
@@ -359,12 +358,6 @@ def _argmax_near_middle(values: np.ndarray, grid: np.ndarray) -> int:
     """Index of the largest value; ties go to the grid point closest to 0.5."""
     best = np.flatnonzero(values >= values.max() - 1e-12)
     return int(best[np.argmin(np.abs(grid[best] - 0.5))])
-
-
-def near_duplicate_groups(texts: Sequence[str]) -> np.ndarray:
-    """A group id per text; near-duplicates (see :func:`annotator.cleaning.similar_pairs`) share one."""
-    rows, cols, _, _ = similar_pairs([match_key(t) for t in texts])
-    return connected_groups(len(texts), rows, cols)
 
 
 def _platt(scores: np.ndarray, y: np.ndarray, *, min_each: int = 1) -> tuple[float, float] | None:

@@ -14,10 +14,9 @@ import numpy as np
 from sklearn.metrics import accuracy_score, f1_score
 from sklearn.model_selection import GroupShuffleSplit
 
-from .cleaning import connected_groups, similar_pairs
+from .cleaning import near_duplicate_groups
 from .errors import InputError
 from .model import PolicyClassifier
-from .normalize import match_key
 from .types import Example
 
 log = logging.getLogger(__name__)
@@ -31,12 +30,6 @@ def label_matrix(examples: Sequence[Example], labels: Sequence[str]) -> np.ndarr
         for label in example.labels:
             Y[i, index[label]] = 1
     return Y
-
-
-def near_duplicate_groups(texts: Sequence[str]) -> np.ndarray:
-    """A group id per text; texts that are near-duplicates of each other share one."""
-    rows, cols, _, _ = similar_pairs([match_key(t) for t in texts])
-    return connected_groups(len(texts), rows, cols)
 
 
 def metrics(Y_true: np.ndarray, Y_pred: np.ndarray, labels: Sequence[str]) -> dict:
