@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
+from .cleaning import near_duplicate_groups
 from .errors import InputError
 from .features import PolicyTextFeaturizer
 from .model import PolicyClassifier
@@ -98,7 +99,8 @@ def simulate(pool_texts: Sequence[str], Y_pool: np.ndarray, test_texts: Sequence
     def new_model(seed: int) -> PolicyClassifier:
         return model_factory(labels=tuple(labels), random_state=seed, **params)
 
-    full = FeatureClassifier(model=new_model(random_state)).fit(X_pool, Y_pool)
+    groups = near_duplicate_groups(pool_texts)
+    full = FeatureClassifier(model=new_model(random_state)).fit(X_pool, Y_pool, groups=groups)
     full_metrics = _scores(full, X_test, Y_test, labels)
     target = TARGET_SHARE * full_metrics["macro_f1"]
     curves, spread, runs = {}, {}, {}
@@ -108,6 +110,7 @@ def simulate(pool_texts: Sequence[str], Y_pool: np.ndarray, test_texts: Sequence
             per_seed.append(run_once(strategy, X_pool, Y_pool, X_test, Y_test, pool_texts, labels,
                                      model=new_model(s), seed_size=seed_size, batch_size=batch_size,
                                      budget=budget, rng=np.random.default_rng([random_state, s]),
+                                     groups=groups,
                                      progress=None if progress is None else
                                      (lambda n, name=strategy.name, s=s: progress(name, s, n))))
         curves[strategy.name], spread[strategy.name] = _mean_curve(per_seed)
@@ -130,8 +133,12 @@ def simulate(pool_texts: Sequence[str], Y_pool: np.ndarray, test_texts: Sequence
 def run_once(strategy: Strategy, X_pool, Y_pool: np.ndarray, X_test, Y_test: np.ndarray,
              pool_texts: Sequence[str], labels: Sequence[str], *, model: PolicyClassifier,
              seed_size: int, batch_size: int, budget: int, rng: np.random.Generator,
-             progress: Callable[[int], None] | None = None) -> list[dict]:
-    """One simulated run: cold start, then query/label/refit rounds through a modAL learner."""
+             groups: np.ndarray | None = None, progress: Callable[[int], None] | None = None) -> list[dict]:
+    """One simulated run: cold start, then query/label/refit rounds through a modAL learner.
+
+    ``groups``: near-duplicate group of each pool row, passed to the classifier's calibration
+    folds as ``annotator train`` does.
+    """
     n_pool = X_pool.shape[0]
     if strategy.cold_start:
         first = np.asarray(cold_start_batch(pool_texts, labels, seed_size, rng=rng, X=X_pool), dtype=int)
@@ -140,6 +147,7 @@ def run_once(strategy: Strategy, X_pool, Y_pool: np.ndarray, X_test, Y_test: np.
     labeled = np.zeros(n_pool, dtype=bool)
     labeled[first] = True
     learner = make_learner(model, strategy, X_training=X_pool[first], Y_training=Y_pool[first],
+                           groups=None if groups is None else groups[first],
                            random_state=int(rng.integers(2**31 - 1)))
     n_train = len(first)
     curve = [{"labels": n_train, **_scores(learner.estimator, X_test, Y_test, labels)}]
@@ -153,7 +161,7 @@ def run_once(strategy: Strategy, X_pool, Y_pool: np.ndarray, X_test, Y_test: np.
         new = free[np.asarray(picked, dtype=int)]
         if not len(new):
             break
-        learner.teach(X_pool[new], Y_pool[new])
+        learner.teach(X_pool[new], Y_pool[new], groups=None if groups is None else groups[new])
         n_train += len(new)
         # The product never shows a clause whose normalized text is already labeled: its copies
         # leave the pool without counting as labels.

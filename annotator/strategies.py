@@ -121,11 +121,14 @@ class FeatureClassifier(BaseEstimator):
         wrapper._set_label_stats(None if Y_labeled is None else np.asarray(Y_labeled), len(model.labels_))
         return wrapper
 
-    def fit(self, X, Y) -> FeatureClassifier:
+    def fit(self, X, Y, groups=None) -> FeatureClassifier:
+        """Fit a clone of ``model`` on feature rows; ``groups`` (near-duplicate group per row) is
+        passed on for the model's calibration folds."""
         if self.model is None:
             raise InputError("FeatureClassifier needs a model, e.g. PolicyClassifier(labels=...)")
         Y = np.asarray(Y)
-        self.model_ = clone(self.model).fit_features(X, Y)
+        self.model_ = (clone(self.model).fit_features(X, Y) if groups is None
+                       else clone(self.model).fit_features(X, Y, groups=np.asarray(groups)))
         self.members_ = []
         rng = np.random.default_rng(self.random_state)
         for _ in range(self.n_members):
@@ -456,15 +459,29 @@ def coverage_batch(estimator, X_pool, n: int, *, rng: np.random.Generator, power
     return np.asarray(picked)
 
 
-def badge(estimator, X_pool, n: int, *, rng: np.random.Generator, candidates_per_slot: int = 40,
-          need_power: float = 0.0) -> np.ndarray:
+def _row_norms2(X, chunk_rows: int = 100_000) -> np.ndarray:
+    """Squared L2 norm of every row, chunk by chunk (no copy of a big sparse pool)."""
+    if not sp.issparse(X):
+        return (np.asarray(X, dtype=float) ** 2).sum(axis=1)
+    X = sp.csr_matrix(X)
+    out = np.empty(X.shape[0])
+    for start in range(0, X.shape[0], chunk_rows):
+        block = X[start:start + chunk_rows]
+        out[start:start + block.shape[0]] = np.asarray(block.multiply(block).sum(axis=1)).ravel()
+    return out
+
+
+def badge(estimator, X_pool, n: int, *, rng: np.random.Generator, candidates_per_slot: int = 20,
+          need_power: float = 0.0, balanced: float = 0.0) -> np.ndarray:
     """BADGE (Ash et al. 2020) for one-vs-rest logistic regression: k-means++ seeding over gradient
     embeddings ``x (outer) (p - y_hat)`` -- uncertain (long gradients) and diverse (far apart) at once.
 
     Distances come from the kernel ``(X X^T) * (G G^T)`` of the top ``candidates_per_slot * n``
     candidates by gradient norm, so no embedding of n_features x n_labels columns is built. With
     ``need_power > 0`` each label's gradient is scaled by ``need ** need_power`` (need = 1 / (1 +
-    positives so far)), so uncertainty about rarely seen labels counts more.
+    positives so far)), so uncertainty about rarely seen labels counts more; with ``balanced > 0``
+    each gradient carries the classifier's class weight (``n / (2 n_class)``, to that power), as the
+    class-balanced loss it trains on does.
     """
     check_pool(X_pool.shape[0], n)
     est = _estimator(estimator)
@@ -472,9 +489,13 @@ def badge(estimator, X_pool, n: int, *, rng: np.random.Generator, candidates_per
     G = out.proba - out.pred
     if need_power:
         G = G * label_need(est, G.shape[1], need_power)
-    x_norm2 = np.asarray(X_pool.multiply(X_pool).sum(axis=1)).ravel() if sp.issparse(X_pool) \
-        else (np.asarray(X_pool) ** 2).sum(axis=1)
-    norm2 = x_norm2 * (G ** 2).sum(axis=1)
+    if balanced and est.label_counts_ is not None:
+        # The classifier's own loss weights (class_weight="balanced"): n / (2 n_class), to a power.
+        n_lab = max(est.n_labeled_ or 1, 1)
+        pos = np.clip(est.label_counts_, 1, n_lab - 1 if n_lab > 1 else 1)
+        w_pos, w_neg = (n_lab / (2 * pos)) ** balanced, (n_lab / (2 * (n_lab - pos + 1e-9))) ** balanced
+        G = G * np.where(out.pred.astype(bool), w_pos, w_neg)
+    norm2 = _row_norms2(X_pool) * (G ** 2).sum(axis=1)
     cand = rank_top(norm2, min(X_pool.shape[0], candidates_per_slot * n), rng)
     Xc = X_pool[cand]
     K = Xc @ Xc.T
@@ -649,7 +670,7 @@ def get_strategy(name: str) -> Strategy:
 
 # modAL learners ---------------------------------------------------------------------------------
 class PolicyActiveLearner(ActiveLearner):
-    """modAL's ActiveLearner, with three fixes for the pinned stack.
+    """modAL's ActiveLearner, with fixes for the pinned stack and the product's classifier.
 
     - ``teach``/``fit`` validate shapes themselves: modAL 0.4.2.1 passes ``force_all_finite`` to
       scikit-learn's ``check_X_y``, deprecated in 1.6 (a FutureWarning) and removed in 1.8.
@@ -657,28 +678,49 @@ class PolicyActiveLearner(ActiveLearner):
       first unpacks the result as ``(indices, metrics)`` in a bare ``try`` and calls the strategy
       again when that fails, so a batch of exactly 2 indices was split into two scalars and every
       other batch was computed twice.
-    - Sparse training rows are stacked with scipy.
+    - Sparse training rows are stacked with scipy, and each row's near-duplicate group can ride
+      along (``teach(X, y, groups=...)``) so calibration folds keep near-duplicates together,
+      as in ``annotator train``.
+    - No ``bootstrap``: modAL draws it from the global numpy RNG.
     """
 
-    def _add_training_data(self, X, y) -> None:
+    groups_training = None  # near-duplicate group id per training row, if the caller keeps them
+
+    def _add_training_data(self, X, y, groups=None) -> None:
         _check_rows(X, y)
         if self.X_training is None:
             self.X_training, self.y_training = X, np.asarray(y)
+            self.groups_training = None if groups is None else np.asarray(groups)
         else:
             _check_rows(self.X_training, X, what="new rows and training rows")
             self.X_training = (sp.vstack([self.X_training, X], format="csr") if sp.issparse(X)
                                else np.vstack([self.X_training, X]))
             self.y_training = np.vstack([self.y_training, np.asarray(y)])
+            if self.groups_training is not None and groups is not None:
+                self.groups_training = np.concatenate([self.groups_training, np.asarray(groups)])
+            else:
+                self.groups_training = None
 
-    def fit(self, X, y, bootstrap: bool = False, **fit_kwargs) -> PolicyActiveLearner:
+    def _fit_to_known(self, bootstrap: bool = False, **fit_kwargs) -> PolicyActiveLearner:
+        if bootstrap:
+            raise InputError("bootstrap=True is not supported (it draws from the global numpy RNG); "
+                             "use FeatureClassifier(n_members=...) for a seeded committee")
+        if self.groups_training is not None:
+            fit_kwargs = dict(fit_kwargs, groups=self.groups_training)
+        self.estimator.fit(self.X_training, self.y_training, **fit_kwargs)
+        return self
+
+    def fit(self, X, y, bootstrap: bool = False, groups=None, **fit_kwargs) -> PolicyActiveLearner:
         _check_rows(X, y)
         self.X_training, self.y_training = X, np.asarray(y)
+        self.groups_training = None if groups is None else np.asarray(groups)
         return self._fit_to_known(bootstrap=bootstrap, **fit_kwargs)
 
-    def teach(self, X, y, bootstrap: bool = False, only_new: bool = False, **fit_kwargs) -> None:
+    def teach(self, X, y, bootstrap: bool = False, only_new: bool = False, groups=None, **fit_kwargs) -> None:
+        """Add labeled rows (and their near-duplicate groups, if kept) and refit from scratch."""
         if only_new:
             raise InputError("only_new=True is not supported: the classifier refits from scratch")
-        self._add_training_data(X, y)
+        self._add_training_data(X, y, groups)
         self._fit_to_known(bootstrap=bootstrap, **fit_kwargs)
 
     def query(self, X_pool, *query_args, **query_kwargs):
@@ -704,11 +746,12 @@ def _check_rows(X, y, what: str = "X and y") -> None:
 
 
 def make_learner(model, strategy: str | Strategy = "default", *, X_training=None, Y_training=None,
-                 random_state: int = 0) -> PolicyActiveLearner:
+                 groups=None, random_state: int = 0) -> PolicyActiveLearner:
     """A modAL learner over precomputed features whose ``query`` runs ``strategy``.
 
-    ``model`` is an unfitted PolicyClassifier (fitted on ``X_training`` if given, refitted by
-    ``teach``) or an already fitted one (wrapped as is: the live product never fits while querying).
+    ``model`` is an unfitted PolicyClassifier (fitted on ``X_training`` if given, with ``groups``
+    the near-duplicate group of each row for its calibration folds; refitted by ``teach``) or an
+    already fitted one (wrapped as is: the live product never fits while querying).
     Committee strategies get a :class:`FeatureClassifier` with a bootstrap committee inside.
     """
     strategy = get_strategy(strategy) if isinstance(strategy, str) else strategy
@@ -716,7 +759,10 @@ def make_learner(model, strategy: str | Strategy = "default", *, X_training=None
         estimator = FeatureClassifier.from_fitted(model, Y_training)
         return PolicyActiveLearner(estimator, strategy.fn)
     estimator = FeatureClassifier(model=model, n_members=strategy.committee, random_state=random_state)
-    return PolicyActiveLearner(estimator, strategy.fn, X_training=X_training, y_training=Y_training)
+    learner = PolicyActiveLearner(estimator, strategy.fn)
+    if X_training is not None:
+        learner.fit(X_training, Y_training, groups=groups)
+    return learner
 
 
 # Batches worth a person's time ------------------------------------------------------------------

@@ -30,6 +30,7 @@ from annotator.labels import load_label_config  # noqa: E402
 from annotator.model import PolicyClassifier  # noqa: E402
 from annotator.seedset import read_labeled_file  # noqa: E402
 from annotator.simulate import featurize, labels_to_reach, simulate  # noqa: E402
+from annotator.cleaning import near_duplicate_groups  # noqa: E402
 from annotator.training import holdout_split, label_matrix  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
@@ -40,14 +41,6 @@ BUDGETS = (200, 400, 800, 1200, 1600, 2000)
 # Strategies that take keyword parameters, for "name[key=value,...]" variants.
 PARAMETRIC = {"coverage": S.coverage_batch, "cluster_margin": S.cluster_margin,
               "ranked_batch": S.ranked_batch_sampling, "badge": S.badge, "labelwise": S.labelwise_margin}
-
-
-class DualSolverClassifier(PolicyClassifier):
-    """PolicyClassifier fitted with liblinear's dual solver (same objective; ~10x faster when
-    features outnumber clauses). Used only with --dual-solver, to iterate quickly."""
-
-    def _new_lr(self):
-        return super()._new_lr().set_params(dual=True)
 
 
 def load_split(test_size: float = 0.25, seed: int = 0):
@@ -90,16 +83,14 @@ def parse_strategy(spec: str) -> S.Strategy:
 
 
 def run(args) -> None:
-    labels, pool_texts, Y_pool, test_texts, Y_test = load_split(args.test_size)
+    labels, pool_texts, Y_pool, test_texts, Y_test = load_split(args.test_size, args.split_seed)
     features = featurize(pool_texts, test_texts, cache_dir=OUT / "cache")
-    factory = DualSolverClassifier if args.dual_solver else PolicyClassifier
     for spec in args.strategies:
         strategy = parse_strategy(spec)
         started = time.perf_counter()
         result = simulate(pool_texts, Y_pool, test_texts, Y_test, labels, [strategy],
                           seed_size=args.seed_size, batch_size=args.batch_size, budget=args.budget,
-                          seeds=args.seeds, features=features, model_factory=factory)
-        result["solver"] = "dual" if args.dual_solver else "default"
+                          seeds=args.seeds, features=features)
         name = re.sub(r"[^\w.=,-]", "_", spec)
         path = OUT / f"{args.tag}{name}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -133,7 +124,7 @@ def table(tag: str) -> None:
     any_result = next(iter(results.values()))[0]
     print(f"\nfull data: macro-F1 {any_result['full_data']['macro_f1']:.3f}, target "
           f"{any_result['target_macro_f1']:.3f}; seeds {any_result['seeds']}, pool {any_result['n_pool']}, "
-          f"test {any_result['n_test']}, solver {any_result.get('solver')}")
+          f"test {any_result['n_test']}")
 
 
 def step_timing(args) -> None:
@@ -143,19 +134,18 @@ def step_timing(args) -> None:
     rng = np.random.default_rng(0)
     rows = rng.choice(X_pool.shape[0], 5000, replace=X_pool.shape[0] < 5000)
     X, Y, texts = X_pool[rows], Y_pool[rows], [pool_texts[i] for i in rows]
-    factory = DualSolverClassifier if args.dual_solver else PolicyClassifier
+    groups = near_duplicate_groups(texts)
     for n_labeled in (200, 1000, 2000):
-        learner = S.make_learner(factory(labels=labels), S.DEFAULT_STRATEGY,
-                                 X_training=X[:n_labeled], Y_training=Y[:n_labeled])
+        learner = S.make_learner(PolicyClassifier(labels=labels), S.DEFAULT_STRATEGY,
+                                 X_training=X[:n_labeled], Y_training=Y[:n_labeled], groups=groups[:n_labeled])
         started = time.perf_counter()
         picked = S.select_batch(learner, X[n_labeled:], args.batch_size, rng=rng, texts=texts[n_labeled:],
                                 labeled_texts=texts[:n_labeled])
         queried = time.perf_counter()
         new = np.asarray(picked) + n_labeled
-        learner.teach(X[new], Y[new])
+        learner.teach(X[new], Y[new], groups=groups[new])
         done = time.perf_counter()
-        print(f"pool 5000, {n_labeled} labeled, strategy {S.DEFAULT_STRATEGY}, "
-              f"{'dual' if args.dual_solver else 'default'} solver: query {queried - started:.2f} s, "
+        print(f"pool 5000, {n_labeled} labeled, strategy {S.DEFAULT_STRATEGY}: query {queried - started:.2f} s, "
               f"retrain {done - queried:.2f} s, step {done - started:.2f} s")
 
 
@@ -167,8 +157,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=50)
     parser.add_argument("--seed-size", type=int, default=50)
     parser.add_argument("--test-size", type=float, default=0.25)
+    parser.add_argument("--split-seed", type=int, default=0, help="seed of the pool/test split")
     parser.add_argument("--tag", default="", help="prefix of the saved result files")
-    parser.add_argument("--dual-solver", action="store_true", help="liblinear dual solver (faster)")
     parser.add_argument("--table", action="store_true", help="print the table of saved results")
     parser.add_argument("--step-timing", action="store_true", help="time one query + retrain step")
     args = parser.parse_args()

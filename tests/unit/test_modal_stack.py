@@ -99,3 +99,24 @@ def test_fitted_model_is_wrapped_without_refitting(data):
     learner = S.make_learner(model, "mmu", Y_training=Y[:40])
     assert learner.estimator.model_ is model and learner.X_training is None
     assert learner.estimator.cardinality_ == pytest.approx(Y[:40].sum(axis=1).mean())
+
+
+def test_near_duplicate_groups_ride_along_to_the_calibration_folds(data, monkeypatch):
+    labels, X, Y = data
+    seen = []
+    original = PolicyClassifier.fit_features
+
+    def spy(self, features, Y, groups=None):
+        seen.append(None if groups is None else list(groups))
+        return original(self, features, Y, groups=groups)
+
+    monkeypatch.setattr(PolicyClassifier, "fit_features", spy)
+    groups = np.arange(150) // 2
+    learner = S.make_learner(PolicyClassifier(labels=labels, cv=1), "random", X_training=X[:40],
+                             Y_training=Y[:40], groups=groups[:40])
+    learner.teach(X[40:50], Y[40:50], groups=groups[40:50])
+    assert seen == [list(groups[:40]), list(groups[:50])]
+    learner.teach(X[50:55], Y[50:55])  # rows without groups: the model's own default from then on
+    assert seen[-1] is None and learner.groups_training is None
+    with pytest.raises(InputError, match="bootstrap=True is not supported"):
+        learner.teach(X[55:60], Y[55:60], bootstrap=True)
