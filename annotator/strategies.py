@@ -541,6 +541,83 @@ def labelwise_margin(estimator, X_pool, n: int, *, rng: np.random.Generator, pow
     return np.asarray(picked)
 
 
+def gumbel_order(weights: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """All rows in a random order drawn without replacement with probability proportional to
+    ``weights`` (Gumbel-top-k: ``log w + Gumbel noise``, sorted); rows of weight 0 come last."""
+    weights = np.asarray(weights, dtype=float)
+    with np.errstate(divide="ignore"):
+        keys = np.log(weights) - np.log(-np.log(rng.random(len(weights)) + 1e-300) + 1e-300)
+    return np.lexsort((rng.random(len(weights)), -keys))
+
+
+def _tempered_weights(scores: np.ndarray, gamma: float) -> np.ndarray:
+    """``(rank in [0, 1] + 1/n) ** gamma``: 0 gives uniform weights, larger values lean to the top."""
+    return (_rank01(scores) + 1.0 / max(len(scores), 1)) ** gamma
+
+
+def tempered_sampling(estimator, X_pool, n: int, *, rng: np.random.Generator, gamma: float = 2.0) -> np.ndarray:
+    """Uncertainty-weighted random sampling: clauses are drawn without replacement with probability
+    proportional to ``rank(MMU uncertainty) ** gamma`` (``gamma=0`` is random sampling).
+
+    Unlike top-k uncertainty it keeps random sampling's coverage of the pool -- every topic and
+    label keeps being seen in proportion -- while leaning towards the clauses the model is unsure
+    about; the labeled set stays close to the pool's distribution, which the calibration and
+    threshold tuning of the classifier rely on.
+    """
+    check_pool(X_pool.shape[0], n)
+    est = _estimator(estimator)
+    return gumbel_order(_tempered_weights(mmu_scores(_outputs(est, X_pool)), gamma), rng)[:n]
+
+
+def label_quota(estimator, X_pool, n: int, *, rng: np.random.Generator, power: float = 1.0,
+                gamma: float = 2.0, floor: float = 0.0) -> np.ndarray:
+    """Per-label quotas: the batch is shared among the labels by ``need ** power`` (need = 1 / (1 +
+    positives so far); ``floor`` adds a uniform share), and each label's share is drawn from the
+    clauses near *its* threshold, with probability proportional to ``rank(closeness) ** gamma``.
+
+    Every label gets slots in every batch, the labels with the fewest positives the most, and no
+    long multi-label clause can take the batch; drawing (not top-k) keeps the picks spread out.
+    """
+    check_pool(X_pool.shape[0], n)
+    est = _estimator(estimator)
+    out = _outputs(est, X_pool)
+    n_pool, n_labels = out.margin.shape
+    need = label_need(est, n_labels, 1.0) ** power
+    weight = need / need.sum() + floor / n_labels
+    closeness = -np.abs(out.margin)
+    # Each label's order: at most n rows of it are taken, so its first n draws suffice.
+    queues = [iter(gumbel_order(_tempered_weights(closeness[:, j], gamma), rng)[: n + 1])
+              for j in range(n_labels)]
+    taken = np.zeros(n_pool, dtype=bool)
+    given = np.zeros(n_labels)
+    tie = rng.random(n_labels) * 1e-9
+    picked: list[int] = []
+    while len(picked) < n:
+        j = int(np.argmax(weight / (1.0 + given) + tie))
+        given[j] += 1
+        i = next((i for i in queues[j] if not taken[i]), None)
+        if i is None:  # this label's draws are used up by other labels: fall back to any free row
+            i = int(rng.choice(np.flatnonzero(~taken)))
+        taken[i] = True
+        picked.append(int(i))
+    return np.asarray(picked)
+
+
+def representative(estimator, X_pool, n: int, *, rng: np.random.Generator) -> np.ndarray:
+    """Diversity only: the clause nearest each of ``n`` k-means centroids of the pool (on a
+    256-dimension random projection), biggest clusters first -- the pool's main topics."""
+    check_pool(X_pool.shape[0], n)
+    n_pool = X_pool.shape[0]
+    if n == n_pool:
+        return rng.permutation(n_pool)
+    keys = [str(i) for i in range(n_pool)]
+    picked = _kmeans_representatives(keys, keys, n, [], set(), rng=rng, X=X_pool)
+    if len(picked) < n:
+        rest = np.setdiff1d(np.arange(n_pool), picked)
+        picked += list(rng.permutation(rest)[: n - len(picked)])
+    return np.asarray(picked[:n], dtype=int)
+
+
 def scheduled(phases: Sequence[tuple[int | None, StrategyFn]]) -> StrategyFn:
     """Switch strategies as labels accumulate: ``phases`` is ``[(up_to_labels, fn), ..., (None, fn)]``;
     the first phase whose bound exceeds the number of labeled clauses runs (the last if unknown)."""
@@ -649,6 +726,9 @@ _ALL = [
     Strategy("badge", badge, "BADGE: k-means++ over gradient embeddings (Ash et al. 2020)"),
     Strategy("coverage", _partial(coverage_batch), "label coverage (expected positives of "
              "starved labels) mixed with MMU"),
+    Strategy("tempered", _partial(tempered_sampling), "random draws weighted by rank(MMU)^2"),
+    Strategy("quota", _partial(label_quota), "per-label quotas by need, drawn near each label's threshold"),
+    Strategy("representative", representative, "k-means representatives of the pool (diversity only)"),
 ]
 STRATEGIES: dict[str, Strategy] = {s.name: s for s in _ALL}
 DEFAULT_STRATEGY = "badge"

@@ -120,6 +120,47 @@ def test_coverage_favours_labels_with_few_positives(corpus):
     assert proba[picked, starved].mean() > np.sort(proba[:, starved])[::-1][:40].mean() - 1e-9
 
 
+def test_gumbel_order_draws_in_proportion_to_the_weights():
+    weights = np.array([0.0, 1.0, 3.0])
+    firsts = [S.gumbel_order(weights, rng(seed))[0] for seed in range(400)]
+    assert 0 not in firsts  # weight 0 is never drawn before a positive weight
+    assert 0.65 < np.mean(np.array(firsts) == 2) < 0.85  # 3 / (1 + 3) = 0.75
+    order = S.gumbel_order(weights, rng(1))
+    assert sorted(order.tolist()) == [0, 1, 2] and order[-1] == 0
+    assert S.gumbel_order(weights, rng(1)).tolist() == order.tolist()
+
+
+def test_tempered_sampling_leans_to_uncertain_clauses_and_is_random_at_gamma_zero(corpus):
+    est = S.FeatureClassifier.from_fitted(corpus.model, corpus.Y[:120])
+    X = corpus.X[120:]
+    uncertainty = S._rank01(S.mmu_scores(S._outputs(est, X)))
+    leaning = np.mean([uncertainty[S.tempered_sampling(est, X, 20, rng=rng(s), gamma=3)].mean()
+                       for s in range(10)])
+    flat = np.mean([uncertainty[S.tempered_sampling(est, X, 20, rng=rng(s), gamma=0)].mean()
+                    for s in range(10)])
+    assert leaning > 0.65 and 0.4 < flat < 0.6  # rank^3 draws average 0.75; uniform ones 0.5
+
+
+def test_label_quota_gives_starved_labels_the_most_slots(corpus):
+    """With one label unseen and the rest well covered, most picks sit near that label's threshold."""
+    est = S.FeatureClassifier.from_fitted(corpus.model, corpus.Y[:120])
+    X = corpus.X[120:]
+    starved = 3
+    est.label_counts_ = np.full(len(corpus.labels), 100.0)
+    est.label_counts_[starved] = 0
+    picked = S.label_quota(est, X, 20, rng=rng(), gamma=50)
+    assert len(set(picked.tolist())) == 20
+    closeness = -np.abs(S._outputs(est, X).margin[:, starved])
+    near = set(np.argsort(-closeness)[:40].tolist())
+    assert sum(int(i) in near for i in picked) >= 14  # need 1 vs 1/101: ~19 of 20 slots
+
+
+def test_representative_picks_one_clause_per_topic():
+    texts_x = np.vstack([np.eye(3)[k] + 0.01 * np.random.default_rng(k).random((10, 3)) for k in range(3)])
+    picked = S.representative(None, texts_x, 3, rng=rng())
+    assert sorted(int(i) // 10 for i in picked) == [0, 1, 2]
+
+
 # select_batch -------------------------------------------------------------------------------------
 def test_select_batch_never_fits(corpus, monkeypatch):
     def no_fit(*args, **kwargs):
