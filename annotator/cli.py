@@ -155,19 +155,26 @@ def train(obj: Context, labeled, model_dir, holdout, as_json) -> None:
 
     Example: annotator train --labeled tasks/seed_labels.tsv
     """
-    from .project import training_examples
     from .seedset import read_labeled_file
     from .training import train_model
 
     labels = obj.settings.labels
-    examples = (read_labeled_file(labeled, labels).examples if labeled
-                else training_examples(obj.store, labels))
-    result = train_model(examples, labels, holdout=holdout, seed=obj.settings.seed)
-    version = obj.registry(model_dir).save(result.model, n_train=result.n_train, metrics=result.metrics)
-    out = {"model_version": version.version, "path": version.path, "n_train": result.n_train,
-           "seconds": round(result.seconds, 2), "metrics": result.metrics}
-    m = result.metrics
-    human = (f"model version {version.version}: {result.n_train} examples, {result.seconds:.1f} s"
+    registry = obj.registry(model_dir)
+    if labeled:
+        result = train_model(read_labeled_file(labeled, labels).examples, labels, holdout=holdout,
+                             seed=obj.settings.seed)
+        version = registry.save(result.model, n_train=result.n_train, metrics=result.metrics)
+        seconds = result.seconds
+    else:
+        from .loop import train_project
+
+        trained, _ = train_project(obj.settings, obj.store, registry, holdout=holdout)
+        version = registry.load(trained.version.version)[0]  # with its held-out figures
+        seconds = float(version.metrics.get("seconds", 0)) + float(version.metrics.get("evaluation_seconds", 0))
+    m = version.metrics
+    out = {"model_version": version.version, "path": version.path, "n_train": version.n_train,
+           "seconds": round(seconds, 2), "metrics": m}
+    human = (f"model version {version.version}: {version.n_train} examples, {seconds:.1f} s"
              + (f"; held-out macro-F1 {m['macro_f1']:.3f}, micro-F1 {m['micro_f1']:.3f} (n={m['n']})"
                 if "macro_f1" in m else ""))
     emit(out, as_json, human)

@@ -9,12 +9,12 @@ from collections.abc import Callable
 from .connect import connect_project
 from .labels import TASKS_DIR
 from .labelstudio import LabelStudioClient
+from .loop import train_project
 from .project import import_labels, ingest_documents
 from .registry import ModelRegistry
 from .services import BackendServer, LabelStudioServer
 from .settings import Settings
 from .store import Store
-from .training import train_model
 
 log = logging.getLogger(__name__)
 
@@ -31,13 +31,11 @@ def prepare_project(settings: Settings, store: Store, echo: Callable[[str], None
     echo(f"seed labels: {report['examples']} labeled clauses ({report['annotations']['created']} new)")
     registry = ModelRegistry(settings.model_dir, store)
     if store.latest_model_version() is None:
-        from .project import training_examples
-
         echo("training the first model on the seed set ...")
-        result = train_model(training_examples(store, settings.labels), settings.labels, seed=settings.seed)
-        version = registry.save(result.model, n_train=result.n_train, metrics=result.metrics)
-        echo(f"model version {version.version}: held-out macro-F1 {result.metrics.get('macro_f1', 0):.3f} "
-             f"({result.seconds:.0f} s)")
+        trained, figures = train_project(settings, store, registry)
+        seconds = registry.load(trained.version.version)[0].metrics.get("seconds", 0)
+        echo(f"model version {trained.version.version}: held-out macro-F1 {figures.get('macro_f1', 0):.3f} "
+             f"({seconds:.0f} s)")
 
 
 def run_demo(settings: Settings, *, ls_port: int, backend_port: int, username: str, password: str,

@@ -10,10 +10,12 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+from dataclasses import dataclass
 
 import numpy as np
+import scipy.sparse as sp
 
-from .errors import NotTrainedError
+from .errors import InputError, NotTrainedError
 from .labels import LabelConfig
 from .labelstudio import LabelStudioClient, choices_result
 from .normalize import match_key
@@ -24,7 +26,7 @@ from .settings import Settings
 from .store import Store
 from .strategies import cold_start_batch, select_batch
 from .training import label_matrix, train_model
-from .types import Clause, ModelVersion
+from .types import Clause, Example, ModelVersion
 
 log = logging.getLogger(__name__)
 
@@ -46,11 +48,24 @@ def needs_training(store: Store) -> bool:
     return latest is None or latest.metrics.get("data_fingerprint") != data_fingerprint(store)
 
 
-def retrain(settings: Settings, store: Store, registry: ModelRegistry) -> ModelVersion | None:
+@dataclass
+class Retrained:
+    """A freshly saved model version with the labels and feature rows it was fitted on."""
+
+    version: ModelVersion
+    model: object
+    examples: list[Example]
+    X: sp.csr_matrix
+    cache: PoolCache
+
+
+def retrain(settings: Settings, store: Store, registry: ModelRegistry) -> Retrained | None:
     """Train on the store's current labels and save a new version (None if too few labels yet).
 
-    A failure is recorded in ``train_runs`` (shown on /health) and re-raised; the previous
-    version keeps serving.
+    The version is fitted on every label and saved at once, so it can serve and rank the next
+    batch without waiting; its held-out metrics follow from :func:`evaluate_version` (the cycle
+    runs it after the push). A failure is recorded in ``train_runs`` (shown on /health) and
+    re-raised; the previous version keeps serving.
     """
     labels = settings.labels
     examples = training_examples(store, labels)
@@ -60,43 +75,96 @@ def retrain(settings: Settings, store: Store, registry: ModelRegistry) -> ModelV
     fingerprint = data_fingerprint(store)
     run_id = store.start_train_run(len(examples))
     try:
-        featurizer, n_fit = project_featurizer(store, registry)
-        cache = pool_cache(settings, store, featurizer)
-        result = train_model(examples, labels, holdout=0.15, seed=settings.seed, featurizer=featurizer,
-                             features=cache.matrix([e.id for e in examples]))
+        features = project_features(settings, store, registry)
+        X = features.cache.matrix([e.id for e in examples])
+        result = train_model(examples, labels, holdout=0, seed=settings.seed, featurizer=features.featurizer,
+                             features=X)
         metrics = dict(result.metrics, data_fingerprint=fingerprint, seconds=round(result.seconds, 2),
-                       featurizer_clauses=n_fit)
+                       featurizer_clauses=features.n_fit, featurizer_fingerprint=features.cache.fingerprint,
+                       evaluation=EVALUATION_PENDING)
         version = registry.save(result.model, n_train=result.n_train, metrics=metrics)
     except Exception as exc:
         store.finish_train_run(run_id, error=f"{type(exc).__name__}: {exc}")
         raise
     store.finish_train_run(run_id, model_version=version.version)
-    save_human_label_predictions(store, version, result.model)
-    return version
+    return Retrained(version, result.model, examples, X, features.cache)
 
 
-def save_human_label_predictions(store: Store, version: ModelVersion, model) -> None:
-    """Store the new model's predictions on clauses people labeled (the dashboard compares them)."""
+EVALUATION_PENDING = "pending"  # metrics["evaluation"] of a version whose held-out figures are not in yet
+HOLDOUT = 0.15  # share of the labels (near-duplicate groups kept whole) a version is measured on
+
+
+def evaluate_version(settings: Settings, store: Store, trained: Retrained, *, holdout: float = HOLDOUT) -> dict:
+    """Measure a new version on a held-out slice of its own labels and store the figures with it.
+
+    The same training is repeated without the slice (near-duplicates of a held-out clause held out
+    with it) and scored on it: an honest, slightly pessimistic estimate of the saved model.
+    """
+    result = train_model(trained.examples, settings.labels, holdout=holdout, refit=False, seed=settings.seed,
+                         featurizer=trained.model.featurizer_, features=trained.X)
+    figures = {k: v for k, v in result.metrics.items() if k != "untrainable_labels"}
+    store.update_model_metrics(trained.version.version, dict(figures, evaluation="held-out",
+                                                              evaluation_seconds=round(result.seconds, 2)))
+    return figures
+
+
+def train_project(settings: Settings, store: Store, registry: ModelRegistry, *,
+                  holdout: float = HOLDOUT) -> tuple[Retrained, dict]:
+    """Train a version on the project's labels, as a live cycle does, and measure it at once.
+
+    ``annotator train`` and the demo use this, so the first model already carries the project
+    featurizer (fitted on every clause) and the pool's features are cached: the first live
+    retrain then only fits the classifier. Returns the trained version and its held-out figures
+    (empty with ``holdout=0``).
+
+    Raises
+    ------
+    InputError
+        If the project has fewer labeled clauses than ``settings.min_train_labels``.
+    """
+    trained = retrain(settings, store, registry)
+    if trained is None:
+        n = len(training_examples(store, settings.labels))
+        raise InputError(f"the project has {n} labeled clause(s), {settings.min_train_labels} are needed to train "
+                         "(ANNOTATOR_MIN_TRAIN_LABELS); import labels with `annotator import-labels FILE`")
+    figures = evaluate_version(settings, store, trained, holdout=holdout) if holdout else {}
+    save_human_label_predictions(store, trained)
+    return trained, figures
+
+
+def save_human_label_predictions(store: Store, trained: Retrained) -> int:
+    """Store the new version's predictions on clauses people labeled (the dashboard compares them)."""
     ids = sorted({a.clause_id for a in store.annotations() if a.source != "seed"} | set(store.adjudications()))
     clauses = store.clauses(ids)
     if not clauses:
-        return
-    proba = model.predict_proba([c.text for c in clauses])
+        return 0
+    model = trained.model
+    proba = model.predict_proba_features(trained.cache.matrix([c.id for c in clauses]))
     chosen = model.decide(proba).astype(bool)
-    store.save_predictions(version.version, [
+    store.save_predictions(trained.version.version, [
         (c.id, tuple(model.labels_[row]), float(p[row].min()))
         for c, p, row in zip(clauses, proba, chosen)])
+    return len(clauses)
 
 
 FEATURIZER_REFIT_GROWTH = 1.25  # refit the featurizer once the project has 25% more clauses
 
 
-def project_featurizer(store: Store, registry: ModelRegistry):
-    """The featurizer the next model uses, and how many clauses it was fitted on.
+@dataclass
+class ProjectFeatures:
+    """The featurizer the next model uses, how many clauses it was fitted on, and its pool cache."""
+
+    featurizer: object
+    n_fit: int
+    cache: PoolCache
+
+
+def project_features(settings: Settings, store: Store, registry: ModelRegistry) -> ProjectFeatures:
+    """The project's featurizer and its feature cache, completed with every clause of the store.
 
     The latest model's featurizer is reused while the project has not grown much, so the pool's
-    cached features stay valid across retrains; otherwise a new one is fitted (unsupervised) on
-    every clause text in the store.
+    cached features stay valid across retrains (and its fingerprint, saved with the version, is
+    not recomputed); otherwise a new one is fitted (unsupervised) on every clause text in the store.
     """
     from .features import PolicyTextFeaturizer
 
@@ -105,15 +173,22 @@ def project_featurizer(store: Store, registry: ModelRegistry):
         info, model = registry.load("latest")
         n_fit = int(info.metrics.get("featurizer_clauses") or 0)
         if n_fit and n_clauses <= FEATURIZER_REFIT_GROWTH * n_fit:
-            return model.featurizer_, n_fit
+            cache = pool_cache(settings, store, model.featurizer_,
+                               fingerprint=info.metrics.get("featurizer_fingerprint"))
+            return ProjectFeatures(model.featurizer_, n_fit, cache)
     except NotTrainedError:
         pass
-    return PolicyTextFeaturizer().fit([c.text for c in store.clauses()]), n_clauses
+    log.info("fitting the project featurizer on %d clauses", n_clauses)
+    featurizer = PolicyTextFeaturizer().fit([c.text for c in store.clauses()])
+    return ProjectFeatures(featurizer, n_clauses, pool_cache(settings, store, featurizer))
 
 
-def pool_cache(settings: Settings, store: Store, featurizer) -> PoolCache:
-    """The feature cache of ``featurizer``, completed with every clause of the store."""
-    cache = PoolCache(settings.cache_dir, featurizer)
+def pool_cache(settings: Settings, store: Store, featurizer, *, fingerprint: str | None = None) -> PoolCache:
+    """The feature cache of ``featurizer``, completed with every clause of the store.
+
+    ``fingerprint``: the featurizer's, when already known (saved with its model version).
+    """
+    cache = PoolCache(settings.cache_dir, featurizer, fingerprint=fingerprint)
     clauses = store.clauses()
     cache.add([c.id for c in clauses], [c.text for c in clauses])
     return cache
@@ -142,7 +217,8 @@ def rank_batch(settings: Settings, store: Store, registry: ModelRegistry, n: int
     except NotTrainedError:
         order = cold_start_batch(texts, settings.labels, n, rng=rng)
         return [pool[i] for i in order], None, None
-    X = pool_cache(settings, store, model.featurizer_).matrix([c.id for c in pool])
+    X = pool_cache(settings, store, model.featurizer_,
+                   fingerprint=info.metrics.get("featurizer_fingerprint")).matrix([c.id for c in pool])
     examples = training_examples(store, settings.labels)
     order = select_batch(model, X, n, strategy=settings.strategy, rng=rng, texts=texts,
                          Y_labeled=label_matrix(examples, settings.labels))
@@ -179,15 +255,16 @@ def refresh_queue(settings: Settings, store: Store, registry: ModelRegistry, cli
     except NotTrainedError:
         latest_version = None
     stale = [p for p in pending if latest_version is not None and p["model_version"] != latest_version]
-    removed = []
+    untouched = []
     for p in stale:
         if p["ls_task_id"] is None:
             continue
         task = client.task(p["ls_task_id"])
-        if task.get("annotations") or task.get("drafts") or task.get("total_annotations"):
-            continue
-        client.delete_task(p["ls_task_id"])
-        removed.append(p["clause_id"])
+        if not (task.get("annotations") or task.get("drafts") or task.get("total_annotations")):
+            untouched.append(p)
+    if untouched:
+        client.delete_tasks(project_id, [p["ls_task_id"] for p in untouched])
+    removed = [p["clause_id"] for p in untouched]
     store.mark_removed(removed)
     left = len(pending) - len(removed)
     pushed: list[str] = []
@@ -221,18 +298,26 @@ def ls_client(settings: Settings) -> LabelStudioClient:
 
 
 def run_cycle(settings: Settings, *, force: bool = False) -> dict:
-    """Retrain if the labels changed (or ``force``), then refresh the Label Studio queue."""
+    """Retrain if the labels changed (or ``force``), refresh the Label Studio queue, then measure.
+
+    What annotators wait for comes first: the new version is saved and the re-ranked batch pushed
+    before the version's held-out evaluation (a second fit) and the dashboard's predictions run.
+    """
     started = time.perf_counter()
     with Store(settings.db_path) as store:
         registry = ModelRegistry(settings.model_dir, store)
         out: dict = {"model_version": None, "push": None}
-        if force or needs_training(store):
-            version = retrain(settings, store, registry)
-            out["model_version"] = version.version if version else None
+        trained = retrain(settings, store, registry) if force or needs_training(store) else None
+        out["model_version"] = trained.version.version if trained else None
         project_id = store.get_meta(PROJECT_KEY)
         if project_id is not None and settings.ls_api_key:
             with ls_client(settings) as client:
                 out["push"] = refresh_queue(settings, store, registry, client, int(project_id))
+        out["ready_seconds"] = round(time.perf_counter() - started, 2)
+        if trained is not None:
+            figures = evaluate_version(settings, store, trained)
+            out["held_out"] = {k: figures[k] for k in ("n", "macro_f1", "micro_f1") if k in figures}
+            save_human_label_predictions(store, trained)
     out["seconds"] = round(time.perf_counter() - started, 2)
     log.info("cycle done: %s", out)
     return out

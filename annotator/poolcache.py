@@ -103,6 +103,8 @@ class PoolCache:
     cache_dir : the project's cache directory (``Settings.cache_dir``).
     featurizer : the fitted featurizer whose features are cached (e.g. ``model.featurizer_``).
     shard_rows : rows per shard file written by :meth:`add`.
+    fingerprint : the featurizer's :func:`featurizer_fingerprint` when the caller already knows it
+        (it is saved with each model version): hashing a large vocabulary takes about a second.
 
     Examples
     --------
@@ -111,9 +113,10 @@ class PoolCache:
     >>> ids, proba = cache.score(model)                              # doctest: +SKIP
     """
 
-    def __init__(self, cache_dir: str | Path, featurizer, *, shard_rows: int = SHARD_ROWS) -> None:
+    def __init__(self, cache_dir: str | Path, featurizer, *, shard_rows: int = SHARD_ROWS,
+                 fingerprint: str | None = None) -> None:
         self.featurizer = featurizer
-        self.fingerprint = featurizer_fingerprint(featurizer)
+        self.fingerprint = fingerprint or featurizer_fingerprint(featurizer)
         self.root = Path(cache_dir) / "pool"
         self.directory = self.root / self.fingerprint[:16]
         self.shard_rows = shard_rows

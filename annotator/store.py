@@ -342,6 +342,19 @@ class Store:
                 (version, path, stamp, n_train, json.dumps(metrics, ensure_ascii=False)))
         return ModelVersion(version, path, stamp, n_train, metrics)
 
+    def update_model_metrics(self, version: int, metrics: dict) -> ModelVersion:
+        """Merge ``metrics`` into a version's metrics (e.g. its held-out figures, measured after it
+        started serving); NotFoundError for an unknown version."""
+        with self.transaction():
+            row = self._execute("SELECT * FROM model_versions WHERE version = ?", (version,)).fetchone()
+            if row is None:
+                raise NotFoundError(f"no model version {version}")
+            merged = dict(_model_version(row).metrics, **metrics)
+            self._execute("UPDATE model_versions SET metrics = ? WHERE version = ?",
+                          (json.dumps(merged, ensure_ascii=False), version))
+        return _model_version(self._execute("SELECT * FROM model_versions WHERE version = ?",
+                                            (version,)).fetchone())
+
     def model_versions(self) -> list[ModelVersion]:
         return [_model_version(r) for r in
                 self._execute("SELECT * FROM model_versions ORDER BY version")]

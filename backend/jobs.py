@@ -4,7 +4,10 @@ Webhooks call ``notify()`` and return at once. The worker thread starts a cycle 
 labels arrived (``every``) or ``delay`` seconds after the first unhandled one, or at once on
 ``request_now()``. The cycle itself runs in a separate process (one long-lived worker process), so
 fitting never holds this process's GIL and ``/predict`` and ``/webhook`` stay fast; a crash in it
-is reported, and the previous model keeps serving.
+is reported, and the previous model keeps serving. The worker process is started (and the job's
+``warm_up``, if it has one, run in it) when the queue starts, so the first retrain does not wait
+for a fresh interpreter to import scikit-learn and jieba; it logs to this process's stderr at this
+process's log level.
 """
 from __future__ import annotations
 
@@ -101,7 +104,20 @@ class TrainingQueue:
         return (self._pending > 0 and self._first_pending_at is not None
                 and time.monotonic() - self._first_pending_at >= self.delay)
 
+    def _warm_up(self) -> None:
+        """Start the worker process and let the job import what it needs before the first cycle."""
+        warm_up = getattr(self.job, "warm_up", None)
+        try:
+            if self.in_process:
+                if warm_up is not None:
+                    warm_up()
+            else:
+                self._execute_in_worker(warm_up if warm_up is not None else _nothing)
+        except Exception:  # a failed warm-up only costs the first cycle its head start
+            log.exception("warming up the training worker failed; the first cycle will start it")
+
     def _run(self) -> None:
+        self._warm_up()
         while True:
             with self._cond:
                 while not self._stopped and not self._due():
@@ -127,11 +143,25 @@ class TrainingQueue:
     def _execute(self, force: bool) -> Any:
         if self.in_process:
             return self.job(force)
+        return self._execute_in_worker(self.job, force)
+
+    def _execute_in_worker(self, fn: Callable[..., Any], *args: Any) -> Any:
         if self._executor is None:
             self._executor = ProcessPoolExecutor(
-                max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+                max_workers=1, mp_context=multiprocessing.get_context("spawn"),
+                initializer=_configure_worker_logging, initargs=(logging.getLogger().getEffectiveLevel(),))
         try:
-            return self._executor.submit(self.job, force).result()
+            return self._executor.submit(fn, *args).result()
         except BrokenProcessPool:
             self._executor = None  # the worker died (killed, out of memory): start a new one next time
             raise
+
+
+def _configure_worker_logging(level: int) -> None:
+    """In the worker process: log to stderr (the backend's log) at the backend's level."""
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s [worker]: %(message)s")
+
+
+def _nothing() -> None:
+    """The warm-up of a job without one: starting the worker imports this module, so the backend
+    package and with it the training stack (annotator.run_cycle: scikit-learn, jieba, modAL)."""

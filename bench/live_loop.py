@@ -28,9 +28,9 @@ from annotator import LabelStudioClient, ModelRegistry, Settings, Store, choices
 from annotator.connect import connect_project  # noqa: E402
 from annotator.labels import TASKS_DIR  # noqa: E402
 from annotator.normalize import clause_id  # noqa: E402
-from annotator.project import import_labels, training_examples  # noqa: E402
+from annotator.loop import train_project  # noqa: E402
+from annotator.project import import_labels  # noqa: E402
 from annotator.services import BackendServer, LabelStudioServer  # noqa: E402
-from annotator.training import train_model  # noqa: E402
 from annotator.types import Clause  # noqa: E402
 
 
@@ -70,9 +70,10 @@ def main() -> None:
     with Store(settings.db_path) as store:
         import_labels(store, seed_file, settings.labels)
         store.add_clauses(Clause(clause_id(t), t) for t in pool)
-        result = train_model(training_examples(store, settings.labels), settings.labels)
-        ModelRegistry(settings.model_dir, store).save(result.model, n_train=result.n_train, metrics=result.metrics)
-    print(f"seed model: {result.n_train} labels, {result.seconds:.1f} s; pool {args.pool}")
+        t0 = time.monotonic()
+        trained, _ = train_project(settings, store, ModelRegistry(settings.model_dir, store))
+    print(f"seed model (as `annotator train`: project featurizer, pool features cached, held-out "
+          f"evaluation): {trained.version.n_train} labels, {time.monotonic() - t0:.1f} s; pool {args.pool}")
     with LabelStudioServer(tmp / "ls") as ls:
         t0 = time.monotonic()
         ls.start(timeout=300)

@@ -191,7 +191,9 @@ def test_predict_before_any_training(tmp_path):
 def test_train_without_labels(tmp_path):
     result = run(tmp_path / "home", "train")
     assert result.exit_code == 1
-    assert result.output.strip() == "Error: need at least 2 labeled clauses to train, got 0"
+    assert result.output.strip() == ("Error: the project has 0 labeled clause(s), 20 are needed to train "
+                                     "(ANNOTATOR_MIN_TRAIN_LABELS); import labels with "
+                                     "`annotator import-labels FILE`")
 
 
 def test_train_on_a_missing_file(tmp_path):

@@ -185,3 +185,29 @@ def test_cycles_run_in_a_worker_process_that_survives_a_failure(make_queue):
     assert wait_for(lambda: queue.status()["cycles"] == 3, timeout=60)
     status = queue.status()
     assert status["last_error"] is None and status["last_result"]["pid"] == pid
+
+
+class WarmJob:
+    """A picklable job whose warm-up leaves a mark (the pid it ran in) before any cycle."""
+
+    def __init__(self, mark) -> None:
+        self.mark = str(mark)
+
+    def warm_up(self) -> None:
+        with open(self.mark, "a", encoding="utf-8") as fh:
+            fh.write(f"{os.getpid()}\n")
+
+    def __call__(self, force: bool) -> dict:
+        return {"pid": os.getpid()}
+
+
+def test_the_worker_process_is_started_and_warmed_before_the_first_label(make_queue, tmp_path):
+    mark = tmp_path / "warm.txt"
+    queue = make_queue(WarmJob(mark), every=1, delay=60, in_process=False)
+    assert wait_for(mark.exists, timeout=60)  # no label has arrived: the queue warmed up by itself
+    assert queue.status()["cycles"] == 0
+    queue.request_now()
+    assert wait_for(lambda: queue.status()["cycles"] == 1, timeout=60)
+    # The cycle ran in the same, already warm, worker process.
+    assert mark.read_text(encoding="utf-8").split() == [str(queue.status()["last_result"]["pid"])]
+    assert queue.status()["last_result"]["pid"] != os.getpid()

@@ -1,0 +1,117 @@
+"""One active-learning cycle on a real store: publish first, measure after, keep the queue honest."""
+from __future__ import annotations
+
+import pytest
+
+from annotator import ModelRegistry
+from annotator.errors import InputError
+from annotator.loop import (EVALUATION_PENDING, PROJECT_KEY, evaluate_version, refresh_queue, retrain,
+                            train_project)
+from annotator.normalize import clause_id
+from annotator.poolcache import featurizer_fingerprint
+from annotator.project import import_labels
+from annotator.types import Annotation, Clause
+
+from ..conftest import seed_lines
+
+
+@pytest.fixture
+def project(settings, store, tmp_path):
+    """200 labeled seed clauses plus about 150 unlabeled real clauses in the pool."""
+    labeled = tmp_path / "labeled.tsv"
+    labeled.write_text("\n".join(seed_lines(200)) + "\n", encoding="utf-8")
+    import_labels(store, labeled, settings.labels)
+    pool = [line.split("\t", 1)[1] for line in seed_lines(200, seed=1)]
+    known = {c.id for c in store.clauses()}
+    store.add_clauses(Clause(clause_id(t), t) for t in dict.fromkeys(pool) if clause_id(t) not in known)
+    return ModelRegistry(settings.model_dir, store)
+
+
+def test_a_version_serves_before_its_held_out_figures_exist(settings, store, project):
+    trained = retrain(settings, store, project)
+    saved = store.latest_model_version()
+    assert saved.version == trained.version.version == 1
+    assert saved.n_train == 200 and saved.metrics["evaluation"] == EVALUATION_PENDING
+    assert "macro_f1" not in saved.metrics  # not measured yet, and never on the training labels
+    # The project featurizer was fitted on every clause, so the whole pool is in the cache.
+    assert saved.metrics["featurizer_clauses"] == store.count_clauses()
+    assert len(trained.cache) == store.count_clauses()
+    assert saved.metrics["featurizer_fingerprint"] == featurizer_fingerprint(trained.model.featurizer_)
+
+    figures = evaluate_version(settings, store, trained)
+    measured = store.latest_model_version().metrics
+    assert measured["evaluation"] == "held-out"
+    assert measured["macro_f1"] == figures["macro_f1"] and 0.2 < figures["macro_f1"] <= 1
+    assert 20 <= measured["n"] <= 45  # ~15% of 200 clauses, near-duplicate groups kept whole
+    assert measured["data_fingerprint"] == saved.metrics["data_fingerprint"]  # merged, not replaced
+
+
+def test_later_retrains_reuse_the_project_featurizer_and_its_cache(settings, store, project):
+    first = retrain(settings, store, project)
+    unlabeled = [c for c in store.clauses() if c.id not in store.labeled_clause_ids()]
+    for i, clause in enumerate(unlabeled[:20]):
+        store.save_annotation(Annotation(clause.id, (settings.labels[i % 27],), "ann@example.com",
+                                         "label_studio", ls_annotation_id=100 + i))
+    second = retrain(settings, store, project)
+    assert second.version.version == 2 and second.version.n_train == 220
+    assert second.model.featurizer_ is first.model.featurizer_
+    assert second.version.metrics["featurizer_fingerprint"] == first.version.metrics["featurizer_fingerprint"]
+    assert [p.name for p in (settings.cache_dir / "pool").iterdir()] == [first.cache.directory.name]
+
+
+def test_training_a_project_without_enough_labels_says_how_to_fix_it(settings, store):
+    store.add_clauses([Clause(clause_id("支持企业加大研发投入。"), "支持企业加大研发投入。")])
+    with pytest.raises(InputError, match=r"the project has 0 labeled clause\(s\), 20 are needed"):
+        train_project(settings, store, ModelRegistry(settings.model_dir, store))
+    assert store.latest_model_version() is None
+
+
+class RecordingLabelStudio:
+    """Label Studio at the network boundary: tasks in memory, every call recorded."""
+
+    def __init__(self):
+        self.tasks: dict[int, dict] = {}
+        self.deleted: list[list[int]] = []
+        self.next_id = 1
+
+    def import_tasks(self, project_id, tasks):
+        ids = []
+        for task in tasks:
+            self.tasks[self.next_id] = dict(task, id=self.next_id, annotations=[])
+            ids.append(self.next_id)
+            self.next_id += 1
+        return ids
+
+    def task(self, task_id):
+        return self.tasks[task_id]
+
+    def delete_tasks(self, project_id, task_ids):
+        self.deleted.append(list(task_ids))
+        for task_id in task_ids:
+            del self.tasks[task_id]
+
+
+def test_a_new_version_replaces_untouched_stale_tasks_and_keeps_labeled_ones(settings, store, project):
+    store.set_meta(PROJECT_KEY, "1")
+    client = RecordingLabelStudio()
+    train_project(settings, store, project)
+    first = refresh_queue(settings, store, project, client, 1)
+    assert first["pushed"] == settings.batch_size == 10
+    pushed = {p["ls_task_id"]: p["clause_id"] for p in store.pending_pushed_tasks()}
+    # An annotator opened one task and left a draft; another was labeled.
+    draft_id, labeled_id = sorted(pushed)[:2]
+    client.tasks[draft_id]["drafts"] = [{"id": 1}]
+    store.save_annotation(Annotation(pushed[labeled_id], (settings.labels[0],), "ann@example.com",
+                                     "label_studio", ls_annotation_id=900, ls_task_id=labeled_id))
+    client.tasks[labeled_id]["annotations"] = [{"id": 900}]
+
+    retrain(settings, store, project)  # version 2: every pending task is now stale
+    second = refresh_queue(settings, store, project, client, 1)
+
+    assert len(client.deleted) == 1  # one bulk request, not one per task
+    assert draft_id not in client.deleted[0] and labeled_id not in client.deleted[0]
+    assert second["removed_stale"] == len(client.deleted[0]) == 8
+    assert second["pushed"] == 10 and draft_id in client.tasks and labeled_id in client.tasks
+    new_clauses = [p["clause_id"] for p in store.pending_pushed_tasks() if p["model_version"] == 2]
+    assert len(new_clauses) == 10 and pushed[labeled_id] not in new_clauses
+    assert len(set(new_clauses)) == 10
