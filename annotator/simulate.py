@@ -45,7 +45,7 @@ Progress = Callable[[str, int, int], None]  # (strategy, seed, labels so far)
 def simulate(pool_texts: Sequence[str], Y_pool: np.ndarray, test_texts: Sequence[str], Y_test: np.ndarray,
              labels: Sequence[str], strategies: Sequence[str | Strategy] = ("default",), *,
              seed_size: int = 50, batch_size: int = 50, budget: int = 2000, seeds: int = 5,
-             random_state: int = 0, model_params: dict | None = None,
+             random_state: int = 0, first_seed: int = 0, model_params: dict | None = None,
              model_factory: Callable[..., PolicyClassifier] = PolicyClassifier,
              features: tuple[sp.spmatrix, sp.spmatrix] | None = None, cache_dir: str | Path | None = None,
              progress: Progress | None = None) -> dict:
@@ -61,7 +61,9 @@ def simulate(pool_texts: Sequence[str], Y_pool: np.ndarray, test_texts: Sequence
     seed_size : labels before the first model: the cold-start batch (random for ``random``).
     batch_size : labels per query round.
     budget : stop when this many clauses are labeled (capped at the pool size).
-    seeds : runs per strategy; run ``s`` uses ``np.random.default_rng([random_state, s])``.
+    seeds : runs per strategy; run ``s`` (``first_seed <= s < first_seed + seeds``) uses
+        ``np.random.default_rng([random_state, s])`` and a model seeded with ``s``, so runs of
+        seeds 0-1 and 2-4 can be computed apart and pooled (``curves_per_seed``).
     model_params : PolicyClassifier parameters (default :data:`SIMULATION_MODEL_PARAMS`).
     model_factory : builds the classifier from ``labels``, ``random_state`` and ``model_params``
         (default PolicyClassifier; benchmarks may pass a variant).
@@ -72,8 +74,8 @@ def simulate(pool_texts: Sequence[str], Y_pool: np.ndarray, test_texts: Sequence
     Returns
     -------
     dict
-        ``curves``, ``curves_std``, ``labels_to_target``, ``full_data``, ``target_macro_f1``, the run
-        parameters and ``seconds``; see the module docstring.
+        ``curves``, ``curves_std``, ``curves_per_seed``, ``labels_to_target``, ``full_data``,
+        ``target_macro_f1``, the run parameters and ``seconds``; see the module docstring.
 
     Raises
     ------
@@ -89,6 +91,8 @@ def simulate(pool_texts: Sequence[str], Y_pool: np.ndarray, test_texts: Sequence
                         ("seeds", seeds)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise InputError(f"--{name.replace('_', '-')} must be a positive integer, got {value!r}")
+    if isinstance(first_seed, bool) or not isinstance(first_seed, (int, np.integer)) or first_seed < 0:
+        raise InputError(f"first_seed must be a non-negative integer, got {first_seed!r}")
     Y_pool, Y_test = np.asarray(Y_pool, dtype=np.int8), np.asarray(Y_test, dtype=np.int8)
     if len(pool_texts) < seed_size:
         raise InputError(f"the pool has {len(pool_texts)} clauses, fewer than --seed-size {seed_size}")
@@ -106,7 +110,7 @@ def simulate(pool_texts: Sequence[str], Y_pool: np.ndarray, test_texts: Sequence
     curves, spread, runs = {}, {}, {}
     for strategy in chosen:
         per_seed = []
-        for s in range(seeds):
+        for s in range(first_seed, first_seed + seeds):
             per_seed.append(run_once(strategy, X_pool, Y_pool, X_test, Y_test, pool_texts, labels,
                                      model=new_model(s), seed_size=seed_size, batch_size=batch_size,
                                      budget=budget, rng=np.random.default_rng([random_state, s]),
@@ -118,14 +122,16 @@ def simulate(pool_texts: Sequence[str], Y_pool: np.ndarray, test_texts: Sequence
     return {
         "curves": curves,
         "curves_std": spread,
+        "curves_per_seed": runs,
         "full_data": {"labels": int(len(pool_texts)), **full_metrics},
         "target_macro_f1": target,
         "labels_to_target": {name: labels_to_reach(curve, target) for name, curve in curves.items()},
         "labels_to_target_per_seed": {name: [labels_to_reach(c, target) for c in per_seed]
                                       for name, per_seed in runs.items()},
         "default_strategy": DEFAULT_STRATEGY,
-        "strategies": names, "seeds": seeds, "seed_size": seed_size, "batch_size": batch_size,
-        "budget": budget, "n_pool": int(len(pool_texts)), "n_test": int(len(test_texts)),
+        "strategies": names, "seeds": seeds, "first_seed": first_seed, "seed_size": seed_size,
+        "batch_size": batch_size, "budget": budget, "n_pool": int(len(pool_texts)),
+        "n_test": int(len(test_texts)),
         "model_params": params, "seconds": round(time.perf_counter() - start, 1),
     }
 

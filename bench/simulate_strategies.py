@@ -8,7 +8,8 @@ result, with labels-to-95% and the ratio to random.
 Usage:
     .venv/bin/python bench/simulate_strategies.py --strategies random coverage --seeds 5
     .venv/bin/python bench/simulate_strategies.py --strategies "coverage[power=0.5]"   # a variant
-    .venv/bin/python bench/simulate_strategies.py --table
+    .venv/bin/python bench/simulate_strategies.py --strategies random --seeds 3 --first-seed 2  # more seeds
+    .venv/bin/python bench/simulate_strategies.py --table      # runs over different seeds pooled
     .venv/bin/python bench/simulate_strategies.py --step-timing     # one query + retrain at 5,000
 """
 from __future__ import annotations
@@ -29,7 +30,7 @@ from annotator import strategies as S  # noqa: E402
 from annotator.labels import load_label_config  # noqa: E402
 from annotator.model import PolicyClassifier  # noqa: E402
 from annotator.seedset import read_labeled_file  # noqa: E402
-from annotator.simulate import featurize, labels_to_reach, simulate  # noqa: E402
+from annotator.simulate import _mean_curve, featurize, labels_to_reach, simulate  # noqa: E402
 from annotator.cleaning import near_duplicate_groups  # noqa: E402
 from annotator.training import holdout_split, label_matrix  # noqa: E402
 
@@ -91,9 +92,10 @@ def run(args) -> None:
         started = time.perf_counter()
         result = simulate(pool_texts, Y_pool, test_texts, Y_test, labels, [strategy],
                           seed_size=args.seed_size, batch_size=args.batch_size, budget=args.budget,
-                          seeds=args.seeds, features=features)
+                          seeds=args.seeds, first_seed=args.first_seed, features=features)
         name = re.sub(r"[^\w.=,-]", "_", spec)
-        path = OUT / f"{args.tag}{name}.json"
+        seeds = "" if args.first_seed == 0 else f"@seeds{args.first_seed}-{args.first_seed + args.seeds - 1}"
+        path = OUT / f"{args.tag}{name}{seeds}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(result, ensure_ascii=False, indent=1))
         curve = result["curves"][strategy.name]
@@ -105,23 +107,35 @@ def run(args) -> None:
 
 
 def table(tag: str) -> None:
-    results = {}
+    """Print the saved results; runs of the same strategy and budget over different seeds (files
+    saved with ``--first-seed``) are pooled, each seed counted once."""
+    pooled: dict[str, tuple[dict, dict]] = {}
     for path in sorted(OUT.glob(f"{tag}*.json")):
         result = json.loads(path.read_text())
+        first = result.get("first_seed", 0)
         for name, curve in result["curves"].items():
-            results[name] = (result, curve)
-    if not results:
+            runs = result.get("curves_per_seed", {}).get(name) or [curve]
+            base, by_seed = pooled.setdefault(name, (result, {}))
+            if base["budget"] == result["budget"]:
+                by_seed.update({first + k: run for k, run in enumerate(runs)})
+    if not pooled:
         raise SystemExit(f"no results under {OUT}")
-    random_needed = results["random"][0]["labels_to_target"]["random"] if "random" in results else None
-    print("| strategy | " + " | ".join(str(b) for b in BUDGETS) + " | labels to 95% | vs random |")
-    print("|---" * (len(BUDGETS) + 3) + "|")
+    results = {}
+    for name, (result, by_seed) in pooled.items():
+        curve, _ = _mean_curve([by_seed[k] for k in sorted(by_seed)])
+        results[name] = (dict(result, seeds=len(by_seed)), curve)
+    random_needed = (labels_to_reach(results["random"][1], results["random"][0]["target_macro_f1"])
+                     if "random" in results else None)
+    print("| strategy | seeds | " + " | ".join(str(b) for b in BUDGETS) + " | labels to 95% | vs random |")
+    print("|---" * (len(BUDGETS) + 4) + "|")
     for name, (result, curve) in results.items():
         grid = [p["labels"] for p in curve]
         cells = [f"{np.interp(b, grid, [p['macro_f1'] for p in curve]):.3f}" if b <= grid[-1] else "-"
                  for b in BUDGETS]
         needed = labels_to_reach(curve, result["target_macro_f1"])
         ratio = f"{needed / random_needed:.2f}" if needed and random_needed else "-"
-        print(f"| {name} | " + " | ".join(cells) + f" | {needed or '>' + str(result['budget'])} | {ratio} |")
+        reached = needed or ">" + str(result["budget"])
+        print(f"| {name} | {result['seeds']} | " + " | ".join(cells) + f" | {reached} | {ratio} |")
     any_result = next(iter(results.values()))[0]
     print(f"\nfull data: macro-F1 {any_result['full_data']['macro_f1']:.3f}, target "
           f"{any_result['target_macro_f1']:.3f}; seeds {any_result['seeds']}, pool {any_result['n_pool']}, "
@@ -154,6 +168,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--strategies", nargs="*", default=list(S.STRATEGIES))
     parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--first-seed", type=int, default=0,
+                        help="run seeds first..first+seeds-1 (pooled with other seeds by --table)")
     parser.add_argument("--budget", type=int, default=2000)
     parser.add_argument("--batch-size", type=int, default=50)
     parser.add_argument("--seed-size", type=int, default=50)

@@ -61,6 +61,16 @@ def test_same_seeds_same_curves(tiny):
     assert run(tiny, ("default",))["curves"] == run(tiny, ("default",))["curves"]
 
 
+def test_seeds_can_be_run_apart_and_pooled(tiny):
+    both = run(tiny, ("random",), seeds=2)
+    first, second = run(tiny, ("random",), seeds=1), run(tiny, ("random",), seeds=1, first_seed=1)
+    assert both["curves_per_seed"]["random"] == (first["curves_per_seed"]["random"]
+                                                 + second["curves_per_seed"]["random"])
+    assert second["first_seed"] == 1
+    with pytest.raises(InputError, match="first_seed must be a non-negative integer, got -1"):
+        run(tiny, ("random",), first_seed=-1)
+
+
 def test_a_committee_strategy_runs(tiny):
     result = run(tiny, ("qbc",), seeds=1, budget=40)
     assert [p["labels"] for p in result["curves"]["qbc"]] == [20, 40]
