@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 import uuid
 
-from flask import Flask, jsonify
+from flask import Flask, current_app, jsonify
 from werkzeug.exceptions import HTTPException
 
 from annotator import AnnotatorError, InputError, NotFoundError, NotTrainedError
@@ -28,15 +28,30 @@ def _status(exc: AnnotatorError) -> int:
     return 500
 
 
+def redact(text: str) -> str:
+    """``text`` fit for a response or a log: the app's secrets masked, unsendable characters escaped.
+
+    A message can quote what another system said (Label Studio echoing a token, a payload value);
+    it must never carry the API key, a password or the webhook secret back out.
+    """
+    settings = current_app.config.get("ANNOTATOR")
+    for name in ("ls_api_key", "basic_auth_pass", "webhook_secret", "dashboard_password"):
+        secret = getattr(settings, name, "")
+        if secret and len(secret) >= 4:  # masking "a" would garble every message
+            text = text.replace(secret, "***")
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def register_error_handlers(app: Flask) -> None:
     """Map AnnotatorError to JSON + status; hide unexpected errors behind a request id."""
 
     @app.errorhandler(AnnotatorError)
     def annotator_error(exc: AnnotatorError):
         status = _status(exc)
+        message = redact(str(exc))
         if status >= 500:
-            log.error("%s: %s", type(exc).__name__, exc)
-        response = jsonify({"error": str(exc), "type": type(exc).__name__})
+            log.error("%s: %s", type(exc).__name__, message)
+        response = jsonify({"error": message, "type": type(exc).__name__})
         if status == 401:
             response.headers["WWW-Authenticate"] = 'Basic realm="annotator"'
         return response, status

@@ -11,13 +11,12 @@ import time
 
 from flask import Blueprint, jsonify, request
 
-from annotator import (NotTrainedError, SchemaMismatchError, WEBHOOK_SECRET_HEADER, record_annotation,
-                       record_deletions)
+from annotator import NotTrainedError, WEBHOOK_SECRET_HEADER, record_annotation, record_deletions
 
 from .context import get_registry, get_settings, get_store, label_config, training_queue
-from .errors import Unauthorized
-from .ls_format import (ANNOTATION_ACTIONS, DELETE_ACTION, TRAIN_ACTION, parse_predict, parse_webhook,
-                        prediction)
+from .errors import Unauthorized, redact
+from .ls_format import (ANNOTATION_ACTIONS, DELETE_ACTION, TRAIN_ACTION, check_setup, parse_json_body,
+                        parse_predict, parse_webhook, prediction)
 
 log = logging.getLogger(__name__)
 bp = Blueprint("ls", __name__)
@@ -30,19 +29,30 @@ def require_basic_auth():
     if not settings.basic_auth_user or request.endpoint == "ls.health":
         return None
     auth = request.authorization
-    ok = (auth is not None and auth.type == "basic"
-          and hmac.compare_digest((auth.username or "").encode(), settings.basic_auth_user.encode())
-          and hmac.compare_digest((auth.password or "").encode(), settings.basic_auth_pass.encode()))
-    if not ok:
+    # Both comparisons always run (no early exit that would time which of the two was wrong).
+    user_ok = hmac.compare_digest(_utf8(auth.username if auth else ""), _utf8(settings.basic_auth_user))
+    pass_ok = hmac.compare_digest(_utf8(auth.password if auth else ""), _utf8(settings.basic_auth_pass))
+    if auth is None or auth.type != "basic" or not (user_ok and pass_ok):
         raise Unauthorized("basic auth credentials missing or wrong")
     return None
 
 
+def _utf8(value: str | None) -> bytes:
+    """Bytes to compare; ``surrogateescape`` keeps a secret read from a non-UTF-8 environment usable."""
+    return (value or "").encode("utf-8", "surrogateescape")
+
+
+def _header_bytes(value: str) -> bytes:
+    """The bytes a client sent: WSGI servers hand headers over decoded as latin-1."""
+    try:
+        return value.encode("latin-1")
+    except UnicodeEncodeError:  # only a test client passes a header as arbitrary text
+        return value.encode("utf-8", "surrogatepass")
+
+
 def json_body():
-    body = request.get_json(silent=True)
-    if body is None:
-        raise SchemaMismatchError("the request body must be JSON (Content-Type: application/json)")
-    return body
+    return parse_json_body(request.get_data(cache=True), is_json=request.is_json,
+                           content_type=request.content_type or "")
 
 
 @bp.get("/health")
@@ -57,13 +67,14 @@ def health():
         "model_class": "PolicyClassifier",
         "model_version": str(latest.version) if latest else None,
         "training": queue.status() if queue else None,
-        "last_training_error": runs[0]["error"] if runs and runs[0]["status"] == "failed" else None,
+        "last_training_error": redact(runs[0]["error"] or "") or None
+        if runs and runs[0]["status"] == "failed" else None,
     })
 
 
 @bp.post("/setup")
 def setup():
-    json_body()
+    check_setup(json_body(), label_config())
     latest = get_store().latest_model_version()
     return jsonify({"model_version": str(latest.version) if latest else ""})
 
@@ -92,7 +103,8 @@ def predict():
 
 def check_webhook_secret() -> None:
     secret = get_settings().webhook_secret
-    if secret and not hmac.compare_digest(request.headers.get(WEBHOOK_SECRET_HEADER, ""), secret):
+    if secret and not hmac.compare_digest(_header_bytes(request.headers.get(WEBHOOK_SECRET_HEADER, "")),
+                                          _utf8(secret)):
         raise Unauthorized("webhook secret header missing or wrong")
 
 
@@ -104,13 +116,17 @@ def webhook():
     queue = training_queue()
     if event.action in ANNOTATION_ACTIONS:
         config, store = label_config(), get_store()
-        outcomes = [record_annotation(store, annotation, task, config) for annotation, task in event.annotations]
+        with store.transaction():  # a bulk event with one bad annotation stores none of them
+            outcomes = [record_annotation(store, annotation, task, config)
+                        for annotation, task in event.annotations]
         changed = sum(o in ("created", "updated", "deleted") for o in outcomes)
         if queue and changed:
             queue.notify(changed)
         body = {"status": "ok", "action": event.action, "outcomes": outcomes}
     elif event.action == DELETE_ACTION:
-        deleted = record_deletions(get_store(), event.deleted_ids)
+        store = get_store()
+        with store.transaction():
+            deleted = record_deletions(store, event.deleted_ids)
         if queue and deleted:
             queue.notify(deleted)
         body = {"status": "ok", "action": event.action, "deleted": deleted}

@@ -56,7 +56,8 @@ def annotation_event(settings, ann_id=101, task_id=7, labels=("金融支持",), 
 def test_health_and_setup_report_the_model_version(client):
     health = client.get("/health").get_json()
     assert health["status"] == "UP" and health["model_version"] == "1"
-    assert client.post("/setup", json={"project": "1.1", "schema": "<View/>"}).get_json() == {"model_version": "1"}
+    schema = Settings().labels_config().xml  # Label Studio sends the project's labeling config
+    assert client.post("/setup", json={"project": "1.1", "schema": schema}).get_json() == {"model_version": "1"}
 
 
 def test_predict_without_a_model_returns_no_results(empty_client):
