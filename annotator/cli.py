@@ -343,18 +343,24 @@ def ls_settings(obj: Context, url: str | None, api_key: str | None) -> Settings:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", type=click.IntRange(1, 65535), default=9090, show_default=True)
 @click.option("--threads", type=click.IntRange(1, 64), default=8, show_default=True)
+@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Worker processes; more than 1 runs gunicorn instead of waitress.")
 @pass_context
-def serve(obj: Context, host, port, threads) -> None:
-    """Run the ML backend and dashboard under waitress (a production WSGI server).
+def serve(obj: Context, host, port, threads, workers) -> None:
+    """Run the ML backend and dashboard under a production WSGI server (waitress; gunicorn with
+    --workers > 1).
 
-    Example: annotator --home .annotator serve --port 9090
+    Example: annotator --home .annotator serve --port 9090 --workers 4
     """
     import os
 
+    from .services import backend_command
+
     env = dict(os.environ, ANNOTATOR_HOME=str(obj.settings.home.resolve()))
-    click.echo(f"backend on http://{host}:{port} (dashboard: /dashboard), project {env['ANNOTATOR_HOME']}", err=True)
-    os.execvpe(sys.executable, [sys.executable, "-m", "waitress", f"--host={host}", f"--port={port}",
-                                f"--threads={threads}", "--call", "backend:create_app"], env)
+    click.echo(f"backend on http://{host}:{port} (dashboard: /dashboard), project {env['ANNOTATOR_HOME']}, "
+               f"{workers} worker process(es)", err=True)
+    command = backend_command(host, port, threads=threads, workers=workers)
+    os.execvpe(command[0], command, env)
 
 
 @main.command()

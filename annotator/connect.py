@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 
 from .labelstudio import LabelStudioClient
+from .locks import project_lock
 from .loop import PROJECT_KEY, refresh_queue
 from .registry import ModelRegistry
 from .settings import Settings
@@ -40,7 +41,9 @@ def connect_project(settings: Settings, store: Store, client: LabelStudioClient,
     store.set_meta("ls_url", client.url)
     push_report = None
     if push:
-        push_report = refresh_queue(settings, store, ModelRegistry(settings.model_dir, store), client, project_id)
+        with project_lock(settings.home):  # a backend already running may start a cycle meanwhile
+            push_report = refresh_queue(settings, store, ModelRegistry(settings.model_dir, store), client,
+                                        project_id)
     log.info("project %d %s; backend %d; webhook %d", project_id, "created" if created else "reused",
              backend_id, webhook_id)
     return {"project_id": project_id, "created": created, "ml_backend_id": backend_id,

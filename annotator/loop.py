@@ -18,6 +18,7 @@ import scipy.sparse as sp
 from .errors import InputError, NotTrainedError
 from .labels import LabelConfig
 from .labelstudio import LabelStudioClient, choices_result
+from .locks import project_lock
 from .normalize import match_key
 from .poolcache import PoolCache
 from .project import training_examples
@@ -122,7 +123,8 @@ def train_project(settings: Settings, store: Store, registry: ModelRegistry, *,
     InputError
         If the project has fewer labeled clauses than ``settings.min_train_labels``.
     """
-    trained = retrain(settings, store, registry)
+    with project_lock(settings.home):
+        trained = retrain(settings, store, registry)
     if trained is None:
         n = len(training_examples(store, settings.labels))
         raise InputError(f"the project has {n} labeled clause(s), {settings.min_train_labels} are needed to train "
@@ -300,11 +302,13 @@ def ls_client(settings: Settings) -> LabelStudioClient:
 def run_cycle(settings: Settings, *, force: bool = False) -> dict:
     """Retrain if the labels changed (or ``force``), refresh the Label Studio queue, then measure.
 
-    What annotators wait for comes first: the new version is saved and the re-ranked batch pushed
+    One cycle runs at a time per project, whichever process starts it (:func:`project_lock`), so
+    several backend workers never train two versions at once or push a batch twice. What
+    annotators wait for comes first: the new version is saved and the re-ranked batch pushed
     before the version's held-out evaluation (a second fit) and the dashboard's predictions run.
     """
     started = time.perf_counter()
-    with Store(settings.db_path) as store:
+    with project_lock(settings.home), Store(settings.db_path) as store:
         registry = ModelRegistry(settings.model_dir, store)
         out: dict = {"model_version": None, "push": None}
         trained = retrain(settings, store, registry) if force or needs_training(store) else None

@@ -121,15 +121,31 @@ class LabelStudioServer(_Server):
         return self
 
 
+def backend_command(host: str, port: int, *, threads: int = 8, workers: int = 1) -> list[str]:
+    """The command that serves the backend: waitress (one process, ``threads`` threads) or, with
+    ``workers > 1``, gunicorn with that many worker processes of ``threads`` threads each.
+
+    Every worker builds the app with the same factory; they share the project's store, and its
+    cycle lock lets one retrain-and-push cycle run at a time (:mod:`annotator.locks`).
+    """
+    if workers > 1:
+        return [sys.executable, "-m", "gunicorn", f"--bind={host}:{port}", f"--workers={workers}",
+                f"--threads={threads}", "--worker-class=gthread", "--timeout=120",
+                "backend:create_app()"]
+    return [sys.executable, "-m", "waitress", f"--host={host}", f"--port={port}", f"--threads={threads}",
+            "--call", "backend:create_app"]
+
+
 class BackendServer(_Server):
-    """This project's backend under waitress, for the project in ``home``."""
+    """This project's backend (waitress, or gunicorn with ``workers > 1``), for the project in ``home``."""
 
     def __init__(self, home: str | Path, *, port: int | None = None, env: dict | None = None,
-                 threads: int = 8) -> None:
+                 threads: int = 8, workers: int = 1) -> None:
         self.home = Path(home)
         self.port = port or free_port()
         self.extra_env = env or {}
         self.threads = threads
+        self.workers = workers
         self.log_path = self.home / "backend.log"
 
     @property
@@ -137,8 +153,7 @@ class BackendServer(_Server):
         return f"http://127.0.0.1:{self.port}"
 
     def command(self) -> list[str]:
-        return [sys.executable, "-m", "waitress", "--host", "127.0.0.1", f"--port={self.port}",
-                f"--threads={self.threads}", "--call", "backend:create_app"]
+        return backend_command("127.0.0.1", self.port, threads=self.threads, workers=self.workers)
 
     def start(self, timeout: float = 60.0) -> BackendServer:
         self.home.mkdir(parents=True, exist_ok=True)

@@ -59,9 +59,10 @@ class TrainResult:
     seconds: float
 
 
-def holdout_split(texts: Sequence[str], test_size: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Train/test indices with near-duplicate groups kept whole."""
-    groups = near_duplicate_groups(texts)
+def holdout_split(texts: Sequence[str], test_size: float, seed: int,
+                  groups: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Train/test indices with near-duplicate groups (computed from ``texts`` unless given) kept whole."""
+    groups = near_duplicate_groups(texts) if groups is None else groups
     splitter = GroupShuffleSplit(n_splits=1, test_size=test_size, random_state=seed)
     return next(splitter.split(np.zeros(len(texts)), groups=groups))
 
@@ -90,18 +91,21 @@ def train_model(examples: Sequence[Example], labels: Sequence[str], *, holdout: 
     Y = label_matrix(examples, labels)
     result_metrics: dict = {}
     params = dict(labels=tuple(labels), random_state=seed, **model_params)
+    # Near-duplicates stay together in the held-out split and in the calibration folds.
+    groups = near_duplicate_groups(texts)
+
     def fit(rows):
         if featurizer is None:
-            return PolicyClassifier(**params).fit([texts[i] for i in rows], Y[rows])
+            return PolicyClassifier(**params).fit([texts[i] for i in rows], Y[rows], groups=groups[rows])
         model = PolicyClassifier(**params)
         model.featurizer_ = featurizer
-        return model.fit_features(features[rows], Y[rows])
+        return model.fit_features(features[rows], Y[rows], groups=groups[rows])
 
     everything = np.arange(len(examples))
     if featurizer is not None and features is None:
         features = featurizer.transform(texts)
     if holdout and len(examples) >= 20:
-        train, test = holdout_split(texts, holdout, seed)
+        train, test = holdout_split(texts, holdout, seed, groups=groups)
         model = fit(train)
         held_out = model.transform_texts([texts[i] for i in test]) if featurizer is None else features[test]
         result_metrics = metrics(Y[test], model.decide(model.predict_proba_features(held_out)), labels)

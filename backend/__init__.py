@@ -7,10 +7,11 @@ argument. No module-level app; ``backend.wsgi`` builds one for production server
 from __future__ import annotations
 
 import logging
+import threading
 
 from flask import Flask
 
-from annotator import ModelRegistry, Settings, Store, run_cycle
+from annotator import ModelRegistry, NotTrainedError, Settings, Store, run_cycle
 
 from .context import close_store
 from .errors import register_error_handlers
@@ -45,6 +46,8 @@ def create_app(settings: Settings | None = None, *, registry: ModelRegistry | No
     if start_queue:
         queue = TrainingQueue(_cycle_job(settings), every=settings.retrain_every,
                               delay=settings.retrain_delay, in_process=in_process_jobs)
+        threading.Thread(target=_warm_serving, args=(settings, registry), name="annotator-warm-up",
+                         daemon=True).start()
     app.extensions["annotator"] = {"registry": registry, "queue": queue,
                                    "label_config": settings.labels_config()}
     app.teardown_appcontext(close_store)
@@ -55,6 +58,19 @@ def create_app(settings: Settings | None = None, *, registry: ModelRegistry | No
     app.register_blueprint(ls_api.bp)
     app.register_blueprint(dashboard.bp, url_prefix="/dashboard")
     return app
+
+
+def _warm_serving(settings: Settings, registry: ModelRegistry) -> None:
+    """Load the latest model and its tokenizer (jieba's dictionary takes seconds to load) before
+    the first /predict needs them, so no annotator waits on a cold worker."""
+    try:
+        with Store(settings.db_path) as store:
+            _, model = registry.using(store).load("latest")
+            model.predict_proba(["预热"])
+    except NotTrainedError:
+        pass
+    except Exception:  # warming is an optimization: the first request loads the model instead
+        log.exception("warming the latest model up failed")
 
 
 class _cycle_job:

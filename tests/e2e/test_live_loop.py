@@ -11,9 +11,8 @@ import requests
 from annotator import LabelStudioClient, ModelRegistry, Store, choices_result
 from annotator.connect import connect_project
 from annotator.project import import_labels, ingest_documents
+from annotator.loop import train_project
 from annotator.services import BackendServer
-from annotator.training import train_model
-from annotator.project import training_examples
 
 from ..conftest import SOURCES
 
@@ -38,8 +37,7 @@ def project(settings, tiny_corpus, label_studio):
     with Store(settings.db_path) as store:
         ingest_documents(store, [SOURCES])
         import_labels(store, tiny_corpus, settings.labels)
-        result = train_model(training_examples(store, settings.labels), settings.labels, holdout=0.15)
-        ModelRegistry(settings.model_dir, store).save(result.model, n_train=result.n_train, metrics=result.metrics)
+        train_project(settings, store, ModelRegistry(settings.model_dir, store))  # as `annotator train`
     env = {"LABEL_STUDIO_URL": label_studio.url, "LABEL_STUDIO_API_KEY": label_studio.token,
            "ANNOTATOR_WEBHOOK_SECRET": "e2e-secret", "ANNOTATOR_RETRAIN_EVERY": "5",
            "ANNOTATOR_RETRAIN_DELAY": "1", "ANNOTATOR_BATCH_SIZE": "10", "ANNOTATOR_LOW_WATER": "5"}

@@ -115,3 +115,33 @@ def test_a_new_version_replaces_untouched_stale_tasks_and_keeps_labeled_ones(set
     new_clauses = [p["clause_id"] for p in store.pending_pushed_tasks() if p["model_version"] == 2]
     assert len(new_clauses) == 10 and pushed[labeled_id] not in new_clauses
     assert len(set(new_clauses)) == 10
+
+
+def _hold_lock(home, held, release):
+    from annotator.locks import project_lock
+
+    with project_lock(home):
+        held.set()
+        release.wait(30)
+
+
+def test_one_cycle_at_a_time_across_processes_and_a_killed_holder_frees_the_lock(settings):
+    import multiprocessing
+    import time
+
+    from annotator.locks import project_lock
+
+    ctx = multiprocessing.get_context("spawn")
+    held, release = ctx.Event(), ctx.Event()
+    holder = ctx.Process(target=_hold_lock, args=(settings.home, held, release))
+    holder.start()
+    assert held.wait(60)
+    started = time.monotonic()
+    with pytest.raises(Exception, match="another process has held .*cycle.lock for over 0 s"):
+        with project_lock(settings.home, timeout=0.2):
+            pass
+    assert time.monotonic() - started >= 0.2
+    holder.kill()  # kill -9 in the middle of a cycle: the kernel drops the lock with the process
+    holder.join(30)
+    with project_lock(settings.home, timeout=5) as waited:
+        assert waited < 5

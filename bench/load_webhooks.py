@@ -1,0 +1,198 @@
+"""Load test of the backend under gunicorn: concurrent webhooks (with duplicates and updates) while
+/predict is hammered and retrains run; afterwards every annotation must be stored exactly once,
+with its latest version, and no request may have failed.
+
+Loopback only, bounded in count and time: ``--annotations`` distinct annotations sent by
+``--clients`` threads (plus duplicates and updates), ``--deadline`` seconds at most.
+
+Usage: .venv/bin/python bench/load_webhooks.py [--workers 4] [--clients 16] [--annotations 5000]
+Prints throughput, latency percentiles and the store check; exits 1 if the check fails.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sqlite3
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import requests
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from annotator import ModelRegistry, Settings, Store, choices_result  # noqa: E402
+from annotator.labels import TASKS_DIR  # noqa: E402
+from annotator.loop import train_project  # noqa: E402
+from annotator.normalize import clause_id  # noqa: E402
+from annotator.project import import_labels  # noqa: E402
+from annotator.services import BackendServer  # noqa: E402
+from annotator.types import Clause  # noqa: E402
+
+
+def percentile(values, q):
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(q / 100 * (len(values) - 1))))] if values else float("nan")
+
+
+def build_project(home: Path, n_seed: int, n_pool: int) -> tuple[Settings, list[str]]:
+    lines = (TASKS_DIR / "seed_labels.tsv").read_text(encoding="utf-8").splitlines()
+    by_text: dict[str, list[str]] = {}
+    for line in lines:
+        by_text.setdefault(line.split("\t", 1)[1], []).append(line)
+    texts = sorted(by_text)
+    random.Random(0).shuffle(texts)
+    seed_file = home.parent / "seed.tsv"
+    seed_file.write_text("\n".join(l for t in texts[:n_seed] for l in by_text[t]), encoding="utf-8")
+    pool = texts[n_seed:n_seed + n_pool]
+    settings = Settings(home=home)
+    with Store(settings.db_path) as store:
+        import_labels(store, seed_file, settings.labels)
+        store.add_clauses(Clause(clause_id(t), t) for t in pool)
+        train_project(settings, store, ModelRegistry(settings.model_dir, store), holdout=0)
+    return settings, pool
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--annotations", type=int, default=5000)
+    parser.add_argument("--duplicates", type=float, default=0.2, help="share of annotations sent twice")
+    parser.add_argument("--updates", type=float, default=0.2, help="share of annotations updated later")
+    parser.add_argument("--seed-labels", type=int, default=500)
+    parser.add_argument("--deadline", type=float, default=900)
+    args = parser.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="annotator-load-"))
+    settings, pool = build_project(tmp / "home", args.seed_labels, args.annotations)
+    config = settings.labels_config()
+    labels = settings.labels
+    rng = random.Random(1)
+
+    # Every annotation's versions, in the order a real Label Studio would emit them.
+    events = []  # webhook bodies
+    final: dict[int, tuple[str, ...]] = {}
+    for k, text in enumerate(pool[:args.annotations]):
+        ann_id = 10_000 + k
+        first = (labels[rng.randrange(27)],)
+        task = {"id": 50_000 + k, "data": {"text": text, "clause_id": clause_id(text)}}
+        ann = {"id": ann_id, "task": task["id"], "completed_by": {"email": f"a{k % 10}@example.com"},
+               "created_at": "2026-12-01T10:00:00Z", "updated_at": "2026-12-01T10:00:00Z",
+               "result": choices_result(list(first), config)}
+        events.append({"action": "ANNOTATION_CREATED", "annotation": ann, "task": task, "project": {"id": 1}})
+        final[ann_id] = first
+        if rng.random() < args.duplicates:
+            events.append(events[-1])  # Label Studio retries a webhook it thinks failed
+        if rng.random() < args.updates:
+            second = tuple(sorted({first[0], labels[rng.randrange(27)]}, key=labels.index))
+            newer = dict(ann, updated_at="2026-12-01T11:00:00Z", result=choices_result(list(second), config))
+            events.append({"action": "ANNOTATION_UPDATED", "annotation": newer, "task": task,
+                           "project": {"id": 1}})
+            final[ann_id] = second
+    # Concurrent clients deliver in any order: an update may even arrive before its create, which
+    # the store must then ignore as older (updated_at) than what it holds.
+    rng.shuffle(events)
+
+    env = {"ANNOTATOR_RETRAIN_EVERY": "500", "ANNOTATOR_RETRAIN_DELAY": "5"}
+    with BackendServer(settings.home, env=env, workers=args.workers, threads=args.threads) as backend:
+        t0 = time.monotonic()
+        backend.start(timeout=120)
+        print(f"gunicorn: {args.workers} workers x {args.threads} threads, up in {time.monotonic() - t0:.1f} s")
+        deadline = time.monotonic() + args.deadline
+        hook_lat, predict_lat, failures = [], [], []
+        lock = threading.Lock()
+        stop = threading.Event()
+        sessions = threading.local()
+
+        def session() -> requests.Session:
+            if not hasattr(sessions, "s"):
+                sessions.s = requests.Session()
+            return sessions.s
+
+        def send(event) -> None:
+            if time.monotonic() > deadline:
+                return
+            started = time.perf_counter()
+            try:
+                r = session().post(f"{backend.url}/webhook", json=event, timeout=60)
+                ok, what = r.status_code == 201, f"{r.status_code} {r.text[:200]}"
+            except requests.RequestException as exc:
+                ok, what = False, repr(exc)
+            with lock:
+                hook_lat.append(time.perf_counter() - started)
+                if not ok:
+                    failures.append(("webhook", what))
+
+        predict_body = {"tasks": [{"id": i, "data": {"text": t}} for i, t in enumerate(pool[:10])]}
+
+        def hammer_predict() -> None:
+            s = requests.Session()
+            while not stop.is_set() and time.monotonic() < deadline:
+                started = time.perf_counter()
+                try:
+                    r = s.post(f"{backend.url}/predict", json=predict_body, timeout=60)
+                    ok, what = r.status_code == 200 and len(r.json()["results"]) == 10, r.text[:200]
+                except requests.RequestException as exc:
+                    ok, what = False, repr(exc)
+                with lock:
+                    predict_lat.append(time.perf_counter() - started)
+                    if not ok:
+                        failures.append(("predict", what))
+
+        predictors = [threading.Thread(target=hammer_predict) for _ in range(2)]
+        for t in predictors:
+            t.start()
+        started = time.monotonic()
+        with ThreadPoolExecutor(args.clients) as pool_exec:
+            list(pool_exec.map(send, events))
+        sent_for = time.monotonic() - started
+        stop.set()
+        for t in predictors:
+            t.join()
+        # Let the queued retrains finish, then check the store.
+        while time.monotonic() < deadline:
+            health = requests.get(f"{backend.url}/health", timeout=30).json()
+            if not (health["training"] or {}).get("running"):
+                break
+            time.sleep(0.5)
+        time.sleep(6)  # retrain delay: a last cycle may start
+        while time.monotonic() < deadline and (requests.get(f"{backend.url}/health", timeout=30).json()
+                                               ["training"] or {}).get("running"):
+            time.sleep(0.5)
+
+    db = sqlite3.connect(settings.db_path)
+    rows = db.execute("SELECT ls_annotation_id, labels FROM annotations WHERE source = 'label_studio' "
+                      "AND deleted_at IS NULL").fetchall()
+    versions = [r[0] for r in db.execute("SELECT version FROM model_versions ORDER BY version")]
+    runs = db.execute("SELECT status, COUNT(*) FROM train_runs GROUP BY status").fetchall()
+    stored: dict[int, list] = {}
+    for ann_id, labels_json in rows:
+        stored.setdefault(ann_id, []).append(tuple(json.loads(labels_json)))
+    missing = [a for a in final if a not in stored]
+    twice = [a for a, v in stored.items() if len(v) > 1]
+    wrong = [a for a, v in stored.items() if a in final and v[0] != final[a]]
+    print(f"sent {len(events)} webhooks ({len(final)} annotations, "
+          f"{len(events) - len(final)} duplicates/updates) from {args.clients} clients in {sent_for:.1f} s: "
+          f"{len(events) / sent_for:.0f} webhooks/s")
+    print(f"/webhook: p50 {percentile(hook_lat, 50) * 1000:.1f} ms, p99 {percentile(hook_lat, 99) * 1000:.1f} ms; "
+          f"/predict (10 tasks, 2 clients): p50 {percentile(predict_lat, 50) * 1000:.1f} ms, "
+          f"p99 {percentile(predict_lat, 99) * 1000:.1f} ms, {len(predict_lat)} requests")
+    print(f"model versions {versions[0]}..{versions[-1]} ({len(versions)}, gapless: "
+          f"{versions == list(range(1, len(versions) + 1))}); train runs {dict(runs)}")
+    print(f"failed requests: {len(failures)}; annotations missing {len(missing)}, stored twice {len(twice)}, "
+          f"not at their latest version {len(wrong)}")
+    for kind, what in failures[:5]:
+        print(f"  failure ({kind}): {what}")
+    ok = not (failures or missing or twice or wrong)
+    print("CHECK", "PASSED" if ok else "FAILED", f"(median webhook {statistics.median(hook_lat) * 1000:.1f} ms)")
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()
