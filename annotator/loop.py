@@ -66,9 +66,12 @@ def retrain(settings: Settings, store: Store, registry: ModelRegistry) -> Retrai
     The version is fitted on every label and saved at once, so it can serve and rank the next
     batch without waiting; its held-out metrics follow from :func:`evaluate_version` (the cycle
     runs it after the push). A failure is recorded in ``train_runs`` (shown on /health) and
-    re-raised; the previous version keeps serving.
+    re-raised; the previous version keeps serving. Call it holding the project's cycle lock: a run
+    still marked running is then one a killed process left behind, and is marked failed.
     """
     labels = settings.labels
+    if store.fail_unfinished_train_runs(INTERRUPTED):
+        log.warning("a previous training run was interrupted; its model was never saved")
     examples = training_examples(store, labels)
     if len(examples) < settings.min_train_labels:
         log.info("%d labeled clauses, %d needed before the first model", len(examples), settings.min_train_labels)
@@ -91,6 +94,7 @@ def retrain(settings: Settings, store: Store, registry: ModelRegistry) -> Retrai
     return Retrained(version, result.model, examples, X, features.cache)
 
 
+INTERRUPTED = "interrupted: the process stopped before the run finished (its model was never saved)"
 EVALUATION_PENDING = "pending"  # metrics["evaluation"] of a version whose held-out figures are not in yet
 HOLDOUT = 0.15  # share of the labels (near-duplicate groups kept whole) a version is measured on
 
@@ -242,6 +246,33 @@ def task_payload(clause: Clause, config: LabelConfig, version: ModelVersion | No
     return task
 
 
+def reconcile_unconfirmed_pushes(store: Store, client: LabelStudioClient, project_id: int) -> dict:
+    """Settle pushes a crash interrupted: rows recorded before the import, with no task id yet.
+
+    Each such clause is looked up among the project's tasks (by the ``clause_id`` every pushed
+    task carries): found, the row gets its task id; not found, the import never happened and the
+    clause goes back to the pool. Either way no clause is pushed twice and none is stranded.
+    """
+    unconfirmed = [p for p in store.pushed_tasks() if p["ls_task_id"] is None and p["project_id"] == project_id]
+    if not unconfirmed:
+        return {"confirmed": 0, "returned": 0}
+    imported: dict[str, int] = {}
+    for task in client.tasks(project_id):
+        cid = (task.get("data") or {}).get("clause_id")
+        if isinstance(cid, str):
+            imported.setdefault(cid, task["id"])
+    found = [p for p in unconfirmed if p["clause_id"] in imported]
+    for batch in {p["batch"] for p in found}:
+        rows = [(p["clause_id"], imported[p["clause_id"]], p["rank"]) for p in found if p["batch"] == batch]
+        store.record_push(project_id, rows, batch=batch,
+                          model_version=next(p["model_version"] for p in found if p["batch"] == batch))
+    lost = [p["clause_id"] for p in unconfirmed if p["clause_id"] not in imported]
+    store.mark_removed(lost)
+    log.warning("settled %d interrupted push(es): %d found in Label Studio, %d returned to the pool",
+                len(unconfirmed), len(found), len(lost))
+    return {"confirmed": len(found), "returned": len(lost)}
+
+
 def refresh_queue(settings: Settings, store: Store, registry: ModelRegistry, client: LabelStudioClient,
                   project_id: int) -> dict:
     """Re-rank stale pending tasks and push a new batch when the queue runs low.
@@ -251,6 +282,7 @@ def refresh_queue(settings: Settings, store: Store, registry: ModelRegistry, cli
     the newest model. Nothing an annotator labeled is ever deleted.
     """
     config = settings.labels_config()
+    reconcile_unconfirmed_pushes(store, client, project_id)
     pending = store.pending_pushed_tasks()
     try:
         latest_version = registry.latest().version

@@ -393,6 +393,13 @@ class Store:
         self._execute("UPDATE train_runs SET status = ?, finished_at = ?, model_version = ?, error = ? "
                       "WHERE id = ?", ("failed" if error else "done", now(), model_version, error, run_id))
 
+    def fail_unfinished_train_runs(self, error: str) -> int:
+        """Mark runs still 'running' as failed with ``error`` (call it holding the project's cycle
+        lock: then no run can really be running); returns how many there were."""
+        cur = self._execute("UPDATE train_runs SET status = 'failed', finished_at = ?, error = ? "
+                            "WHERE status = 'running'", (now(), error))
+        return cur.rowcount
+
     def train_runs(self, limit: int = 20) -> list[dict]:
         rows = self._execute("SELECT * FROM train_runs ORDER BY id DESC LIMIT ?", (limit,))
         return [dict(r) for r in rows]

@@ -70,25 +70,28 @@ class RecordingLabelStudio:
     """Label Studio at the network boundary: tasks in memory, every call recorded."""
 
     def __init__(self):
-        self.tasks: dict[int, dict] = {}
+        self.by_id: dict[int, dict] = {}
         self.deleted: list[list[int]] = []
         self.next_id = 1
 
     def import_tasks(self, project_id, tasks):
         ids = []
         for task in tasks:
-            self.tasks[self.next_id] = dict(task, id=self.next_id, annotations=[])
+            self.by_id[self.next_id] = dict(task, id=self.next_id, annotations=[])
             ids.append(self.next_id)
             self.next_id += 1
         return ids
 
     def task(self, task_id):
-        return self.tasks[task_id]
+        return self.by_id[task_id]
+
+    def tasks(self, project_id):
+        return list(self.by_id.values())
 
     def delete_tasks(self, project_id, task_ids):
         self.deleted.append(list(task_ids))
         for task_id in task_ids:
-            del self.tasks[task_id]
+            del self.by_id[task_id]
 
 
 def test_a_new_version_replaces_untouched_stale_tasks_and_keeps_labeled_ones(settings, store, project):
@@ -100,10 +103,10 @@ def test_a_new_version_replaces_untouched_stale_tasks_and_keeps_labeled_ones(set
     pushed = {p["ls_task_id"]: p["clause_id"] for p in store.pending_pushed_tasks()}
     # An annotator opened one task and left a draft; another was labeled.
     draft_id, labeled_id = sorted(pushed)[:2]
-    client.tasks[draft_id]["drafts"] = [{"id": 1}]
+    client.by_id[draft_id]["drafts"] = [{"id": 1}]
     store.save_annotation(Annotation(pushed[labeled_id], (settings.labels[0],), "ann@example.com",
                                      "label_studio", ls_annotation_id=900, ls_task_id=labeled_id))
-    client.tasks[labeled_id]["annotations"] = [{"id": 900}]
+    client.by_id[labeled_id]["annotations"] = [{"id": 900}]
 
     retrain(settings, store, project)  # version 2: every pending task is now stale
     second = refresh_queue(settings, store, project, client, 1)
@@ -111,7 +114,7 @@ def test_a_new_version_replaces_untouched_stale_tasks_and_keeps_labeled_ones(set
     assert len(client.deleted) == 1  # one bulk request, not one per task
     assert draft_id not in client.deleted[0] and labeled_id not in client.deleted[0]
     assert second["removed_stale"] == len(client.deleted[0]) == 8
-    assert second["pushed"] == 10 and draft_id in client.tasks and labeled_id in client.tasks
+    assert second["pushed"] == 10 and draft_id in client.by_id and labeled_id in client.by_id
     new_clauses = [p["clause_id"] for p in store.pending_pushed_tasks() if p["model_version"] == 2]
     assert len(new_clauses) == 10 and pushed[labeled_id] not in new_clauses
     assert len(set(new_clauses)) == 10
@@ -145,3 +148,35 @@ def test_one_cycle_at_a_time_across_processes_and_a_killed_holder_frees_the_lock
     holder.join(30)
     with project_lock(settings.home, timeout=5) as waited:
         assert waited < 5
+
+
+def test_a_push_cut_off_by_a_crash_is_settled_not_repeated(settings, store, project):
+    store.set_meta(PROJECT_KEY, "1")
+    client = RecordingLabelStudio()
+    train_project(settings, store, project)
+    clauses = [c for c in store.clauses() if c.id not in store.labeled_clause_ids()][:6]
+    # The crash: six rows recorded before the import; Label Studio got the first three of them.
+    store.record_push(1, [(c.id, None, r) for r, c in enumerate(clauses)], batch=1, model_version=1)
+    client.import_tasks(1, [{"data": {"text": c.text, "clause_id": c.id}} for c in clauses[:3]])
+
+    report = refresh_queue(settings, store, project, client, 1)
+
+    live = {p["clause_id"]: p["ls_task_id"] for p in store.pushed_tasks()}
+    assert [live[c.id] for c in clauses[:3]] == [1, 2, 3]  # found in Label Studio: confirmed
+    assert all(task_id is not None for task_id in live.values())
+    imported = [t["data"]["clause_id"] for t in client.by_id.values()]
+    assert len(imported) == len(set(imported))  # no clause is in Label Studio twice
+    assert report["pushed"] == settings.batch_size
+    # The three that never arrived went back to the pool: either out of the queue, or pushed
+    # again in the new batch as a real task.
+    for clause in clauses[3:]:
+        assert clause.id not in live or client.by_id[live[clause.id]]["data"]["clause_id"] == clause.id
+    assert report["pending"] == 3 + settings.batch_size
+
+
+def test_a_run_left_running_by_a_killed_process_is_reported_and_training_goes_on(settings, store, project):
+    run_id = store.start_train_run(200)  # a worker was killed in the middle of this one
+    trained = retrain(settings, store, project)
+    runs = {r["id"]: r for r in store.train_runs()}
+    assert runs[run_id]["status"] == "failed" and runs[run_id]["error"].startswith("interrupted")
+    assert trained.version.version == 1 and runs[max(runs)]["status"] == "done"
