@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import traceback
 import uuid
 
 from flask import Flask, current_app, jsonify
@@ -63,5 +64,6 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(Exception)
     def unexpected(exc: Exception):
         request_id = uuid.uuid4().hex[:12]
-        log.exception("unexpected error (request %s)", request_id)
+        # The traceback goes to the log as text, redacted: an exception message may quote a secret.
+        log.error("unexpected error (request %s)\n%s", request_id, redact(traceback.format_exc()))
         return jsonify({"error": "internal error", "request_id": request_id}), 500

@@ -22,11 +22,18 @@ log = logging.getLogger(__name__)
 bp = Blueprint("ls", __name__)
 
 
-@bp.before_request
+@bp.before_app_request
 def require_basic_auth():
-    """Label Studio's basic auth for ML backends, on every endpoint but /health."""
+    """Label Studio's basic auth for ML backends, on every endpoint of the app but /health.
+
+    Set from ``BASIC_AUTH_USER``/``BASIC_AUTH_PASS``; either one alone turns it on (a password
+    without a user must not leave the backend open). The dashboard is guarded too, unless it has
+    its own login (``ANNOTATOR_DASHBOARD_PASSWORD``): it shows every label and can adjudicate.
+    """
     settings = get_settings()
-    if not settings.basic_auth_user or request.endpoint == "ls.health":
+    if not (settings.basic_auth_user or settings.basic_auth_pass) or request.endpoint == "ls.health":
+        return None
+    if request.blueprint == "dashboard" and settings.dashboard_password:
         return None
     auth = request.authorization
     # Both comparisons always run (no early exit that would time which of the two was wrong).

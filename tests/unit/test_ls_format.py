@@ -153,3 +153,111 @@ def test_bad_webhook_body_says_what_is_wrong(body, message):
     with pytest.raises(SchemaMismatchError) as info:
         ls_format.parse_webhook(body)
     assert str(info.value) == message
+
+
+# Regressions found by tests/unit/test_fuzz_backend.py -----------------------------------------
+JSON_ERROR = "the request body must be JSON (Content-Type: application/json)"
+
+
+@pytest.mark.parametrize("data, message", [
+    (b"[" * 5000 + b"]" * 5000, f"{JSON_ERROR}: nested deeper than 64 levels"),  # was RecursionError, 500
+    (b"[" * 65 + b"]" * 65, f"{JSON_ERROR}: nested deeper than 64 levels"),
+    (b'{"tasks": [{"data": {"text": "\\ud800"}}]}',  # was UnicodeEncodeError in the store or the reply
+     f"{JSON_ERROR}: a string holds an unpaired UTF-16 surrogate (\\ud800); send valid Unicode text"),
+    (b'{"\\udfff": 1}', f"{JSON_ERROR}: a string holds an unpaired UTF-16 surrogate (\\udfff); send valid Unicode text"),
+    (b"\xff\xfe not json", f"{JSON_ERROR}: not UTF-8 text (invalid byte 0xff at offset 0)"),
+    ('{"tasks": "财政"}'.encode("gbk"), f"{JSON_ERROR}: not UTF-8 text (invalid byte 0xb2 at offset 11)"),
+    (b'{"tasks": [', f"{JSON_ERROR}: invalid JSON at line 1 column 12 (Expecting value)"),
+    (b"  ", f"{JSON_ERROR}: the body is empty"),
+])
+def test_unusable_json_bodies_say_why(data, message):
+    with pytest.raises(SchemaMismatchError) as info:
+        ls_format.parse_json_body(data, is_json=True)
+    assert str(info.value) == message
+
+
+def test_json_body_accepts_paired_surrogates_a_bom_and_64_levels():
+    assert ls_format.parse_json_body('{"t": "\\ud83d\\ude00"}'.encode(), is_json=True) == {"t": "😀"}
+    assert ls_format.parse_json_body("\ufeff[1]".encode(), is_json=True) == [1]
+    assert ls_format.parse_json_body(b"[" * 64 + b"]" * 64, is_json=True) is not None
+
+
+def test_json_body_needs_a_json_content_type():
+    with pytest.raises(SchemaMismatchError) as info:
+        ls_format.parse_json_body(b"{}", is_json=False, content_type="text/plain")
+    assert str(info.value) == f"{JSON_ERROR}, got Content-Type 'text/plain'"
+
+
+def created(annotation, task=None) -> dict:
+    return {"action": "ANNOTATION_CREATED", "annotation": annotation, "task": task or ls_task()}
+
+
+@pytest.mark.parametrize("body, message", [
+    # ids beyond SQLite's INTEGER range were an OverflowError in the store (500)
+    (created(ls_annotation(ann_id=2**63)), "annotation 'id' must be an integer up to 9223372036854775807, "
+                                           "got 9223372036854775808"),
+    (created(ls_annotation(), ls_task(task_id=10**20)),
+     "task 'id' must be an integer up to 9223372036854775807, got 100000000000000000000"),
+    ({"action": "ANNOTATIONS_DELETED", "annotations": [{"id": 2**64}]},
+     "deleted annotation 'id' must be an integer up to 9223372036854775807, got 18446744073709551616"),
+    (created({**ls_annotation(), "id": "11"}), "annotation has no integer 'id' (got '11')"),
+    # a time that overflows when moved to UTC was an OverflowError in the store (500)
+    (created({**ls_annotation(), "created_at": "0001-01-01T00:00:00+14:00"}),
+     "annotation 11: 'created_at' '0001-01-01T00:00:00+14:00' is out of range in UTC; "
+     "send a time such as '2026-11-24T09:00:00Z'"),
+    (created({**ls_annotation(), "updated_at": "9999-12-31T23:59:59-14:00"}),
+     "annotation 11: 'updated_at' '9999-12-31T23:59:59-14:00' is out of range in UTC; "
+     "send a time such as '2026-11-24T09:00:00Z'"),
+    (created({**ls_annotation(), "updated_at": {"t": 1}}),
+     "annotation 11: 'updated_at' must be an ISO-8601 time string such as '2026-11-24T09:00:00Z', got dict"),
+])
+def test_values_the_store_cannot_hold_are_refused_at_the_edge(body, message):
+    with pytest.raises(SchemaMismatchError) as info:
+        ls_format.parse_webhook(body)
+    assert str(info.value) == message
+
+
+def test_an_unhashable_task_reference_falls_back_to_the_only_task():
+    # {"task": [7]} in the annotation was a TypeError (unhashable) building the task lookup: 500
+    body = created({**ls_annotation(), "task": [7]})
+    assert [t["id"] for _, t in ls_format.parse_webhook(body).annotations] == [7]
+    bulk = {"action": "ANNOTATIONS_CREATED", "annotations": [{**ls_annotation(11), "task": {"id": 8}},
+                                                              ls_annotation(12, 8)],
+            "tasks": [{**ls_task(7), "id": [7]}, ls_task(8)]}
+    with pytest.raises(SchemaMismatchError) as info:
+        ls_format.parse_webhook(bulk)
+    assert str(info.value) == "task must be a JSON object, got NoneType"
+
+
+def test_an_unreadable_time_is_left_to_the_store():
+    body = created({**ls_annotation(), "created_at": "yesterday"})
+    assert ls_format.parse_webhook(body).annotations[0][0]["created_at"] == "yesterday"
+
+
+# /setup ---------------------------------------------------------------------------------------
+def test_setup_accepts_the_backends_own_config_or_none():
+    assert ls_format.check_setup({"project": "1.1", "schema": CONFIG.xml}, CONFIG) is None
+    assert ls_format.check_setup({"project": "1.1"}, CONFIG) is None
+
+
+@pytest.mark.parametrize("schema, message", [
+    ('<View><Text name="text" value="$text"/></View>',
+     "the /setup 'schema' (the project's labeling config) is unusable: labeling config has no <Choices> tag; "
+     "add <Choices name=\"labels\" toName=\"text\" choice=\"multiple\"> with one <Choice value=...> per label"),
+    ("<View", "the /setup 'schema' (the project's labeling config) is unusable: labeling config is not valid "
+              "XML: unclosed token: line 1, column 0"),
+    (5, "the /setup 'schema' must be the labeling config XML string, got int"),
+    (CONFIG.xml.replace('<Choice value="企业"/>', ""),
+     "the project's labeling config lacks 企业; give Label Studio the backend's label config "
+     "(annotator connect) or retrain with the new label set"),
+    (CONFIG.xml.replace('<Choice value="园区"/>', '<Choice value="园区"/><Choice value="新标签"/>'),
+     "the project's labeling config has 新标签 unknown to the backend; give Label Studio the backend's "
+     "label config (annotator connect) or retrain with the new label set"),
+    (CONFIG.xml.replace('value="$text"', 'value="$clause"'),
+     "the project's labeling config has <Choices name=\"labels\" toName=\"text\"> reading data['clause']; "
+     "this backend expects <Choices name=\"labels\" toName=\"text\"> reading data['text']"),
+])
+def test_setup_refuses_a_config_the_backend_cannot_serve(schema, message):
+    with pytest.raises(SchemaMismatchError) as info:
+        ls_format.check_setup({"project": "1.1", "schema": schema}, CONFIG)
+    assert str(info.value) == message
