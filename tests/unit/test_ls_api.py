@@ -152,3 +152,53 @@ def test_oversized_request_is_413(tmp_path):
     client, _ = make_client(tmp_path / "h", max_request_bytes=1000)
     response = client.post("/predict", json={"tasks": [{"data": {"text": "字" * 2000}}]})
     assert response.status_code == 413
+
+
+# Regressions found by tests/unit/test_fuzz_backend.py -----------------------------------------
+def test_a_bulk_event_with_one_bad_annotation_stores_none(tmp_path):
+    # Each annotation used to commit on its own: the first was kept although the request was a 400.
+    client, settings = make_client(tmp_path / "h")
+    good, bad = annotation_event(settings, ann_id=1, task_id=7), annotation_event(settings, ann_id=2, task_id=8)
+    bad["annotation"]["result"][0]["value"]["choices"] = ["财政补助"]
+    bulk = {"action": "ANNOTATIONS_CREATED", "annotations": [good["annotation"], bad["annotation"]],
+            "tasks": [good["task"], {**bad["task"], "data": {"text": "设立专项资金支持科技成果转化。"}}]}
+    response = client.post("/webhook", json=bulk)
+    assert response.status_code == 400
+    assert response.get_json()["error"].startswith("annotation 2: label '财政补助' is not in the label set")
+    with Store(settings.db_path) as store:
+        assert store.annotations(include_deleted=True) == [] and store.count_clauses() == 0
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("id", 2**63, "annotation 'id' must be an integer up to 9223372036854775807, got 9223372036854775808"),
+    ("created_at", "0001-01-01T00:00:00+14:00",
+     "annotation 101: 'created_at' '0001-01-01T00:00:00+14:00' is out of range in UTC; "
+     "send a time such as '2026-11-24T09:00:00Z'"),
+])
+def test_values_the_store_cannot_hold_are_400_not_500(tmp_path, field, value, message):
+    client, settings = make_client(tmp_path / "h")
+    event = annotation_event(settings)
+    event["annotation"][field] = value
+    response = client.post("/webhook", json=event)
+    assert response.status_code == 400 and response.get_json()["error"] == message
+    with Store(settings.db_path) as store:
+        assert store.annotations(include_deleted=True) == []
+
+
+@pytest.mark.parametrize("path", ["/predict", "/setup", "/webhook"])
+@pytest.mark.parametrize("data, message", [
+    (b"[" * 5000 + b"]" * 5000, "nested deeper than 64 levels"),
+    (b'{"tasks": [{"id": "\\ud800", "data": {}}]}', "a string holds an unpaired UTF-16 surrogate (\\ud800)"),
+])
+def test_hostile_json_is_400_on_every_endpoint(empty_client, path, data, message):
+    response = empty_client.post(path, data=data, content_type="application/json")
+    assert response.status_code == 400
+    assert response.get_json()["error"] == f"the request body must be JSON (Content-Type: application/json): " \
+                                           f"{message}" + ("; send valid Unicode text" if "surrogate" in message else "")
+
+
+def test_setup_refuses_a_labeling_config_without_choices(client):
+    response = client.post("/setup", json={"project": "1.1", "schema": '<View><Text name="text" value="$text"/></View>'})
+    assert response.status_code == 400
+    assert response.get_json()["error"].startswith(
+        "the /setup 'schema' (the project's labeling config) is unusable: labeling config has no <Choices> tag")
