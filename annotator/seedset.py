@@ -11,6 +11,7 @@ import csv
 import io
 import json
 import logging
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,7 @@ log = logging.getLogger(__name__)
 
 MAX_TEXT_CHARS = 5000  # a clause longer than this is a whole document pasted by mistake
 MIN_TEXT_CHARS = 4
+_SURROGATE = re.compile("[\ud800-\udfff]")  # only a JSON escape such as "\\ud800" can produce one
 
 
 @dataclass
@@ -159,8 +161,21 @@ def _read_text(path: Path) -> str:
     )
 
 
+def _lines(text: str):
+    """``(line_no, line)`` counting ``\\n`` only, like editors, ``grep -n`` and the csv module.
+
+    ``str.splitlines`` would also break at form feeds, U+2028 and lone CRs, so the reported line
+    numbers would not match what a person sees in the file.
+    """
+    lines = text.split("\n")
+    if lines[-1] == "":  # the newline ending the last line does not start another
+        lines.pop()
+    for line_no, line in enumerate(lines, start=1):
+        yield line_no, line.removesuffix("\r")
+
+
 def _tsv_rows(text: str, report: LoadReport):
-    for line_no, line in enumerate(text.splitlines(), start=1):
+    for line_no, line in _lines(text):
         report.n_lines += 1
         if not line.strip():
             continue
@@ -188,7 +203,14 @@ def _csv_rows(text: str, report: LoadReport):
     if "text" not in columns or label_col is None:
         raise InputError(f"{report.path}: CSV needs a 'text' column and a 'label' or 'labels' column; "
                          f"found {', '.join(sorted(columns)) or 'none'}")
-    for row in reader:
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:  # e.g. an unclosed quote that turns the rest of the file into one cell
+            raise InputError(f"{report.path}: line {reader.reader.line_num}: unreadable CSV ({exc}); look for an "
+                             "unclosed \" quote before this line") from None
         line_no = reader.line_num  # a quoted multi-line cell spans several lines
         report.n_lines += 1
         labels = _split_labels(row.get(label_col))
@@ -199,7 +221,7 @@ def _csv_rows(text: str, report: LoadReport):
 
 
 def _jsonl_rows(text: str, report: LoadReport):
-    for line_no, line in enumerate(text.splitlines(), start=1):
+    for line_no, line in _lines(text):
         report.n_lines += 1
         if not line.strip():
             continue
@@ -208,11 +230,22 @@ def _jsonl_rows(text: str, report: LoadReport):
         except json.JSONDecodeError as exc:
             report.problems.append(f"line {line_no}: invalid JSON ({exc.msg})")
             continue
+        except RecursionError:
+            report.problems.append(f"line {line_no}: invalid JSON (nested too deeply)")
+            continue
+        except ValueError:  # Python refuses to read an integer of more than 4300 digits
+            report.problems.append(f"line {line_no}: invalid JSON (a number with more than 4300 digits)")
+            continue
         if not isinstance(obj, dict) or not isinstance(obj.get("text"), str):
             report.problems.append(f"line {line_no}: expected an object with a string 'text'")
             continue
         labels = _split_labels(obj.get("labels", obj.get("label")))
         if not labels:
             report.problems.append(f"line {line_no}: no label")
+            continue
+        bad = next((m for v in (obj["text"], *labels) if (m := _SURROGATE.search(v))), None)
+        if bad:
+            report.problems.append(f"line {line_no}: unpaired UTF-16 surrogate \\u{ord(bad.group()):04x} "
+                                   "(not a character); fix the escape in the file")
             continue
         yield line_no, labels, obj["text"]

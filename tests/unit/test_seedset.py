@@ -180,3 +180,38 @@ def test_label_outside_a_smaller_label_set_is_reported(tmp_path):
 def test_csv_line_numbers_count_lines_inside_quoted_text(tmp_path):
     path = write(tmp_path / "s.csv", f"text,label\n\"{LOAN}\n第二行\",企业\n{FUND},\n")
     assert read_labeled_file(path, LABELS).report.problems == ["line 4: no label"]
+
+
+# Regressions found by tests/unit/test_fuzz_import.py ------------------------------------------
+def test_a_csv_cell_beyond_the_csv_field_limit_is_an_input_error(tmp_path):
+    # Was an unhandled _csv.Error; an unclosed quote makes the rest of a file one giant cell.
+    path = write(tmp_path / "s.csv", f"text,label\n{LOAN},企业\n\"{'字' * 140_000},企业\n")
+    with pytest.raises(InputError) as info:
+        read_labeled_file(path, LABELS)
+    assert str(info.value) == (f"{path}: line 3: unreadable CSV (field larger than field limit (131072)); "
+                               "look for an unclosed \" quote before this line")
+
+
+@pytest.mark.parametrize("line, problem", [
+    ("[" * 100_000 + "]" * 100_000, "line 1: invalid JSON (nested too deeply)"),  # was RecursionError
+    ('{"text": "x", "labels": ' + "9" * 5000 + "}",  # was ValueError (int max str digits)
+     "line 1: invalid JSON (a number with more than 4300 digits)"),
+    (json.dumps({"text": "\ud800" + LOAN, "labels": ["企业"]}),  # was UnicodeEncodeError in clause_id
+     "line 1: unpaired UTF-16 surrogate \\ud800 (not a character); fix the escape in the file"),
+    (json.dumps({"text": LOAN, "labels": ["企\udc00业"]}),
+     "line 1: unpaired UTF-16 surrogate \\udc00 (not a character); fix the escape in the file"),
+])
+def test_hostile_jsonl_lines_are_reported_and_the_rest_loads(tmp_path, line, problem):
+    good = json.dumps({"text": FUND, "labels": ["企业"]}, ensure_ascii=False)
+    data = read_labeled_file(write(tmp_path / "s.jsonl", f"{line}\n{good}\n"), LABELS)
+    assert data.report.problems == [problem]
+    assert [(e.text, e.labels) for e in data.examples] == [(FUND, ("企业",))]
+
+
+@pytest.mark.parametrize("separator", ["\x0c", "\x0b", "\u2028", "\x1c", "\r"])
+def test_line_numbers_count_newlines_only(tmp_path, separator):
+    # str.splitlines() also broke lines at these characters, so "line N" pointed past the real line.
+    path = write(tmp_path / "s.tsv", f"企业\t{LOAN}{separator}第二句\n没有制表符的一行文字\n企业\t{FUND}\n")
+    data = read_labeled_file(path, LABELS)
+    assert data.report.problems == ["line 2: no tab between label and text"]
+    assert data.report.n_lines == 3 and len(data.examples) == 2
