@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from annotator import ModelRegistry, Settings, Store, choices_result  # noqa: E402
 from annotator.labels import TASKS_DIR  # noqa: E402
-from annotator.loop import train_project  # noqa: E402
+from annotator.loop import needs_training, train_project  # noqa: E402
 from annotator.normalize import clause_id  # noqa: E402
 from annotator.project import import_labels  # noqa: E402
 from annotator.services import BackendServer  # noqa: E402
@@ -67,6 +67,7 @@ def main() -> None:
     parser.add_argument("--duplicates", type=float, default=0.2, help="share of annotations sent twice")
     parser.add_argument("--updates", type=float, default=0.2, help="share of annotations updated later")
     parser.add_argument("--seed-labels", type=int, default=500)
+    parser.add_argument("--retrain-every", type=int, default=300, help="new labels (per worker) per retrain")
     parser.add_argument("--deadline", type=float, default=900)
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="annotator-load-"))
@@ -99,7 +100,7 @@ def main() -> None:
     # the store must then ignore as older (updated_at) than what it holds.
     rng.shuffle(events)
 
-    env = {"ANNOTATOR_RETRAIN_EVERY": "500", "ANNOTATOR_RETRAIN_DELAY": "5"}
+    env = {"ANNOTATOR_RETRAIN_EVERY": str(args.retrain_every), "ANNOTATOR_RETRAIN_DELAY": "5"}
     with BackendServer(settings.home, env=env, workers=args.workers, threads=args.threads) as backend:
         t0 = time.monotonic()
         backend.start(timeout=120)
@@ -155,16 +156,12 @@ def main() -> None:
         stop.set()
         for t in predictors:
             t.join()
-        # Let the queued retrains finish, then check the store.
-        while time.monotonic() < deadline:
-            health = requests.get(f"{backend.url}/health", timeout=30).json()
-            if not (health["training"] or {}).get("running"):
-                break
-            time.sleep(0.5)
-        time.sleep(6)  # retrain delay: a last cycle may start
-        while time.monotonic() < deadline and (requests.get(f"{backend.url}/health", timeout=30).json()
-                                               ["training"] or {}).get("running"):
-            time.sleep(0.5)
+        # Let the retrains finish: the latest version covers every stored label and none is running.
+        with Store(settings.db_path) as store:
+            while time.monotonic() < deadline and (
+                    needs_training(store) or any(r["status"] == "running" for r in store.train_runs())):
+                time.sleep(1)
+        settled_after = time.monotonic() - started - sent_for
 
     db = sqlite3.connect(settings.db_path)
     rows = db.execute("SELECT ls_annotation_id, labels FROM annotations WHERE source = 'label_studio' "
@@ -184,7 +181,8 @@ def main() -> None:
           f"/predict (10 tasks, 2 clients): p50 {percentile(predict_lat, 50) * 1000:.1f} ms, "
           f"p99 {percentile(predict_lat, 99) * 1000:.1f} ms, {len(predict_lat)} requests")
     print(f"model versions {versions[0]}..{versions[-1]} ({len(versions)}, gapless: "
-          f"{versions == list(range(1, len(versions) + 1))}); train runs {dict(runs)}")
+          f"{versions == list(range(1, len(versions) + 1))}); train runs {dict(runs)}; the last version "
+          f"covered every label {settled_after:.0f} s after the last webhook")
     print(f"failed requests: {len(failures)}; annotations missing {len(missing)}, stored twice {len(twice)}, "
           f"not at their latest version {len(wrong)}")
     for kind, what in failures[:5]:
