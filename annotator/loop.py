@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from .errors import InputError, NotTrainedError
+from .errors import InputError, LabelStudioError, NotTrainedError
 from .labels import LabelConfig
 from .labelstudio import LabelStudioClient, choices_result
 from .locks import project_lock
@@ -346,14 +346,20 @@ def run_cycle(settings: Settings, *, force: bool = False) -> dict:
         trained = retrain(settings, store, registry) if force or needs_training(store) else None
         out["model_version"] = trained.version.version if trained else None
         project_id = store.get_meta(PROJECT_KEY)
+        unreachable = None
         if project_id is not None and settings.ls_api_key:
-            with ls_client(settings) as client:
-                out["push"] = refresh_queue(settings, store, registry, client, int(project_id))
+            try:
+                with ls_client(settings) as client:
+                    out["push"] = refresh_queue(settings, store, registry, client, int(project_id))
+            except LabelStudioError as exc:  # the version is saved: measure it anyway, then report
+                unreachable = exc
         out["ready_seconds"] = round(time.perf_counter() - started, 2)
         if trained is not None:
             figures = evaluate_version(settings, store, trained)
             out["held_out"] = {k: figures[k] for k in ("n", "macro_f1", "micro_f1") if k in figures}
             save_human_label_predictions(store, trained)
     out["seconds"] = round(time.perf_counter() - started, 2)
+    if unreachable is not None:
+        raise unreachable
     log.info("cycle done: %s", out)
     return out
