@@ -10,6 +10,7 @@ import logging
 import time
 
 from flask import Blueprint, jsonify, request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from annotator import NotTrainedError, WEBHOOK_SECRET_HEADER, record_annotation, record_deletions
 
@@ -58,8 +59,14 @@ def _header_bytes(value: str) -> bytes:
 
 
 def json_body():
-    return parse_json_body(request.get_data(cache=True), is_json=request.is_json,
-                           content_type=request.content_type or "")
+    data = request.get_data(cache=True)
+    limit = request.max_content_length
+    if limit is not None and request.content_length is None and len(data) >= limit:
+        # A chunked body (no Content-Length) is cut at the limit by werkzeug, not refused: refuse
+        # it here, rather than answer that the cut JSON is invalid. (A body of exactly the limit
+        # is refused too; the stream cannot tell it from a longer one.)
+        raise RequestEntityTooLarge()
+    return parse_json_body(data, is_json=request.is_json, content_type=request.content_type or "")
 
 
 @bp.get("/health")

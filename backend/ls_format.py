@@ -136,7 +136,7 @@ def parse_webhook(payload: Any) -> WebhookEvent:
             ref = annotation.get("task")
             task = (by_id.get(ref) if _is_key(ref) else None) or (tasks[0] if len(tasks) == 1 else None)
             task = require_object(task, "task")
-            task_id = task.get("id")
+            task_id = task.get("id", ref)  # what the store will keep as the annotation's task
             if isinstance(task_id, int) and not _is_id(task_id):
                 raise SchemaMismatchError(f"task 'id' must be an integer up to {MAX_ID}, got {task_id}")
             pairs.append((annotation, task))

@@ -142,6 +142,11 @@ schemas = st.sampled_from([
     CONFIG.xml.replace('name="labels"', 'name="tags"'),
     CONFIG.xml.replace('value="$text"', 'value="$clause"'),
     CONFIG.xml.replace('<Choice value="企业"/>', '<Choice value=""/>'),
+    '<!DOCTYPE v [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">'
+    '<!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;"><!ENTITY d "&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;">'
+    '<!ENTITY e "&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;"><!ENTITY f "&e;&e;&e;&e;&e;&e;&e;&e;&e;&e;">]>'
+    '<View a="&f;&f;&f;&f;&f;&f;&f;&f;&f;&f;"/>',  # entity expansion ("billion laughs")
+    "<View>" + "<View>" * 5000 + "</View>" * 5001,
 ]) | any_text
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import base64
+import io
 
 import pytest
 
@@ -202,3 +203,18 @@ def test_setup_refuses_a_labeling_config_without_choices(client):
     assert response.status_code == 400
     assert response.get_json()["error"].startswith(
         "the /setup 'schema' (the project's labeling config) is unusable: labeling config has no <Choices> tag")
+
+
+def test_a_chunked_body_over_the_cap_is_413_not_a_truncated_400(tmp_path):
+    # werkzeug cuts a body without Content-Length at MAX_CONTENT_LENGTH; the cut JSON was a 400
+    # "invalid JSON" that hid the real problem.
+    client, _ = make_client(tmp_path / "h", max_request_bytes=1000)
+    body = b'{"tasks": [], "pad": "' + b"x" * 5000 + b'"}'
+    response = client.post("/predict", input_stream=io.BytesIO(body), content_type="application/json",
+                           headers={"Transfer-Encoding": "chunked"},
+                           environ_overrides={"wsgi.input_terminated": True})
+    assert response.status_code == 413
+    assert response.get_json() == {"error": "The data value transmitted exceeds the capacity limit."}
+    small = client.post("/predict", input_stream=io.BytesIO(b'{"tasks": []}'), content_type="application/json",
+                        headers={"Transfer-Encoding": "chunked"}, environ_overrides={"wsgi.input_terminated": True})
+    assert small.status_code == 200 and small.get_json() == {"results": []}

@@ -198,6 +198,8 @@ def created(annotation, task=None) -> dict:
                                            "got 9223372036854775808"),
     (created(ls_annotation(), ls_task(task_id=10**20)),
      "task 'id' must be an integer up to 9223372036854775807, got 100000000000000000000"),
+    (created({**ls_annotation(), "task": 2**63}, {"data": {"text": TEXT}}),  # a task without its own id
+     "task 'id' must be an integer up to 9223372036854775807, got 9223372036854775808"),
     ({"action": "ANNOTATIONS_DELETED", "annotations": [{"id": 2**64}]},
      "deleted annotation 'id' must be an integer up to 9223372036854775807, got 18446744073709551616"),
     (created({**ls_annotation(), "id": "11"}), "annotation has no integer 'id' (got '11')"),
