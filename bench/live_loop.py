@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 import statistics
 import sys
 import tempfile
@@ -24,19 +23,10 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from annotator import LabelStudioClient, ModelRegistry, Settings, Store, choices_result  # noqa: E402
+from annotator import LabelStudioClient, Store, choices_result  # noqa: E402
 from annotator.connect import connect_project  # noqa: E402
-from annotator.labels import TASKS_DIR  # noqa: E402
-from annotator.normalize import clause_id  # noqa: E402
-from annotator.loop import train_project  # noqa: E402
-from annotator.project import import_labels  # noqa: E402
 from annotator.services import BackendServer, LabelStudioServer  # noqa: E402
-from annotator.types import Clause  # noqa: E402
-
-
-def percentile(values, q):
-    values = sorted(values)
-    return values[min(len(values) - 1, int(round(q / 100 * (len(values) - 1))))]
+from benchlib import percentile, seeded_project  # noqa: E402
 
 
 def wait_for(predicate, timeout):
@@ -55,25 +45,9 @@ def main() -> None:
     parser.add_argument("--seed-labels", type=int, default=1000)
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="annotator-bench-"))
-    lines = (TASKS_DIR / "seed_labels.tsv").read_text(encoding="utf-8").splitlines()
-    by_text: dict[str, list[str]] = {}
-    for line in lines:
-        by_text.setdefault(line.split("\t", 1)[1], []).append(line)
-    texts = sorted(by_text)
-    random.Random(0).shuffle(texts)
-    seed_file = tmp / "seed.tsv"
-    seed_file.write_text("\n".join(l for t in texts[:args.seed_labels] for l in by_text[t]), encoding="utf-8")
-    pool_texts = [t for t in texts[args.seed_labels:]]
-    pool = [f"{t}（{i}）" if i >= len(pool_texts) else t
-            for i, t in enumerate((pool_texts * (args.pool // len(pool_texts) + 1))[:args.pool])]
-    settings = Settings(home=tmp / "home")
-    with Store(settings.db_path) as store:
-        import_labels(store, seed_file, settings.labels)
-        store.add_clauses(Clause(clause_id(t), t) for t in pool)
-        t0 = time.monotonic()
-        trained, _ = train_project(settings, store, ModelRegistry(settings.model_dir, store))
+    settings, pool, seconds = seeded_project(tmp / "home", n_seed=args.seed_labels, n_pool=args.pool)
     print(f"seed model (as `annotator train`: project featurizer, pool features cached, held-out "
-          f"evaluation): {trained.version.n_train} labels, {time.monotonic() - t0:.1f} s; pool {args.pool}")
+          f"evaluation): {args.seed_labels} labeled clauses, {seconds:.1f} s; pool {args.pool}")
     with LabelStudioServer(tmp / "ls") as ls:
         t0 = time.monotonic()
         ls.start(timeout=300)

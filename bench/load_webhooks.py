@@ -26,36 +26,11 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from annotator import ModelRegistry, Settings, Store, choices_result  # noqa: E402
-from annotator.labels import TASKS_DIR  # noqa: E402
-from annotator.loop import needs_training, train_project  # noqa: E402
+from annotator import Store, choices_result  # noqa: E402
+from annotator.loop import needs_training  # noqa: E402
 from annotator.normalize import clause_id  # noqa: E402
-from annotator.project import import_labels  # noqa: E402
 from annotator.services import BackendServer  # noqa: E402
-from annotator.types import Clause  # noqa: E402
-
-
-def percentile(values, q):
-    values = sorted(values)
-    return values[min(len(values) - 1, int(round(q / 100 * (len(values) - 1))))] if values else float("nan")
-
-
-def build_project(home: Path, n_seed: int, n_pool: int) -> tuple[Settings, list[str]]:
-    lines = (TASKS_DIR / "seed_labels.tsv").read_text(encoding="utf-8").splitlines()
-    by_text: dict[str, list[str]] = {}
-    for line in lines:
-        by_text.setdefault(line.split("\t", 1)[1], []).append(line)
-    texts = sorted(by_text)
-    random.Random(0).shuffle(texts)
-    seed_file = home.parent / "seed.tsv"
-    seed_file.write_text("\n".join(l for t in texts[:n_seed] for l in by_text[t]), encoding="utf-8")
-    pool = texts[n_seed:n_seed + n_pool]
-    settings = Settings(home=home)
-    with Store(settings.db_path) as store:
-        import_labels(store, seed_file, settings.labels)
-        store.add_clauses(Clause(clause_id(t), t) for t in pool)
-        train_project(settings, store, ModelRegistry(settings.model_dir, store), holdout=0)
-    return settings, pool
+from benchlib import percentile, seeded_project  # noqa: E402
 
 
 def main() -> None:
@@ -71,7 +46,7 @@ def main() -> None:
     parser.add_argument("--deadline", type=float, default=900)
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="annotator-load-"))
-    settings, pool = build_project(tmp / "home", args.seed_labels, args.annotations)
+    settings, pool, _ = seeded_project(tmp / "home", n_seed=args.seed_labels, n_pool=args.annotations, holdout=0)
     config = settings.labels_config()
     labels = settings.labels
     rng = random.Random(1)

@@ -2,6 +2,8 @@
 port, with a temporary data dir (first start runs the migrations: about a minute)."""
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from annotator.services import LabelStudioServer
@@ -13,3 +15,14 @@ def label_studio(tmp_path_factory):
     server.start(timeout=300)
     yield server
     server.stop()
+
+
+def wait_for(predicate, timeout: float, what: str):
+    """Poll ``predicate`` until it returns something truthy (returned); fail naming ``what``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")

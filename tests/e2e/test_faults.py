@@ -3,7 +3,6 @@ nothing is lost: every annotation is there, the last good version serves, the ha
 reported, and the next retrain works."""
 from __future__ import annotations
 
-import time
 
 import pytest
 import requests
@@ -13,17 +12,9 @@ from annotator.loop import train_project
 from annotator.project import import_labels
 from annotator.services import BackendServer
 
+from .conftest import wait_for
+
 pytestmark = pytest.mark.e2e
-
-
-def wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def webhook(url: str, k: int, text: str, labels: list[str], config) -> requests.Response:
