@@ -199,3 +199,14 @@ def test_an_unexpected_error_answers_a_request_id_and_logs_a_masked_traceback(tm
     assert leaked(text) == []
     assert f"unexpected error (request {body['request_id']})" in text
     assert "RuntimeError: connect failed with password=*** secret=***" in text
+
+
+def test_basic_auth_read_from_the_environment_guards_the_backend(tmp_path):
+    # The names Label Studio's own ML-backend tools use, read by Settings.from_env.
+    settings = Settings.from_env({"ANNOTATOR_HOME": str(tmp_path / "home"), "BASIC_AUTH_USER": "ls",
+                                  "BASIC_AUTH_PASS": PASSWORD})
+    client = create_app(settings, start_queue=False).test_client()
+    refused = client.post("/predict", json={"tasks": []})
+    assert refused.status_code == 401 and refused.headers["WWW-Authenticate"] == 'Basic realm="annotator"'
+    assert client.post("/predict", json={"tasks": []}, headers=GOOD).status_code == 200
+    assert client.get("/health").status_code == 200
