@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-import time
 from pathlib import Path
 
 import pytest
@@ -132,14 +131,13 @@ def test_bad_files_are_reported_and_the_rest_still_ingests(tmp_path):
     ]
 
 
+@pytest.mark.timeout(120)  # a hang guard (catastrophic backtracking), not a speed goal: see bench/
 def test_100k_characters_without_punctuation(tmp_path):
     rng = random.Random(0)
     text = "".join(rng.choice("科技创新产业金融人才园区政策支持企业研发平台转化基金") for _ in range(100_000))
     big = tmp_path / "big.txt"
     big.write_text(text, encoding="utf-8")
-    start = time.perf_counter()
     doc = load_document(big, max_chars=250)
-    assert time.perf_counter() - start < 2.0
     assert "".join(s.text for s in doc.segments) == text
     assert all(len(s.text) <= 250 for s in doc.segments)
     assert len(doc.segments) == 400
