@@ -117,7 +117,8 @@ class Store:
             self._conn.execute("PRAGMA busy_timeout=30000")
             if self.path != ":memory:":
                 self._conn.execute("PRAGMA journal_mode=WAL")
-                self._conn.execute("PRAGMA synchronous=NORMAL")
+                # FULL: an annotation acknowledged to Label Studio survives a power cut too.
+                self._conn.execute("PRAGMA synchronous=FULL")
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"cannot open the store {self.path}: {exc}") from exc
         self._tx_depth = 0
