@@ -24,7 +24,7 @@ from annotator.seedset import read_labeled_file
 
 from ..conftest import seed_lines
 
-FUZZ = hsettings(max_examples=80, deadline=None, derandomize=True,
+FUZZ = hsettings(max_examples=150, deadline=None, derandomize=True,
                  suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 LABELS = Settings().labels
 TABLES = ("clauses", "annotations", "annotation_history")
@@ -180,7 +180,7 @@ def test_files_load_with_line_numbered_problems_or_are_refused_cleanly(workdir, 
     RUN["loaded"] += 1
 
 
-@hsettings(FUZZ, max_examples=25)
+@hsettings(FUZZ, max_examples=40)
 @given(case=labeled_file())
 def test_the_cli_answers_a_summary_or_a_one_line_error(workdir, case):
     suffix, data = case
