@@ -169,6 +169,7 @@ JSON_ERROR = "the request body must be JSON (Content-Type: application/json)"
     ('{"tasks": "财政"}'.encode("gbk"), f"{JSON_ERROR}: not UTF-8 text (invalid byte 0xb2 at offset 11)"),
     (b'{"tasks": [', f"{JSON_ERROR}: invalid JSON at line 1 column 12 (Expecting value)"),
     (b"  ", f"{JSON_ERROR}: the body is empty"),
+    (b'{"tasks": ' + b"9" * 5000 + b"}", f"{JSON_ERROR}: a number with more than 4300 digits"),
 ])
 def test_unusable_json_bodies_say_why(data, message):
     with pytest.raises(SchemaMismatchError) as info:
