@@ -22,7 +22,7 @@ from backend import create_app
 from ..conftest import seed_lines
 
 CAP = 64 * 1024  # max_request_bytes of the fuzzed app: small so the 413 case stays cheap
-FUZZ = hsettings(max_examples=80, deadline=None, derandomize=True,
+FUZZ = hsettings(max_examples=60, deadline=None, derandomize=True,
                  suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 TABLES = ("clauses", "annotations", "annotation_history", "pushed_tasks", "model_versions")
 RUN = Counter()  # examples run per endpoint, printed at the end of the module
