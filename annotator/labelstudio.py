@@ -193,6 +193,11 @@ class LabelStudioClient:
                           username=email, first_name=first_name, last_name=last_name).model_dump()
 
 
+def _storable_int(value: Any) -> bool:
+    """An int (not a bool) that fits the store's 64-bit INTEGER columns."""
+    return isinstance(value, int) and not isinstance(value, bool) and -2**63 <= value < 2**63
+
+
 def annotation_from_ls(annotation: dict, task: dict, config: LabelConfig) -> tuple[dict, tuple[str, ...] | None]:
     """Read one Label Studio annotation (webhook payload or API) into plain fields.
 
@@ -210,9 +215,11 @@ def annotation_from_ls(annotation: dict, task: dict, config: LabelConfig) -> tup
     from .normalize import normalize_text
 
     ann_id = annotation.get("id")
-    if not isinstance(ann_id, int) or isinstance(ann_id, bool):
+    if not _storable_int(ann_id):
         raise SchemaMismatchError(f"annotation has no integer 'id' (got {ann_id!r})")
     task_id = task.get("id", annotation.get("task"))
+    if task_id is not None and isinstance(task_id, int) and not _storable_int(task_id):
+        raise SchemaMismatchError(f"task id {task_id} is out of range (a 64-bit integer is expected)")
     data = task.get("data") if isinstance(task.get("data"), dict) else {}
     text = data.get(config.value_key)
     if not isinstance(text, str) or not text.strip():

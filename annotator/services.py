@@ -103,7 +103,7 @@ class LabelStudioServer(_Server):
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 180.0) -> LabelStudioServer:
+    def start(self, timeout: float = 420.0) -> LabelStudioServer:
         exe = shutil.which("label-studio", path=str(Path(sys.executable).parent)) or shutil.which("label-studio")
         if exe is None:
             raise AnnotatorError("label-studio is not installed; run: pip install -e '.[test]'")

@@ -86,9 +86,11 @@ def canonical_time(value: str) -> str:
         parsed = datetime.fromisoformat(value.replace(" ", "T"))
     except (ValueError, AttributeError):
         return now()
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
-    return parsed.astimezone(timezone.utc).isoformat(timespec="microseconds")
+    try:
+        parsed = parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=timezone.utc)
+        return parsed.astimezone(timezone.utc).isoformat(timespec="microseconds")
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+14:00: before year 1 in UTC
+        return now()
 
 
 class Store:
@@ -158,6 +160,8 @@ class Store:
             return self._conn.execute(sql, tuple(params))
         except (sqlite3.OperationalError, sqlite3.IntegrityError) as exc:
             raise StoreError(f"store {self.path}: {exc}") from exc
+        except (OverflowError, UnicodeEncodeError) as exc:  # a value SQLite cannot hold: nothing written
+            raise StoreError(f"store {self.path}: a value cannot be stored ({exc})") from exc
 
     def _migrate(self) -> None:
         version = self._conn.execute("PRAGMA user_version").fetchone()[0]

@@ -182,3 +182,19 @@ def test_annotation_from_ls_fields():
     assert fields == {"ls_annotation_id": 11, "ls_task_id": 7, "annotator": "5",
                       "created_at": "2024-05-01T10:00:00.000000Z", "updated_at": "2024-05-01T10:00:00.000000Z",
                       "cancelled": False, "text": TEXT, "clause_id": clause_id(TEXT), "section": "第三章 金融支持"}
+
+
+def test_sync_path_refuses_ids_and_times_the_store_cannot_hold(store):
+    """Label Studio's API reaches the store through the same reader as webhooks: out-of-range
+    values are refused (annotation ids) or replaced (times before year 1 in UTC), never a crash."""
+    from annotator.errors import SchemaMismatchError
+    from annotator.labelstudio import annotation_from_ls
+    from annotator.store import canonical_time
+
+    config = load_label_config()
+    task = {"id": 1, "data": {"text": "支持企业研发。"}}
+    with pytest.raises(SchemaMismatchError, match=r"annotation has no integer 'id' \(got 9223372036854775808\)"):
+        annotation_from_ls({"id": 2**63, "result": []}, task, config)
+    with pytest.raises(SchemaMismatchError, match="task id 9223372036854775808 is out of range"):
+        annotation_from_ls({"id": 1, "result": []}, dict(task, id=2**63), config)
+    assert canonical_time("0001-01-01T00:00:00+14:00") > "2026"  # unreadable in UTC: now
