@@ -20,6 +20,10 @@ How a fit goes (every step measured with ``bench/model_quality.py``, see docs/be
    are tuned per label for F1 under that whole rule on the out-of-fold probabilities, then
    shrunk halfway toward the best shared threshold (per-label optima are noisy for rare labels).
 
+Before all this, near-duplicate clauses pool their labels (``merge_duplicate_labels``): the seed
+file gives a clause and its truncated copy different single labels (each the label it was collected
+for), so each copy is taught both; the figures that tune thresholds use the pooled labels too.
+
 Labels with no positive or no negative example yet are listed in ``untrainable_labels_`` and get a
 constant probability (0 or 1); column order always comes from ``labels`` (the label set), never
 from the data.
@@ -106,6 +110,8 @@ class PolicyClassifier(ClassifierMixin, BaseEstimator):
     n_jobs : worker processes fitting the per-label models (1: in this process). Results are
         identical for every value.
     random_state : seeds the fold split and liblinear's coordinate order.
+    merge_duplicate_labels : train every clause on the union of the label sets of its group
+        (``groups`` of :meth:`fit`: near-duplicates; of :meth:`fit_features`: identical rows).
 
     Attributes
     ----------
@@ -125,7 +131,7 @@ class PolicyClassifier(ClassifierMixin, BaseEstimator):
     """
 
     def __init__(self, *, labels=(), C=1.0, nb_power=0.5, class_weight="balanced", threshold="tuned",
-                 relative=0.5, cv=3, featurizer=None, n_jobs=1, random_state=0):
+                 relative=0.5, cv=3, featurizer=None, n_jobs=1, random_state=0, merge_duplicate_labels=True):
         self.labels = labels
         self.C = C
         self.nb_power = nb_power
@@ -136,6 +142,7 @@ class PolicyClassifier(ClassifierMixin, BaseEstimator):
         self.featurizer = featurizer
         self.n_jobs = n_jobs
         self.random_state = random_state
+        self.merge_duplicate_labels = merge_duplicate_labels
 
     # Fitting -------------------------------------------------------------------------------
     def fit(self, X, Y, groups=None) -> PolicyClassifier:
@@ -158,7 +165,7 @@ class PolicyClassifier(ClassifierMixin, BaseEstimator):
         featurizer = clone(self.featurizer) if self.featurizer is not None else PolicyTextFeaturizer()
         features = featurizer.fit_transform(docs)
         self.featurizer_ = featurizer
-        if groups is None and self._calibrates(len(docs)):
+        if groups is None and (self._calibrates(len(docs)) or self.merge_duplicate_labels):
             groups = near_duplicate_groups(docs)
         return self.fit_features(features, Y, groups=groups)
 
@@ -170,6 +177,12 @@ class PolicyClassifier(ClassifierMixin, BaseEstimator):
         """
         features = sp.csr_matrix(features)
         Y = self._check_Y(Y, features.shape[0])
+        if groups is not None and len(groups) != len(Y):
+            raise InputError(f"groups has {len(groups)} entries but there are {len(Y)} texts: one group id per text")
+        if groups is None and (self._calibrates(len(Y)) or self.merge_duplicate_labels):
+            groups = _identical_rows(features)
+        if self.merge_duplicate_labels:
+            Y = merge_group_labels(Y, np.asarray(groups))
         self.labels_ = np.array(self.labels, dtype=object)
         positives = Y.sum(axis=0)
         trainable = (positives > 0) & (positives < len(Y))
@@ -182,10 +195,8 @@ class PolicyClassifier(ClassifierMixin, BaseEstimator):
         self.coef_, self.intercept_ = self._fit_linear(features, Y)
         self.calibration_ = np.tile([1.0, 0.0], (len(self.labels_), 1))  # proba = sigmoid(a*s + b)
         self.thresholds_ = np.full(len(self.labels_), 0.5)
-        if groups is not None and len(groups) != len(Y):
-            raise InputError(f"groups has {len(groups)} entries but there are {len(Y)} texts: one group id per text")
         if self._calibrates(len(Y)) and len(self.trainable_):
-            self._calibrate(features, Y, _identical_rows(features) if groups is None else np.asarray(groups))
+            self._calibrate(features, Y, np.asarray(groups))
         if self.threshold != "tuned":
             self.thresholds_[:] = float(self.threshold)
         self.n_train_ = len(Y)
@@ -317,6 +328,22 @@ class PolicyClassifier(ClassifierMixin, BaseEstimator):
     def predict_labels(self, X) -> list[tuple[str, ...]]:
         """Predicted label names per text."""
         return [tuple(self.labels_[row.astype(bool)]) for row in self.predict(X)]
+
+
+def merge_group_labels(Y: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """Each row's labels replaced by the union of the labels of its group.
+
+    Examples
+    --------
+    >>> merge_group_labels(np.array([[1, 0], [0, 1], [0, 1]]), np.array([0, 0, 1])).tolist()
+    [[1, 1], [1, 1], [0, 1]]
+    """
+    if not len(Y):
+        return Y
+    _, inverse = np.unique(groups, return_inverse=True)
+    pooled = np.zeros((inverse.max() + 1, Y.shape[1]), dtype=Y.dtype)
+    np.maximum.at(pooled, inverse, Y)
+    return pooled[inverse]
 
 
 def tune_thresholds(proba: np.ndarray, Y: np.ndarray, *, relative: float = 0.0,

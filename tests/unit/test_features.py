@@ -71,7 +71,8 @@ def test_pickled_featurizer_transforms_the_same(texts, fitted):
 def test_rows_are_unit_norm_per_block(fitted, texts):
     X = fitted.transform(texts[:50])
     norms = np.sqrt(np.asarray(X.multiply(X).sum(axis=1))).ravel()
-    assert np.allclose(norms, np.sqrt(2), atol=1e-4)  # one char block + one word block (weight 1)
+    # char block + word block (weight 1) + opening block (weight 0.5)
+    assert np.allclose(norms, np.sqrt(1 + 1 + 0.25), atol=1e-4)
 
 
 def test_word_block_holds_dictionary_terms(fitted):
@@ -80,8 +81,24 @@ def test_word_block_holds_dictionary_terms(fitted):
     assert any(name.startswith("c:") for name in names)
 
 
+def test_clause_opening_has_its_own_block(fitted):
+    names = fitted.get_feature_names_out()
+    assert "p:对" in set(names) and len(names) == fitted.n_features_out_
+    # Only the first 10 characters count: same opening, same block; other opening, other block.
+    X = fitted.transform(["对集成电路设计企业给予研发补助。", "对集成电路设计企业给予人才奖励。", "高等院校应对集成电路企业开放。"])
+    opening = np.char.startswith(names.astype(str), "p:")
+    assert np.allclose(X[0].toarray()[0, opening], X[1].toarray()[0, opening])
+    assert not np.allclose(X[0].toarray()[0, opening], X[2].toarray()[0, opening])
+
+
+def test_opening_block_can_be_switched_off(texts):
+    featurizer = PolicyTextFeaturizer(prefix_chars=None).fit(texts[:50])
+    assert featurizer.prefix_ is None
+    assert not any(name.startswith("p:") for name in featurizer.get_feature_names_out())
+
+
 def test_characters_only(texts):
-    featurizer = PolicyTextFeaturizer(word_ngram_range=None).fit(texts)
+    featurizer = PolicyTextFeaturizer(word_ngram_range=None, prefix_chars=None).fit(texts)
     assert featurizer.word_ is None
     assert featurizer.transform(texts[:3]).shape[1] == len(featurizer.char_.vocabulary_)
 

@@ -12,7 +12,7 @@ from sklearn.exceptions import NotFittedError
 from annotator import InputError
 from annotator.features import PolicyTextFeaturizer
 from annotator.labels import load_label_config
-from annotator.model import PolicyClassifier, _identical_rows, at_least_one, tune_thresholds
+from annotator.model import PolicyClassifier, _identical_rows, at_least_one, merge_group_labels, tune_thresholds
 from annotator.seedset import read_labeled_file
 from annotator.training import label_matrix
 from tests.conftest import seed_lines
@@ -131,6 +131,27 @@ def test_untrainable_labels_are_listed_and_never_predicted(model, data):
     assert (proba[:, empty] == 0).all()
     assert (fitted.decide(proba)[:, empty] == 0).all()
     assert np.isfinite(fitted.thresholds_).all()
+
+
+def test_near_duplicates_are_taught_each_others_labels(model, data):
+    texts, Y, _ = data
+    X = model.featurizer_.transform(texts)
+    Y = Y.copy()
+    j = LABELS.index("政府采购")
+    pair = [int(i) for i in np.flatnonzero(Y[:, j] == 0)[:2]]
+    Y[pair[0], j] = 1  # the clause has the label, its (declared) copy does not
+    groups = np.arange(len(texts))
+    groups[pair[1]] = groups[pair[0]]
+    merged, kept = (PolicyClassifier(labels=LABELS, cv=1, merge_duplicate_labels=merge).fit_features(
+        X, Y, groups=groups) for merge in (True, False))
+    assert merge_group_labels(Y, groups)[pair[1], j] == 1
+    assert merged.predict_proba_features(X[pair[1]])[0, j] > kept.predict_proba_features(X[pair[1]])[0, j]
+
+
+def test_merge_group_labels_keeps_rows_alone_in_their_group():
+    Y = np.array([[1, 0, 0], [0, 1, 0], [0, 0, 1]], dtype=np.int8)
+    assert merge_group_labels(Y, np.array([5, 5, 7])).tolist() == [[1, 1, 0], [1, 1, 0], [0, 0, 1]]
+    assert merge_group_labels(Y[:0], np.array([], dtype=int)).shape == (0, 3)
 
 
 def test_a_label_on_every_clause_gets_probability_one(data):
