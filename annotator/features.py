@@ -2,7 +2,9 @@
 policy-domain dictionary), as one scikit-learn transformer.
 
 Char n-grams carry most of the signal on short clauses; jieba words add domain terms kept whole
-by the user dictionary (``resources/policy_terms.txt``: 专精特新, 集成电路, 科技成果转化 …).
+by the user dictionary (``resources/policy_terms.txt``: 专精特新, 集成电路, 科技成果转化 …); a
+third, lighter block holds the char n-grams of the clause's first 10 characters, where its subject
+usually is (a term in the opening says more about the label than the same term further in).
 What each choice is worth was measured with ``bench/model_quality.py`` (docs/benchmarks.md).
 """
 from __future__ import annotations

@@ -42,6 +42,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GroupKFold
 from sklearn.utils.validation import check_is_fitted
 
+from .calibration import fit_platt
 from .cleaning import near_duplicate_groups
 from .errors import InputError
 from .features import PolicyTextFeaturizer, check_documents
@@ -394,16 +395,18 @@ def _platt(scores: np.ndarray, y: np.ndarray, *, min_each: int = 1) -> tuple[flo
     y = y[seen]
     if min(y.sum(), len(y) - y.sum()) < min_each:
         return None
-    platt = LogisticRegression(C=1e4).fit(scores[seen, None], y)
-    a, b = float(platt.coef_[0, 0]), float(platt.intercept_[0])
+    # Newton's method on the same objective as LogisticRegression(C=1e4): ~50x faster, and the
+    # live loop recalibrates every label at every retrain.
+    a, b = fit_platt(scores[seen], y)
     return (a, b) if a > 0 else None
 
 
 def _fit_label(features: sp.csr_matrix, y: np.ndarray, weights: np.ndarray, *, C: float, class_weight,
                random_state) -> tuple[np.ndarray, float]:
     """One label's logistic regression on NB-weighted features; the weights folded into its coef."""
-    scaled = features.copy()
-    scaled.data *= weights[scaled.indices]
+    # A new data array over the same index arrays: copying the whole matrix per label cost ~20% of a fit.
+    scaled = sp.csr_matrix((features.data * weights[features.indices], features.indices, features.indptr),
+                           shape=features.shape)
     model = LogisticRegression(C=C, class_weight=class_weight, solver="liblinear", dual=True,
                                tol=LIBLINEAR_TOL, max_iter=5000, random_state=random_state)
     model.fit(scaled, y)
