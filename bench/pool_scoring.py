@@ -27,7 +27,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import scipy.sparse as sp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -42,17 +41,6 @@ from annotator.training import label_matrix  # noqa: E402
 REPO = Path(__file__).resolve().parent.parent
 SEEDS = REPO.parent / "shared" / "seeds" / "labeled_policy_clauses.tsv"
 DATA = SEEDS if SEEDS.exists() else REPO / "tasks" / "seed_labels.tsv"
-
-
-class ContiguousWeightsClassifier(PolicyClassifier):
-    """PolicyClassifier scoring with its weights as one C-contiguous float32 (n_features, n_labels)
-    array: the sparse product then reads each feature's weights from one cache line instead of
-    27 strided float64 loads. Same probabilities to ~1e-6; shows what that change in model.py buys."""
-
-    def decision_function_features(self, features):
-        if getattr(self, "_weights", None) is None or self._weights.shape[0] != self.coef_.shape[1]:
-            self._weights = np.ascontiguousarray(self.coef_.T, dtype=np.float32)
-        return np.asarray(features @ self._weights, dtype=np.float64) + self.intercept_
 
 
 def synthetic_clauses(texts: list[str], n: int, seed: int = 0) -> list[str]:
@@ -108,7 +96,7 @@ def main() -> None:
             raise SystemExit("--score-only needs --workdir")
         work = Path(args.workdir)
         for size in args.sizes:
-            for variant in ("model", "model_fast"):
+            for variant in ("model",):
                 result = in_child(_score_child, str(work / f"cache_{size}"), str(work / "featurizer.pkl"),
                                   str(work / f"{variant}.pkl"))
                 print(f"| {size:,} | {variant} | {result['seconds']:.2f} s | {size / result['seconds']:,.0f} | "
@@ -125,9 +113,6 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     (work / "featurizer.pkl").write_bytes(pickle.dumps(featurizer))
     (work / "model.pkl").write_bytes(pickle.dumps(model))
-    fast = ContiguousWeightsClassifier(**model.get_params())
-    fast.__dict__.update({k: v for k, v in vars(model).items() if k.endswith("_")})
-    (work / "model_fast.pkl").write_bytes(pickle.dumps(fast))
 
     n_unique = min(args.unique, max(args.sizes))
     pool = synthetic_clauses(texts, n_unique)
@@ -148,7 +133,7 @@ def main() -> None:
             stop = min(start + n_unique, size)
             cache.add_features([f"c{i}" for i in range(start, stop)], X_unique[: stop - start])
         write_s = time.perf_counter() - started
-        for variant in ("model", "model_fast"):
+        for variant in ("model",):
             result = in_child(_score_child, str(cache_dir), str(work / "featurizer.pkl"), str(work / f"{variant}.pkl"))
             rows.append((size, variant, result, cache.disk_bytes()))
             print(f"pool {size:>9,} [{variant}]: re-score {result['seconds']:.2f} s "
