@@ -114,14 +114,20 @@ def table(tag: str) -> None:
         result = json.loads(path.read_text())
         first = result.get("first_seed", 0)
         for name, curve in result["curves"].items():
-            runs = result.get("curves_per_seed", {}).get(name) or [curve]
+            runs = result.get("curves_per_seed", {}).get(name)
+            if runs is None:  # saved before per-seed curves were kept: the mean as it is
+                pooled[name] = (result, {None: curve})
+                continue
             base, by_seed = pooled.setdefault(name, (result, {}))
-            if base["budget"] == result["budget"]:
+            if base["budget"] == result["budget"] and None not in by_seed:
                 by_seed.update({first + k: run for k, run in enumerate(runs)})
     if not pooled:
         raise SystemExit(f"no results under {OUT}")
     results = {}
     for name, (result, by_seed) in pooled.items():
+        if None in by_seed:
+            results[name] = (result, by_seed[None])
+            continue
         curve, _ = _mean_curve([by_seed[k] for k in sorted(by_seed)])
         results[name] = (dict(result, seeds=len(by_seed)), curve)
     random_needed = (labels_to_reach(results["random"][1], results["random"][0]["target_macro_f1"])
