@@ -345,6 +345,7 @@ def run_cycle(settings: Settings, *, force: bool = False) -> dict:
         out: dict = {"model_version": None, "push": None}
         trained = retrain(settings, store, registry) if force or needs_training(store) else None
         out["model_version"] = trained.version.version if trained else None
+        out["train_seconds"] = round(time.perf_counter() - started, 2)
         project_id = store.get_meta(PROJECT_KEY)
         unreachable = None
         if project_id is not None and settings.ls_api_key:

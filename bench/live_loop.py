@@ -12,6 +12,7 @@ Bounded: a fixed number of requests, every loop has a deadline.
 from __future__ import annotations
 
 import argparse
+from datetime import datetime
 import json
 import statistics
 import sys
@@ -75,7 +76,7 @@ def main() -> None:
                   f"max {max(delays)*1000:.0f} ms (n={len(delays)})")
             # 2. the 20th label starts a retrain; time until new version + re-ranked batch.
             v_before = store.latest_model_version().version
-            t20 = time.monotonic()
+            t20, wall20 = time.monotonic(), time.time()
             client.create_annotation(tasks[19]["id"], choices_result([s.labels[0]], config))
             # While it trains: /webhook (synthetic duplicates of an existing annotation) and /predict.
             hook_lat, predict_lat = [], []
@@ -105,6 +106,17 @@ def main() -> None:
             else:
                 print(f"20th label -> new model version + re-ranked batch in Label Studio: "
                       f"{new_version_at - t20:.1f} s")
+                # Where the time went, from the store's own timestamps.
+                run = next(r for r in store.train_runs() if r["model_version"] == latest.version)
+                pushed = min(p["pushed_at"] for p in store.pending_pushed_tasks()
+                             if p["model_version"] == latest.version)
+
+                def after(stamp: str) -> float:
+                    return datetime.fromisoformat(stamp).timestamp() - wall20
+
+                print(f"  retrain started +{after(run['started_at']):.1f} s, version saved "
+                      f"+{after(run['finished_at']):.1f} s, re-ranked batch recorded +{after(pushed):.1f} s "
+                      f"(fit {latest.metrics.get('seconds')} s)")
             print(f"/webhook while retraining: p50 {percentile(hook_lat, 50)*1000:.1f} ms, "
                   f"p99 {percentile(hook_lat, 99)*1000:.1f} ms (n={len(hook_lat)})")
             print(f"/predict 10 tasks: p50 {percentile(predict_lat, 50)*1000:.1f} ms, "
