@@ -45,3 +45,12 @@ def tiny_corpus(tmp_path) -> Path:
     path = tmp_path / "tiny.tsv"
     path.write_text("\n".join(seed_lines(300)) + "\n", encoding="utf-8")
     return path
+
+
+def report_line(config, line: str) -> None:
+    """Write ``line`` to pytest's terminal output, past output capturing (e.g. a fuzz case count)."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    capture = config.pluginmanager.get_plugin("capturemanager")
+    if reporter is not None and capture is not None:
+        with capture.global_and_fixture_disabled():
+            reporter.write_line(line)

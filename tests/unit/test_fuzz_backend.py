@@ -19,7 +19,7 @@ from annotator.project import import_labels, training_examples
 from annotator.training import train_model
 from backend import create_app
 
-from ..conftest import seed_lines
+from ..conftest import report_line, seed_lines
 
 CAP = 64 * 1024  # max_request_bytes of the fuzzed app: small so the 413 case stays cheap
 FUZZ = hsettings(max_examples=60, deadline=None, derandomize=True,
@@ -32,12 +32,8 @@ STATUS = Counter()  # answers by status code: the fuzzing must reach accepted re
 @pytest.fixture(scope="module", autouse=True)
 def report_case_count(request):
     yield
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    capture = request.config.pluginmanager.get_plugin("capturemanager")
-    if reporter is not None and capture is not None:
-        with capture.global_and_fixture_disabled():
-            reporter.write_line(f"\nfuzz_backend cases: {sum(RUN.values())} {dict(RUN)}; "
-                                f"status codes {dict(sorted(STATUS.items()))}")
+    report_line(request.config, f"\nfuzz_backend cases: {sum(RUN.values())} {dict(RUN)}; "
+                f"status codes {dict(sorted(STATUS.items()))}")
 
 
 @pytest.fixture(scope="module")

@@ -20,9 +20,8 @@ from hypothesis import HealthCheck, given, settings as hsettings, strategies as 
 from annotator import InputError, Settings, Store
 from annotator.cli import main
 from annotator.project import import_labels
-from annotator.seedset import read_labeled_file
 
-from ..conftest import seed_lines
+from ..conftest import report_line, seed_lines
 
 FUZZ = hsettings(max_examples=150, deadline=None, derandomize=True,
                  suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -36,11 +35,7 @@ RUN = Counter()
 @pytest.fixture(scope="module", autouse=True)
 def report_case_count(request):
     yield
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    capture = request.config.pluginmanager.get_plugin("capturemanager")
-    if reporter is not None and capture is not None:
-        with capture.global_and_fixture_disabled():
-            reporter.write_line(f"\nfuzz_import cases: {sum(RUN.values())} {dict(RUN)}")
+    report_line(request.config, f"\nfuzz_import cases: {sum(RUN.values())} {dict(RUN)}")
 
 
 @pytest.fixture(scope="module")
