@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -246,6 +247,9 @@ def task_payload(clause: Clause, config: LabelConfig, version: ModelVersion | No
     return task
 
 
+STALE_CHECK_CONNECTIONS = 8  # concurrent task reads when checking stale tasks before removing them
+
+
 def reconcile_unconfirmed_pushes(store: Store, client: LabelStudioClient, project_id: int) -> dict:
     """Settle pushes a crash interrupted: rows recorded before the import, with no task id yet.
 
@@ -289,13 +293,13 @@ def refresh_queue(settings: Settings, store: Store, registry: ModelRegistry, cli
     except NotTrainedError:
         latest_version = None
     stale = [p for p in pending if latest_version is not None and p["model_version"] != latest_version]
-    untouched = []
-    for p in stale:
-        if p["ls_task_id"] is None:
-            continue
-        task = client.task(p["ls_task_id"])
-        if not (task.get("annotations") or task.get("drafts") or task.get("total_annotations")):
-            untouched.append(p)
+    # Which stale tasks nobody has touched in Label Studio: a few concurrent reads, not one
+    # round trip after the other (the annotators are waiting for the re-ranked batch).
+    stale = [p for p in stale if p["ls_task_id"] is not None]
+    with ThreadPoolExecutor(max_workers=STALE_CHECK_CONNECTIONS) as pool:
+        tasks = list(pool.map(client.task, [p["ls_task_id"] for p in stale]))
+    untouched = [p for p, task in zip(stale, tasks)
+                 if not (task.get("annotations") or task.get("drafts") or task.get("total_annotations"))]
     if untouched:
         client.delete_tasks(project_id, [p["ls_task_id"] for p in untouched])
     removed = [p["clause_id"] for p in untouched]
