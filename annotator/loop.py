@@ -2,8 +2,11 @@
 Studio queue stocked with the most informative clauses.
 
 ``run_cycle(settings)`` is what the backend's TrainingQueue runs in its worker process. It opens its
-own Store, so it is safe in any process. Pushes are recorded before the import and completed after
-it, so a crash mid-push can be reconciled (``annotator sync``) instead of pushing a clause twice.
+own Store and holds the project's cycle lock, so it is safe in any process and one runs at a time.
+A new version is saved and the re-ranked batch pushed first; its held-out evaluation follows.
+Pushes are recorded before the import and completed after it, so a push a crash cut off is
+settled by the next cycle (matched to the imported tasks, or returned to the pool) instead of
+pushing a clause twice.
 """
 from __future__ import annotations
 
@@ -292,10 +295,10 @@ def refresh_queue(settings: Settings, store: Store, registry: ModelRegistry, cli
         latest_version = registry.latest().version
     except NotTrainedError:
         latest_version = None
-    stale = [p for p in pending if latest_version is not None and p["model_version"] != latest_version]
+    stale = [p for p in pending if latest_version is not None and p["model_version"] != latest_version
+             and p["ls_task_id"] is not None]
     # Which stale tasks nobody has touched in Label Studio: a few concurrent reads, not one
     # round trip after the other (the annotators are waiting for the re-ranked batch).
-    stale = [p for p in stale if p["ls_task_id"] is not None]
     with ThreadPoolExecutor(max_workers=STALE_CHECK_CONNECTIONS) as pool:
         tasks = list(pool.map(client.task, [p["ls_task_id"] for p in stale]))
     untouched = [p for p, task in zip(stale, tasks)
@@ -315,8 +318,8 @@ def refresh_queue(settings: Settings, store: Store, registry: ModelRegistry, cli
                      for i, c in enumerate(clauses)]
             batch = store.next_batch_number()
             version = info.version if info else None
-            # Record first, import second: a crash in between leaves rows without task ids,
-            # which `annotator sync` matches to the imported tasks instead of pushing again.
+            # Record first, import second: a crash in between leaves rows without task ids, which
+            # the next refresh settles (reconcile_unconfirmed_pushes) instead of pushing again.
             store.record_push(project_id, [(c.id, None, r) for r, c in enumerate(clauses)],
                               batch=batch, model_version=version)
             task_ids = client.import_tasks(project_id, tasks)
