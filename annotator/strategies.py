@@ -517,6 +517,26 @@ def badge(estimator, X_pool, n: int, *, rng: np.random.Generator, candidates_per
     return cand[np.asarray(picked)]
 
 
+def _share_among_labels(weight: np.ndarray, queues: list, n_pool: int, n: int,
+                        rng: np.random.Generator) -> np.ndarray:
+    """``n`` rows shared out among the labels by ``weight`` (each next slot to the label with the
+    largest ``weight / (1 + slots so far)``), each label's slot filled from its own queue of rows,
+    best first, skipping rows already taken; an exhausted queue gives a random free row."""
+    taken = np.zeros(n_pool, dtype=bool)
+    given = np.zeros(len(queues))
+    tie = rng.random(len(queues)) * 1e-9
+    picked: list[int] = []
+    while len(picked) < n:
+        j = int(np.argmax(weight / (1.0 + given) + tie))
+        given[j] += 1
+        i = next((i for i in queues[j] if not taken[i]), None)
+        if i is None:  # this label's rows are used up by other labels: fall back to any free row
+            i = int(rng.choice(np.flatnonzero(~taken)))
+        taken[i] = True
+        picked.append(int(i))
+    return np.asarray(picked)
+
+
 def labelwise_margin(estimator, X_pool, n: int, *, rng: np.random.Generator, power: float = 0.0) -> np.ndarray:
     """Per-label uncertainty, label by label: the batch is shared out among the labels (equally, or
     by ``need ** power`` with need = 1 / (1 + positives)), and each label's share goes to the clauses
@@ -532,17 +552,7 @@ def labelwise_margin(estimator, X_pool, n: int, *, rng: np.random.Generator, pow
     # Each label's queue holds its n closest clauses: fewer than n are taken before the batch is
     # full, so a queue always has a free clause when its label's turn comes.
     queues = [iter(rank_top(closeness[:, j], n, rng)) for j in range(n_labels)]
-    taken = np.zeros(n_pool, dtype=bool)
-    given = np.zeros(n_labels)
-    tie = rng.random(n_labels) * 1e-9
-    picked: list[int] = []
-    while len(picked) < n:
-        j = int(np.argmax(weight / (1.0 + given) + tie))
-        given[j] += 1
-        i = next(i for i in queues[j] if not taken[i])
-        taken[i] = True
-        picked.append(int(i))
-    return np.asarray(picked)
+    return _share_among_labels(weight, queues, n_pool, n, rng)
 
 
 def gumbel_order(weights: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -592,19 +602,7 @@ def label_quota(estimator, X_pool, n: int, *, rng: np.random.Generator, power: f
     # Each label's order: at most n rows of it are taken, so its first n draws suffice.
     queues = [iter(gumbel_order(_tempered_weights(closeness[:, j], gamma), rng)[: n + 1])
               for j in range(n_labels)]
-    taken = np.zeros(n_pool, dtype=bool)
-    given = np.zeros(n_labels)
-    tie = rng.random(n_labels) * 1e-9
-    picked: list[int] = []
-    while len(picked) < n:
-        j = int(np.argmax(weight / (1.0 + given) + tie))
-        given[j] += 1
-        i = next((i for i in queues[j] if not taken[i]), None)
-        if i is None:  # this label's draws are used up by other labels: fall back to any free row
-            i = int(rng.choice(np.flatnonzero(~taken)))
-        taken[i] = True
-        picked.append(int(i))
-    return np.asarray(picked)
+    return _share_among_labels(weight, queues, n_pool, n, rng)
 
 
 def representative(estimator, X_pool, n: int, *, rng: np.random.Generator) -> np.ndarray:
