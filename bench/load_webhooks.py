@@ -91,35 +91,31 @@ def main() -> None:
                 sessions.s = requests.Session()
             return sessions.s
 
-        def send(event) -> None:
-            if time.monotonic() > deadline:
-                return
+        def timed(kind: str, latencies: list, call, accepted) -> None:
+            """One request: its latency, and a failure unless ``accepted(response)``."""
             started = time.perf_counter()
             try:
-                r = session().post(f"{backend.url}/webhook", json=event, timeout=60)
-                ok, what = r.status_code == 201, f"{r.status_code} {r.text[:200]}"
-            except requests.RequestException as exc:
+                r = call()
+                ok, what = accepted(r), f"{r.status_code} {r.text[:200]}"
+            except (requests.RequestException, ValueError) as exc:  # ValueError: a body that is not JSON
                 ok, what = False, repr(exc)
             with lock:
-                hook_lat.append(time.perf_counter() - started)
+                latencies.append(time.perf_counter() - started)
                 if not ok:
-                    failures.append(("webhook", what))
+                    failures.append((kind, what))
+
+        def send(event) -> None:
+            if time.monotonic() <= deadline:
+                timed("webhook", hook_lat, lambda: session().post(f"{backend.url}/webhook", json=event, timeout=60),
+                      lambda r: r.status_code == 201)
 
         predict_body = {"tasks": [{"id": i, "data": {"text": t}} for i, t in enumerate(pool[:10])]}
 
         def hammer_predict() -> None:
             s = requests.Session()
             while not stop.is_set() and time.monotonic() < deadline:
-                started = time.perf_counter()
-                try:
-                    r = s.post(f"{backend.url}/predict", json=predict_body, timeout=60)
-                    ok, what = r.status_code == 200 and len(r.json()["results"]) == 10, r.text[:200]
-                except requests.RequestException as exc:
-                    ok, what = False, repr(exc)
-                with lock:
-                    predict_lat.append(time.perf_counter() - started)
-                    if not ok:
-                        failures.append(("predict", what))
+                timed("predict", predict_lat, lambda: s.post(f"{backend.url}/predict", json=predict_body, timeout=60),
+                      lambda r: r.status_code == 200 and len(r.json()["results"]) == 10)
 
         predictors = [threading.Thread(target=hammer_predict) for _ in range(2)]
         for t in predictors:
