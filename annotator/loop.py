@@ -62,6 +62,7 @@ class Retrained:
     examples: list[Example]
     X: sp.csr_matrix
     cache: PoolCache
+    groups: np.ndarray  # near-duplicate group of each example, for the evaluation's split
 
 
 def retrain(settings: Settings, store: Store, registry: ModelRegistry) -> Retrained | None:
@@ -95,7 +96,7 @@ def retrain(settings: Settings, store: Store, registry: ModelRegistry) -> Retrai
         store.finish_train_run(run_id, error=f"{type(exc).__name__}: {exc}")
         raise
     store.finish_train_run(run_id, model_version=version.version)
-    return Retrained(version, result.model, examples, X, features.cache)
+    return Retrained(version, result.model, examples, X, features.cache, result.groups)
 
 
 INTERRUPTED = "interrupted: the process stopped before the run finished (its model was never saved)"
@@ -110,7 +111,7 @@ def evaluate_version(settings: Settings, store: Store, trained: Retrained, *, ho
     with it) and scored on it: an honest, slightly pessimistic estimate of the saved model.
     """
     result = train_model(trained.examples, settings.labels, holdout=holdout, refit=False, seed=settings.seed,
-                         featurizer=trained.model.featurizer_, features=trained.X)
+                         featurizer=trained.model.featurizer_, features=trained.X, groups=trained.groups)
     figures = {k: v for k, v in result.metrics.items() if k != "untrainable_labels"}
     store.update_model_metrics(trained.version.version, dict(figures, evaluation="held-out",
                                                               evaluation_seconds=round(result.seconds, 2)))

@@ -57,6 +57,7 @@ class TrainResult:
     n_train: int
     metrics: dict
     seconds: float
+    groups: np.ndarray | None = None  # near-duplicate group of each example (reusable by the caller)
 
 
 def holdout_split(texts: Sequence[str], test_size: float, seed: int,
@@ -68,7 +69,7 @@ def holdout_split(texts: Sequence[str], test_size: float, seed: int,
 
 
 def train_model(examples: Sequence[Example], labels: Sequence[str], *, holdout: float = 0.15,
-                refit: bool = True, seed: int = 0, featurizer=None, features=None,
+                refit: bool = True, seed: int = 0, featurizer=None, features=None, groups=None,
                 **model_params) -> TrainResult:
     """Fit a PolicyClassifier on ``examples``.
 
@@ -78,6 +79,8 @@ def train_model(examples: Sequence[Example], labels: Sequence[str], *, holdout: 
 
     ``featurizer`` (already fitted, e.g. on the whole pool) and ``features`` (its rows for
     ``examples``, e.g. from the pool cache) skip tokenizing: only the classifier is fitted.
+    ``groups``: the examples' near-duplicate groups when already known (``TrainResult.groups``
+    of an earlier training on the same examples); computed otherwise.
 
     Raises
     ------
@@ -92,7 +95,7 @@ def train_model(examples: Sequence[Example], labels: Sequence[str], *, holdout: 
     result_metrics: dict = {}
     params = dict(labels=tuple(labels), random_state=seed, **model_params)
     # Near-duplicates stay together in the held-out split and in the calibration folds.
-    groups = near_duplicate_groups(texts)
+    groups = near_duplicate_groups(texts) if groups is None else np.asarray(groups)
 
     def fit(rows):
         if featurizer is None:
@@ -118,7 +121,7 @@ def train_model(examples: Sequence[Example], labels: Sequence[str], *, holdout: 
     seconds = time.perf_counter() - start
     log.info("trained on %d examples in %.1f s (held-out macro-F1 %s)", len(examples), seconds,
              f"{result_metrics['macro_f1']:.3f}" if "macro_f1" in result_metrics else "n/a")
-    return TrainResult(model, len(examples), result_metrics, seconds)
+    return TrainResult(model, len(examples), result_metrics, seconds, groups)
 
 
 def evaluate_model(model: PolicyClassifier, examples: Sequence[Example]) -> dict:
