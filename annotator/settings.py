@@ -21,7 +21,8 @@ ENV_PREFIX = "ANNOTATOR_"
 # Names read without the prefix because Label Studio's own tools use them.
 _PLAIN_ENV = {"LABEL_STUDIO_URL": "ls_url", "LABEL_STUDIO_API_KEY": "ls_api_key",
               "BASIC_AUTH_USER": "basic_auth_user", "BASIC_AUTH_PASS": "basic_auth_pass"}
-_SECRET_FIELDS = {"ls_api_key", "basic_auth_pass", "webhook_secret", "dashboard_password"}
+_SECRET_FIELDS = {"ls_api_key", "basic_auth_pass", "webhook_secret", "dashboard_password",
+                  "database_url", "redis_url"}  # URLs may carry passwords
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,10 @@ class Settings:
     webhook_secret: str = field(default="", repr=False)
     dashboard_password: str = field(default="", repr=False)
     max_request_bytes: int = 10 * 1024 * 1024
+    # Scale-out (docs/deployment.md). Empty means the embedded default.
+    database_url: str = field(default="", repr=False)  # postgresql://...; empty: SQLite at db_path
+    redis_url: str = field(default="", repr=False)  # redis://...; empty: the in-process worker
+    dask_scheduler: str = ""  # "local" or tcp://host:port; empty: featurize in this process
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "home", Path(self.home))
