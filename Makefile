@@ -13,14 +13,17 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e '.[test]'
 	touch $@
 
-# Headless Chromium + CJK fonts for the dashboard's browser test (Debian packages; needs root).
+# Debian packages the tests start for real: headless Chromium + CJK fonts (dashboard browser test),
+# PostgreSQL (store tests on both engines) and Redis (the RQ job queue). Needs root to install.
+SYSTEM_PACKAGES := chromium chromium-driver fonts-noto-cjk postgresql redis-server
 system-deps:
-	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null && fc-list 2>/dev/null | grep -qi 'noto.*cjk'; then \
-		echo "chromium, chromedriver and CJK fonts present"; \
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null && fc-list 2>/dev/null | grep -qi 'noto.*cjk' \
+		&& ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && command -v redis-server >/dev/null; then \
+		echo "chromium, chromedriver, CJK fonts, PostgreSQL and Redis present"; \
 	elif command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver fonts-noto-cjk >/dev/null; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SYSTEM_PACKAGES) >/dev/null; \
 	else \
-		echo "install chromium, chromium-driver and fonts-noto-cjk for the dashboard browser test" >&2; \
+		echo "install $(SYSTEM_PACKAGES) (Debian package names) for the browser, PostgreSQL and Redis tests" >&2; \
 	fi
 
 demo: setup
