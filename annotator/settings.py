@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -21,8 +22,8 @@ ENV_PREFIX = "ANNOTATOR_"
 # Names read without the prefix because Label Studio's own tools use them.
 _PLAIN_ENV = {"LABEL_STUDIO_URL": "ls_url", "LABEL_STUDIO_API_KEY": "ls_api_key",
               "BASIC_AUTH_USER": "basic_auth_user", "BASIC_AUTH_PASS": "basic_auth_pass"}
-_SECRET_FIELDS = {"ls_api_key", "basic_auth_pass", "webhook_secret", "dashboard_password",
-                  "database_url", "redis_url"}  # URLs may carry passwords
+_SECRET_FIELDS = {"ls_api_key", "basic_auth_pass", "webhook_secret", "dashboard_password"}
+_URL_FIELDS = {"database_url", "redis_url"}  # shown with only their password masked
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,11 @@ class Settings:
         return self.home / "annotator.db"
 
     @property
+    def store_url(self) -> str:
+        """What :class:`~annotator.store.Store` opens: ``database_url`` when set, else the SQLite file."""
+        return self.database_url or str(self.db_path)
+
+    @property
     def model_dir(self) -> Path:
         return self.home / "models"
 
@@ -103,6 +109,8 @@ class Settings:
             value = getattr(self, f.name)
             if f.name in _SECRET_FIELDS:
                 value = "***" if value else ""
+            elif f.name in _URL_FIELDS:
+                value = mask_password(value)
             out[f.name] = str(value) if isinstance(value, Path) else value
         return out
 
@@ -139,6 +147,18 @@ class Settings:
                 values[name] = environ[key]
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
+
+
+def mask_password(url: str) -> str:
+    """``url`` with its password replaced by ``***`` (userinfo or a ``password=`` parameter).
+
+    Examples
+    --------
+    >>> mask_password("postgresql://ann:s3cret@db:5432/annotator")
+    'postgresql://ann:***@db:5432/annotator'
+    """
+    url = re.sub(r"^([a-z][a-z0-9+.-]*://[^:/?#@]*):[^/?#]*@", r"\1:***@", url, flags=re.IGNORECASE)
+    return re.sub(r"(\bpassword=)[^&\s]*", r"\1***", url, flags=re.IGNORECASE)
 
 
 def _coerce(key: str, raw: str, type_name: Any) -> Any:

@@ -1,24 +1,28 @@
-"""Store: the project's single source of truth, one SQLite database (WAL) with explicit migrations.
+"""Store: the project's single source of truth, a SQLite file (WAL) or a PostgreSQL database.
 
 All SQL lives here. Methods take and return the dataclasses of :mod:`annotator.types`, never rows.
 Annotations are never lost: an update keeps the previous version in ``annotation_history``, a deletion
 only marks the row, and out-of-order updates (an older ``updated_at``) are ignored. One Store per
-thread: one per CLI command, one per Flask request. The SQL is kept portable (``?`` parameters,
-no SQLite-only functions in queries) so the store can later be pointed at PostgreSQL.
+thread: one per CLI command, one per Flask request. The same SQL runs on both engines (``?``
+parameters, ``ON CONFLICT`` upserts, ``RETURNING``, no engine-only functions in queries);
+:mod:`annotator.dbengine` translates placeholders and DDL types and gives PostgreSQL the writer
+lock that ``BEGIN IMMEDIATE`` is in SQLite, so every write transaction runs alone on either engine.
 """
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
+from .dbengine import Connection, connect
 from .errors import NotFoundError, StoreError
 from .types import Annotation, Clause, Document, ModelVersion
 
+# Written with SQLite's type names; dbengine translates them for PostgreSQL. ``{rowid}`` gives a
+# table read in insertion order an explicit ``rowid`` column where the engine has none built in.
 MIGRATIONS: tuple[str, ...] = (
     # 1: the initial schema
     """
@@ -29,7 +33,7 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE TABLE clauses (
         id TEXT PRIMARY KEY, text TEXT NOT NULL,
         document_id TEXT REFERENCES documents(id), section TEXT NOT NULL DEFAULT '',
-        position INTEGER NOT NULL DEFAULT 0, created_at TEXT NOT NULL
+        position INTEGER NOT NULL DEFAULT 0, created_at TEXT NOT NULL{rowid}
     );
     CREATE TABLE annotations (
         id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -98,7 +102,13 @@ class Store:
 
     Parameters
     ----------
-    path : path of the SQLite file; its folder is created. ``":memory:"`` for a throwaway store.
+    path : the SQLite file (its folder is created; ``":memory:"`` for a throwaway store), or a
+        ``postgresql://user:password@host:port/dbname`` URL (``Settings.store_url`` chooses).
+
+    Attributes
+    ----------
+    path : how messages name the store: the file path, or the URL with its password masked.
+    engine : ``"sqlite"`` or ``"postgresql"``.
 
     Examples
     --------
@@ -108,24 +118,16 @@ class Store:
     """
 
     def __init__(self, path: str | Path) -> None:
-        self.path = str(path)
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self._conn = sqlite3.connect(self.path, timeout=30, isolation_level=None,
-                                         check_same_thread=False)
-            self._conn.row_factory = sqlite3.Row
-            self._conn.execute("PRAGMA foreign_keys=ON")
-            self._conn.execute("PRAGMA busy_timeout=30000")
-            if self.path != ":memory:":
-                self._conn.execute("PRAGMA journal_mode=WAL")
-                # FULL: an annotation acknowledged to Label Studio survives a power cut too.
-                self._conn.execute("PRAGMA synchronous=FULL")
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(f"cannot open the store {self.path}: {exc}") from exc
+        self._conn: Connection = connect(path)
+        self.path = self._conn.label
+        self.engine = self._conn.engine
         self._tx_depth = 0
         self._lock = threading.RLock()
-        self._migrate()
+        try:
+            self._migrate()
+        except BaseException:
+            self._conn.close()
+            raise
 
     # Connection management ----------------------------------------------------------------
     def close(self) -> None:
@@ -142,43 +144,59 @@ class Store:
         """All writes inside commit together or not at all (nested calls join the outer one)."""
         with self._lock:
             if self._tx_depth == 0:
-                self._conn.execute("BEGIN IMMEDIATE")
+                self._conn.begin()
             self._tx_depth += 1
             try:
                 yield
             except BaseException:
                 self._tx_depth -= 1
                 if self._tx_depth == 0:
-                    self._conn.execute("ROLLBACK")
+                    self._conn.rollback()
                 raise
             self._tx_depth -= 1
             if self._tx_depth == 0:
-                self._conn.execute("COMMIT")
+                self._conn.commit()
 
-    def _execute(self, sql: str, params: Iterable = ()) -> sqlite3.Cursor:
-        try:
-            return self._conn.execute(sql, tuple(params))
-        except (sqlite3.OperationalError, sqlite3.IntegrityError) as exc:
-            raise StoreError(f"store {self.path}: {exc}") from exc
-        except (OverflowError, UnicodeEncodeError) as exc:  # a value SQLite cannot hold: nothing written
-            raise StoreError(f"store {self.path}: a value cannot be stored ({exc})") from exc
+    def _execute(self, sql: str, params: Iterable = ()):
+        """Run one statement; a refusal (constraint, lock, a value the engine cannot hold) is a
+        StoreError and writes nothing."""
+        return self._conn.execute(sql, params)
+
+    def _write(self, sql: str, params: Iterable = ()):
+        """One write statement in its own write transaction, so it waits for the writer lock like
+        every other write (SQLite's autocommit does; PostgreSQL's would not)."""
+        with self.transaction():
+            return self._execute(sql, params)
+
+    def _insert(self, sql: str, params: Iterable = ()) -> int:
+        """Run an ``INSERT ... RETURNING id``; returns the new row's id."""
+        return self._execute(sql, params).fetchall()[0][0]
 
     def _migrate(self) -> None:
-        version = self._conn.execute("PRAGMA user_version").fetchone()[0]
+        version = self._checked_version()
+        while version < len(MIGRATIONS):
+            with self.transaction():
+                # Read again under the writer lock: another process may have migrated meanwhile.
+                version = self._checked_version()
+                if version == len(MIGRATIONS):
+                    break
+                for statement in filter(str.strip, self._conn.translate_ddl(MIGRATIONS[version]).split(";")):
+                    self._execute(statement)
+                version += 1
+                self._conn.set_schema_version(version)
+
+    def _checked_version(self) -> int:
+        version = self._conn.schema_version()
         if version > len(MIGRATIONS):
             raise StoreError(
                 f"store {self.path} has schema version {version}, newer than this annotator "
                 f"({len(MIGRATIONS)}); upgrade annotator"
             )
-        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-            with self.transaction():
-                for statement in filter(str.strip, script.split(";")):
-                    self._conn.execute(statement)
-                self._conn.execute(f"PRAGMA user_version={number}")
+        return version
 
     @property
     def schema_version(self) -> int:
-        return self._conn.execute("PRAGMA user_version").fetchone()[0]
+        return self._conn.schema_version()
 
     # Meta ---------------------------------------------------------------------------------
     def get_meta(self, key: str, default: str | None = None) -> str | None:
@@ -186,7 +204,7 @@ class Store:
         return row["value"] if row else default
 
     def set_meta(self, key: str, value: str) -> None:
-        self._execute(
+        self._write(
             "INSERT INTO meta(key, value) VALUES (?, ?) "
             "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, value))
 
@@ -203,15 +221,12 @@ class Store:
     def add_clauses(self, clauses: Iterable[Clause]) -> int:
         """Insert clauses whose id is new; returns how many were inserted."""
         stamp = now()
-        added = 0
         with self.transaction():
-            for c in clauses:
-                cur = self._execute(
-                    "INSERT INTO clauses(id, text, document_id, section, position, created_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO NOTHING",
-                    (c.id, c.text, c.document_id, c.section, c.position, stamp))
-                added += cur.rowcount
-        return added
+            cur = self._conn.executemany(
+                "INSERT INTO clauses(id, text, document_id, section, position, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO NOTHING",
+                ((c.id, c.text, c.document_id, c.section, c.position, stamp) for c in clauses))
+            return max(cur.rowcount, 0)
 
     def get_clause(self, clause_id: str) -> Clause:
         row = self._execute("SELECT * FROM clauses WHERE id = ?", (clause_id,)).fetchone()
@@ -260,14 +275,14 @@ class Store:
                     "AND ls_annotation_id IS NULL",
                     (annotation.clause_id, annotation.annotator, annotation.source)).fetchone()
             if row is None:
-                cur = self._execute(
+                new_id = self._insert(
                     "INSERT INTO annotations(clause_id, annotator, labels, source, ls_annotation_id, "
-                    "ls_task_id, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    "ls_task_id, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
                     (annotation.clause_id, annotation.annotator, labels, annotation.source,
                      annotation.ls_annotation_id, annotation.ls_task_id,
                      canonical_time(annotation.created_at) if annotation.created_at else stamp, stamp))
-                self._history(cur.lastrowid, "created", labels)
-                return cur.lastrowid, "created"
+                self._history(new_id, "created", labels)
+                return new_id, "created"
             if stamp < row["updated_at"]:
                 return row["id"], "stale"
             if row["labels"] == labels and row["deleted_at"] is None:
@@ -325,7 +340,7 @@ class Store:
     def adjudicate(self, clause_id: str, labels: Iterable[str], resolver: str, note: str = "") -> None:
         """Store a lead's final label set for a clause (annotators' answers stay as they are)."""
         self.get_clause(clause_id)
-        self._execute(
+        self._write(
             "INSERT INTO adjudications(clause_id, labels, resolver, note, created_at) "
             "VALUES (?, ?, ?, ?, ?) ON CONFLICT(clause_id) DO UPDATE SET labels = excluded.labels, "
             "resolver = excluded.resolver, note = excluded.note, created_at = excluded.created_at",
@@ -372,12 +387,12 @@ class Store:
         """Store ``(clause_id, labels, score)`` predictions of one model version."""
         stamp = now()
         with self.transaction():
-            for clause_id, labels, score in rows:
-                self._execute(
-                    "INSERT INTO predictions(clause_id, model_version, labels, score, created_at) "
-                    "VALUES (?, ?, ?, ?, ?) ON CONFLICT(clause_id, model_version) DO UPDATE SET "
-                    "labels = excluded.labels, score = excluded.score",
-                    (clause_id, version, json.dumps(list(labels), ensure_ascii=False), float(score), stamp))
+            self._conn.executemany(
+                "INSERT INTO predictions(clause_id, model_version, labels, score, created_at) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT(clause_id, model_version) DO UPDATE SET "
+                "labels = excluded.labels, score = excluded.score",
+                ((clause_id, version, json.dumps(list(labels), ensure_ascii=False), float(score), stamp)
+                 for clause_id, labels, score in rows))
 
     def predictions(self, version: int | None = None) -> dict[str, tuple[tuple[str, ...], float]]:
         """``{clause_id: (labels, score)}`` of one version (default: the latest with predictions)."""
@@ -389,20 +404,20 @@ class Store:
 
     # Training runs ------------------------------------------------------------------------
     def start_train_run(self, n_labels: int) -> int:
-        cur = self._execute("INSERT INTO train_runs(status, started_at, n_labels) VALUES (?, ?, ?)",
-                            ("running", now(), n_labels))
-        return cur.lastrowid
+        with self.transaction():
+            return self._insert("INSERT INTO train_runs(status, started_at, n_labels) VALUES (?, ?, ?) "
+                                "RETURNING id", ("running", now(), n_labels))
 
     def finish_train_run(self, run_id: int, *, model_version: int | None = None,
                          error: str | None = None) -> None:
-        self._execute("UPDATE train_runs SET status = ?, finished_at = ?, model_version = ?, error = ? "
+        self._write("UPDATE train_runs SET status = ?, finished_at = ?, model_version = ?, error = ? "
                       "WHERE id = ?", ("failed" if error else "done", now(), model_version, error, run_id))
 
     def fail_unfinished_train_runs(self, error: str) -> int:
         """Mark runs still 'running' as failed with ``error`` (call it holding the project's cycle
         lock: then no run can really be running); returns how many there were."""
-        cur = self._execute("UPDATE train_runs SET status = 'failed', finished_at = ?, error = ? "
-                            "WHERE status = 'running'", (now(), error))
+        cur = self._write("UPDATE train_runs SET status = 'failed', finished_at = ?, error = ? "
+                          "WHERE status = 'running'", (now(), error))
         return cur.rowcount
 
     def train_runs(self, limit: int = 20) -> list[dict]:
@@ -415,15 +430,15 @@ class Store:
         """Remember ``(clause_id, ls_task_id, rank)`` rows pushed to a Label Studio project."""
         stamp = now()
         with self.transaction():
-            for clause_id, task_id, rank in rows:
-                self._execute(
-                    "INSERT INTO pushed_tasks(clause_id, project_id, ls_task_id, rank, batch, "
-                    "model_version, pushed_at) VALUES (?, ?, ?, ?, ?, ?, ?) "
-                    "ON CONFLICT(clause_id) DO UPDATE SET project_id = excluded.project_id, "
-                    "ls_task_id = excluded.ls_task_id, rank = excluded.rank, batch = excluded.batch, "
-                    "model_version = excluded.model_version, pushed_at = excluded.pushed_at, "
-                    "removed_at = NULL",
-                    (clause_id, project_id, task_id, rank, batch, model_version, stamp))
+            self._conn.executemany(
+                "INSERT INTO pushed_tasks(clause_id, project_id, ls_task_id, rank, batch, "
+                "model_version, pushed_at) VALUES (?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT(clause_id) DO UPDATE SET project_id = excluded.project_id, "
+                "ls_task_id = excluded.ls_task_id, rank = excluded.rank, batch = excluded.batch, "
+                "model_version = excluded.model_version, pushed_at = excluded.pushed_at, "
+                "removed_at = NULL",
+                ((clause_id, project_id, task_id, rank, batch, model_version, stamp)
+                 for clause_id, task_id, rank in rows))
 
     def pushed_tasks(self, *, live_only: bool = True) -> list[dict]:
         sql = "SELECT * FROM pushed_tasks"
@@ -442,9 +457,8 @@ class Store:
     def mark_removed(self, clause_ids: Iterable[str]) -> None:
         stamp = now()
         with self.transaction():
-            for clause_id in clause_ids:
-                self._execute("UPDATE pushed_tasks SET removed_at = ? WHERE clause_id = ?",
-                              (stamp, clause_id))
+            self._conn.executemany("UPDATE pushed_tasks SET removed_at = ? WHERE clause_id = ?",
+                                   ((stamp, clause_id) for clause_id in clause_ids))
 
     def clause_for_task(self, ls_task_id: int) -> str | None:
         row = self._execute("SELECT clause_id FROM pushed_tasks WHERE ls_task_id = ?",
@@ -460,17 +474,17 @@ def _chunks(items: list, size: int) -> Iterator[list]:
         yield items[start:start + size]
 
 
-def _clause(row: sqlite3.Row) -> Clause:
+def _clause(row) -> Clause:
     return Clause(row["id"], row["text"], row["document_id"], row["section"], row["position"])
 
 
-def _annotation(row: sqlite3.Row) -> Annotation:
+def _annotation(row) -> Annotation:
     return Annotation(
         clause_id=row["clause_id"], labels=tuple(json.loads(row["labels"])), annotator=row["annotator"],
         source=row["source"], id=row["id"], ls_annotation_id=row["ls_annotation_id"],
         ls_task_id=row["ls_task_id"], created_at=row["created_at"], updated_at=row["updated_at"])
 
 
-def _model_version(row: sqlite3.Row) -> ModelVersion:
+def _model_version(row) -> ModelVersion:
     return ModelVersion(row["version"], row["path"], row["created_at"], row["n_train"],
                         json.loads(row["metrics"]))

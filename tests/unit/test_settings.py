@@ -8,6 +8,7 @@ import pytest
 
 from annotator import InputError, Settings
 from annotator.labels import DEFAULT_LABEL_CONFIG
+from annotator.settings import mask_password
 
 
 def test_defaults_and_derived_paths(tmp_path):
@@ -64,6 +65,34 @@ def test_secrets_are_masked(tmp_path):
     assert public["dashboard_password"] == "***" and public["webhook_secret"] == ""
     assert public["home"] == str(tmp_path)
     assert not any(secret in repr(s) for secret in ("tok-123", "pass-456", "dash-789"))
+
+
+def test_urls_show_everything_but_their_password(tmp_path):
+    s = Settings(home=tmp_path, database_url="postgresql://ann:s3cr%40t@db.internal:5432/annotator",
+                 redis_url="redis://:r3dis@cache:6379/0")
+    public = s.public_dict()
+    assert public["database_url"] == "postgresql://ann:***@db.internal:5432/annotator"
+    assert public["redis_url"] == "redis://:***@cache:6379/0"
+    assert not any(secret in repr(s) for secret in ("s3cr", "r3dis"))
+    assert Settings(home=tmp_path).public_dict()["database_url"] == ""
+
+
+@pytest.mark.parametrize("url, shown", [
+    ("postgresql://ann@db/annotator", "postgresql://ann@db/annotator"),  # no password: nothing to hide
+    ("postgresql://ann:p@ss@db/annotator", "postgresql://ann:***@db/annotator"),  # an unescaped @
+    ("postgresql://db/annotator?sslmode=require&password=pw", "postgresql://db/annotator?sslmode=require&password=***"),
+    ("host=db password=pw dbname=annotator", "host=db password=*** dbname=annotator"),  # libpq key=value
+    ("redis://cache:6379/0", "redis://cache:6379/0"),
+])
+def test_mask_password(url, shown):
+    assert mask_password(url) == shown
+
+
+def test_store_url_is_the_database_url_else_the_sqlite_file(tmp_path):
+    assert Settings(home=tmp_path).store_url == str(tmp_path / "annotator.db")
+    url = "postgresql://ann:pw@db:5432/annotator"
+    assert Settings(home=tmp_path, database_url=url).store_url == url
+    assert Settings.from_env({"ANNOTATOR_DATABASE_URL": url}, home=tmp_path).store_url == url
 
 
 def test_from_env_reads_annotator_variables(tmp_path):

@@ -1,17 +1,43 @@
-"""Store: one SQLite file per project; annotations are never lost and never doubled."""
+"""Store: one SQLite file or PostgreSQL database per project; annotations are never lost and never
+doubled. Every test taking ``store`` or ``target`` runs on both engines (PostgreSQL: a real server,
+tests/pgserver.py)."""
 from __future__ import annotations
 
+import random
 import sqlite3
 import threading
 
+import psycopg
 import pytest
 
 from annotator import NotFoundError, Store, StoreError
+from annotator.settings import mask_password
 from annotator.store import MIGRATIONS, canonical_time
 from annotator.types import Annotation, Clause, Document, ModelVersion, Segment
 
 LOAN = Clause("c-loan", "对符合条件的企业给予贷款贴息支持。")
 FUND = Clause("c-fund", "设立专项资金支持科技成果转化。")
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def target(request, settings) -> str:
+    """What Store opens: the SQLite file, or a fresh PostgreSQL database's URL."""
+    if request.param == "sqlite":
+        return str(settings.db_path)
+    return request.getfixturevalue("pg_url")
+
+
+@pytest.fixture
+def store(target):
+    with Store(target) as s:
+        yield s
+
+
+def on(store_or_target, sqlite: str, postgres: str) -> str:
+    """The expected text for the engine under test."""
+    is_pg = (store_or_target.engine if isinstance(store_or_target, Store) else
+             ("sqlite", "postgresql")[store_or_target.startswith("postgresql://")]) == "postgresql"
+    return postgres if is_pg else sqlite
 
 
 @pytest.fixture
@@ -28,7 +54,7 @@ def ls(ann_id: int, labels, updated_at: str, *, clause: str = "c-loan", annotato
 # Schema and connection ------------------------------------------------------------------------
 def test_new_store_is_migrated_to_the_latest_schema(settings):
     with Store(settings.db_path) as store:
-        assert store.schema_version == len(MIGRATIONS)
+        assert store.schema_version == len(MIGRATIONS) and store.engine == "sqlite"
     assert settings.db_path.is_file()
     conn = sqlite3.connect(settings.db_path)
     assert conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
@@ -36,23 +62,80 @@ def test_new_store_is_migrated_to_the_latest_schema(settings):
     conn.close()
 
 
-def test_reopening_keeps_the_data_and_does_not_migrate_again(settings):
-    with Store(settings.db_path) as store:
+def test_new_postgres_database_is_migrated_with_64_bit_integers_and_doubles(pg_url):
+    with Store(pg_url) as store:
+        assert store.schema_version == len(MIGRATIONS) and store.engine == "postgresql"
+    with psycopg.connect(pg_url) as conn:
+        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(len(MIGRATIONS),)]
+        types = dict(conn.execute(
+            "SELECT table_name || '.' || column_name, data_type FROM information_schema.columns "
+            "WHERE table_schema = current_schema()").fetchall())
+    assert types["annotations.id"] == types["annotations.ls_annotation_id"] == "bigint"
+    assert types["predictions.score"] == "double precision"
+    assert types["clauses.rowid"] == "bigint"  # insertion order, built into SQLite
+    assert len({name.split(".")[0] for name in types}) == 11  # 10 tables + schema_version
+
+
+def test_reopening_keeps_the_data_and_does_not_migrate_again(target):
+    with Store(target) as store:
         store.add_clauses([LOAN])
-    with Store(settings.db_path) as store:
+    with Store(target) as store:
         assert store.clauses() == [LOAN]
         assert store.schema_version == len(MIGRATIONS)
 
 
-def test_store_from_a_newer_annotator_is_refused(settings):
-    Store(settings.db_path).close()
-    conn = sqlite3.connect(settings.db_path)
-    conn.execute(f"PRAGMA user_version={len(MIGRATIONS) + 1}")
-    conn.close()
+def set_raw_schema_version(target: str, version: int) -> None:
+    if target.startswith("postgresql://"):
+        with psycopg.connect(target) as conn:
+            conn.execute("UPDATE schema_version SET version = %s", (version,))
+    else:
+        conn = sqlite3.connect(target)
+        conn.execute(f"PRAGMA user_version={version}")
+        conn.close()
+
+
+def test_store_from_a_newer_annotator_is_refused(target):
+    Store(target).close()
+    set_raw_schema_version(target, len(MIGRATIONS) + 1)
     with pytest.raises(StoreError) as info:
-        Store(settings.db_path)
-    assert str(info.value) == (f"store {settings.db_path} has schema version {len(MIGRATIONS) + 1}, newer than "
+        Store(target)
+    assert str(info.value) == (f"store {mask_password(target)} has schema version {len(MIGRATIONS) + 1}, newer than "
                                f"this annotator ({len(MIGRATIONS)}); upgrade annotator")
+
+
+def test_stores_opened_at_once_on_an_empty_database_migrate_it_once(target):
+    opened, errors = [], []
+
+    def open_store():
+        try:
+            with Store(target) as s:
+                opened.append(s.schema_version)
+        except Exception as exc:  # collected: the assertion below shows it
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_store) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] and opened == [len(MIGRATIONS)] * 4
+
+
+def test_a_missing_postgres_database_is_a_store_error_without_the_password(pg_server):
+    url = pg_server.url("no_such_database")  # the server answers: the message carries its reason
+    with pytest.raises(StoreError) as info:
+        Store(url)
+    message = str(info.value)
+    assert message.startswith(f"cannot open the store postgresql://annotator:***@127.0.0.1:{pg_server.port}/"
+                              "no_such_database: ")
+    assert 'database "no_such_database" does not exist' in message and pg_server.password not in message
+
+
+def test_a_url_of_another_engine_is_refused(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(StoreError, match=r"^unsupported store URL mysql://u:\*\*\*@db/x; use a postgresql://"):
+        Store("mysql://u:secret@db/x")
+    assert list(tmp_path.iterdir()) == []  # not taken for a file path
 
 
 def test_a_file_that_is_not_a_database_is_a_store_error(tmp_path):
@@ -84,8 +167,8 @@ def test_transaction_rolls_back_everything_on_error(filled):
     assert filled.get_meta("k") is None
 
 
-def test_other_connections_see_committed_writes_only(settings, filled):
-    other = Store(settings.db_path)
+def test_other_connections_see_committed_writes_only(target, filled):
+    other = Store(target)
     try:
         with filled.transaction():
             filled.add_clauses([Clause("c-new", "新增的一条条款文字。")])
@@ -95,9 +178,9 @@ def test_other_connections_see_committed_writes_only(settings, filled):
         other.close()
 
 
-def test_writes_from_several_threads_with_their_own_store(settings, filled):
+def test_writes_from_several_threads_with_their_own_store(target, filled):
     def work(n):
-        with Store(settings.db_path) as s:
+        with Store(target) as s:
             for i in range(10):
                 s.add_clauses([Clause(f"t{n}-{i}", f"线程{n}写入的第{i}条条款。")])
 
@@ -110,8 +193,42 @@ def test_writes_from_several_threads_with_their_own_store(settings, filled):
 
 
 def test_constraint_failure_is_a_store_error(filled):
-    with pytest.raises(StoreError, match="FOREIGN KEY constraint failed"):
+    with pytest.raises(StoreError, match=on(filled, "FOREIGN KEY constraint failed",
+                                            'violates foreign key constraint "annotations_clause_id_fkey"')):
         filled.save_annotation(Annotation("no-such-clause", ("企业",), "alice", "cli"))
+    assert filled.annotations(include_deleted=True) == []
+
+
+# Values an engine cannot hold are refused, and nothing is written ------------------------------
+def test_an_id_past_64_bits_is_refused_and_nothing_is_written(filled):
+    with pytest.raises(StoreError, match=r"^store .*: a value cannot be stored \((Python int too large to "
+                                         r"convert to SQLite INTEGER|bigint out of range)\)$"):
+        filled.save_annotation(ls(2**63, ["财政支持"], "2024-05-01T10:00:00Z"))
+    assert filled.annotations(include_deleted=True) == []
+    assert filled.save_annotation(ls(2**63 - 1, ["财政支持"], "2024-05-01T10:00:00Z"))[1] == "created"
+    assert filled.annotations()[0].ls_annotation_id == 2**63 - 1
+
+
+def test_a_bad_value_in_a_batch_writes_none_of_the_batch(filled):
+    batch = [Clause("c-ok", "第一条 合法的条款。"), Clause("c-bad", "孤立代理项\ud800的条款。")]
+    with pytest.raises(StoreError, match="a value cannot be stored .*surrogates not allowed"):
+        filled.add_clauses(batch)
+    assert filled.count_clauses() == 2
+    with pytest.raises(StoreError, match="a value cannot be stored"):
+        filled.record_push(5, [("c-loan", 101, 0), ("c-fund", 2**64, 1)], batch=1, model_version=None)
+    assert filled.pushed_tasks(live_only=False) == []
+
+
+def test_nul_characters_are_refused_by_postgres_and_kept_by_sqlite(store):
+    clause = Clause("c-nul", "含有\x00空字符的条款。")
+    if store.engine == "postgresql":
+        with pytest.raises(StoreError, match=r"a value cannot be stored \(PostgreSQL text fields cannot "
+                                             r"contain NUL \(0x00\) bytes\)"):
+            store.add_clauses([LOAN, clause])
+        assert store.count_clauses() == 0
+    else:
+        store.add_clauses([clause])
+        assert store.get_clause("c-nul") == clause
 
 
 def test_meta(store):
@@ -133,6 +250,7 @@ def test_documents_and_their_clauses(store):
 
 
 def test_clauses_keep_insertion_order_and_the_order_asked(filled):
+    assert filled.add_clauses([]) == 0
     assert filled.add_clauses([LOAN]) == 0
     assert [c.id for c in filled.clauses()] == ["c-loan", "c-fund"]
     assert [c.id for c in filled.clauses(["c-fund", "missing", "c-loan"])] == ["c-fund", "c-loan"]
@@ -212,6 +330,34 @@ def test_local_annotations_are_keyed_by_clause_annotator_and_source(filled):
     assert filled.count_annotations() == 3
     assert filled.count_annotations(sources=["seed"]) == 2
     assert [a.source for a in filled.annotations(sources=["cli", "label_studio"])] == ["cli"]
+
+
+def test_concurrent_writers_store_every_annotation_once_and_the_latest_version_wins(target, filled):
+    """Several processes' webhooks for the same annotations, in any order: no duplicate rows, no lost
+    update, and each annotation ends with the labels of its newest ``updated_at``."""
+    versions = [(ann_id, minute) for ann_id in range(1, 31) for minute in range(4)]
+    random.Random(0).shuffle(versions)
+    labels = ["财政支持", "金融支持", "企业", "人才队伍"]
+
+    def work(part):
+        with Store(target) as s:
+            for ann_id, minute in part:
+                s.save_annotation(ls(ann_id, [labels[minute]], f"2024-05-01T10:0{minute}:00Z",
+                                     clause=("c-loan", "c-fund")[ann_id % 2], annotator=str(ann_id)))
+                s.save_annotation(Annotation(("c-loan", "c-fund")[ann_id % 2], (labels[minute],), "seed", "seed"))
+
+    threads = [threading.Thread(target=work, args=(versions[n::4],)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    from_ls = filled.annotations(sources=["label_studio"])
+    assert sorted(a.ls_annotation_id for a in from_ls) == list(range(1, 31))
+    assert {a.labels for a in from_ls} == {("人才队伍",)}  # minute 3: the latest of each
+    for a in from_ls:
+        actions = [h["action"] for h in filled.annotation_history(a.id)]
+        assert actions[0] == "created" and actions.count("created") == 1 and len(actions) <= 4
+    assert sorted(a.clause_id for a in filled.annotations(sources=["seed"])) == ["c-fund", "c-loan"]
 
 
 def test_two_label_studio_annotations_of_one_clause_are_both_kept(filled):
@@ -299,6 +445,8 @@ def test_pushing_a_removed_clause_again_revives_it(filled):
 def test_a_task_id_already_used_by_another_clause_is_a_store_error(filled):
     # e.g. Label Studio was reset and numbers tasks from 1 again
     filled.record_push(5, [("c-loan", 101, 0)], batch=1, model_version=None)
-    with pytest.raises(StoreError, match="UNIQUE constraint failed: pushed_tasks.ls_task_id"):
+    with pytest.raises(StoreError, match=on(filled, "UNIQUE constraint failed: pushed_tasks.ls_task_id",
+                                            r"duplicate key value violates unique constraint "
+                                            r'"pushed_tasks_ls_task_id_key"; DETAIL:  Key \(ls_task_id\)=\(101\)')):
         filled.record_push(6, [("c-fund", 101, 0)], batch=1, model_version=None)
     assert [t["clause_id"] for t in filled.pushed_tasks()] == ["c-loan"]
