@@ -31,7 +31,7 @@ class Context:
     @property
     def store(self) -> Store:
         if self._store is None:
-            self._store = Store(self.settings.db_path)
+            self._store = Store(self.settings.store_url)
         return self._store
 
     def registry(self, model_dir: str | None = None):

@@ -45,7 +45,7 @@ def run_demo(settings: Settings, *, ls_port: int, backend_port: int, username: s
     backend_url = f"http://127.0.0.1:{backend_port}"
     settings = settings.replace(ls_url=f"http://127.0.0.1:{ls_port}", ls_api_key=token, backend_url=backend_url)
     settings.home.mkdir(parents=True, exist_ok=True)
-    with Store(settings.db_path) as store:
+    with Store(settings.store_url) as store:
         prepare_project(settings, store, echo)
     ls = LabelStudioServer(settings.home / "labelstudio", port=ls_port, username=username, password=password,
                            token=token)
@@ -56,7 +56,7 @@ def run_demo(settings: Settings, *, ls_port: int, backend_port: int, username: s
         ls.start()
         backend.start()
         echo(f"backend on {backend.url} (dashboard: {backend.url}/dashboard)")
-        with Store(settings.db_path) as store, LabelStudioClient(ls.url, token) as client:
+        with Store(settings.store_url) as store, LabelStudioClient(ls.url, token) as client:
             report = connect_project(settings, store, client, backend_url=backend_url)
         push = report["push"] or {}
         echo("")

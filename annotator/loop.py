@@ -348,7 +348,7 @@ def run_cycle(settings: Settings, *, force: bool = False) -> dict:
     before the version's held-out evaluation (a second fit) and the dashboard's predictions run.
     """
     started = time.perf_counter()
-    with project_lock(settings.home), Store(settings.db_path) as store:
+    with project_lock(settings.home), Store(settings.store_url) as store:
         registry = ModelRegistry(settings.model_dir, store)
         out: dict = {"model_version": None, "push": None}
         trained = retrain(settings, store, registry) if force or needs_training(store) else None

@@ -38,10 +38,10 @@ def create_app(settings: Settings | None = None, *, registry: ModelRegistry | No
     app.config["JSON_AS_ASCII"] = False
     app.json.ensure_ascii = False
     settings.home.mkdir(parents=True, exist_ok=True)
-    with Store(settings.db_path) as store:  # migrate once at start-up, not inside a request
+    with Store(settings.store_url) as store:  # migrate once at start-up, not inside a request
         store.schema_version
     if registry is None:
-        registry = ModelRegistry(settings.model_dir, Store(settings.db_path))
+        registry = ModelRegistry(settings.model_dir, Store(settings.store_url))
     queue = None
     if start_queue:
         queue = TrainingQueue(_cycle_job(settings), every=settings.retrain_every,
@@ -64,7 +64,7 @@ def _warm_serving(settings: Settings, registry: ModelRegistry) -> None:
     """Load the latest model and its tokenizer (jieba's dictionary takes seconds to load) before
     the first /predict needs them, so no annotator waits on a cold worker."""
     try:
-        with Store(settings.db_path) as store:
+        with Store(settings.store_url) as store:
             _, model = registry.using(store).load("latest")
             model.predict_proba(["预热"])
     except NotTrainedError:

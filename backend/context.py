@@ -13,7 +13,7 @@ def get_settings() -> Settings:
 def get_store() -> Store:
     """The request's Store, opened on first use and closed at teardown."""
     if "store" not in g:
-        g.store = Store(get_settings().db_path)
+        g.store = Store(get_settings().store_url)
     return g.store
 
 

@@ -39,7 +39,7 @@ def seeded_project(home: Path, *, n_seed: int, n_pool: int, holdout: float = 0.1
     pool = [t if i < len(rest) else f"{t}（{i}）"
             for i, t in enumerate((rest * (n_pool // len(rest) + 1))[:n_pool])]
     settings = Settings(home=home)
-    with Store(settings.db_path) as store:
+    with Store(settings.store_url) as store:
         import_labels(store, seed_file, settings.labels)
         store.add_clauses(Clause(clause_id(t), t) for t in pool)
         started = time.monotonic()

@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(home=Path(tmp) / "home")
-        with Store(settings.db_path) as store:
+        with Store(settings.store_url) as store:
             started = time.perf_counter()
             fill(store, settings.labels, n_annotations=args.annotations, n_annotators=args.annotators,
                  n_clauses=args.clauses)

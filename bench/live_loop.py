@@ -59,14 +59,14 @@ def main() -> None:
             backend.start()
             client = LabelStudioClient(ls.url, ls.token)
             s = settings.replace(ls_url=ls.url, ls_api_key=ls.token, backend_url=backend.url, batch_size=40)
-            with Store(s.db_path) as store:
+            with Store(s.store_url) as store:
                 report = connect_project(s, store, client)
             project_id = report["project_id"]
             config = s.labels_config()
             tasks = sorted(client.tasks(project_id), key=lambda t: t["id"])
             # 1. annotation -> store latency, 19 labels (no retrain yet).
             delays = []
-            store = Store(s.db_path)
+            store = Store(s.store_url)
             for i, task in enumerate(tasks[:19]):
                 t0 = time.monotonic()
                 ann = client.create_annotation(task["id"], choices_result([s.labels[i % 27]], config))

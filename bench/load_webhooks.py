@@ -128,7 +128,7 @@ def main() -> None:
         for t in predictors:
             t.join()
         # Let the retrains finish: the latest version covers every stored label and none is running.
-        with Store(settings.db_path) as store:
+        with Store(settings.store_url) as store:
             while time.monotonic() < deadline and (
                     needs_training(store) or any(r["status"] == "running" for r in store.train_runs())):
                 time.sleep(1)
