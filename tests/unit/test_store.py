@@ -450,3 +450,64 @@ def test_a_task_id_already_used_by_another_clause_is_a_store_error(filled):
                                             r'"pushed_tasks_ls_task_id_key"; DETAIL:  Key \(ls_task_id\)=\(101\)')):
         filled.record_push(6, [("c-fund", 101, 0)], batch=1, model_version=None)
     assert [t["clause_id"] for t in filled.pushed_tasks()] == ["c-loan"]
+
+
+# A whole project on both engines --------------------------------------------------------------
+def run_project(settings, target: str, tmp_path) -> dict:
+    """Seed labels, a pool, two annotators in Label Studio, a lead; train, rank, push; read back
+    what the trainer, the agreement report and the export see."""
+    import numpy as np
+
+    from annotator import ModelRegistry
+    from annotator.agreement import agreement_report
+    from annotator.export import prepare_dataset
+    from annotator.loop import rank_batch, train_project
+    from annotator.normalize import clause_id
+    from annotator.project import import_labels, training_examples
+
+    from ..conftest import seed_lines
+
+    labeled = tmp_path / "labeled.tsv"
+    labeled.write_text("\n".join(seed_lines(60)) + "\n", encoding="utf-8")
+    with Store(target) as store:
+        imported = import_labels(store, labeled, settings.labels)
+        pool = [line.split("\t", 1)[1] for line in seed_lines(60, seed=1)]
+        store.add_clauses(Clause(clause_id(t), t) for t in dict.fromkeys(pool))
+        unlabeled = [c for c in store.clauses() if c.id not in store.labeled_clause_ids()][:30]
+        for i, clause in enumerate(unlabeled):
+            for who in ("alice", "bob")[: 1 + (i % 2)]:
+                choice = settings.labels[(i + (who == "bob") * (i % 3 == 0)) % 27]
+                store.save_annotation(Annotation(clause.id, (choice,), who, "label_studio",
+                                                 ls_annotation_id=100 * (who == "bob") + i, ls_task_id=i,
+                                                 created_at="2024-05-01T10:00:00Z", updated_at="2024-05-01T10:00:00Z"))
+        store.delete_ls_annotation(4)
+        store.adjudicate(unlabeled[3].id, [settings.labels[0], settings.labels[5]], "lead")
+        registry = ModelRegistry(settings.model_dir, store)
+        trained, _ = train_project(settings, store, registry, holdout=0)
+        batch, info, _ = rank_batch(settings, store, registry, 10, rng=np.random.default_rng(0))
+        store.record_push(1, [(c.id, 1000 + i, i) for i, c in enumerate(batch)], batch=store.next_batch_number(),
+                          model_version=info.version)
+        annotations = store.annotations()
+        predicted = {cid: labels for cid, (labels, _) in store.predictions().items()}
+        agreement = agreement_report(annotations, settings.labels, adjudicated=store.adjudications(),
+                                     model=predicted).to_dict()
+        dataset = prepare_dataset(annotations, {c.id: c.text for c in store.clauses()}, settings.labels,
+                                  adjudications=store.adjudications(), noise_check=False)
+        return {
+            "imported": imported, "n_clauses": store.count_clauses(),
+            "annotations": [(a.id, a.clause_id, a.labels, a.annotator, a.source, a.ls_annotation_id)
+                            for a in store.annotations(include_deleted=True)],
+            "examples": training_examples(store, settings.labels),
+            "version": (trained.version.version, trained.version.n_train), "predictions": store.predictions(),
+            "batch": [t["clause_id"] for t in store.pending_pushed_tasks()], "agreement": agreement,
+            "splits": {name: [dataset.examples[i].id for i in rows] for name, rows in dataset.splits.items()},
+        }
+
+
+def test_a_project_gives_the_same_answers_on_both_engines(settings, pg_url, tmp_path):
+    on_sqlite = run_project(settings.replace(home=tmp_path / "sqlite"), str(tmp_path / "sqlite" / "annotator.db"),
+                            tmp_path)
+    on_postgres = run_project(settings.replace(home=tmp_path / "pg", database_url=pg_url), pg_url, tmp_path)
+    assert on_sqlite["n_clauses"] > 100 and len(on_sqlite["batch"]) == 10
+    assert on_sqlite["version"][0] == 1 and len(on_sqlite["annotations"]) > 60
+    assert on_postgres == on_sqlite
