@@ -1,6 +1,6 @@
 """The multi-label clause classifier: policy text features + one-vs-rest logistic regression on
 naive-Bayes-weighted features, with per-label Platt calibration and per-label thresholds learned
-from out-of-fold scores.
+from out-of-sample scores.
 
 How a fit goes (every step measured with ``bench/model_quality.py``, see docs/benchmarks.md):
 
@@ -9,15 +9,18 @@ How a fit goes (every step measured with ``bench/model_quality.py``, see docs/be
    logistic regression is fitted on them (liblinear's dual solver: ~10x faster than the primal
    when features outnumber clauses). The scaling is folded into ``coef_``, so prediction is one
    sparse product. With ``n_jobs > 1`` labels are fitted in worker processes.
-2. **Out-of-fold scores.** The same fit runs on ``cv`` group folds; near-duplicate clauses (a
-   clause and its truncated copy) stay in one fold, otherwise the scores, and so the thresholds,
-   would be over-confident.
-3. **Platt scaling** per label on the out-of-fold scores: ``proba = sigmoid(a·score + b)``; a
-   label with fewer than 3 out-of-fold positives uses one scaling fitted on all labels' scores.
+2. **Out-of-sample scores** for calibration, without refitting (``cv="loo"``, the default): each
+   clause's score by the model fitted without it and its near-duplicates, one Newton step from
+   the fitted weights (:mod:`annotator.loo`). ``cv=K`` instead refits on ``K`` group folds (K
+   more fits per label; the same macro-F1 in the simulator and on the seed file, see
+   docs/benchmarks.md). Near-duplicates (a clause and its truncated copy) are left out together,
+   otherwise the scores, and so the thresholds, would be over-confident.
+3. **Platt scaling** per label on those scores: ``proba = sigmoid(a·score + b)``; a label with
+   fewer than 3 positives uses one scaling fitted on all labels' scores.
 4. **The decision rule** (:meth:`PolicyClassifier.decide`): a label is predicted when its
    probability reaches its threshold *and* ``relative`` times the clause's top probability; the
    top label is always predicted (a clause of a policy document is about something). Thresholds
-   are tuned per label for F1 under that whole rule on the out-of-fold probabilities, then
+   are tuned per label for F1 under that whole rule on the out-of-sample probabilities, then
    shrunk halfway toward the best shared threshold (per-label optima are noisy for rare labels).
 
 Before all this, near-duplicate clauses pool their labels (``merge_duplicate_labels``): the seed
@@ -41,24 +44,29 @@ from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GroupKFold
 from sklearn.utils.validation import check_is_fitted
+from threadpoolctl import threadpool_limits
 
 from .calibration import fit_platt
+from .loo import LeaveGroupOut
 from .cleaning import near_duplicate_groups
 from .errors import InputError
 from .features import PolicyTextFeaturizer, check_documents
 
 log = logging.getLogger(__name__)
 
-# Fewer labeled clauses: no out-of-fold calibration (raw sigmoid scores, threshold 0.5). Measured on
+# Fewer labeled clauses: no calibration (raw sigmoid scores, threshold 0.5). Measured on
 # the seed file: calibrating costs macro-F1 at 50-100 clauses (0.26 vs 0.28 at 100; most labels have
 # under 5 positives) and gains from 150 on (0.335 vs 0.307 at 150, 0.435 vs 0.407 at 300).
 MIN_CALIBRATION_ROWS = 120
-MIN_PLATT_POSITIVES = 3  # out-of-fold positives (and negatives) for a label's own Platt fit
+MIN_PLATT_POSITIVES = 3  # positives (and negatives) for a label's own Platt fit
 MIN_TUNING_POSITIVES = 5  # fewer: the label uses the shared threshold instead of its own
 THRESHOLD_SHRINKAGE = 0.5  # weight of the shared threshold in each label's tuned one
 THRESHOLD_GRID = np.round(np.linspace(0.1, 0.9, 33), 3)
 NB_SMOOTHING = 1.0  # additive smoothing of the naive-Bayes feature counts
-LIBLINEAR_TOL = 1e-3  # same predictions as the default 1e-4 on the seed file, ~20% faster
+# liblinear's stopping tolerance. At 2,000 clauses, 1e-2 stops after 14 passes on average instead
+# of 21 (1e-3) or 27 (the default 1e-4): scores within 0.001 of 1e-4's, the same top label for
+# every test clause (docs/benchmarks.md, "Active learning"), ~30% less time per fit.
+LIBLINEAR_TOL = 1e-2
 
 
 def at_least_one(proba: np.ndarray, thresholds: np.ndarray | float, *, relative: float = 0.0) -> np.ndarray:
@@ -101,11 +109,13 @@ class PolicyClassifier(ClassifierMixin, BaseEstimator):
     nb_power : exponent of the naive-Bayes feature weights ``sign(r)·|r|**nb_power``; 0 gives
         plain logistic regression on the TF-IDF features, 1 the original NB-SVM weighting.
     class_weight : passed to LogisticRegression (``"balanced"`` helps rare labels).
-    threshold : ``"tuned"`` for per-label thresholds from out-of-fold predictions, or a float.
+    threshold : ``"tuned"`` for per-label thresholds from out-of-sample predictions, or a float.
     relative : a label is predicted only if its probability is at least this share of the
         clause's top probability (0 disables the rule).
-    cv : folds for calibration and threshold tuning; below 2, no calibration (raw sigmoid
-        scores, threshold 0.5 unless ``threshold`` is a float).
+    cv : how calibration and threshold tuning get out-of-sample scores: ``"loo"``, approximate
+        leave-group-out scores of the fitted model (no refit); an int >= 2, that many group-fold
+        refits; 0 or 1, no calibration (raw sigmoid scores, threshold 0.5 unless ``threshold`` is
+        a float).
     featurizer : an unfitted transformer from texts to features, cloned by ``fit`` (default:
         ``PolicyTextFeaturizer()``).
     n_jobs : worker processes fitting the per-label models (1: in this process). Results are
@@ -132,7 +142,7 @@ class PolicyClassifier(ClassifierMixin, BaseEstimator):
     """
 
     def __init__(self, *, labels=(), C=1.0, nb_power=0.5, class_weight="balanced", threshold="tuned",
-                 relative=0.5, cv=3, featurizer=None, n_jobs=1, random_state=0, merge_duplicate_labels=True):
+                 relative=0.5, cv="loo", featurizer=None, n_jobs=1, random_state=0, merge_duplicate_labels=True):
         self.labels = labels
         self.C = C
         self.nb_power = nb_power
@@ -176,6 +186,12 @@ class PolicyClassifier(ClassifierMixin, BaseEstimator):
         ``groups`` as in :meth:`fit`; by default identical feature rows (e.g. the repeats of a
         bootstrap sample) share a group.
         """
+        # One BLAS thread: the products here are small, and on a busy 2-core machine OpenBLAS's
+        # threads spin against each other (the Platt fits ran 6x slower under load).
+        with threadpool_limits(limits=1, user_api="blas"):
+            return self._fit_features(features, Y, groups)
+
+    def _fit_features(self, features: sp.spmatrix, Y, groups) -> PolicyClassifier:
         features = sp.csr_matrix(features)
         Y = self._check_Y(Y, features.shape[0])
         if groups is not None and len(groups) != len(Y):
@@ -193,7 +209,7 @@ class PolicyClassifier(ClassifierMixin, BaseEstimator):
                      ", ".join(self.untrainable_labels_))
         self.constant_proba_ = (positives == len(Y)).astype(float)
         self.trainable_ = np.flatnonzero(trainable)
-        coef, self.intercept_ = self._fit_linear(features, Y)
+        coef, self.intercept_, nb_weights = self._fit_linear(features, Y)
         # Stored column-major: ``coef_.T`` is then a C-contiguous (n_features, n_labels) array, so
         # scoring ``features @ coef_.T`` reads each feature's 27 weights from one cache line
         # (1M pool clauses re-score in 17 s instead of 28 s, bench/pool_scoring.py).
@@ -201,26 +217,36 @@ class PolicyClassifier(ClassifierMixin, BaseEstimator):
         self.calibration_ = np.tile([1.0, 0.0], (len(self.labels_), 1))  # proba = sigmoid(a*s + b)
         self.thresholds_ = np.full(len(self.labels_), 0.5)
         if self._calibrates(len(Y)) and len(self.trainable_):
-            self._calibrate(features, Y, np.asarray(groups))
+            self._calibrate(features, Y, np.asarray(groups), nb_weights)
         if self.threshold != "tuned":
             self.thresholds_[:] = float(self.threshold)
         self.n_train_ = len(Y)
         return self
 
     def _calibrates(self, n: int) -> bool:
-        return self.cv is not None and self.cv >= 2 and n >= MIN_CALIBRATION_ROWS
+        if n < MIN_CALIBRATION_ROWS or self.cv is None:
+            return False
+        if self.cv == "loo":
+            return True
+        if isinstance(self.cv, str):
+            raise InputError(f"cv must be 'loo', a number of folds, or 0 for no calibration; got {self.cv!r}")
+        return self.cv >= 2
 
-    def _fit_linear(self, features: sp.csr_matrix, Y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Per-label NB-LR weights ``(coef, intercept)``; zeros for labels without both classes."""
+    def _fit_linear(self, features: sp.csr_matrix, Y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per-label NB-LR ``(coef, intercept, nb_weights)``: zeros for labels without both classes;
+        ``nb_weights`` is (n_features, n_labels), the scaling each label's ``coef`` has folded in."""
         n_labels = Y.shape[1]
         coef = np.zeros((n_labels, features.shape[1]), dtype=np.float32)
         intercept = np.zeros(n_labels)
+        weights = np.zeros((features.shape[1], n_labels), dtype=np.float32)
         todo = [j for j in range(n_labels) if 0 < Y[:, j].sum() < len(Y)]
         if not todo:
-            return coef, intercept
-        weights = self._nb_weights(features, Y[:, todo])
+            return coef, intercept, weights
+        weights[:, todo] = self._nb_weights(features, Y[:, todo])
+        # liblinear takes float64: one conversion here instead of a copy inside every label's fit.
+        features = features.astype(np.float64, copy=False)
         params = dict(C=self.C, class_weight=self.class_weight, random_state=self.random_state)
-        jobs = (delayed(_fit_label)(features, Y[:, j], weights[:, k], **params) for k, j in enumerate(todo))
+        jobs = (delayed(_fit_label)(features, Y[:, j], weights[:, j], **params) for j in todo)
         if self.n_jobs in (None, 1):
             fitted = [function(*args, **kwargs) for function, args, kwargs in jobs]
         else:
@@ -229,7 +255,7 @@ class PolicyClassifier(ClassifierMixin, BaseEstimator):
             fitted = Parallel(n_jobs=self.n_jobs)(jobs)
         for j, (w, b) in zip(todo, fitted):
             coef[j], intercept[j] = w, b
-        return coef, intercept
+        return coef, intercept, weights
 
     def _nb_weights(self, features: sp.csr_matrix, Y: np.ndarray) -> np.ndarray:
         """(n_features, n_labels) naive-Bayes weights ``sign(r)|r|**nb_power`` over binary presence."""
@@ -244,18 +270,16 @@ class PolicyClassifier(ClassifierMixin, BaseEstimator):
         r = np.log(p / p.sum(axis=0)) - np.log(q / q.sum(axis=0))
         return (np.sign(r) * np.abs(r) ** self.nb_power).astype(np.float32)
 
-    def _calibrate(self, features: sp.csr_matrix, Y: np.ndarray, groups: np.ndarray) -> None:
-        """Platt-scale each label on out-of-fold scores and tune the decision thresholds."""
-        if len(np.unique(groups)) < self.cv:
+    def _calibrate(self, features: sp.csr_matrix, Y: np.ndarray, groups: np.ndarray,
+                   nb_weights: np.ndarray) -> None:
+        """Platt-scale each label on out-of-sample scores and tune the decision thresholds."""
+        if self.cv == "loo":
+            scores = self._leave_group_out_scores(features, Y, groups, nb_weights)
+        elif len(np.unique(groups)) < self.cv:
             return
-        scores = np.full(Y.shape, np.nan)
-        folds = GroupKFold(self.cv, shuffle=True, random_state=self.random_state)
-        for train, test in folds.split(features, groups=groups):
-            coef, intercept = self._fit_linear(features[train], Y[train])
-            fitted = (Y[train].sum(axis=0) > 0) & (Y[train].sum(axis=0) < len(train))
-            scores[np.ix_(test, np.flatnonzero(fitted))] = (
-                features[test] @ coef[fitted].T + intercept[fitted])
-        # Labels with too few out-of-fold positives for their own Platt fit (early in active
+        else:
+            scores = self._out_of_fold_scores(features, Y, groups)
+        # Labels with too few positives for their own Platt fit (early in active
         # learning, most of them) share one fitted on every label's scores pooled: left on the raw
         # sigmoid of a class-balanced model, they would outrank the calibrated labels everywhere.
         shared = _platt(scores[:, self.trainable_].ravel(), Y[:, self.trainable_].ravel())
@@ -269,6 +293,28 @@ class PolicyClassifier(ClassifierMixin, BaseEstimator):
         fixed = ~np.isin(np.arange(Y.shape[1]), self.trainable_)
         proba[:, fixed] = self.constant_proba_[fixed]
         self.thresholds_ = tune_thresholds(proba, Y, relative=self.relative, trainable=self.trainable_)
+
+    def _leave_group_out_scores(self, features: sp.csr_matrix, Y: np.ndarray, groups: np.ndarray,
+                                nb_weights: np.ndarray) -> np.ndarray:
+        """Each clause's score by the final model with its group left out, one Newton step away
+        (:mod:`annotator.loo`): no refit."""
+        scores = np.full(Y.shape, np.nan)
+        j = self.trainable_
+        scores[:, j] = LeaveGroupOut(features, groups).scores(
+            Y[:, j], nb_weights[:, j], self.coef_[j], self.intercept_[j], C=self.C,
+            class_weight=self.class_weight)
+        return scores
+
+    def _out_of_fold_scores(self, features: sp.csr_matrix, Y: np.ndarray, groups: np.ndarray) -> np.ndarray:
+        """Scores of ``cv`` group folds, each clause scored by the fold model not trained on it."""
+        scores = np.full(Y.shape, np.nan)
+        folds = GroupKFold(self.cv, shuffle=True, random_state=self.random_state)
+        for train, test in folds.split(features, groups=groups):
+            coef, intercept, _ = self._fit_linear(features[train], Y[train])
+            fitted = (Y[train].sum(axis=0) > 0) & (Y[train].sum(axis=0) < len(train))
+            scores[np.ix_(test, np.flatnonzero(fitted))] = (
+                features[test] @ coef[fitted].T + intercept[fitted])
+        return scores
 
     def _check_Y(self, Y, n: int) -> np.ndarray:
         n_labels = len(self.labels)
