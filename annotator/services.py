@@ -3,7 +3,8 @@
 Used by ``annotator demo``, the end-to-end tests and the live benchmarks, so all three run the
 servers the same way. Label Studio gets a clean environment (it reads plain names like ``PORT``
 and ``HOST`` from the environment), offline flags, and the flags that let it call a backend on
-localhost.
+localhost. It keeps its data in SQLite under its data folder, or in a PostgreSQL database given
+by URL (the same ``postgresql://user:password@host:port/dbname`` form as ``ANNOTATOR_DATABASE_URL``).
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 import requests
 
@@ -89,11 +91,32 @@ class _Server:
         self.stop()
 
 
+def label_studio_db_env(database_url: str) -> dict[str, str]:
+    """The environment that points Label Studio (Django) at the PostgreSQL database ``database_url``.
+
+    Examples
+    --------
+    >>> label_studio_db_env("postgresql://ls:pw@db:5433/labelstudio")["POSTGRE_PORT"]
+    '5433'
+    """
+    parts = urlsplit(database_url)
+    if parts.scheme not in ("postgresql", "postgres") or not parts.hostname or not parts.path.strip("/"):
+        raise AnnotatorError("Label Studio's database must be a postgresql://user:password@host:port/dbname URL, "
+                             f"got {parts.scheme}://{parts.hostname or ''}{parts.path}")
+    return {"DJANGO_DB": "default", "POSTGRE_NAME": unquote(parts.path.strip("/")),
+            "POSTGRE_USER": unquote(parts.username or "postgres"), "POSTGRE_PASSWORD": unquote(parts.password or ""),
+            "POSTGRE_HOST": parts.hostname, "POSTGRE_PORT": str(parts.port or 5432)}
+
+
 class LabelStudioServer(_Server):
-    """A local Label Studio (SQLite, data under ``data_dir``) with an admin and a legacy API token."""
+    """A local Label Studio with an admin and a legacy API token; its data in SQLite under
+    ``data_dir``, or in the PostgreSQL database ``database_url`` (created beforehand, may be empty:
+    the first start runs Label Studio's migrations into it)."""
 
     def __init__(self, data_dir: str | Path, *, port: int | None = None, username: str = "admin@example.com",
-                 password: str = "annotator-demo", token: str = "annotator-demo-token-0123456789") -> None:
+                 password: str = "annotator-demo", token: str = "annotator-demo-token-0123456789",
+                 database_url: str = "") -> None:
+        self.database_env = label_studio_db_env(database_url) if database_url else {}
         self.data_dir = Path(data_dir)
         self.port = port or free_port()
         self.username, self.password, self.token = username, password, token
@@ -111,7 +134,8 @@ class LabelStudioServer(_Server):
         env = {"PATH": os.environ.get("PATH", ""), "HOME": str(self.data_dir), "LANG": "C.UTF-8",
                "ML_BLOCK_LOCAL_IP": "false", "SSRF_PROTECTION_ENABLED": "false",
                "LATEST_VERSION_CHECK": "false", "SENTRY_DSN": "", "FRONTEND_SENTRY_DSN": "",
-               "COLLECT_ANALYTICS": "false", "LABEL_STUDIO_DISABLE_SIGNUP_WITHOUT_LINK": "false"}
+               "COLLECT_ANALYTICS": "false", "LABEL_STUDIO_DISABLE_SIGNUP_WITHOUT_LINK": "false",
+               **self.database_env}
         cmd = [exe, "start", "--no-browser", "--port", str(self.port), "--internal-host", "127.0.0.1",
                "--data-dir", str(self.data_dir / "data"), "--username", self.username,
                "--password", self.password, "--user-token", self.token, "--enable-legacy-api-token"]
