@@ -364,6 +364,31 @@ def serve(obj: Context, host, port, threads, workers) -> None:
 
 
 @main.command()
+@click.option("--burst", is_flag=True, help="Run the cycles already queued, then exit.")
+@click.option("--name", help="Worker name shown by `rq info` (default: a random one).")
+@pass_context
+@handle_errors
+def worker(obj: Context, burst, name) -> None:
+    """Run training cycles from the project's job queue on Redis (ANNOTATOR_REDIS_URL).
+
+    Backends configured with the same Redis URL and home enqueue their cycles here; run one or more
+    workers beside them, with the same environment (secrets such as LABEL_STUDIO_API_KEY are read
+    here, never sent through Redis).
+
+    Example: ANNOTATOR_REDIS_URL=redis://127.0.0.1:6379/0 annotator --home /srv/annotator worker
+    """
+    from .jobqueue import queue_name, run_worker
+    from .settings import mask_password
+
+    settings = obj.settings
+    click.echo(f"worker for {settings.home.resolve()}: queue {queue_name(settings.home)!r} on "
+               f"{mask_password(settings.redis_url) or '(no ANNOTATOR_REDIS_URL)'}"
+               + ("" if settings.ls_api_key else "; LABEL_STUDIO_API_KEY not set: cycles cannot push batches")
+               + (", until the queue is empty" if burst else ""), err=True)
+    run_worker(settings, burst=burst, name=name)
+
+
+@main.command()
 @with_ls_options
 @click.option("--project-title", help="Label Studio project title (default from settings).")
 @click.option("--backend-url", help="The backend's address as Label Studio should call it "

@@ -15,7 +15,7 @@ from annotator import ModelRegistry, NotTrainedError, Settings, Store, run_cycle
 
 from .context import close_store
 from .errors import register_error_handlers
-from .jobs import TrainingQueue
+from .jobs import JobQueueUnavailable, RedisTrainingQueue, TrainingQueue
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +44,7 @@ def create_app(settings: Settings | None = None, *, registry: ModelRegistry | No
         registry = ModelRegistry(settings.model_dir, Store(settings.store_url))
     queue = None
     if start_queue:
-        queue = TrainingQueue(_cycle_job(settings), every=settings.retrain_every,
-                              delay=settings.retrain_delay, in_process=in_process_jobs)
+        queue = _training_queue(settings, in_process_jobs)
         threading.Thread(target=_warm_serving, args=(settings, registry), name="annotator-warm-up",
                          daemon=True).start()
     app.extensions["annotator"] = {"registry": registry, "queue": queue,
@@ -58,6 +57,25 @@ def create_app(settings: Settings | None = None, *, registry: ModelRegistry | No
     app.register_blueprint(ls_api.bp)
     app.register_blueprint(dashboard.bp, url_prefix="/dashboard")
     return app
+
+
+def _training_queue(settings: Settings, in_process_jobs: bool) -> TrainingQueue:
+    """The RQ-backed queue when ``settings.redis_url`` is set and Redis answers; else the embedded one.
+
+    An unreachable Redis does not keep the backend down: cycles run in this process's worker, as
+    without Redis, and the reason is logged and shown on /health (``training.queue.fallback``).
+    """
+    fallback = None
+    if settings.redis_url:
+        try:
+            return RedisTrainingQueue(settings, every=settings.retrain_every, delay=settings.retrain_delay)
+        except JobQueueUnavailable as exc:
+            fallback = f"{exc}; training cycles run in this backend process instead"
+            log.error("%s", fallback)
+    queue = TrainingQueue(_cycle_job(settings), every=settings.retrain_every, delay=settings.retrain_delay,
+                          in_process=in_process_jobs)
+    queue.fallback = fallback
+    return queue
 
 
 def _warm_serving(settings: Settings, registry: ModelRegistry) -> None:
