@@ -31,7 +31,7 @@ from .settings import mask_password
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 # Key of the advisory lock that stands for SQLite's writer lock (any constant; this one spells "annotatr").
 WRITER_LOCK_KEY = 0x616E6E6F74617472
-LOCK_TIMEOUT = "30s"  # as long as SQLite's busy timeout
+LOCK_TIMEOUT_S = 30.0  # how long a writer waits for the writer lock before its StoreError, both engines
 
 
 def is_postgres_url(target: str | Path) -> bool:
@@ -106,10 +106,11 @@ class SqliteConnection(Connection):
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+            self._conn = sqlite3.connect(path, timeout=LOCK_TIMEOUT_S, isolation_level=None,
+                                         check_same_thread=False)
             self._conn.row_factory = sqlite3.Row
             self._conn.execute("PRAGMA foreign_keys=ON")
-            self._conn.execute("PRAGMA busy_timeout=30000")
+            self._conn.execute(f"PRAGMA busy_timeout={int(LOCK_TIMEOUT_S * 1000)}")
             if path != ":memory:":
                 self._conn.execute("PRAGMA journal_mode=WAL")
                 # FULL: an annotation acknowledged to Label Studio survives a power cut too.
@@ -166,7 +167,6 @@ class PostgresConnection(Connection):
         self._refusals = (psycopg.IntegrityError, psycopg.OperationalError)
         try:
             self._conn = psycopg.connect(url, autocommit=True, row_factory=_row_factory, connect_timeout=30)
-            self._conn.execute(f"SET lock_timeout = '{LOCK_TIMEOUT}'")
         except psycopg.Error as exc:
             raise StoreError(f"cannot open the store {self.label}: {_one_line(exc)}") from exc
 
@@ -196,8 +196,17 @@ class PostgresConnection(Connection):
             raise self._refused(exc) from exc
 
     def begin(self) -> None:
-        # One round trip: the simple query protocol runs both statements.
-        self._run(f"BEGIN ISOLATION LEVEL READ COMMITTED; SELECT pg_advisory_xact_lock({WRITER_LOCK_KEY})")
+        # One round trip (the simple query protocol runs all three), and only transaction-level
+        # state, so it also works behind a transaction-pooling proxy such as PgBouncer.
+        try:
+            self._run(f"BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL lock_timeout = "
+                      f"'{int(LOCK_TIMEOUT_S * 1000)}ms'; SELECT pg_advisory_xact_lock({WRITER_LOCK_KEY})")
+        except StoreError:
+            # The lock wait timed out after BEGIN: leave no aborted transaction behind, as a
+            # failed BEGIN IMMEDIATE leaves none.
+            if self._conn.info.transaction_status != self._psycopg.pq.TransactionStatus.IDLE:
+                self._conn.execute("ROLLBACK")
+            raise
 
     def translate_ddl(self, script: str) -> str:
         for pattern, replacement in self._DDL:

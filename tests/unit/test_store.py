@@ -192,6 +192,18 @@ def test_writes_from_several_threads_with_their_own_store(target, filled):
     assert filled.count_clauses() == 2 + 40
 
 
+def test_a_writer_waits_for_the_writer_lock_and_gives_up_with_a_store_error(target, filled, monkeypatch):
+    monkeypatch.setattr("annotator.dbengine.LOCK_TIMEOUT_S", 0.3)
+    with Store(target) as other:
+        with filled.transaction():
+            filled.set_meta("holder", "yes")
+            with pytest.raises(StoreError, match=on(target, "database is locked",
+                                                    "canceling statement due to lock timeout")):
+                other.set_meta("waiter", "yes")
+        other.set_meta("waiter", "yes")  # free again once the holder commits
+        assert (other.get_meta("holder"), filled.get_meta("waiter")) == ("yes", "yes")
+
+
 def test_constraint_failure_is_a_store_error(filled):
     with pytest.raises(StoreError, match=on(filled, "FOREIGN KEY constraint failed",
                                             'violates foreign key constraint "annotations_clause_id_fkey"')):
