@@ -197,11 +197,18 @@ def project_features(settings: Settings, store: Store, registry: ModelRegistry) 
 def pool_cache(settings: Settings, store: Store, featurizer, *, fingerprint: str | None = None) -> PoolCache:
     """The feature cache of ``featurizer``, completed with every clause of the store.
 
-    ``fingerprint``: the featurizer's, when already known (saved with its model version).
+    ``fingerprint``: the featurizer's, when already known (saved with its model version). With
+    ``settings.dask_scheduler`` set, many new clauses are featurized on Dask (same features).
     """
     cache = PoolCache(settings.cache_dir, featurizer, fingerprint=fingerprint)
     clauses = store.clauses()
-    cache.add([c.id for c in clauses], [c.text for c in clauses])
+    ids, texts = [c.id for c in clauses], [c.text for c in clauses]
+    if settings.dask_scheduler:  # a big batch of new clauses is featurized over the Dask cluster
+        from .dask_features import add_on_dask
+
+        add_on_dask(cache, ids, texts, scheduler=settings.dask_scheduler)
+    else:
+        cache.add(ids, texts)
     return cache
 
 

@@ -139,6 +139,10 @@ class PoolCache:
     def __len__(self) -> int:
         return sum(s["rows"] for s in self.meta["shards"])
 
+    def __contains__(self, clause_id: object) -> bool:
+        """Whether the clause's features are cached."""
+        return str(clause_id) in self._positions()
+
     def ids(self) -> np.ndarray:
         """Every cached clause id, in cache order."""
         parts = [np.load(self._file(s, "ids"), allow_pickle=False) for s in self.meta["shards"]]
