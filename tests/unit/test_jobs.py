@@ -211,3 +211,20 @@ def test_the_worker_process_is_started_and_warmed_before_the_first_label(make_qu
     # The cycle ran in the same, already warm, worker process.
     assert mark.read_text(encoding="utf-8").split() == [str(queue.status()["last_result"]["pid"])]
     assert queue.status()["last_result"]["pid"] != os.getpid()
+
+
+def test_a_fallback_from_redis_is_reported_with_the_status(make_queue):
+    queue = make_queue(Recorder(), every=3, delay=60)
+    queue.fallback = "cannot reach Redis at redis://127.0.0.1:6379/0 (ANNOTATOR_REDIS_URL): refused"
+    assert queue.status()["queue"] == {"backend": "in-process", "fallback": queue.fallback}
+
+
+def test_a_worker_traceback_becomes_the_same_error_line_as_in_process():
+    from backend.jobs import _failure_line
+
+    trace = ("Traceback (most recent call last):\n  File \"/srv/annotator/loop.py\", line 9, in run_cycle\n"
+             "    raise LabelStudioError(...)\n"
+             "annotator.errors.LabelStudioError: cannot reach http://ls:8080: Connection refused\n")
+    assert _failure_line(trace) == "LabelStudioError: cannot reach http://ls:8080: Connection refused"
+    assert _failure_line("ValueError: no labels to train on") == "ValueError: no labels to train on"
+    assert _failure_line("") is None and _failure_line(None) is None
