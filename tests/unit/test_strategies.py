@@ -10,6 +10,8 @@ import pytest
 from modAL import multilabel as modal_multilabel
 
 from annotator import strategies as S
+from annotator.pool_scores import _outputs, _Outputs, _rank01, lci_scores
+from annotator.queries import _ScoredPool
 from annotator.errors import EmptyPoolError, InputError, PoolExhaustedError
 from annotator.features import PolicyTextFeaturizer
 from annotator.labels import load_label_config
@@ -74,10 +76,10 @@ def test_get_strategy_and_the_default():
 # scores -------------------------------------------------------------------------------------------
 def test_mmu_is_the_gap_between_weakest_accepted_and_strongest_rejected_label():
     margin = np.array([[2.0, 0.5, -1.0], [3.0, -0.2, -4.0], [-0.5, -1.5, -3.0]])
-    out = S._Outputs(proba=1 / (1 + np.exp(-margin)), margin=margin,
-                     pred=np.array([[1, 1, 0], [1, 0, 0], [1, 0, 0]]))
+    out = _Outputs(proba=1 / (1 + np.exp(-margin)), margin=margin,
+                   pred=np.array([[1, 1, 0], [1, 0, 0], [1, 0, 0]]))
     assert S.mmu_scores(out).tolist() == pytest.approx([-1.5, -3.2, -1.0])
-    assert S.lci_scores(out, 1.0).tolist() == [1.0, 0.0, 0.0]
+    assert lci_scores(out, 1.0).tolist() == [1.0, 0.0, 0.0]
 
 
 def test_modal_adapter_ranks_like_modal(corpus):
@@ -86,7 +88,7 @@ def test_modal_adapter_ranks_like_modal(corpus):
     X = corpus.X[120:]
     ours = S.get_strategy("min_confidence").fn(est, X, 10, rng=rng())
     proba = corpus.model.predict_proba_features(X)
-    view = S._ScoredPool(S._Outputs(proba, proba, proba))
+    view = _ScoredPool(_Outputs(proba, proba, proba))
     theirs, _ = modal_multilabel.min_confidence(view, np.arange(X.shape[0]), n_instances=10)
     assert set(ours.tolist()) == set(theirs.tolist())
     assert np.all(np.diff(proba.min(axis=1)[ours]) >= 0)  # best (least confident) first
@@ -133,7 +135,7 @@ def test_gumbel_order_draws_in_proportion_to_the_weights():
 def test_tempered_sampling_leans_to_uncertain_clauses_and_is_random_at_gamma_zero(corpus):
     est = S.FeatureClassifier.from_fitted(corpus.model, corpus.Y[:120])
     X = corpus.X[120:]
-    uncertainty = S._rank01(S.mmu_scores(S._outputs(est, X)))
+    uncertainty = _rank01(S.mmu_scores(_outputs(est, X)))
     leaning = np.mean([uncertainty[S.tempered_sampling(est, X, 20, rng=rng(s), gamma=3)].mean()
                        for s in range(10)])
     flat = np.mean([uncertainty[S.tempered_sampling(est, X, 20, rng=rng(s), gamma=0)].mean()
@@ -150,7 +152,7 @@ def test_label_quota_gives_starved_labels_the_most_slots(corpus):
     est.label_counts_[starved] = 0
     picked = S.label_quota(est, X, 20, rng=rng(), gamma=50)
     assert len(set(picked.tolist())) == 20
-    closeness = -np.abs(S._outputs(est, X).margin[:, starved])
+    closeness = -np.abs(_outputs(est, X).margin[:, starved])
     near = set(np.argsort(-closeness)[:40].tolist())
     assert sum(int(i) in near for i in picked) >= 14  # need 1 vs 1/101: ~19 of 20 slots
 
