@@ -131,6 +131,18 @@ def test_a_missing_postgres_database_is_a_store_error_without_the_password(pg_se
     assert 'database "no_such_database" does not exist' in message and pg_server.password not in message
 
 
+def test_without_postgres_binaries_its_cases_skip_unless_ci_requires_them(monkeypatch):
+    from .. import pgserver
+
+    monkeypatch.setattr(pgserver, "find_bindir", lambda path=None: None)
+    monkeypatch.delenv(pgserver.REQUIRE_ENV, raising=False)
+    with pytest.raises(pytest.skip.Exception, match=r"^PostgreSQL server binaries \(initdb, postgres\) not found"):
+        pgserver.start_server()
+    monkeypatch.setenv(pgserver.REQUIRE_ENV, "1")
+    with pytest.raises(pytest.fail.Exception, match="; ANNOTATOR_REQUIRE_POSTGRES=1 makes this a failure instead"):
+        pgserver.start_server()
+
+
 def test_a_url_of_another_engine_is_refused(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(StoreError, match=r"^unsupported store URL mysql://u:\*\*\*@db/x; use a postgresql://"):
