@@ -8,6 +8,7 @@ no character other than white space is dropped.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import unicodedata
@@ -82,8 +83,13 @@ def _convert_pair(m: re.Match) -> str:
     return f"{before}{left}{inside}{right}{after}"
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def match_key(text: str) -> str:
-    """Return a key that ignores punctuation, spacing and case, for duplicate detection."""
+    """Return a key that ignores punctuation, spacing and case, for duplicate detection.
+
+    Memoized (a pure function of ``text``): every batch selection re-keys all labeled clauses,
+    ~150 µs each.
+    """
     return _NON_WORD.sub("", normalize_text(text)).lower()
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import re
 import sys
 import time
@@ -157,17 +158,23 @@ def step_timing(args) -> None:
     X, Y, texts = X_pool[rows], Y_pool[rows], [pool_texts[i] for i in rows]
     groups = near_duplicate_groups(texts)
     for n_labeled in (200, 1000, 2000):
-        learner = S.make_learner(PolicyClassifier(labels=labels), S.DEFAULT_STRATEGY,
-                                 X_training=X[:n_labeled], Y_training=Y[:n_labeled], groups=groups[:n_labeled])
-        started = time.perf_counter()
-        picked = S.select_batch(learner, X[n_labeled:], args.batch_size, rng=rng, texts=texts[n_labeled:],
-                                labeled_texts=texts[:n_labeled])
-        queried = time.perf_counter()
-        new = np.asarray(picked) + n_labeled
-        learner.teach(X[new], Y[new], groups=groups[new])
-        done = time.perf_counter()
-        print(f"pool 5000, {n_labeled} labeled, strategy {S.DEFAULT_STRATEGY}: query {queried - started:.2f} s, "
-              f"retrain {done - queried:.2f} s, step {done - started:.2f} s")
+        walls, cpus = [], []
+        for _ in range(args.repeats):
+            learner = S.make_learner(PolicyClassifier(labels=labels), S.DEFAULT_STRATEGY, X_training=X[:n_labeled],
+                                     Y_training=Y[:n_labeled], groups=groups[:n_labeled])
+            started, started_cpu = time.perf_counter(), time.process_time()
+            picked = S.select_batch(learner, X[n_labeled:], args.batch_size, rng=rng, texts=texts[n_labeled:],
+                                    labeled_texts=texts[:n_labeled])
+            queried = time.perf_counter()
+            new = np.asarray(picked) + n_labeled
+            learner.teach(X[new], Y[new], groups=groups[new])
+            done = time.perf_counter()
+            walls.append((queried - started, done - queried, done - started))
+            cpus.append(time.process_time() - started_cpu)
+        query, retrain, step = np.median(walls, axis=0)
+        print(f"pool 5000, {n_labeled} labeled, strategy {S.DEFAULT_STRATEGY}: query {query:.2f} s, "
+              f"retrain {retrain:.2f} s, step {step:.2f} s (CPU {np.median(cpus):.2f} s; median of "
+              f"{args.repeats}, load average {os.getloadavg()[0]:.1f})", flush=True)
 
 
 def main() -> None:
@@ -184,6 +191,7 @@ def main() -> None:
     parser.add_argument("--tag", default="", help="prefix of the saved result files")
     parser.add_argument("--table", action="store_true", help="print the table of saved results")
     parser.add_argument("--step-timing", action="store_true", help="time one query + retrain step")
+    parser.add_argument("--repeats", type=int, default=3, help="step timings per size (the median is printed)")
     args = parser.parse_args()
     if args.table:
         table(args.tag)

@@ -13,12 +13,15 @@ from annotator.cleaning import (
     drop_unknown_labels,
     find_label_issues,
     label_issue_items,
+    _shingle_matrix_loop,
     removal_reason,
+    shingle_matrix,
     similar_pairs,
 )
 from annotator.errors import InputError
 from annotator.normalize import clause_id, match_key
 from annotator.types import Annotation
+from tests.conftest import seed_lines
 
 LABELS = ("金融支持", "财政支持", "人才队伍", "高等院校", "企业")
 
@@ -310,3 +313,15 @@ def test_noise_check_estimator_contract():
         InputError, match=r"estimator.predict_proba returned shape \(\d+, 1\), expected \(\d+, 3\)"
     ):
         find_label_issues(texts, Y, labels, estimator=ConstantModel())
+
+
+@pytest.mark.parametrize("k", [1, 2, 3])
+def test_vectorized_shingles_match_the_set_definition_on_real_clauses(k):
+    keys = [match_key(line.split("\t", 1)[1]) for line in seed_lines(400, seed=3)]
+    keys += ["", "a", "ab", "中文", "𠀀𠀁", "𠀀𠀁𠀂𠀃"]  # empty, shorter than k, beyond the BMP
+    fast, slow = shingle_matrix(keys, k), _shingle_matrix_loop(keys, k)
+    # Column ids differ between the two; what near-duplicate detection uses does not.
+    assert fast.shape[0] == slow.shape[0] == len(keys)
+    np.testing.assert_array_equal(np.asarray(fast.sum(axis=1)), np.asarray(slow.sum(axis=1)))
+    assert ((fast @ fast.T) != (slow @ slow.T)).nnz == 0
+    assert fast.max() == 1
