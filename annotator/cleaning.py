@@ -1,4 +1,5 @@
-"""Clean resolved training data: text rules, duplicate merging, overlap groups, label-noise check.
+"""Clean resolved training data: text rules, duplicate merging, overlap groups (the detection is
+:mod:`annotator.near_duplicates`; the label-noise check :mod:`annotator.label_issues`).
 
 What each rule does and why:
 
@@ -25,7 +26,7 @@ What each rule does and why:
   the shorter one's shingles inside the longer one: a sentence and the paragraph it was cut from)
   keep their own labels but form a group that :mod:`annotator.splits` keeps in one split (and
   one cross-validation fold), so no test clause is a substring of a training clause.
-- **Label noise.** :func:`find_label_issues` runs cleanlab's multi-label confident learning on
+- **Label noise.** :func:`annotator.label_issues.find_label_issues` runs cleanlab's multi-label confident learning on
   out-of-fold probabilities; flagged clauses stay in the data and are listed for review.
 """
 
@@ -39,24 +40,17 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
-from scipy import sparse
-from scipy.sparse.csgraph import connected_components
 
 from .errors import InputError
+from .near_duplicates import SHINGLE_SIZE, connected_groups, similar_pairs
 from .normalize import match_key, normalize_text
 from .resolve import UNRESOLVED, check_policy, resolve_group
-from .splits import group_folds
 from .types import Annotation
 
 logger = logging.getLogger(__name__)
 
 MIN_CHARS = 8
-SHINGLE_SIZE = 3
 NEAR_DUP_THRESHOLD = 0.8
-OVERLAP_JACCARD = 0.5
-OVERLAP_CONTAINMENT = 0.8
-OVERLAP_MIN_SHINGLES = 10  # containment of a very short clause in a paragraph says nothing
-N_FOLDS = 5
 
 _LITERAL_ESCAPE = re.compile(r"\\[nrt]")
 _HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
@@ -196,109 +190,6 @@ def drop_unknown_labels(
 def _replace_labels(annotation: Annotation, labels: tuple[str, ...]) -> Annotation:
     """A copy of ``annotation`` with other labels (the input stays unchanged)."""
     return replace(annotation, labels=labels)
-
-
-def shingle_matrix(keys: Sequence[str], k: int = SHINGLE_SIZE) -> sparse.csr_matrix:
-    """Binary (n_texts, n_shingles) matrix of character ``k``-shingles; a shorter text is one shingle.
-
-    Vectorized for ``k <= 3``: a shingle is its ``k`` code points packed into one 63-bit integer
-    (21 bits each), exact, with no hashing; the select_batch of every retrain shingles thousands
-    of labeled clauses, which a loop over Python sets made cost more than the query itself.
-    """
-    if k > 3 or not keys:
-        return _shingle_matrix_loop(keys, k)
-    n = len(keys)
-    lengths = np.fromiter((len(key) for key in keys), dtype=np.int64, count=n)
-    codes = np.frombuffer("".join(keys).encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
-    owner = np.repeat(np.arange(n), lengths)  # the key each code point belongs to
-    windows = max(0, len(codes) - k + 1)
-    values = np.zeros(windows, dtype=np.uint64)
-    for j in range(k):
-        values = (values << np.uint64(21)) | codes[j : j + windows]
-    inside = owner[:windows] == owner[k - 1 : k - 1 + windows]  # starts and ends in one key
-    rows, values = owner[:windows][inside], values[inside]
-    short = np.flatnonzero(lengths < k)  # a key shorter than k is one shingle: its codes, padded
-    if len(short):
-        pad = (1 << 21) - 1  # beyond the last code point: no text has it
-        extra = []
-        for i in short:
-            value = 0
-            for code in [ord(char) for char in keys[i]] + [pad] * (k - len(keys[i])):
-                value = (value << 21) | code
-            extra.append(value)
-        rows = np.concatenate([rows, short])
-        values = np.concatenate([values, np.array(extra, dtype=np.uint64)])
-    vocabulary, columns = np.unique(values, return_inverse=True)
-    pairs = np.unique(rows * len(vocabulary) + columns.ravel())  # each shingle once per key, by row
-    rows, columns = np.divmod(pairs, len(vocabulary))
-    indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=n))])
-    return sparse.csr_matrix((np.ones(len(pairs), dtype=np.int32), columns, indptr),
-                             shape=(n, max(1, len(vocabulary))))
-
-
-def _shingle_matrix_loop(keys: Sequence[str], k: int) -> sparse.csr_matrix:
-    vocabulary: dict[str, int] = {}
-    indices: list[int] = []
-    indptr = [0]
-    for key in keys:
-        shingles = {key[i : i + k] for i in range(max(1, len(key) - k + 1))}
-        indices.extend(vocabulary.setdefault(s, len(vocabulary)) for s in shingles)
-        indptr.append(len(indices))
-    data = np.ones(len(indices), dtype=np.int32)
-    return sparse.csr_matrix((data, indices, indptr), shape=(len(keys), max(1, len(vocabulary))))
-
-
-def similar_pairs(
-    keys: Sequence[str],
-    *,
-    k: int = SHINGLE_SIZE,
-    min_jaccard: float = OVERLAP_JACCARD,
-    min_containment: float = OVERLAP_CONTAINMENT,
-    min_shingles: int = OVERLAP_MIN_SHINGLES,
-    chunk_size: int = 1000,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Exact shingle-Jaccard and containment for every pair of texts sharing a shingle.
-
-    Computed block by block as a sparse product (exact, no MinHash false negatives); memory stays at
-    ``chunk_size`` rows of the product.
-
-    Returns
-    -------
-    rows, cols, jaccard, containment : ndarray
-        Pairs ``rows[i] < cols[i]`` with ``jaccard >= min_jaccard``, or ``containment >=
-        min_containment`` when the smaller text has at least ``min_shingles`` shingles.
-    """
-    X = shingle_matrix(keys, k)
-    sizes = np.asarray(X.sum(axis=1)).ravel()
-    XT = X.T.tocsr()
-    found: list[tuple[np.ndarray, ...]] = []
-    for start in range(0, X.shape[0], chunk_size):
-        block = (X[start : start + chunk_size] @ XT).tocoo()
-        rows, cols, shared = block.row + start, block.col, block.data.astype(float)
-        upper = rows < cols
-        rows, cols, shared = rows[upper], cols[upper], shared[upper]
-        jaccard = shared / (sizes[rows] + sizes[cols] - shared)
-        smaller = np.minimum(sizes[rows], sizes[cols])
-        containment = shared / smaller
-        keep = (jaccard >= min_jaccard) | ((containment >= min_containment) & (smaller >= min_shingles))
-        found.append((rows[keep], cols[keep], jaccard[keep], containment[keep]))
-    if not found:
-        empty = np.zeros(0)
-        return empty.astype(int), empty.astype(int), empty, empty
-    return tuple(np.concatenate(parts) for parts in zip(*found))  # type: ignore[return-value]
-
-
-def connected_groups(n: int, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-    """Component id per node of the undirected graph with edges ``rows[i]``--``cols[i]``."""
-    graph = sparse.coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(n, n))
-    return connected_components(graph, directed=False)[1]
-
-
-def near_duplicate_groups(texts: Sequence[str]) -> np.ndarray:
-    """A group id per text; near-duplicates (see :func:`similar_pairs`) share one."""
-    rows, cols, _, _ = similar_pairs([match_key(t) for t in texts])
-    return connected_groups(len(texts), rows, cols)
-
 
 def _steps(min_chars: int, near_dup_threshold: float) -> dict[str, StepCount]:
     """Fresh counters for every step, with descriptions showing the thresholds used."""
@@ -512,232 +403,3 @@ def _members(
         }
         for c in members
     ]
-
-
-@dataclass
-class LabelIssues:
-    """The label-noise check's findings, aligned with the rows it was given.
-
-    ``proba`` holds out-of-fold probabilities (NaN for labels not checked); ``per_label[i, j]`` says
-    cleanlab doubts row ``i``'s given value for ``checked_labels[j]``; ``scores`` are cleanlab's
-    label quality scores (lower is worse). ``skipped`` explains why the check did not run at all.
-    """
-
-    issues: np.ndarray
-    per_label: np.ndarray
-    scores: np.ndarray
-    proba: np.ndarray
-    checked_labels: tuple[str, ...]
-    skipped_labels: dict[str, str]
-    n_folds: int
-    estimator: str
-    skipped: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """Summary for stats.json."""
-        return {
-            "ran": self.skipped is None,
-            "skipped": self.skipped,
-            "estimator": self.estimator,
-            "n_folds": self.n_folds,
-            "n_flagged": int(self.issues.sum()),
-            "labels_checked": list(self.checked_labels),
-            "labels_skipped": dict(self.skipped_labels),
-        }
-
-
-def default_noise_estimator():
-    """Char 1-3-gram TF-IDF + one-vs-rest balanced logistic regression (liblinear, dual).
-
-    The model asked for, ``LogisticRegression(class_weight="balanced", max_iter=1000)``, fitted by
-    liblinear's dual solver instead of lbfgs: the dual suits more features than samples and is ~20
-    times faster here (the 5-fold check on the ~5.5k seed clauses: ~10 s instead of ~4 min), and
-    probabilities differ by 0.001 on average (liblinear also penalizes the intercept).
-    """
-    from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.multiclass import OneVsRestClassifier
-    from sklearn.pipeline import Pipeline
-
-    return Pipeline(
-        [
-            ("tfidf", TfidfVectorizer(analyzer="char", ngram_range=(1, 3), sublinear_tf=True, min_df=2)),
-            (
-                "clf",
-                OneVsRestClassifier(
-                    LogisticRegression(class_weight="balanced", max_iter=1000, solver="liblinear", dual=True)
-                ),
-            ),
-        ]
-    )
-
-
-def _as_proba(raw: Any, n_rows: int, n_labels: int) -> np.ndarray:
-    """Coerce predict_proba output to (n_rows, n_labels); accepts a list of per-label (n, 2) arrays."""
-    if isinstance(raw, list):
-        raw = np.column_stack([np.asarray(p)[:, -1] for p in raw])
-    proba = np.asarray(raw, dtype=float)
-    if proba.shape != (n_rows, n_labels):
-        raise InputError(
-            f"estimator.predict_proba returned shape {proba.shape}, expected ({n_rows}, {n_labels}); the "
-            "noise-check estimator must be fitted on (texts, Y) and return one probability per label"
-        )
-    return proba
-
-
-def find_label_issues(
-    texts: Sequence[str],
-    Y: np.ndarray,
-    labels: Sequence[str],
-    *,
-    estimator: Any = None,
-    groups: Sequence[int] | np.ndarray | None = None,
-    n_folds: int = N_FOLDS,
-    seed: int = 0,
-) -> LabelIssues:
-    """Flag likely mislabeled rows with cleanlab on out-of-fold predicted probabilities.
-
-    Does what ``cross_val_predict(estimator, texts, Y, cv=folds, method="predict_proba")`` does, fold
-    by fold with a progress bar, then calls cleanlab's multi-label
-    ``find_multilabel_issues_per_class`` (whose any-class union is exactly
-    ``cleanlab.multilabel_classification.filter.find_label_issues``), so the review can say which
-    label looks wrong. Folds are group-aware iterative-stratified, so overlapping clauses never sit on
-    both sides of a fold.
-
-    Parameters
-    ----------
-    texts : sequence of str
-        Clause texts, one per row of ``Y``.
-    Y : ndarray of shape (n_samples, n_labels)
-        Given 0/1 labels.
-    labels : sequence of str
-        Label names, one per column of ``Y``.
-    estimator : scikit-learn estimator, optional
-        Fitted on (list of texts, 0/1 matrix) and exposing ``predict_proba`` -> (n, n_labels);
-        cloned per fold. Default: :func:`default_noise_estimator`.
-    groups : array-like, optional
-        Group per row kept within one fold.
-    n_folds : int
-        Number of cross-validation folds.
-    seed : int
-        Seed of the fold assignment.
-
-    Returns
-    -------
-    LabelIssues
-        A label with fewer than ``n_folds`` positives (or negatives), or one with no positive or no
-        negative in some training fold, is left out of the check and listed in ``skipped_labels``;
-        with no label left, or fewer than ``2 * n_folds`` rows, nothing runs and ``skipped`` says why.
-    """
-    # Imported here: cleanlab and scikit-learn take seconds to import, and most callers never get here.
-    from cleanlab.multilabel_classification.filter import find_multilabel_issues_per_class
-    from cleanlab.multilabel_classification.rank import get_label_quality_scores
-    from sklearn.base import clone
-    from tqdm.auto import tqdm
-
-    labels = tuple(labels)
-    Y = np.asarray(Y, dtype=np.int64)
-    n_rows = len(texts)
-    if Y.shape != (n_rows, len(labels)):
-        raise InputError(f"Y has shape {Y.shape}, expected ({n_rows}, {len(labels)})")
-    estimator = default_noise_estimator() if estimator is None else estimator
-    result = LabelIssues(
-        issues=np.zeros(n_rows, dtype=bool),
-        per_label=np.zeros((n_rows, 0), dtype=bool),
-        scores=np.full(n_rows, np.nan),
-        proba=np.full((n_rows, len(labels)), np.nan),
-        checked_labels=(),
-        skipped_labels={},
-        n_folds=n_folds,
-        estimator=_describe(estimator),
-    )
-    if n_rows < 2 * n_folds:
-        result.skipped = f"{n_rows} examples; the {n_folds}-fold check needs at least {2 * n_folds}"
-        return result
-
-    positives = Y.sum(axis=0)
-    skipped: dict[str, str] = {}
-    for j, label in enumerate(labels):
-        if positives[j] < n_folds:
-            skipped[label] = f"{int(positives[j])} positive examples, fewer than {n_folds} folds"
-        elif n_rows - positives[j] < n_folds:
-            skipped[label] = f"{int(n_rows - positives[j])} negative examples, fewer than {n_folds} folds"
-    folds = group_folds(Y, n_folds, groups=groups, seed=seed)
-    for j, label in enumerate(labels):
-        if label in skipped:
-            continue
-        # One-vs-rest would fit a constant predictor on such a fold and warn; leave the label out.
-        if any(Y[train, j].sum() == 0 for train, _ in folds):
-            skipped[label] = "no positive example in some training fold"
-        elif any(Y[train, j].sum() == len(train) for train, _ in folds):
-            skipped[label] = "no negative example in some training fold"
-    checked = [j for j, label in enumerate(labels) if label not in skipped]
-    result.skipped_labels = skipped
-    result.checked_labels = tuple(labels[j] for j in checked)
-    if not checked:
-        result.skipped = "no label has enough positive and negative examples for cross-validation"
-        return result
-    if skipped:
-        logger.warning("label-noise check skips %d labels: %s", len(skipped), ", ".join(skipped))
-
-    texts_array = np.asarray(list(texts), dtype=object)
-    Yc = Y[:, checked]
-    proba = np.zeros(Yc.shape)
-    for train, test in tqdm(folds, desc="label-noise check (CV folds)", unit="fold", disable=None):
-        model = clone(estimator).fit(list(texts_array[train]), Yc[train])
-        proba[test] = _as_proba(model.predict_proba(list(texts_array[test])), len(test), len(checked))
-    given = [list(np.flatnonzero(row)) for row in Yc]
-    per_label = np.asarray(find_multilabel_issues_per_class(given, proba, n_jobs=1), dtype=bool)
-    result.per_label = per_label
-    result.issues = per_label.any(axis=1)
-    result.scores = np.asarray(get_label_quality_scores(given, proba), dtype=float)
-    result.proba[:, checked] = proba
-    logger.info("label-noise check: %d of %d examples flagged", int(result.issues.sum()), n_rows)
-    return result
-
-
-def _describe(estimator: Any) -> str:
-    """A one-line description of an estimator for the datasheet."""
-    text = re.sub(r"\s+", " ", repr(estimator))
-    return text[:300]
-
-
-def label_issue_items(
-    examples: Sequence[CleanExample], issues: LabelIssues, labels: Sequence[str]
-) -> list[dict[str, Any]]:
-    """Review items for flagged examples, worst label quality first, with cleanlab's suggestion.
-
-    ``suggested_labels`` is the given set with every label cleanlab doubts flipped: doubted given
-    labels are dropped (``suspect_labels``), doubted missing ones added (``missing_labels``).
-    """
-    labels = tuple(labels)
-    column = {label: j for j, label in enumerate(issues.checked_labels)}
-    flagged = np.flatnonzero(issues.issues)
-    items = []
-    for rank, i in enumerate(sorted(flagged, key=lambda i: (issues.scores[i], examples[i].id)), start=1):
-        example = examples[i]
-        doubted = {label for label, j in column.items() if issues.per_label[i, j]}
-        given = set(example.labels)
-        suggested = (given - doubted) | (doubted - given)
-        shown = given | suggested
-        items.append(
-            {
-                "id": example.id,
-                "text": example.text,
-                "reason": "label_issue",
-                "exported": True,
-                "rank": rank,
-                "score": round(float(issues.scores[i]), 4),
-                "labels": list(example.labels),
-                "suggested_labels": [label for label in labels if label in suggested],
-                "suspect_labels": [label for label in labels if label in given & doubted],
-                "missing_labels": [label for label in labels if label in doubted - given],
-                "probabilities": {
-                    label: round(float(issues.proba[i, j]), 3)
-                    for j, label in enumerate(labels)
-                    if label in shown and not np.isnan(issues.proba[i, j])
-                },
-                "sources": list(example.sources),
-            }
-        )
-    return items

@@ -11,7 +11,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.preprocessing import normalize as l2_normalize
 from sklearn.random_projection import SparseRandomProjection
 
-from .cleaning import similar_pairs
+from .near_duplicates import similar_pairs
 from .normalize import match_key
 from .pool_scores import check_pool
 

@@ -27,14 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from .cleaning import (
-    MIN_CHARS,
-    NEAR_DUP_THRESHOLD,
-    CleanExample,
-    clean_and_resolve,
-    find_label_issues,
-    label_issue_items,
-)
+from .cleaning import MIN_CHARS, NEAR_DUP_THRESHOLD, CleanExample, clean_and_resolve
+from .label_issues import find_label_issues, label_issue_items
 from .errors import InputError
 from .resolve import check_policy
 from .splits import DEFAULT_RATIOS, SPLIT_NAMES, check_ratios, proportion_deviation, split_rows
@@ -372,7 +366,7 @@ def export_dataset(
         Run the cleanlab label-noise check (5-fold CV; the slow step).
     estimator : scikit-learn estimator, optional
         Model for the noise check: fitted on (list of texts, 0/1 matrix), ``predict_proba`` ->
-        (n, n_labels). Default: :func:`annotator.cleaning.default_noise_estimator`.
+        (n, n_labels). Default: :func:`annotator.label_issues.default_noise_estimator`.
     agreement : mapping, optional
         Inter-annotator agreement figures to record in the datasheet.
     model_version, tool_version : optional

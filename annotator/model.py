@@ -48,7 +48,7 @@ from threadpoolctl import threadpool_limits
 
 from .calibration import fit_platt
 from .loo import LeaveGroupOut
-from .cleaning import near_duplicate_groups
+from .near_duplicates import near_duplicate_groups
 from .errors import InputError
 from .features import PolicyTextFeaturizer, check_documents
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from .cleaning import near_duplicate_groups
+from .near_duplicates import near_duplicate_groups
 from .errors import InputError
 from .features import PolicyTextFeaturizer
 from .model import PolicyClassifier

@@ -40,7 +40,7 @@ from modAL import multilabel as modal_multilabel
 from modAL.models import ActiveLearner, Committee
 from sklearn.preprocessing import normalize as l2_normalize
 
-from .cleaning import similar_pairs
+from .near_duplicates import similar_pairs
 from .coldstart import cold_start_batch, label_keywords
 from .errors import InputError
 from .normalize import match_key
@@ -263,7 +263,7 @@ def select_batch(model, X_pool, n: int, *, strategy: str | Strategy = "default",
       ``labeled_texts`` or already in the batch;
     - a near-duplicate of a clause already in the batch, and (for strategies with ``dedupe``, all
       but ``random``) a near-duplicate of a labeled clause: the overlap rule of
-      :mod:`annotator.cleaning` (character 3-shingle Jaccard >= 0.5, or 80% of the shorter
+      :mod:`annotator.near_duplicates` (character 3-shingle Jaccard >= 0.5, or 80% of the shorter
       clause inside the longer) when ``texts`` are given, else cosine >= 0.8 of the feature rows.
 
     If too few candidates survive, the whole pool is ranked.

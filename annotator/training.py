@@ -14,7 +14,7 @@ import numpy as np
 from sklearn.metrics import accuracy_score, f1_score
 from sklearn.model_selection import GroupShuffleSplit
 
-from .cleaning import near_duplicate_groups
+from .near_duplicates import near_duplicate_groups
 from .errors import InputError
 from .model import PolicyClassifier
 from .types import Example

@@ -50,7 +50,7 @@ from annotator.features import PolicyTextFeaturizer  # noqa: E402
 from annotator.labels import load_label_config  # noqa: E402
 from annotator.model import PolicyClassifier, at_least_one  # noqa: E402
 from annotator.seedset import read_labeled_file  # noqa: E402
-from annotator.cleaning import near_duplicate_groups  # noqa: E402
+from annotator.near_duplicates import near_duplicate_groups  # noqa: E402
 from annotator.training import label_matrix, metrics  # noqa: E402
 
 

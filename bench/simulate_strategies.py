@@ -32,7 +32,7 @@ from annotator.labels import load_label_config  # noqa: E402
 from annotator.model import PolicyClassifier  # noqa: E402
 from annotator.seedset import read_labeled_file  # noqa: E402
 from annotator.simulate import _mean_curve, featurize, labels_to_reach, simulate  # noqa: E402
-from annotator.cleaning import near_duplicate_groups  # noqa: E402
+from annotator.near_duplicates import near_duplicate_groups  # noqa: E402
 from annotator.training import holdout_split, label_matrix  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent

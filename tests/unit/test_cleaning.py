@@ -7,17 +7,9 @@ import copy
 import numpy as np
 import pytest
 
-from annotator.cleaning import (
-    clean_and_resolve,
-    clean_text,
-    drop_unknown_labels,
-    find_label_issues,
-    label_issue_items,
-    _shingle_matrix_loop,
-    removal_reason,
-    shingle_matrix,
-    similar_pairs,
-)
+from annotator.cleaning import clean_and_resolve, clean_text, drop_unknown_labels, removal_reason
+from annotator.label_issues import find_label_issues, label_issue_items
+from annotator.near_duplicates import _shingle_matrix_loop, shingle_matrix, similar_pairs
 from annotator.errors import InputError
 from annotator.normalize import clause_id, match_key
 from annotator.types import Annotation
