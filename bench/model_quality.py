@@ -155,6 +155,7 @@ def main(argv=None) -> int:
     parser.add_argument("--protocol", choices=("grouped", "random"), default="grouped",
                         help="grouped k-fold CV (default) or one random 80/20 split (seed 0)")
     parser.add_argument("--no-timing", action="store_true", help="skip the fit/predict timings")
+    parser.add_argument("--timing-only", action="store_true", help="only the fit/predict timings (no CV)")
     parser.add_argument("--json", action="store_true", help="print the raw figures as JSON too")
     args = parser.parse_args(argv)
 
@@ -176,7 +177,8 @@ def main(argv=None) -> int:
           f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores", file=sys.stderr)
 
     results = {}
-    for name, make in variants(labels, args.ablations and not args.quick, args.n_jobs).items():
+    for name, make in ({} if args.timing_only else variants(labels, args.ablations and not args.quick,
+                                                             args.n_jobs)).items():
         start = time.perf_counter()
         results[name] = cross_validate(texts, Y, groups, labels, make, folds)
         print(f"  {name}: macro-F1 {results[name]['macro_f1']:.4f} ({time.perf_counter() - start:.0f} s)",
