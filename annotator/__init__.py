@@ -2,7 +2,8 @@
 
 The names below are the library's public surface; ``backend/`` imports only these.
 """
-from .agreement import AgreementReport, Disagreement, agreement_report, disagreements
+from .agreement import AgreementReport, agreement_report
+from .disagreements import Disagreement, disagreements
 from .errors import (AnnotatorError, EmptyPoolError, InputError, LabelStudioError, NotFoundError,
                      NotTrainedError, PoolExhaustedError, QueryError, SchemaMismatchError, StoreError,
                      UnknownLabelError)

@@ -15,7 +15,7 @@ Definitions
   ending at the current hour, or at the last active hour when the project has been idle longer.
 - The model's predicted sets and confidences are the stored predictions of the latest model version
   (as :func:`annotator.reports.agreement_summary` reads them).
-- The review queue is :func:`annotator.agreement.disagreements`, except that a "model disagrees"
+- The review queue is :func:`annotator.disagreements.disagreements`, except that a "model disagrees"
   entry on a clause a lead has already adjudicated is left out: the lead's decision stands, and
   resolving an entry must take it out of the queue.
 """
@@ -27,8 +27,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from .agreement import (MODEL_DISAGREES, SEED_SOURCE, AgreementReport, Disagreement, agreement_report,
-                        disagreements)
+from .agreement import SEED_SOURCE, AgreementReport, agreement_report
+from .disagreements import MODEL_DISAGREES, Disagreement, disagreements
 from .store import Store
 from .types import Annotation, Clause, ModelVersion
 

@@ -15,13 +15,8 @@ from nltk.metrics.distance import masi_distance as nltk_masi
 from sklearn.metrics import cohen_kappa_score
 from statsmodels.stats.inter_rater import aggregate_raters, fleiss_kappa
 
-from annotator.agreement import (
-    ANNOTATORS_DISAGREE,
-    MODEL_DISAGREES,
-    agreement_report,
-    disagreements,
-    masi_distance,
-)
+from annotator.agreement import agreement_report, masi_distance
+from annotator.disagreements import ANNOTATORS_DISAGREE, MODEL_DISAGREES, disagreements
 from annotator.errors import InputError, UnknownLabelError
 from annotator.types import Annotation
 

@@ -5,7 +5,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from annotator.agreement import ANNOTATORS_DISAGREE, MODEL_DISAGREES, agreement_report
+from annotator.agreement import agreement_report
+from annotator.disagreements import ANNOTATORS_DISAGREE, MODEL_DISAGREES
 from annotator.review import HOURS_SHOWN, agreement_for_store, dashboard_data, review_queue
 from annotator.store import Store, canonical_time
 from annotator.types import Annotation, Clause
