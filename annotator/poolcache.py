@@ -266,10 +266,13 @@ class PoolCache:
         if not keep:
             return 0
         self.directory.mkdir(parents=True, exist_ok=True)
-        X = sp.csr_matrix(X)[keep]
+        X = sp.csr_matrix(X)
+        if len(keep) < X.shape[0]:
+            X = X[keep]
         for start in range(0, len(keep), self.shard_rows):
-            self._write_shard([str(ids[k]) for k in keep[start:start + self.shard_rows]],
-                              X[start:start + self.shard_rows])
+            # Copies only when needed: a shard of features is hundreds of MB at pool scale.
+            part = X if len(keep) <= self.shard_rows else X[start:start + self.shard_rows]
+            self._write_shard([str(ids[k]) for k in keep[start:start + self.shard_rows]], part)
         return len(keep)
 
     def _write_shard(self, ids: list[str], X: sp.csr_matrix) -> None:
@@ -279,7 +282,8 @@ class PoolCache:
         elif meta["n_features"] != X.shape[1]:
             raise InputError(f"featurizer produced {X.shape[1]} features, cache has {meta['n_features']}")
         shard = {"name": f"shard-{len(meta['shards']):06d}", "rows": len(ids), "nnz": int(X.nnz)}
-        X.sort_indices()
+        if not X.has_sorted_indices:
+            X = X.sorted_indices()  # a sorted copy: the caller's matrix is left as it was
         arrays = {"ids": np.asarray(ids), "data": X.data.astype(np.float32, copy=False),
                   "indices": X.indices.astype(np.int32, copy=False),
                   "indptr": X.indptr.astype(np.int64, copy=False)}

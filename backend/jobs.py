@@ -312,7 +312,8 @@ class RedisTrainingQueue(TrainingQueue):
             if result is not None:
                 if result.type == Result.Type.SUCCESSFUL:
                     return result.return_value
-                raise CycleJobError(_failure_line(result.exc_string) or f"cycle job {job.id} {result.type.name.lower()}")
+                raise CycleJobError(_failure_line(result.exc_string)
+                                    or f"cycle job {job.id} {result.type.name.lower()}")
             if self._stopped:  # shutting down: the job stays queued for the workers
                 return self.last_result
             try:

@@ -81,7 +81,8 @@ def test_the_cache_is_byte_identical_to_the_in_process_one(client, featurizer, t
 def test_a_repeated_id_is_refused(client, featurizer, tmp_path):
     cache = PoolCache(tmp_path, featurizer)
     with pytest.raises(InputError, match="ids must be unique; a repeats"):
-        featurize_into_cache(cache, [("a", "一是支持企业。"), ("a", "二是加强人才。")], client=client, progress=False)
+        featurize_into_cache(cache, [("a", "一是支持企业。"), ("a", "二是加强人才。")], client=client,
+                             progress=False)
 
 
 def test_a_small_batch_stays_in_process(featurizer, texts, tmp_path):
