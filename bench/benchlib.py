@@ -1,6 +1,7 @@
 """What the live benchmarks share: a project home seeded from the shipped labels, and percentiles."""
 from __future__ import annotations
 
+import multiprocessing as mp
 import random
 import time
 from pathlib import Path
@@ -11,6 +12,18 @@ from annotator.loop import train_project
 from annotator.normalize import clause_id
 from annotator.project import import_labels
 from annotator.types import Clause
+
+
+def in_child(fn, *args) -> dict:
+    """``fn(*args, queue)`` in a fresh spawned interpreter (so its peak RSS is the step's own);
+    returns what it put on the queue."""
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=fn, args=(*args, queue))
+    proc.start()
+    result = queue.get()
+    proc.join()
+    return result
 
 
 def percentile(values, q: float) -> float:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import filecmp
-import multiprocessing as mp
 import os
 import pickle
 import random
@@ -33,7 +32,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from benchlib import in_child  # noqa: E402
 from annotator.features import PolicyTextFeaturizer  # noqa: E402
 from annotator.labels import load_label_config  # noqa: E402
 from annotator.model import PolicyClassifier  # noqa: E402
@@ -117,16 +118,6 @@ def _score_child(work: str, cache_name: str, queue) -> None:
     ids, proba = cache.score(model)
     queue.put({"rows": len(ids), "seconds": time.perf_counter() - started, "peak_rss_mb": peak_rss_mb(),
                "baseline_rss_mb": baseline})
-
-
-def in_child(fn, *args) -> dict:
-    ctx = mp.get_context("spawn")  # a fresh interpreter: its peak RSS is the step's own
-    queue = ctx.Queue()
-    proc = ctx.Process(target=fn, args=(*args, queue))
-    proc.start()
-    result = queue.get()
-    proc.join()
-    return result
 
 
 def same_files(a: Path, b: Path) -> bool:

@@ -17,7 +17,6 @@ Usage: .venv/bin/python bench/pool_scoring.py [--sizes 100000 1000000] [--unique
 from __future__ import annotations
 
 import argparse
-import multiprocessing as mp
 import pickle
 import random
 import resource
@@ -30,7 +29,9 @@ from pathlib import Path
 import scipy.sparse as sp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from benchlib import in_child  # noqa: E402
 from annotator.features import PolicyTextFeaturizer  # noqa: E402
 from annotator.labels import load_label_config  # noqa: E402
 from annotator.model import PolicyClassifier  # noqa: E402
@@ -70,16 +71,6 @@ def _score_child(cache_dir: str, featurizer_path: str, model_path: str, queue) -
     queue.put({"rows": len(ids), "seconds": seconds, "peak_rss_mb": peak_rss_mb(),
                "baseline_rss_mb": baseline, "proba_mb": proba.nbytes / 2**20,
                "mean_top_proba": float(proba.max(axis=1).mean())})
-
-
-def in_child(fn, *args) -> dict:
-    ctx = mp.get_context("spawn")  # a fresh interpreter: its peak RSS is the scoring's own
-    queue = ctx.Queue()
-    proc = ctx.Process(target=fn, args=(*args, queue))
-    proc.start()
-    result = queue.get()
-    proc.join()
-    return result
 
 
 def main() -> None:
