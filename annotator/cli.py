@@ -366,9 +366,11 @@ def serve(obj: Context, host, port, threads, workers) -> None:
 @main.command()
 @click.option("--burst", is_flag=True, help="Run the cycles already queued, then exit.")
 @click.option("--name", help="Worker name shown by `rq info` (default: a random one).")
+@click.option("--no-fork", is_flag=True,
+              help="Run cycles in this process instead of a fork per cycle (faster, no crash isolation).")
 @pass_context
 @handle_errors
-def worker(obj: Context, burst, name) -> None:
+def worker(obj: Context, burst, name, no_fork) -> None:
     """Run training cycles from the project's job queue on Redis (ANNOTATOR_REDIS_URL).
 
     Backends configured with the same Redis URL and home enqueue their cycles here; run one or more
@@ -385,7 +387,7 @@ def worker(obj: Context, burst, name) -> None:
                f"{mask_password(settings.redis_url) or '(no ANNOTATOR_REDIS_URL)'}"
                + ("" if settings.ls_api_key else "; LABEL_STUDIO_API_KEY not set: cycles cannot push batches")
                + (", until the queue is empty" if burst else ""), err=True)
-    run_worker(settings, burst=burst, name=name)
+    run_worker(settings, burst=burst, name=name, fork=not no_fork)
 
 
 @main.command()

@@ -133,25 +133,27 @@ def cycle_job(settings_fields: dict, force: bool = False) -> dict:
         return run_cycle(settings, force=force)
 
 
-def run_worker(settings: Settings, *, burst: bool = False, name: str | None = None) -> bool:
+def run_worker(settings: Settings, *, burst: bool = False, name: str | None = None, fork: bool = True) -> bool:
     """Run an RQ worker on the project's queue until stopped (``burst``: until the queue is empty).
 
     Each job runs in a forked child (RQ's default), so a job that crashes or leaks memory never takes
     the worker down; the training stack is imported before the first fork so children start warm.
-    Returns whether any job ran.
+    ``fork=False`` runs jobs in this process (RQ's SimpleWorker), like the backend's embedded worker
+    process: a cycle a few tenths of a second faster (what a first run in a fresh process costs,
+    docs/deployment.md), but a crashing cycle takes the worker with it. Returns whether any job ran.
 
     Raises
     ------
     InputError, AnnotatorError
         As :func:`redis_connection`: no URL configured, or Redis unreachable.
     """
-    from rq import Queue, Worker
+    from rq import Queue, SimpleWorker, Worker
 
     connection = redis_connection(settings.redis_url)
     from .loop import run_cycle  # the training stack (scikit-learn, jieba, modAL), imported before forking
 
     log.debug("worker warm: %s loaded", run_cycle.__module__)
     queue = Queue(queue_name(settings.home), connection=connection)
-    worker = Worker([queue], connection=connection, name=name)
+    worker = (Worker if fork else SimpleWorker)([queue], connection=connection, name=name)
     level = logging.getLevelName(logging.getLogger().getEffectiveLevel())
     return worker.work(burst=burst, logging_level=level if level != "WARNING" else "INFO")

@@ -2,12 +2,13 @@
 
 One seeded project (``benchlib.seeded_project``: ``--seed`` labeled clauses, ``--pool`` unlabeled
 ones, trained as ``annotator train`` does). The backend is built by ``create_app`` exactly as in
-production, once without and once with ``ANNOTATOR_REDIS_URL`` (a throw-away redis-server and one
-``annotator worker`` process); each run asks for a forced cycle (a retrain: the cached features are
-reused, the classifier refitted) and times request -> result in the backend. ``overhead`` is that
-time minus the cycle's own ``seconds`` (what the queue, the process hop and the result cost).
+production, without and with ``ANNOTATOR_REDIS_URL`` (a throw-away redis-server and one
+``annotator worker`` process, forking per cycle or ``--no-fork``); each run asks for a forced
+cycle (a retrain: the cached features are reused, the classifier refitted) and times request ->
+result in the backend. ``overhead`` is the median of that time minus the cycle's own ``seconds``
+(what the queue, the process hop and fetching the result cost).
 
-Usage: nice -n 5 .venv/bin/python bench/queue_latency.py [--seed 1000] [--pool 5000] [--runs 3]
+Usage: nice -n 5 .venv/bin/python bench/queue_latency.py [--seed 1000] [--pool 5000] [--runs 5]
 """
 from __future__ import annotations
 
@@ -73,7 +74,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seed", type=int, default=1000, help="labeled seed clauses")
     parser.add_argument("--pool", type=int, default=5000, help="unlabeled pool clauses")
-    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
     binary = redis_binary()
     if binary is None:
@@ -86,16 +87,22 @@ def main() -> None:
         print(f"seeded project: {args.seed:,} labels, {args.pool:,} pool clauses, trained in {train_s:.1f} s; "
               f"load {os.getloadavg()[0]:.1f}", flush=True)
         rows = [("embedded worker process", timed_cycles(settings, args.runs))]
-        worker = worker_process(settings.home, server.url, burst=False, log_path=work / "worker.log")
-        wait_for_worker(server.url, settings.home)
-        rows.append(("RQ on Redis, 1 `annotator worker`",
-                     timed_cycles(settings.replace(redis_url=server.url), args.runs)))
+        for name, worker_args in (("RQ on Redis, 1 `annotator worker` (a fork per cycle)", ()),
+                                  ("RQ on Redis, 1 `annotator worker --no-fork`", ("--no-fork",))):
+            worker = worker_process(settings.home, server.url, burst=False, args=worker_args,
+                                    log_path=work / "worker.log")
+            wait_for_worker(server.url, settings.home)
+            rows.append((name, timed_cycles(settings.replace(redis_url=server.url), args.runs)))
+            worker.terminate()
+            worker.wait(timeout=30)
+            worker = None
         print(f"\nload {os.getloadavg()[0]:.1f}\n| queue | request -> result (median of {args.runs}) | cycle itself "
               "| overhead |\n|---|---|---|---|")
         for name, runs in rows:
             total = statistics.median(t for t, _ in runs)
             own = statistics.median(s for _, s in runs)
-            print(f"| {name} | {total:.2f} s | {own:.2f} s | {total - own:.2f} s |  (all: "
+            overhead = statistics.median(t - s for t, s in runs)
+            print(f"| {name} | {total:.2f} s | {own:.2f} s | {overhead:.2f} s |  (all: "
                   + ", ".join(f"{t:.2f}/{s:.2f}" for t, s in runs) + ")")
     finally:
         if worker is not None:

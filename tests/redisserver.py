@@ -94,11 +94,12 @@ def redis_server_or_skip() -> RedisServer:
     return RedisServer(binary).start()
 
 
-def worker_process(home: Path, redis_url: str, *, burst: bool = True, extra_env: dict | None = None,
-                   log_path: Path | None = None) -> subprocess.Popen:
-    """``annotator --home HOME worker [--burst]`` as a child process (the real CLI entry point)."""
+def worker_process(home: Path, redis_url: str, *, burst: bool = True, args: tuple[str, ...] = (),
+                   extra_env: dict | None = None, log_path: Path | None = None) -> subprocess.Popen:
+    """``annotator --home HOME worker [--burst] [ARGS]`` as a child process (the real CLI entry point)."""
     env = dict(os.environ, ANNOTATOR_REDIS_URL=redis_url, PYTHONPATH=str(REPO), **(extra_env or {}))
-    cmd = [sys.executable, "-m", "annotator.cli", "--home", str(home), "worker"] + (["--burst"] if burst else [])
+    cmd = ([sys.executable, "-m", "annotator.cli", "--home", str(home), "worker"] + (["--burst"] if burst else [])
+           + list(args))
     out = open(log_path, "ab") if log_path else subprocess.DEVNULL
     try:
         return subprocess.Popen(cmd, env=env, cwd=str(REPO), stdout=out, stderr=subprocess.STDOUT)
