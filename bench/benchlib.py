@@ -33,9 +33,10 @@ def percentile(values, q: float) -> float:
 
 
 def seeded_project(home: Path, *, n_seed: int, n_pool: int, holdout: float = 0.15,
-                   shuffle_seed: int = 0) -> tuple[Settings, list[str], float]:
+                   shuffle_seed: int = 0, database_url: str = "") -> tuple[Settings, list[str], float]:
     """A project with ``n_seed`` labeled seed clauses and a pool of ``n_pool`` unlabeled ones,
     trained as ``annotator train`` does. Returns ``(settings, pool texts, training seconds)``.
+    ``database_url``: the project's store on PostgreSQL instead of its SQLite file.
 
     The pool is the seed file's other clauses, repeated with a numbered suffix when more are
     asked for than there are (new texts, real vocabulary).
@@ -51,7 +52,7 @@ def seeded_project(home: Path, *, n_seed: int, n_pool: int, holdout: float = 0.1
     rest = texts[n_seed:]
     pool = [t if i < len(rest) else f"{t}（{i}）"
             for i, t in enumerate((rest * (n_pool // len(rest) + 1))[:n_pool])]
-    settings = Settings(home=home)
+    settings = Settings(home=home, database_url=database_url)
     with Store(settings.store_url) as store:
         import_labels(store, seed_file, settings.labels)
         store.add_clauses(Clause(clause_id(t), t) for t in pool)

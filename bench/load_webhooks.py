@@ -3,22 +3,25 @@
 with its latest version, and no request may have failed.
 
 Loopback only, bounded in count and time: ``--annotations`` distinct annotations sent by
-``--clients`` threads (plus duplicates and updates), ``--deadline`` seconds at most.
+``--clients`` threads (plus duplicates and updates), ``--deadline`` seconds at most. The store is
+the project's SQLite file, or with ``--postgres`` a private PostgreSQL server (annotator/pgserver.py,
+durable settings) that the backend's workers share through ``ANNOTATOR_DATABASE_URL``; the check
+reads the results through ``Store``, so it is the same on both engines.
 
-Usage: .venv/bin/python bench/load_webhooks.py [--workers 4] [--clients 16] [--annotations 5000]
+Usage: .venv/bin/python bench/load_webhooks.py [--workers 4] [--clients 16] [--annotations 5000] [--postgres]
 Prints throughput, latency percentiles and the store check; exits 1 if the check fails.
 """
 from __future__ import annotations
 
 import argparse
-import json
+import contextlib
 import random
-import sqlite3
 import statistics
 import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -29,11 +32,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from annotator import Store, choices_result  # noqa: E402
 from annotator.loop import needs_training  # noqa: E402
 from annotator.normalize import clause_id  # noqa: E402
+from annotator.pgserver import PostgresServer  # noqa: E402
 from annotator.services import BackendServer  # noqa: E402
 from benchlib import percentile, seeded_project  # noqa: E402
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--threads", type=int, default=8)
@@ -44,9 +48,22 @@ def main() -> None:
     parser.add_argument("--seed-labels", type=int, default=500)
     parser.add_argument("--retrain-every", type=int, default=300, help="new labels (per worker) per retrain")
     parser.add_argument("--deadline", type=float, default=900)
+    parser.add_argument("--postgres", action="store_true",
+                        help="store on a private PostgreSQL server instead of the SQLite file")
     args = parser.parse_args()
+    with contextlib.ExitStack() as stack:
+        database_url = ""
+        if args.postgres:
+            database_url = stack.enter_context(PostgresServer(durable=True)).create_database("annotator")
+        return run(args, database_url)
+
+
+def run(args, database_url: str) -> int:
+    """Seed a project on the chosen store, load the backend, check the store; the exit code."""
     tmp = Path(tempfile.mkdtemp(prefix="annotator-load-"))
-    settings, pool, _ = seeded_project(tmp / "home", n_seed=args.seed_labels, n_pool=args.annotations, holdout=0)
+    settings, pool, _ = seeded_project(tmp / "home", n_seed=args.seed_labels, n_pool=args.annotations, holdout=0,
+                                       database_url=database_url)
+    print(f"store: {'PostgreSQL (durable)' if database_url else 'SQLite (WAL, synchronous=FULL)'}")
     config = settings.labels_config()
     labels = settings.labels
     rng = random.Random(1)
@@ -75,7 +92,8 @@ def main() -> None:
     # the store must then ignore as older (updated_at) than what it holds.
     rng.shuffle(events)
 
-    env = {"ANNOTATOR_RETRAIN_EVERY": str(args.retrain_every), "ANNOTATOR_RETRAIN_DELAY": "5"}
+    env = {"ANNOTATOR_RETRAIN_EVERY": str(args.retrain_every), "ANNOTATOR_RETRAIN_DELAY": "5",
+           **({"ANNOTATOR_DATABASE_URL": database_url} if database_url else {})}
     with BackendServer(settings.home, env=env, workers=args.workers, threads=args.threads) as backend:
         t0 = time.monotonic()
         backend.start(timeout=120)
@@ -134,14 +152,13 @@ def main() -> None:
                 time.sleep(1)
         settled_after = time.monotonic() - started - sent_for
 
-    db = sqlite3.connect(settings.db_path)
-    rows = db.execute("SELECT ls_annotation_id, labels FROM annotations WHERE source = 'label_studio' "
-                      "AND deleted_at IS NULL").fetchall()
-    versions = [r[0] for r in db.execute("SELECT version FROM model_versions ORDER BY version")]
-    runs = db.execute("SELECT status, COUNT(*) FROM train_runs GROUP BY status").fetchall()
+    with Store(settings.store_url) as store:
+        annotations = store.annotations(sources=["label_studio"])
+        versions = [v.version for v in store.model_versions()]
+        runs = Counter(r["status"] for r in store.train_runs(limit=10_000))
     stored: dict[int, list] = {}
-    for ann_id, labels_json in rows:
-        stored.setdefault(ann_id, []).append(tuple(json.loads(labels_json)))
+    for annotation in annotations:
+        stored.setdefault(annotation.ls_annotation_id, []).append(annotation.labels)
     missing = [a for a in final if a not in stored]
     twice = [a for a, v in stored.items() if len(v) > 1]
     wrong = [a for a, v in stored.items() if a in final and v[0] != final[a]]
@@ -160,8 +177,8 @@ def main() -> None:
         print(f"  failure ({kind}): {what}")
     ok = not (failures or missing or twice or wrong)
     print("CHECK", "PASSED" if ok else "FAILED", f"(median webhook {statistics.median(hook_lat) * 1000:.1f} ms)")
-    sys.exit(0 if ok else 1)
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
