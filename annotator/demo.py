@@ -12,7 +12,7 @@ from .labelstudio import LabelStudioClient
 from .loop import train_project
 from .project import import_labels, ingest_documents
 from .registry import ModelRegistry
-from .services import BackendServer, LabelStudioServer
+from .services import DEMO_TOKEN, BackendServer, LabelStudioServer, stop_signals_interrupt
 from .settings import Settings
 from .store import Store
 
@@ -40,33 +40,37 @@ def prepare_project(settings: Settings, store: Store, echo: Callable[[str], None
 
 def run_demo(settings: Settings, *, ls_port: int, backend_port: int, username: str, password: str,
              stay: bool, echo: Callable[[str], None]) -> None:
-    """Run the whole demo; blocks until Ctrl-C when ``stay``."""
-    token = "annotator-demo-token-0123456789"
+    """Run the whole demo; blocks until Ctrl-C (or SIGTERM, SIGHUP) when ``stay``, then stops both
+    servers."""
+    token = DEMO_TOKEN
     backend_url = f"http://127.0.0.1:{backend_port}"
     settings = settings.replace(ls_url=f"http://127.0.0.1:{ls_port}", ls_api_key=token, backend_url=backend_url)
+    ls = LabelStudioServer(settings.home / "labelstudio", port=ls_port, username=username, password=password,
+                           token=token)
+    backend = BackendServer(settings.home, port=backend_port,
+                            env={"LABEL_STUDIO_URL": ls.url, "LABEL_STUDIO_API_KEY": token})
+    ls.check_port()  # before the minute of preparation, not after it
+    backend.check_port()
     settings.home.mkdir(parents=True, exist_ok=True)
     with Store(settings.store_url) as store:
         prepare_project(settings, store, echo)
-    ls = LabelStudioServer(settings.home / "labelstudio", port=ls_port, username=username, password=password,
-                           token=token)
     echo(f"starting Label Studio on {ls.url} (first start takes about a minute: database migrations) ...")
-    backend = BackendServer(settings.home, port=backend_port,
-                            env={"LABEL_STUDIO_URL": ls.url, "LABEL_STUDIO_API_KEY": token})
-    try:
-        ls.start()
-        backend.start()
-        echo(f"backend on {backend.url} (dashboard: {backend.url}/dashboard)")
-        with Store(settings.store_url) as store, LabelStudioClient(ls.url, token) as client:
-            report = connect_project(settings, store, client, backend_url=backend_url)
-        push = report["push"] or {}
-        echo("")
-        echo(f"Label Studio: {report['url']}")
-        echo(f"login: {username} / {password}")
-        echo(f"{push.get('pending', 0)} clauses are waiting, most uncertain first. Ctrl-C stops both servers.")
-        while stay:
-            time.sleep(1)
-    except KeyboardInterrupt:
-        echo("stopping ...")
-    finally:
-        backend.stop()
-        ls.stop()
+    with stop_signals_interrupt():  # a kill or a closed terminal stops both servers too
+        try:
+            ls.start()
+            backend.start()
+            echo(f"backend on {backend.url} (dashboard: {backend.url}/dashboard)")
+            with Store(settings.store_url) as store, LabelStudioClient(ls.url, token) as client:
+                report = connect_project(settings, store, client, backend_url=backend_url)
+            push = report["push"] or {}
+            echo("")
+            echo(f"Label Studio: {report['url']}")
+            echo(f"login: {username} / {password}")
+            echo(f"{push.get('pending', 0)} clauses are waiting, most uncertain first. Ctrl-C stops both servers.")
+            while stay:
+                time.sleep(1)
+        except KeyboardInterrupt:
+            echo("stopping ...")
+        finally:
+            backend.stop()
+            ls.stop()

@@ -8,6 +8,7 @@ by URL (the same ``postgresql://user:password@host:port/dbname`` form as ``ANNOT
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -15,7 +16,9 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -24,6 +27,8 @@ import requests
 from .errors import AnnotatorError
 
 log = logging.getLogger(__name__)
+
+DEMO_TOKEN = "annotator-demo-token-0123456789"  # the local Label Studio admin's API token (loopback only)
 
 
 def free_port() -> int:
@@ -50,12 +55,55 @@ def wait_http(url: str, *, timeout: float, process: subprocess.Popen | None = No
     raise AnnotatorError(f"{url} did not answer within {timeout:.0f} s")
 
 
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+
+@contextlib.contextmanager
+def stop_signals_interrupt() -> Iterator[None]:
+    """Within the block, SIGTERM and SIGHUP raise KeyboardInterrupt like Ctrl-C does.
+
+    The servers run in sessions of their own (a Ctrl-C meant for the terminal's foreground job must
+    not reach Label Studio mid-migration), so a ``kill`` of the process that started them, or the
+    terminal closing, never reaches them: without this the default handlers end that process
+    without running its ``finally`` and leave both servers holding their ports. Only the main
+    thread can take signals; elsewhere the block runs unchanged.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    previous = {signum: signal.signal(signum, interrupt) for signum in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
 class _Server:
     """A child process with its log file, stopped by SIGTERM (then SIGKILL)."""
 
     process: subprocess.Popen | None = None
     log_path: Path
     _log_file = None
+    port: int
+    what: str  # how messages name the server
+    port_option: str  # where a user picks another port
+
+    def check_port(self) -> None:
+        """AnnotatorError naming the port when something already answers on it: the readiness check
+        would otherwise take that process's answers for this server's. ``start`` checks; call it
+        first to fail before any slow preparation."""
+        with socket.socket() as sock:
+            sock.settimeout(2)
+            in_use = sock.connect_ex(("127.0.0.1", self.port)) == 0
+        if in_use:
+            raise AnnotatorError(f"port {self.port} on 127.0.0.1 is already in use, so {self.what} cannot start "
+                                 f"there (an earlier demo still running?): stop what holds it, or pick another "
+                                 f"port ({self.port_option} N)")
 
     def _spawn(self, cmd: list[str], *, env: dict, cwd: Path) -> None:
         self._log_file = open(self.log_path, "ab")
@@ -113,8 +161,11 @@ class LabelStudioServer(_Server):
     ``data_dir``, or in the PostgreSQL database ``database_url`` (created beforehand, may be empty:
     the first start runs Label Studio's migrations into it)."""
 
+    what = "Label Studio"
+    port_option = "annotator demo --ls-port"
+
     def __init__(self, data_dir: str | Path, *, port: int | None = None, username: str = "admin@example.com",
-                 password: str = "annotator-demo", token: str = "annotator-demo-token-0123456789",
+                 password: str = "annotator-demo", token: str = DEMO_TOKEN,
                  database_url: str = "") -> None:
         self.database_env = label_studio_db_env(database_url) if database_url else {}
         self.data_dir = Path(data_dir)
@@ -130,6 +181,7 @@ class LabelStudioServer(_Server):
         exe = shutil.which("label-studio", path=str(Path(sys.executable).parent)) or shutil.which("label-studio")
         if exe is None:
             raise AnnotatorError("label-studio is not installed; run: pip install -e '.[test]'")
+        self.check_port()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         env = {"PATH": os.environ.get("PATH", ""), "HOME": str(self.data_dir), "LANG": "C.UTF-8",
                "ML_BLOCK_LOCAL_IP": "false", "SSRF_PROTECTION_ENABLED": "false",
@@ -163,6 +215,9 @@ def backend_command(host: str, port: int, *, threads: int = 8, workers: int = 1)
 class BackendServer(_Server):
     """This project's backend (waitress, or gunicorn with ``workers > 1``), for the project in ``home``."""
 
+    what = "the backend"
+    port_option = "annotator demo --port"
+
     def __init__(self, home: str | Path, *, port: int | None = None, env: dict | None = None,
                  threads: int = 8, workers: int = 1) -> None:
         self.home = Path(home)
@@ -180,6 +235,7 @@ class BackendServer(_Server):
         return backend_command("127.0.0.1", self.port, threads=self.threads, workers=self.workers)
 
     def start(self, timeout: float = 60.0) -> BackendServer:
+        self.check_port()
         self.home.mkdir(parents=True, exist_ok=True)
         env = dict(os.environ, ANNOTATOR_HOME=str(self.home), **self.extra_env)
         self._spawn(self.command(), env=env, cwd=Path(__file__).resolve().parent.parent)

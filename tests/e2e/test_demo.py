@@ -1,0 +1,90 @@
+"""The README's first command, for real: ``annotator demo`` ingests the shipped newsletters, trains
+on the shipped seed file, starts Label Studio and the backend, and leaves the first uncertain batch
+waiting with the model's labels pre-filled. A SIGTERM (a ``kill``, a closed terminal) stops the
+demo *and* both servers it started; running it again adds nothing and pushes no clause twice."""
+from __future__ import annotations
+
+import re
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import requests
+
+from annotator import LabelStudioClient
+from annotator.services import DEMO_TOKEN, free_port
+
+from .conftest import wait_for
+
+pytestmark = pytest.mark.e2e
+
+ANNOTATOR = str(Path(sys.executable).parent / "annotator")
+
+
+def answers(port: int) -> bool:
+    """Whether something accepts connections on 127.0.0.1:port."""
+    with socket.socket() as sock:
+        sock.settimeout(1)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def run_demo(home: Path, ls_port: int, port: int, log: Path, *extra: str) -> subprocess.Popen:
+    with open(log, "w") as out:
+        return subprocess.Popen([ANNOTATOR, "--home", str(home), "demo", "--ls-port", str(ls_port),
+                                 "--port", str(port), *extra], stdout=out, stderr=subprocess.STDOUT)
+
+
+def test_demo_pushes_the_first_batch_stops_its_servers_on_sigterm_and_reruns_idempotently(tmp_path):
+    home, log = tmp_path / "home", tmp_path / "demo.log"
+    ls_port, port = free_port(), free_port()
+    demo = run_demo(home, ls_port, port, log)
+    try:
+        wait_for(lambda: "clauses are waiting" in log.read_text() or demo.poll() is not None, 600,
+                 "the demo to push its first batch")
+        output = log.read_text()
+        assert demo.poll() is None, output
+        assert "ingested 4 documents" in output and "seed labels: 5602 labeled clauses" in output
+        assert "model version 1: held-out macro-F1" in output
+        waiting = int(re.search(r"(\d+) clauses are waiting", output).group(1))
+        project_id = int(re.search(rf"http://127\.0\.0\.1:{ls_port}/projects/(\d+)/", output).group(1))
+
+        # What the annotator finds when logging in: the batch, each task with the model's labels.
+        with LabelStudioClient(f"http://127.0.0.1:{ls_port}", DEMO_TOKEN) as client:
+            tasks = list(client.tasks(project_id))
+        assert waiting > 0 and len(tasks) == waiting
+        for task in tasks:
+            (prediction,) = task["predictions"]
+            assert prediction["model_version"] == "1" and prediction["result"][0]["value"]["choices"]
+        health = requests.get(f"http://127.0.0.1:{port}/health", timeout=10).json()
+        assert health["status"] == "UP" and health["model_version"] == "1"
+        assert requests.get(f"http://127.0.0.1:{port}/dashboard", timeout=30).status_code == 200
+
+        demo.send_signal(signal.SIGTERM)
+        assert demo.wait(timeout=90) == 0, log.read_text()
+        assert "stopping" in log.read_text()
+        assert not answers(ls_port) and not answers(port), "a server outlived the demo"
+    finally:
+        if demo.poll() is None:
+            demo.terminate()
+            demo.wait(timeout=90)
+
+    # Again, as a user does the next morning: nothing new is stored, no clause is pushed twice.
+    rerun = run_demo(home, ls_port, port, tmp_path / "rerun.log")
+    try:
+        wait_for(lambda: "clauses are waiting" in (tmp_path / "rerun.log").read_text() or rerun.poll() is not None,
+                 600, "the demo to start again")
+        output = (tmp_path / "rerun.log").read_text()
+        assert rerun.poll() is None, output
+        assert "ingested 4 documents: 0 new clauses" in output and "(0 new)" in output
+        assert "training the first model" not in output
+        with LabelStudioClient(f"http://127.0.0.1:{ls_port}", DEMO_TOKEN) as client:
+            again = list(client.tasks(project_id))
+        clause_ids = [task["data"]["clause_id"] for task in again]
+        assert len(clause_ids) == len(set(clause_ids)) == len(tasks), "a clause was pushed twice"
+    finally:
+        rerun.send_signal(signal.SIGTERM)
+        assert rerun.wait(timeout=90) == 0
+    assert not answers(ls_port) and not answers(port)
