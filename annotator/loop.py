@@ -342,6 +342,14 @@ def refresh_queue(settings: Settings, store: Store, registry: ModelRegistry, cli
             "model_version": latest_version}
 
 
+def missing_api_key_message(project_id) -> str:
+    """Why a connected project gets no new batches, and what to set."""
+    return (f"the project is connected to Label Studio project {project_id}, but LABEL_STUDIO_API_KEY is not set "
+            "where the backend runs, so no re-ranked batch reaches the annotators after the first one: set "
+            "LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY in the environment of `annotator serve` (or ls_url / "
+            "ls_api_key in the project's config.toml) and restart it")
+
+
 def ls_client(settings: Settings) -> LabelStudioClient:
     return LabelStudioClient(settings.ls_url, settings.ls_api_key)
 
@@ -363,7 +371,10 @@ def run_cycle(settings: Settings, *, force: bool = False) -> dict:
         out["train_seconds"] = round(time.perf_counter() - started, 2)
         project_id = store.get_meta(PROJECT_KEY)
         unreachable = None
-        if project_id is not None and settings.ls_api_key:
+        if project_id is not None and not settings.ls_api_key:
+            # Not silently: the annotators would run out of tasks after the first batch.
+            unreachable = LabelStudioError(missing_api_key_message(project_id))
+        elif project_id is not None:
             try:
                 with ls_client(settings) as client:
                     out["push"] = refresh_queue(settings, store, registry, client, int(project_id))

@@ -76,10 +76,13 @@ def health():
     latest = store.latest_model_version()
     runs = store.train_runs(limit=1)
     queue = training_queue()
+    settings = get_settings()
     return jsonify({
         "status": "UP",
         "model_class": "PolicyClassifier",
         "model_version": str(latest.version) if latest else None,
+        # Without a key, retrains cannot push batches to Label Studio (the URL is no secret).
+        "label_studio": {"url": settings.ls_url, "api_key_set": bool(settings.ls_api_key)},
         "training": queue.status() if queue else None,
         "last_training_error": redact(runs[0]["error"] or "") or None
         if runs and runs[0]["status"] == "failed" else None,

@@ -196,3 +196,25 @@ def test_label_studio_unreachable_fails_the_push_but_the_new_version_is_measured
     # The batch was recorded before the import that failed: unconfirmed, for the next cycle that
     # reaches Label Studio to settle (tested above), never counted as a task in Label Studio.
     assert store.pushed_tasks() and all(p["ls_task_id"] is None for p in store.pushed_tasks())
+
+
+def test_a_connected_project_without_an_api_key_is_reported_not_left_without_batches(settings, store, project):
+    from annotator.errors import LabelStudioError
+    from annotator.loop import run_cycle
+
+    store.set_meta(PROJECT_KEY, "7")
+    assert not settings.ls_api_key
+    with pytest.raises(LabelStudioError, match="connected to Label Studio project 7, but LABEL_STUDIO_API_KEY "
+                                               "is not set") as error:
+        run_cycle(settings, force=True)
+    assert "LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY in the environment of `annotator serve`" in str(error.value)
+    latest = store.latest_model_version()  # the version is still saved and measured
+    assert latest.version == 1 and latest.metrics["evaluation"] == "held-out"
+    assert not store.pushed_tasks()  # nothing was half-pushed
+
+
+def test_an_unconnected_project_trains_without_label_studio(settings, store, project):
+    from annotator.loop import run_cycle
+
+    out = run_cycle(settings, force=True)
+    assert out["model_version"] == 1 and out["push"] is None

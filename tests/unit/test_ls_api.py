@@ -218,3 +218,27 @@ def test_a_chunked_body_over_the_cap_is_413_not_a_truncated_400(tmp_path):
     small = client.post("/predict", input_stream=io.BytesIO(b'{"tasks": []}'), content_type="application/json",
                         headers={"Transfer-Encoding": "chunked"}, environ_overrides={"wsgi.input_terminated": True})
     assert small.status_code == 200 and small.get_json() == {"results": []}
+
+
+def test_health_says_whether_batches_can_reach_label_studio(trained_home):
+    without, _ = make_client(trained_home)
+    assert without.get("/health").get_json()["label_studio"] == {"url": "http://127.0.0.1:8080",
+                                                                  "api_key_set": False}
+    with_key, _ = make_client(trained_home, ls_url="http://ls.example:8080", ls_api_key="secret-token-123")
+    body = with_key.get("/health").get_data(as_text=True)
+    assert '"api_key_set":true' in body.replace(" ", "") and "secret-token-123" not in body
+
+
+def test_a_backend_started_for_a_connected_project_without_an_api_key_warns(tmp_path, caplog):
+    import logging
+
+    from annotator.loop import PROJECT_KEY
+
+    settings = Settings(home=tmp_path / "home")
+    with Store(settings.store_url) as store:
+        store.set_meta(PROJECT_KEY, "3")
+    with caplog.at_level(logging.WARNING, logger="backend"):
+        app = create_app(settings, in_process_jobs=True)
+    app.extensions["annotator"]["queue"].shutdown()
+    (warning,) = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warning.startswith("the project is connected to Label Studio project 3, but LABEL_STUDIO_API_KEY")
