@@ -23,10 +23,10 @@ __version__ = "0.1.0"
 
 def __getattr__(name: str):
     # The loop pulls in the query strategies (modAL); load it only when the backend asks for it.
-    if name == "run_cycle":
-        from .loop import run_cycle
+    if name in ("run_cycle", "missing_api_key_problem"):
+        from . import loop
 
-        return run_cycle
+        return getattr(loop, name)
     if name == "connect_project":
         from .connect import connect_project
 
@@ -42,5 +42,5 @@ __all__ = [
     "StoreError", "UnknownLabelError", "WEBHOOK_SECRET_HEADER", "__version__", "agreement_report",
     "at_least_one", "check_labels", "choices_result", "clause_id", "disagreements",
     "load_label_config", "match_key", "normalize_text", "parse_label_config", "record_annotation",
-    "record_deletions", "run_cycle", "connect_project", "sync_project",
+    "record_deletions", "run_cycle", "missing_api_key_problem", "connect_project", "sync_project",
 ]

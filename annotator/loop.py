@@ -342,8 +342,12 @@ def refresh_queue(settings: Settings, store: Store, registry: ModelRegistry, cli
             "model_version": latest_version}
 
 
-def missing_api_key_message(project_id) -> str:
-    """Why a connected project gets no new batches, and what to set."""
+def missing_api_key_problem(settings: Settings, store: Store) -> str | None:
+    """Why a connected project would get no new batches (no API key where the backend runs), and
+    what to set; None when it is not connected to Label Studio or the key is set."""
+    project_id = store.get_meta(PROJECT_KEY)
+    if project_id is None or settings.ls_api_key:
+        return None
     return (f"the project is connected to Label Studio project {project_id}, but LABEL_STUDIO_API_KEY is not set "
             "where the backend runs, so no re-ranked batch reaches the annotators after the first one: set "
             "LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY in the environment of `annotator serve` (or ls_url / "
@@ -371,9 +375,9 @@ def run_cycle(settings: Settings, *, force: bool = False) -> dict:
         out["train_seconds"] = round(time.perf_counter() - started, 2)
         project_id = store.get_meta(PROJECT_KEY)
         unreachable = None
-        if project_id is not None and not settings.ls_api_key:
+        if problem := missing_api_key_problem(settings, store):
             # Not silently: the annotators would run out of tasks after the first batch.
-            unreachable = LabelStudioError(missing_api_key_message(project_id))
+            unreachable = LabelStudioError(problem)
         elif project_id is not None:
             try:
                 with ls_client(settings) as client:

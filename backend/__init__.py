@@ -11,8 +11,7 @@ import threading
 
 from flask import Flask
 
-from annotator import ModelRegistry, NotTrainedError, Settings, Store, run_cycle
-from annotator.loop import PROJECT_KEY, missing_api_key_message
+from annotator import ModelRegistry, NotTrainedError, Settings, Store, missing_api_key_problem, run_cycle
 
 from .context import close_store
 from .errors import register_error_handlers
@@ -41,9 +40,9 @@ def create_app(settings: Settings | None = None, *, registry: ModelRegistry | No
     settings.home.mkdir(parents=True, exist_ok=True)
     with Store(settings.store_url) as store:  # migrate once at start-up, not inside a request
         store.schema_version
-        project_id = store.get_meta(PROJECT_KEY)
-    if start_queue and project_id is not None and not settings.ls_api_key:
-        log.warning("%s", missing_api_key_message(project_id))
+        problem = missing_api_key_problem(settings, store)
+    if start_queue and problem:
+        log.warning("%s", problem)
     if registry is None:
         registry = ModelRegistry(settings.model_dir, Store(settings.store_url))
     queue = None
