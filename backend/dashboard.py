@@ -2,7 +2,8 @@
 
 Routes (registered under ``/dashboard``):
 
-- ``GET /dashboard`` — one page: progress, labels per hour, annotators, label distribution,
+- ``GET /dashboard`` — one page: what stops the loop from feeding the annotators, if anything
+  (:func:`pipeline_alerts`), progress, labels per hour, annotators, label distribution,
   agreement per label, the annotator heat map, the learning curve and the disagreement queue.
   ``?queue=N`` sets how many queue entries are listed (default 20, at most 500: each carries a form).
 - ``GET /dashboard/agreement.json`` — ``AgreementReport.to_dict()``, the figures the page shows.
@@ -30,9 +31,11 @@ from urllib.parse import urlsplit
 from flask import (Blueprint, current_app, flash, jsonify, redirect, render_template, request, session,
                    url_for)
 
-from annotator import HOURS_SHOWN, InputError, agreement_for_store, check_labels, dashboard_data
+from annotator import (HOURS_SHOWN, DashboardData, InputError, Settings, Store, agreement_for_store, check_labels,
+                       dashboard_data, missing_api_key_problem)
 
-from .context import get_settings, get_store, label_config
+from .context import get_settings, get_store, label_config, training_queue
+from .errors import redact
 
 bp = Blueprint("dashboard", __name__, template_folder="templates", static_folder="static",
                static_url_path="/static")
@@ -178,16 +181,42 @@ def _template_helpers() -> dict:
             "alpha_class": alpha_class, "csrf_token": csrf_token(), "login_enabled": bool(_password())}
 
 
+def pipeline_alerts(settings: Settings, store: Store, data: DashboardData, queue_status: dict | None) -> list[str]:
+    """What keeps new batches from reaching the annotators, worded for a lead; [] when nothing does.
+
+    A connected project without an API key where the backend runs, a failed last retrain (from
+    the store), the last cycle of this backend process ending in an error (a push that failed),
+    and annotators left with nothing to label while the pool still holds unlabeled clauses.
+    """
+    alerts, progress = [], data.progress
+    if problem := missing_api_key_problem(settings, store):
+        alerts.append(f"Batches cannot be pushed: {problem}.")
+    runs = store.train_runs(limit=1)
+    if runs and runs[0]["status"] == "failed":
+        error = (runs[0]["error"] or "no error recorded").strip().splitlines()[0]
+        alerts.append(f"The last retrain (started {runs[0]['started_at'][:16].replace('T', ' ')} UTC) failed: "
+                      f"{redact(error)}. The previous model version keeps serving.")
+    last_error = (queue_status or {}).get("last_error")
+    if last_error and not any(last_error.split(": ", 1)[-1] in alert for alert in alerts):
+        alerts.append(f"The last training cycle of this backend process ended with an error: {redact(last_error)}")
+    if progress.n_pushed and not progress.n_pending and progress.n_unlabeled:
+        alerts.append(f"No task is waiting in Label Studio, although {progress.n_unlabeled:,} clauses are "
+                      "unlabeled: the annotators have nothing to label until a cycle pushes the next batch.")
+    return alerts
+
+
 @bp.get("/", strict_slashes=False)
 def index():
     limit = _queue_limit(request.args.get("queue"))
-    data = dashboard_data(get_store(), label_config().labels, queue_limit=limit)
+    store, settings, queue = get_store(), get_settings(), training_queue()
+    data = dashboard_data(store, label_config().labels, queue_limit=limit)
     report = data.report.to_dict()
     return render_template(
         "dashboard.html",
+        alerts=pipeline_alerts(settings, store, data, queue.status() if queue else None),
         d=data,
         r=report,
-        settings=get_settings(),
+        settings=settings,
         queue_arg=request.args.get("queue", ""),
         more=min(limit + QUEUE_STEP, MAX_QUEUE),
         matrix=pair_matrix(report),

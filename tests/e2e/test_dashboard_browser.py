@@ -100,16 +100,17 @@ def cjk_font_installed() -> bool:
     return "Noto Sans CJK" in fonts or "Noto Sans SC" in fonts
 
 
-def save_screenshot(driver) -> bytes:
-    """The whole page as PNG, captured beyond the viewport if the page is taller."""
-    height = driver.execute_script("return document.documentElement.scrollHeight")
+def save_screenshot(driver, name: str = "dashboard.png", height: int | None = None) -> bytes:
+    """The page as PNG (``height`` pixels from the top; the whole page, beyond the viewport, by
+    default), also written to tests/artifacts/``name``."""
+    height = height or driver.execute_script("return document.documentElement.scrollHeight")
     shot = driver.execute_cdp_cmd("Page.captureScreenshot", {
         "format": "png", "captureBeyondViewport": True,
         "clip": {"x": 0, "y": 0, "width": WIDTH, "height": height, "scale": 1}})
     png = base64.b64decode(shot["data"])
     artifacts = REPO / "tests" / "artifacts"
     artifacts.mkdir(parents=True, exist_ok=True)
-    (artifacts / "dashboard.png").write_bytes(png)
+    (artifacts / name).write_bytes(png)
     return png
 
 
@@ -180,3 +181,23 @@ def test_dashboard_in_chromium(served, browser):
     if os.environ.get("ANNOTATOR_UPDATE_DOCS_SCREENSHOT"):  # refresh the README's picture on demand
         docs = save_docs_copy(png)
         assert docs.stat().st_size <= DOCS_LIMIT
+
+
+def test_what_needs_attention_is_shown_first_in_chromium(served, browser):
+    """A connected project whose backend lacks the Label Studio API key: the lead sees why no new
+    batch arrives before any figure."""
+    from annotator.loop import PROJECT_KEY
+
+    settings, base = served
+    with Store(settings.db_path) as store:
+        store.set_meta(PROJECT_KEY, "12")
+    browser.get(f"{base}/dashboard")
+    alerts = WebDriverWait(browser, 20).until(ec.visibility_of_element_located((By.ID, "alerts")))
+    assert alerts.get_attribute("role") == "alert"
+    (item,) = alerts.find_elements(By.TAG_NAME, "li")
+    assert item.text.startswith("Batches cannot be pushed: the project is connected to Label Studio project 12")
+    progress = browser.find_element(By.ID, "progress")
+    assert alerts.location["y"] < progress.location["y"]
+    assert alerts.size["width"] >= progress.size["width"] - 2  # full width, as the progress panel
+    assert 0 < alerts.location["y"] < 400  # on the first screen
+    save_screenshot(browser, "dashboard_alerts.png", height=700)

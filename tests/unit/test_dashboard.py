@@ -495,3 +495,45 @@ def test_a_damaged_session_key_file_is_named(tmp_path):
     (settings.home / "secret_key").write_text("not hex", encoding="ascii")
     with pytest.raises(InputError, match=r"secret_key does not hold a session key .*; delete it and start"):
         create_app(settings, start_queue=False)
+
+
+# --------------------------------------------------------------------------- what needs attention
+
+
+def alerts_shown(body: str) -> list[str]:
+    """The items of the "Needs attention" panel, [] when the page has none."""
+    if 'id="alerts"' not in body:
+        return []
+    panel = body.split('id="alerts"', 1)[1].split("</section>", 1)[0]
+    return [html.unescape(item.split("</li>", 1)[0]) for item in panel.split("<li>")[1:]]
+
+
+def test_a_healthy_project_shows_no_alert(client):
+    assert alerts_shown(client.get("/dashboard/").get_data(as_text=True)) == []
+
+
+def test_a_connected_project_without_an_api_key_is_the_first_thing_a_lead_sees(settings, project):
+    from annotator.loop import PROJECT_KEY
+
+    with Store(settings.db_path) as store:
+        store.set_meta(PROJECT_KEY, "4")
+    body = create_app(settings, start_queue=False).test_client().get("/dashboard/").get_data(as_text=True)
+    (alert,) = alerts_shown(body)
+    assert alert.startswith("Batches cannot be pushed: the project is connected to Label Studio project 4, "
+                            "but LABEL_STUDIO_API_KEY is not set")
+    assert body.index('id="alerts"') < body.index('id="progress"')
+
+
+def test_a_failed_retrain_and_an_empty_label_studio_queue_are_shown_without_secrets(settings, project):
+    with Store(settings.db_path) as store:
+        run = store.start_train_run(40)
+        store.finish_train_run(run, error="LabelStudioError: refused token tok-SECRET-123\nTraceback ...")
+        for i, pushed in enumerate(store.pending_pushed_tasks()):  # the annotators labeled every task
+            store.save_annotation(Annotation(pushed["clause_id"], (settings.labels[0],), "chen-jie", "label_studio",
+                                             ls_annotation_id=9000 + i, ls_task_id=pushed["ls_task_id"]))
+        unlabeled = store.count_clauses() - len(store.labeled_clause_ids())
+    app = create_app(settings.replace(ls_api_key="tok-SECRET-123"), start_queue=False)
+    failed, empty = alerts_shown(app.test_client().get("/dashboard/").get_data(as_text=True))
+    assert failed.startswith("The last retrain (started 20") and "UTC) failed: LabelStudioError: refused token ***." in failed
+    assert "SECRET" not in failed and "Traceback" not in failed
+    assert empty.startswith(f"No task is waiting in Label Studio, although {unlabeled:,} clauses are unlabeled")
