@@ -69,8 +69,10 @@ def test_the_readme_flow_for_your_own_documents(tmp_path, tiny_corpus, label_stu
                 wait_for(lambda: store.latest_model_version().version >= 2, 120, "a retrained model")
                 wait_for(lambda: [p for p in store.pending_pushed_tasks() if p["model_version"] >= 2], 60,
                          "a batch ranked by the new model, pushed by `annotator serve` itself")
-            live = [t["data"]["clause_id"] for t in client.tasks(project_id)]
-        assert len(live) == len(set(live)) > 10  # new tasks arrived, none twice
+            # A batch is recorded before its import (so a crash cannot lose track of it): wait for Label Studio.
+            live = wait_for(lambda: len(tasks := [t["data"]["clause_id"] for t in client.tasks(project_id)]) > 10
+                            and tasks, 60, "the new batch in Label Studio")
+        assert len(live) == len(set(live))  # none twice
 
         synced = json.loads(annotator("sync", "--json").stdout)
         assert not synced["problems"]
