@@ -42,13 +42,12 @@ def run_demo(settings: Settings, *, ls_port: int, backend_port: int, username: s
              stay: bool, echo: Callable[[str], None]) -> None:
     """Run the whole demo; blocks until Ctrl-C (or SIGTERM, SIGHUP) when ``stay``, then stops both
     servers."""
-    token = DEMO_TOKEN
     backend_url = f"http://127.0.0.1:{backend_port}"
-    settings = settings.replace(ls_url=f"http://127.0.0.1:{ls_port}", ls_api_key=token, backend_url=backend_url)
+    settings = settings.replace(ls_url=f"http://127.0.0.1:{ls_port}", ls_api_key=DEMO_TOKEN, backend_url=backend_url)
     ls = LabelStudioServer(settings.home / "labelstudio", port=ls_port, username=username, password=password,
-                           token=token)
+                           token=DEMO_TOKEN)
     backend = BackendServer(settings.home, port=backend_port,
-                            env={"LABEL_STUDIO_URL": ls.url, "LABEL_STUDIO_API_KEY": token})
+                            env={"LABEL_STUDIO_URL": ls.url, "LABEL_STUDIO_API_KEY": DEMO_TOKEN})
     ls.check_port()  # before the minute of preparation, not after it
     backend.check_port()
     settings.home.mkdir(parents=True, exist_ok=True)
@@ -60,7 +59,7 @@ def run_demo(settings: Settings, *, ls_port: int, backend_port: int, username: s
             ls.start()
             backend.start()
             echo(f"backend on {backend.url} (dashboard: {backend.url}/dashboard)")
-            with Store(settings.store_url) as store, LabelStudioClient(ls.url, token) as client:
+            with Store(settings.store_url) as store, LabelStudioClient(ls.url, DEMO_TOKEN) as client:
                 report = connect_project(settings, store, client, backend_url=backend_url)
             push = report["push"] or {}
             echo("")

@@ -345,7 +345,10 @@ def refresh_queue(settings: Settings, store: Store, registry: ModelRegistry, cli
 def missing_api_key_problem(settings: Settings, store: Store) -> str | None:
     """Why a connected project would get no new batches (no API key where the backend runs), and
     what to set; None when it is not connected to Label Studio or the key is set."""
-    project_id = store.get_meta(PROJECT_KEY)
+    return _missing_api_key(settings, store.get_meta(PROJECT_KEY))
+
+
+def _missing_api_key(settings: Settings, project_id: str | None) -> str | None:
     if project_id is None or settings.ls_api_key:
         return None
     return (f"the project is connected to Label Studio project {project_id}, but LABEL_STUDIO_API_KEY is not set "
@@ -375,7 +378,7 @@ def run_cycle(settings: Settings, *, force: bool = False) -> dict:
         out["train_seconds"] = round(time.perf_counter() - started, 2)
         project_id = store.get_meta(PROJECT_KEY)
         unreachable = None
-        if problem := missing_api_key_problem(settings, store):
+        if problem := _missing_api_key(settings, project_id):
             # Not silently: the annotators would run out of tasks after the first batch.
             unreachable = LabelStudioError(problem)
         elif project_id is not None:

@@ -31,6 +31,13 @@ log = logging.getLogger(__name__)
 DEMO_TOKEN = "annotator-demo-token-0123456789"  # the local Label Studio admin's API token (loopback only)
 
 
+def port_answers(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether something accepts TCP connections on ``host:port`` right now."""
+    with socket.socket() as sock:
+        sock.settimeout(2)
+        return sock.connect_ex((host, port)) == 0
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as sock:
@@ -97,10 +104,7 @@ class _Server:
         """AnnotatorError naming the port when something already answers on it: the readiness check
         would otherwise take that process's answers for this server's. ``start`` checks; call it
         first to fail before any slow preparation."""
-        with socket.socket() as sock:
-            sock.settimeout(2)
-            in_use = sock.connect_ex(("127.0.0.1", self.port)) == 0
-        if in_use:
+        if port_answers(self.port):
             raise AnnotatorError(f"port {self.port} on 127.0.0.1 is already in use, so {self.what} cannot start "
                                  f"there (an earlier demo still running?): stop what holds it, or pick another "
                                  f"port ({self.port_option} N)")

@@ -40,9 +40,8 @@ def create_app(settings: Settings | None = None, *, registry: ModelRegistry | No
     settings.home.mkdir(parents=True, exist_ok=True)
     with Store(settings.store_url) as store:  # migrate once at start-up, not inside a request
         store.schema_version
-        problem = missing_api_key_problem(settings, store)
-    if start_queue and problem:
-        log.warning("%s", problem)
+        if start_queue and (problem := missing_api_key_problem(settings, store)):
+            log.warning("%s", problem)
     if registry is None:
         registry = ModelRegistry(settings.model_dir, Store(settings.store_url))
     queue = None

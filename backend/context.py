@@ -33,5 +33,11 @@ def get_registry() -> ModelRegistry:
     return registry.using(get_store())
 
 
+def last_failed_run(store: Store) -> dict | None:
+    """The newest training run when it failed (its row), else None."""
+    runs = store.train_runs(limit=1)
+    return runs[0] if runs and runs[0]["status"] == "failed" else None
+
+
 def training_queue():
     return current_app.extensions["annotator"].get("queue")

@@ -34,7 +34,7 @@ from flask import (Blueprint, current_app, flash, jsonify, redirect, render_temp
 from annotator import (HOURS_SHOWN, DashboardData, InputError, Settings, Store, agreement_for_store, check_labels,
                        dashboard_data, missing_api_key_problem)
 
-from .context import get_settings, get_store, label_config, training_queue
+from .context import get_settings, get_store, label_config, last_failed_run, training_queue
 from .errors import redact
 
 bp = Blueprint("dashboard", __name__, template_folder="templates", static_folder="static",
@@ -191,10 +191,9 @@ def pipeline_alerts(settings: Settings, store: Store, data: DashboardData, queue
     alerts, progress = [], data.progress
     if problem := missing_api_key_problem(settings, store):
         alerts.append(f"Batches cannot be pushed: {problem}.")
-    runs = store.train_runs(limit=1)
-    if runs and runs[0]["status"] == "failed":
-        error = (runs[0]["error"] or "no error recorded").strip().splitlines()[0]
-        alerts.append(f"The last retrain (started {runs[0]['started_at'][:16].replace('T', ' ')} UTC) failed: "
+    if failed := last_failed_run(store):
+        error = (failed["error"] or "no error recorded").strip().splitlines()[0]
+        alerts.append(f"The last retrain (started {failed['started_at'][:16].replace('T', ' ')} UTC) failed: "
                       f"{redact(error)}. The previous model version keeps serving.")
     last_error = (queue_status or {}).get("last_error")
     if last_error and not any(last_error.split(": ", 1)[-1] in alert for alert in alerts):

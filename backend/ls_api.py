@@ -14,7 +14,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from annotator import NotTrainedError, WEBHOOK_SECRET_HEADER, record_annotation, record_deletions
 
-from .context import get_registry, get_settings, get_store, label_config, training_queue
+from .context import get_registry, get_settings, get_store, label_config, last_failed_run, training_queue
 from .errors import Unauthorized, redact
 from .ls_format import (ANNOTATION_ACTIONS, DELETE_ACTION, TRAIN_ACTION, check_setup, parse_json_body,
                         parse_predict, parse_webhook, prediction)
@@ -74,7 +74,7 @@ def health():
     """Liveness plus what a person checking the backend wants to know; never a secret."""
     store = get_store()
     latest = store.latest_model_version()
-    runs = store.train_runs(limit=1)
+    failed = last_failed_run(store)
     queue = training_queue()
     settings = get_settings()
     return jsonify({
@@ -84,8 +84,7 @@ def health():
         # Without a key, retrains cannot push batches to Label Studio (the URL is no secret).
         "label_studio": {"url": settings.ls_url, "api_key_set": bool(settings.ls_api_key)},
         "training": queue.status() if queue else None,
-        "last_training_error": redact(runs[0]["error"] or "") or None
-        if runs and runs[0]["status"] == "failed" else None,
+        "last_training_error": redact(failed["error"] or "") or None if failed else None,
     })
 
 

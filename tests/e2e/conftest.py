@@ -2,11 +2,15 @@
 port, with a temporary data dir (first start runs the migrations: about a minute)."""
 from __future__ import annotations
 
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
 from annotator.services import LabelStudioServer
+
+ANNOTATOR = str(Path(sys.executable).parent / "annotator")  # the console script, as a user runs it
 
 
 @pytest.fixture(scope="session")

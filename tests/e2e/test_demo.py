@@ -6,29 +6,18 @@ from __future__ import annotations
 
 import re
 import signal
-import socket
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import requests
 
 from annotator import LabelStudioClient
-from annotator.services import DEMO_TOKEN, free_port
+from annotator.services import DEMO_TOKEN, free_port, port_answers as answers
 
-from .conftest import wait_for
+from .conftest import ANNOTATOR, wait_for
 
 pytestmark = pytest.mark.e2e
-
-ANNOTATOR = str(Path(sys.executable).parent / "annotator")
-
-
-def answers(port: int) -> bool:
-    """Whether something accepts connections on 127.0.0.1:port."""
-    with socket.socket() as sock:
-        sock.settimeout(1)
-        return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
 def run_demo(home: Path, ls_port: int, port: int, log: Path, *extra: str) -> subprocess.Popen:

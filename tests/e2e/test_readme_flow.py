@@ -9,8 +9,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import requests
@@ -19,11 +17,9 @@ from annotator import LabelStudioClient, Settings, Store, choices_result
 from annotator.services import free_port, wait_http
 
 from ..conftest import SOURCES
-from .conftest import wait_for
+from .conftest import ANNOTATOR, wait_for
 
 pytestmark = pytest.mark.e2e
-
-ANNOTATOR = str(Path(sys.executable).parent / "annotator")
 
 
 def test_the_readme_flow_for_your_own_documents(tmp_path, tiny_corpus, label_studio):
