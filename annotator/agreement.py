@@ -21,17 +21,30 @@ Methods
   computed over the largest group of items sharing one rater count (ties: the larger count);
   ``fleiss_n_raters`` and ``fleiss_n_items`` say which. Krippendorff's alpha is the figure that uses
   every item whatever its number of raters.
-- Krippendorff's alpha per label is nominal alpha over binary ratings (the ``krippendorff`` package).
+- Krippendorff's alpha per label is nominal alpha over binary ratings with missing ratings, from the
+  coincidence counts (Krippendorff 2011, "Computing Krippendorff's alpha-reliability"): with ``n``
+  pairable ratings of which ``n1`` chose the label and ``n0`` did not, and per item ``m_u`` raters of
+  which ``p_u`` chose it, ``alpha = 1 - (n - 1) * sum_u p_u (m_u - p_u) / (m_u - 1) / (n0 * n1)``.
+  It is computed here in numpy; the GPL-licensed ``krippendorff`` package is only a test reference.
 - Set-level alpha uses the MASI distance (Passonneau 2006, as ``nltk.metrics.masi_distance``) over
   whole label sets, with distance 0 between two empty sets (nltk divides by zero there). Cohen's
-  kappa, Fleiss' kappa and the MASI alpha are vectorized numpy; the tests check them to 1e-9 against
+  kappa, Fleiss' kappa and both alphas are vectorized numpy; the tests check them to 1e-9 against
   scikit-learn, statsmodels, nltk and ``krippendorff``, which are too slow per call (or, for
   statsmodels and nltk, to import) for the dashboard.
 - Jaccard similarity of two empty sets is 1 (they agree).
 
+Bounded output
+--------------
+The lists that grow with the number of annotators name at most ``MAX_ANNOTATORS_SHOWN`` (20)
+annotators: the most active ones (most shared clauses, then most annotations, then by id).
+``annotators``, ``per_annotator``, ``pairs`` and every label's ``cohen_kappa_pairs`` cover only
+those (so the pair lists hold at most 190 entries); ``n_annotators_not_shown`` counts the rest.
+Every aggregate figure (per-label kappas and alpha, set level) still uses all annotators.
+
 ``AgreementReport.to_dict()`` keys (stable; printed by ``annotator agreement --json``)
 ------------------------------------------------------------------------------------
-``n_items``, ``n_annotators``, ``annotators`` (sorted ids), ``n_seed_ignored``, ``min_items`` (20),
+``n_items``, ``n_annotators`` (all of them), ``annotators`` (the shown ones' sorted ids),
+``n_annotators_not_shown``, ``max_annotators_shown`` (20), ``n_seed_ignored``, ``min_items`` (20),
 ``warning`` (str | None),
 ``per_label``: list in label-set order of ``{label, n_items, positives, agreement, cohen_kappa,
 cohen_kappa_pairs: [{annotators: [a, b], n_items, kappa}], fleiss_kappa, fleiss_n_raters,
@@ -40,9 +53,9 @@ and ``agreement`` is the share of items on which all raters gave the same 0/1 ra
 ``set_level``: ``{n_items, krippendorff_alpha_masi, exact_match, mean_jaccard, warning}``;
 ``exact_match`` is the share of items where all raters chose identical sets and ``mean_jaccard``
 the mean over items of the mean pairwise Jaccard similarity,
-``pairs``: one entry per annotator pair (a < b), ``{annotators: [a, b], n_items, exact_match,
+``pairs``: one entry per pair (a < b) of shown annotators, ``{annotators: [a, b], n_items, exact_match,
 mean_jaccard, cohen_kappa, warning}``, ``cohen_kappa`` pooled over all labels of the shared items,
-``per_annotator``: ``{annotator, n_annotations, n_items, adjudicated: {n_items, exact_match,
+``per_annotator``: one entry per shown annotator, ``{annotator, n_annotations, n_items, adjudicated: {n_items, exact_match,
 mean_jaccard}, model: {n_items, exact_match, mean_jaccard}}``; ``n_annotations`` counts all the
 annotator's clauses, ``n_items`` the shared ones; the comparisons use every clause of the annotator
 that has an adjudicated (or predicted) set, shared or not.
@@ -55,8 +68,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from itertools import combinations
 
-import krippendorff
 import numpy as np
+from scipy import sparse
 
 from .errors import InputError, UnknownLabelError
 from .labels import unknown_label_message
@@ -64,6 +77,8 @@ from .types import Annotation
 
 SEED_SOURCE = "seed"
 MIN_ITEMS = 20
+# Annotators listed one by one (and pairwise) in a report; the rest are only counted.
+MAX_ANNOTATORS_SHOWN = 20
 # Cells of the set-by-set MASI distance matrix computed at once (bounds memory to tens of MB).
 _MASI_BLOCK_CELLS = 1 << 22
 
@@ -149,6 +164,7 @@ class AgreementReport:
     n_items: int
     n_annotators: int
     annotators: tuple[str, ...]
+    n_annotators_not_shown: int
     n_seed_ignored: int
     per_label: tuple[LabelAgreement, ...]
     set_level: SetAgreement
@@ -156,6 +172,7 @@ class AgreementReport:
     per_annotator: tuple[AnnotatorAgreement, ...]
     warning: str | None
     min_items: int = MIN_ITEMS
+    max_annotators_shown: int = MAX_ANNOTATORS_SHOWN
 
     def to_dict(self) -> dict:
         """A JSON-serializable dict (no NaN; undefined figures are None)."""
@@ -211,18 +228,20 @@ def agreement_report(
     annotators = tuple(sorted({name for sets in latest.values() for name in sets}))
     items = tuple(sorted(cid for cid, sets in latest.items() if len(sets) >= 2))
     Y, rated = _rating_tensor(latest, items, annotators, labels)
-    pairs = _pair_stats(Y, rated, annotators)
+    shown = _most_active(latest, annotators, rated)
+    pairs = _pair_stats(Y, rated, annotators, shown)
     per_label = _label_stats(Y, rated, labels, pairs)
     set_level = _set_stats(Y, rated, pairs)
-    per_annotator = _annotator_stats(latest, annotators, rated, adjudicated, model)
+    per_annotator = _annotator_stats(latest, annotators, rated, adjudicated, model, shown)
     return AgreementReport(
         n_items=len(items),
         n_annotators=len(annotators),
-        annotators=annotators,
+        annotators=tuple(annotators[a] for a in shown),
+        n_annotators_not_shown=len(annotators) - len(shown),
         n_seed_ignored=n_seed,
         per_label=per_label,
         set_level=set_level,
-        pairs=tuple(p.result for p in pairs),
+        pairs=tuple(p.result for p in pairs if p.shown),
         per_annotator=per_annotator,
         warning=_few_items(len(items)),
     )
@@ -298,6 +317,21 @@ def _rating_tensor(latest, items, annotators, labels) -> tuple[np.ndarray, np.nd
     return Y, rated
 
 
+def _most_active(latest, annotators: tuple[str, ...], rated: np.ndarray) -> list[int]:
+    """Indices (in id order) of the ``MAX_ANNOTATORS_SHOWN`` annotators with the most shared clauses,
+    then the most annotations, then the smallest id."""
+    if len(annotators) <= MAX_ANNOTATORS_SHOWN:
+        return list(range(len(annotators)))
+    n_annotations = dict.fromkeys(annotators, 0)
+    for sets in latest.values():
+        for name in sets:
+            n_annotations[name] += 1
+    n_shared = rated.sum(0)
+    ranked = sorted(range(len(annotators)),
+                    key=lambda a: (-int(n_shared[a]), -n_annotations[annotators[a]], annotators[a]))
+    return sorted(ranked[:MAX_ANNOTATORS_SHOWN])
+
+
 # --------------------------------------------------------------------------- kappa and similarity
 
 
@@ -342,12 +376,19 @@ class _Pair:
     jaccard: np.ndarray  # per shared item
     masi: np.ndarray  # per shared item
     result: PairAgreement
+    shown: bool  # both annotators are listed in the report
 
 
-def _pair_stats(Y: np.ndarray, rated: np.ndarray, annotators: tuple[str, ...]) -> list[_Pair]:
-    """Per-pair figures for every annotator pair (a < b); one vectorized pass per pair."""
+def _pair_stats(Y: np.ndarray, rated: np.ndarray, annotators: tuple[str, ...], shown: list[int]) -> list[_Pair]:
+    """Per-pair figures (a < b) for the pairs of shown annotators and every pair that shares an item;
+    one vectorized pass per pair. A pair that shares nothing adds nothing to any aggregate, so with
+    hundreds of annotators only the few thousand pairs that overlap are computed."""
+    r = sparse.csc_matrix(rated, dtype=np.int64)
+    overlapping = sparse.triu(r.T @ r, k=1).tocoo()
+    candidates = set(zip(overlapping.row.tolist(), overlapping.col.tolist()))
+    listed = set(combinations(shown, 2))
     pairs = []
-    for i, j in combinations(range(len(annotators)), 2):
+    for i, j in sorted(candidates | listed):
         shared = rated[:, i] & rated[:, j]
         a, b = Y[shared, i], Y[shared, j]
         n = int(shared.sum())
@@ -364,7 +405,8 @@ def _pair_stats(Y: np.ndarray, rated: np.ndarray, annotators: tuple[str, ...]) -
                           "kappa is undefined: both annotators chose no label anywhere (or every label "
                           "everywhere)"),
         )
-        pairs.append(_Pair(shared, _cohen_kappa(a, b), jaccard, _masi_from_counts(inter, sa, sb), result))
+        pairs.append(_Pair(shared, _cohen_kappa(a, b), jaccard, _masi_from_counts(inter, sa, sb), result,
+                           (i, j) in listed))
     return pairs
 
 
@@ -378,7 +420,7 @@ def _label_stats(Y, rated, labels, pairs) -> tuple[LabelAgreement, ...]:
     agreement = (positives == 0) | (positives == n_raters[:, None])
     fleiss, fleiss_k, fleiss_n = _fleiss_kappa(positives, n_raters)
     pair_kappa = np.array([p.label_kappa for p in pairs]).reshape(len(pairs), len(labels))
-    reliability = np.where(rated.T, 0.0, np.nan)  # raters x items, as krippendorff wants
+    alphas = _binary_alpha(positives, n_raters)
     n_pairs_used = sum(p.result.n_items > 0 for p in pairs)
     out = []
     for col, label in enumerate(labels):
@@ -386,11 +428,7 @@ def _label_stats(Y, rated, labels, pairs) -> tuple[LabelAgreement, ...]:
         defined = kappas[~np.isnan(kappas)]
         pos = int(total_pos[col])
         varies = 0 < pos < n_ratings
-        alpha = None
-        if varies:
-            reliability[rated.T] = Y[:, :, col].T[rated.T]
-            alpha = _num(krippendorff.alpha(reliability_data=reliability, value_domain=[0.0, 1.0],
-                                            level_of_measurement="nominal"))
+        alpha = _num(alphas[col]) if varies else None
         notes = [_few_items(n_items)]
         if n_items and pos == 0:
             notes.append("nobody chose this label on a shared clause: kappa and alpha are undefined "
@@ -410,7 +448,7 @@ def _label_stats(Y, rated, labels, pairs) -> tuple[LabelAgreement, ...]:
             agreement=_mean(agreement[:, col]),
             cohen_kappa=_num(defined.mean()) if len(defined) else None,
             cohen_kappa_pairs=tuple(PairKappa(p.result.annotators, p.result.n_items, _num(k))
-                                    for p, k in zip(pairs, kappas)),
+                                    for p, k in zip(pairs, kappas) if p.shown),
             fleiss_kappa=_num(fleiss[col]),
             fleiss_n_raters=fleiss_k,
             fleiss_n_items=fleiss_n,
@@ -418,6 +456,24 @@ def _label_stats(Y, rated, labels, pairs) -> tuple[LabelAgreement, ...]:
             warning=_join(*notes),
         ))
     return tuple(out)
+
+
+def _binary_alpha(positives: np.ndarray, n_raters: np.ndarray) -> np.ndarray:
+    """Nominal Krippendorff's alpha per label of binary ratings (NaN where a label never varies).
+
+    ``positives[u, l]`` raters of item u chose label l, out of ``n_raters[u]`` (two or more). From the
+    coincidence matrix: observed disagreement o_01 + o_10 = 2 sum_u p_u (m_u - p_u) / (m_u - 1),
+    expected 2 n0 n1 / (n - 1), alpha = 1 - observed / expected.
+    """
+    m = n_raters.astype(np.float64)[:, None]
+    p = positives.astype(np.float64)
+    n = m.sum()
+    n1 = p.sum(0)
+    n0 = n - n1
+    observed = (p * (m - p) / np.maximum(m - 1, 1)).sum(0)
+    out = np.full(positives.shape[1], np.nan)
+    np.divide((n - 1) * observed, n0 * n1, out=out, where=(n0 > 0) & (n1 > 0))
+    return np.where(np.isnan(out), np.nan, 1.0 - out)
 
 
 def _fleiss_kappa(positives: np.ndarray, n_raters: np.ndarray) -> tuple[np.ndarray, int, int]:
@@ -511,25 +567,28 @@ def _expected_masi(codes: np.ndarray, counts: np.ndarray) -> float:
     return total
 
 
-def _annotator_stats(latest, annotators, rated, adjudicated, model) -> tuple[AnnotatorAgreement, ...]:
-    """Each annotator's counts and agreement with the adjudicated and the predicted sets."""
-    n_annotations = dict.fromkeys(annotators, 0)
-    compared = {(name, ref): [] for name in annotators for ref in ("adjudicated", "model")}
+def _annotator_stats(latest, annotators, rated, adjudicated, model, shown) -> tuple[AnnotatorAgreement, ...]:
+    """The shown annotators' counts and agreement with the adjudicated and the predicted sets."""
+    names = {annotators[a] for a in shown}
+    n_annotations = dict.fromkeys(names, 0)
+    compared = {(name, ref): [] for name in names for ref in ("adjudicated", "model")}
     for cid, sets in latest.items():
         for name, chosen in sets.items():
+            if name not in names:
+                continue
             n_annotations[name] += 1
             for ref, reference in (("adjudicated", adjudicated), ("model", model)):
                 if cid in reference:
                     compared[name, ref].append((set(chosen), set(reference[cid])))
     return tuple(
         AnnotatorAgreement(
-            annotator=name,
-            n_annotations=n_annotations[name],
+            annotator=annotators[a],
+            n_annotations=n_annotations[annotators[a]],
             n_items=int(rated[:, a].sum()),
-            adjudicated=_reference_agreement(compared[name, "adjudicated"]),
-            model=_reference_agreement(compared[name, "model"]),
+            adjudicated=_reference_agreement(compared[annotators[a], "adjudicated"]),
+            model=_reference_agreement(compared[annotators[a], "model"]),
         )
-        for a, name in enumerate(annotators)
+        for a in shown
     )
 
 

@@ -532,6 +532,7 @@ def test_to_dict_is_json_with_stable_keys():
         "n_items",
         "n_annotators",
         "annotators",
+        "n_annotators_not_shown",
         "n_seed_ignored",
         "per_label",
         "set_level",
@@ -539,6 +540,7 @@ def test_to_dict_is_json_with_stable_keys():
         "per_annotator",
         "warning",
         "min_items",
+        "max_annotators_shown",
     ]
     assert list(out["per_label"][0]) == [
         "label",
@@ -598,3 +600,79 @@ def synthetic_annotations(n_clauses: int, n_annotators: int, *, seed: int):
                 chosen.add(rng.choice(27, p=p))
             annotations.append(ann(f"c{c}", [labels[i] for i in sorted(chosen)], f"a{a}"))
     return annotations, labels
+
+
+# --------------------------------------------------------------------------- numpy alpha vs the reference
+
+
+def test_binary_alpha_matches_krippendorff_on_the_seed_set():
+    # Real label sets (the shipped seed set) copied by four annotators who each skip some clauses and
+    # slip on some labels: every label's alpha equals the reference package's (a test dependency only).
+    from annotator.labels import TASKS_DIR, load_label_config
+    from annotator.seedset import read_labeled_file
+
+    labels = load_label_config().labels
+    data = read_labeled_file(TASKS_DIR / "seed_labels.tsv", labels)
+    rng = np.random.default_rng(5)
+    names = ("ann1", "ann2", "ann3", "ann4")
+    annotations = []
+    for cid, example in enumerate(data.examples[:400]):
+        chosen = example.labels
+        for name in names:
+            if rng.random() < 0.75:
+                kept = [lab for lab in chosen if rng.random() > 0.15]
+                extra = [labels[rng.integers(len(labels))]] if rng.random() < 0.1 else []
+                annotations.append(ann(f"c{cid:04d}", set(kept + extra), name))
+    report = agreement_report(annotations, labels)
+    items = latest_sets(annotations)
+    checked = 0
+    for row in report.per_label:
+        data_matrix = [[int(row.label in items[cid][n]) if n in items[cid] else np.nan for cid in items]
+                       for n in names]
+        if row.krippendorff_alpha is None:
+            continue
+        expected = krippendorff.alpha(reliability_data=data_matrix, value_domain=[0, 1],
+                                      level_of_measurement="nominal")
+        assert row.krippendorff_alpha == pytest.approx(expected, abs=1e-12), row.label
+        checked += 1
+    assert checked >= 20
+
+
+# --------------------------------------------------------------------------- bounded output
+
+
+def test_hundreds_of_annotators_keep_the_report_small():
+    # 300 annotators, each clause labeled by three of them; five annotators label far more than the rest.
+    rng = np.random.default_rng(3)
+    annotators = [f"annotator{a:03d}@example.com" for a in range(300)]
+    busy = annotators[100:105]
+    annotations = []
+    for c in range(1500):
+        raters = set(rng.choice(annotators, 3, replace=False)) | {busy[c % 5]}
+        for name in sorted(raters):
+            chosen = [lab for lab in LABELS if rng.random() < 0.4]
+            annotations.append(ann(f"c{c:04d}", chosen, name))
+    report = agreement_report(annotations, LABELS)
+    out = report.to_dict()
+    size = len(json.dumps(out, ensure_ascii=False))
+    assert (out["n_annotators"], len(out["annotators"]), out["n_annotators_not_shown"]) == (300, 20, 280)
+    assert out["max_annotators_shown"] == 20
+    assert set(busy) <= set(out["annotators"])
+    assert out["annotators"] == sorted(out["annotators"])
+    assert len(out["pairs"]) == 190
+    assert [p["annotator"] for p in out["per_annotator"]] == out["annotators"]
+    assert all(len(row["cohen_kappa_pairs"]) == 190 for row in out["per_label"])
+    assert all(set(p["annotators"]) <= set(out["annotators"]) for p in out["pairs"])
+    assert size < 120_000, size
+    # The aggregates still use every annotator: alpha equals the reference on all 300.
+    items = latest_sets(annotations)
+    data = [[int(FISCAL in items[cid][n]) if n in items[cid] else np.nan for cid in items] for n in annotators]
+    assert report.per_label[0].krippendorff_alpha == pytest.approx(
+        krippendorff.alpha(reliability_data=data, value_domain=[0, 1], level_of_measurement="nominal"), abs=1e-12)
+
+
+def test_a_few_annotators_are_all_shown():
+    annotations = random_annotations(np.random.default_rng(2), 30, 4, LABELS, 0.9)
+    out = agreement_report(annotations, LABELS).to_dict()
+    assert (out["n_annotators"], len(out["annotators"]), out["n_annotators_not_shown"]) == (4, 4, 0)
+    assert len(out["pairs"]) == 6
