@@ -20,13 +20,15 @@ from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
+from scipy import stats
 
-from .near_duplicates import near_duplicate_groups
 from .errors import InputError
 from .features import PolicyTextFeaturizer
 from .model import PolicyClassifier
 from .normalize import match_key
+from .near_duplicates import near_duplicate_groups
 from .seedset import read_labeled_file
+from .stopping import VersionPoint, decision_agreement, stop_signal
 from .strategies import (DEFAULT_STRATEGY, FeatureClassifier, Strategy, cold_start_batch,
                          get_strategy, make_learner, select_batch)
 from .training import label_matrix, metrics
@@ -48,7 +50,7 @@ def simulate(pool_texts: Sequence[str], Y_pool: np.ndarray, test_texts: Sequence
              random_state: int = 0, first_seed: int = 0, model_params: dict | None = None,
              model_factory: Callable[..., PolicyClassifier] = PolicyClassifier,
              features: tuple[sp.spmatrix, sp.spmatrix] | None = None, cache_dir: str | Path | None = None,
-             progress: Progress | None = None) -> dict:
+             progress: Progress | None = None, track_agreement: bool = False) -> dict:
     """Simulate active learning for each strategy over ``seeds`` runs and average the curves.
 
     Parameters
@@ -70,6 +72,8 @@ def simulate(pool_texts: Sequence[str], Y_pool: np.ndarray, test_texts: Sequence
     features : precomputed ``(X_pool, X_test)``; by default a PolicyTextFeaturizer is fitted on
         all texts (unsupervised) and its features cached under ``cache_dir`` if given.
     progress : called as ``progress(strategy, seed, n_labeled)`` after every round.
+    track_agreement : also record each round's ``pool_agreement`` in ``curves_per_seed`` (see
+        :func:`run_once`; the fold mode uses it to replay the stopping signal).
 
     Returns
     -------
@@ -114,7 +118,7 @@ def simulate(pool_texts: Sequence[str], Y_pool: np.ndarray, test_texts: Sequence
             per_seed.append(run_once(strategy, X_pool, Y_pool, X_test, Y_test, pool_texts, labels,
                                      model=new_model(s), seed_size=seed_size, batch_size=batch_size,
                                      budget=budget, rng=np.random.default_rng([random_state, s]),
-                                     groups=groups,
+                                     groups=groups, track_agreement=track_agreement,
                                      progress=None if progress is None else
                                      (lambda n, name=strategy.name, s=s: progress(name, s, n))))
         curves[strategy.name], spread[strategy.name] = _mean_curve(per_seed)
@@ -139,11 +143,17 @@ def simulate(pool_texts: Sequence[str], Y_pool: np.ndarray, test_texts: Sequence
 def run_once(strategy: Strategy, X_pool, Y_pool: np.ndarray, X_test, Y_test: np.ndarray,
              pool_texts: Sequence[str], labels: Sequence[str], *, model: PolicyClassifier,
              seed_size: int, batch_size: int, budget: int, rng: np.random.Generator,
-             groups: np.ndarray | None = None, progress: Callable[[int], None] | None = None) -> list[dict]:
+             groups: np.ndarray | None = None, progress: Callable[[int], None] | None = None,
+             track_agreement: bool = False) -> list[dict]:
     """One simulated run: cold start, then query/label/refit rounds through a modAL learner.
 
     ``groups``: near-duplicate group of each pool row, passed to the classifier's calibration
-    folds as ``annotator train`` does.
+    folds as ``annotator train`` does. ``track_agreement``: every point after the first also gets
+    ``pool_agreement``, the kappa between this and the previous model's decisions on the clauses
+    still unlabeled (:func:`~annotator.stopping.decision_agreement`), for the stopping signal.
+
+    With ``batch_size=10`` a run is what the live loop serves: it retrains every ``retrain_every``
+    (10) labels and Label Studio serves the strategy's top-ranked clauses of :func:`select_batch`.
     """
     n_pool = X_pool.shape[0]
     if strategy.cold_start:
@@ -157,6 +167,7 @@ def run_once(strategy: Strategy, X_pool, Y_pool: np.ndarray, X_test, Y_test: np.
                            random_state=int(rng.integers(2**31 - 1)))
     n_train = len(first)
     curve = [{"labels": n_train, **_scores(learner.estimator, X_test, Y_test, labels)}]
+    decisions = learner.estimator.predict(X_pool) if track_agreement else None
     keys = np.array([match_key(t) for t in pool_texts], dtype=object)
     while n_train < budget and not labeled.all():
         free = np.flatnonzero(~labeled)
@@ -174,6 +185,9 @@ def run_once(strategy: Strategy, X_pool, Y_pool: np.ndarray, X_test, Y_test: np.
         labeled[free[np.isin(keys[free], keys[new])]] = True
         labeled[new] = True
         curve.append({"labels": n_train, **_scores(learner.estimator, X_test, Y_test, labels)})
+        if track_agreement and not labeled.all():
+            previous, decisions = decisions, learner.estimator.predict(X_pool)
+            curve[-1]["pool_agreement"] = round(decision_agreement(previous[~labeled], decisions[~labeled]), 5)
         if progress is not None:
             progress(n_train)
     return curve
@@ -292,3 +306,250 @@ def plot_curves(result: dict, path: str | Path) -> Path:
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+# Fold mode: several grouped folds x seeds, strategies compared to a baseline in pairs ------------
+FOLD_BUDGETS = (100, 200, 400, 600, 800, 1000, 1200, 1600, 2000)
+
+
+def grouped_folds(texts: Sequence[str], n_folds: int, *, rng: np.random.Generator,
+                  groups: np.ndarray | None = None) -> np.ndarray:
+    """A fold id per text, ``0 <= id < n_folds``; a near-duplicate group is never split.
+
+    Groups (:func:`~annotator.near_duplicates.near_duplicate_groups` unless given) go biggest
+    first, ties in ``rng`` order, each to the fold with the fewest texts so far, so the folds are
+    of near-equal size.
+
+    Raises
+    ------
+    InputError
+        If there are fewer groups than folds.
+    """
+    groups = near_duplicate_groups(texts) if groups is None else np.asarray(groups)
+    ids, index, sizes = np.unique(groups, return_inverse=True, return_counts=True)
+    if isinstance(n_folds, bool) or not isinstance(n_folds, (int, np.integer)) or n_folds < 2:
+        raise InputError(f"--folds must be an integer of at least 2, got {n_folds!r}")
+    if len(ids) < n_folds:
+        raise InputError(f"{len(ids)} near-duplicate groups cannot fill {n_folds} folds; lower --folds")
+    order = rng.permutation(len(ids))
+    order = order[np.argsort(-sizes[order], kind="stable")]
+    load = np.zeros(n_folds)
+    fold_of_group = np.empty(len(ids), dtype=int)
+    for g in order:
+        k = int(np.argmin(load))
+        fold_of_group[g] = k
+        load[k] += sizes[g]
+    return fold_of_group[index.ravel()]
+
+
+def simulate_folds(texts: Sequence[str], Y: np.ndarray, labels: Sequence[str],
+                   strategies: Sequence[str | Strategy] = ("random", "default"), *, folds: int = 5,
+                   fold_ids: Sequence[int] | None = None, split_seed: int = 0, baseline: str = "random",
+                   budgets: Sequence[int] = FOLD_BUDGETS, features: sp.spmatrix | None = None,
+                   cache_dir: str | Path | None = None, progress: Progress | None = None,
+                   **kwargs) -> dict:
+    """:func:`simulate` on each of several grouped folds of one labeled set, compared in pairs.
+
+    The texts are split into ``folds`` folds with near-duplicate groups kept whole
+    (:func:`grouped_folds`, ``split_seed``); for each fold in ``fold_ids`` (default all) that fold
+    is the test set and the others the pool. Every strategy is then compared with ``baseline`` on
+    the same fold and seed (:func:`paired_summary`). Choose a strategy on some folds (e.g.
+    ``fold_ids=[0, 1]``) and report it on the others (``[2, 3, 4]``), never on the folds it was
+    chosen on.
+
+    Parameters
+    ----------
+    texts, Y : the labeled set (texts and 0/1 label matrix).
+    labels : the label set.
+    strategies : as for :func:`simulate`; ``baseline`` is added first if missing.
+    folds, fold_ids, split_seed : the split and the folds to run.
+    budgets : label counts at which gains are reported (those within the budget).
+    features : precomputed feature rows of ``texts`` (default: featurized once, unsupervised).
+    kwargs : passed to :func:`simulate` (``seed_size``, ``batch_size``, ``budget``, ``seeds``, ...).
+
+    Returns
+    -------
+    dict
+        New keys only (the ``--labeled/--test`` result is unchanged): ``folds``, ``fold_ids``,
+        ``split_seed``, ``baseline``, ``fold_sizes``, ``per_fold`` (each fold's :func:`simulate`
+        result with ``fold``), ``paired`` (:func:`paired_summary`), ``stopping``
+        (:func:`stopping_replay`), the run parameters and ``seconds``.
+
+    Raises
+    ------
+    InputError
+        On a fold id outside ``0..folds-1``, and whatever :func:`simulate` raises.
+    """
+    start = time.perf_counter()
+    chosen = [get_strategy(s) if isinstance(s, str) else s for s in strategies]
+    if baseline not in [s.name for s in chosen]:
+        chosen = [get_strategy(baseline)] + chosen
+    Y = np.asarray(Y, dtype=np.int8)
+    fold_of = grouped_folds(texts, folds, rng=np.random.default_rng(split_seed))
+    fold_ids = list(range(folds)) if fold_ids is None else [int(k) for k in fold_ids]
+    bad = [k for k in fold_ids if not 0 <= k < folds]
+    if bad or len(set(fold_ids)) != len(fold_ids) or not fold_ids:
+        raise InputError(f"fold ids must be distinct and within 0..{folds - 1}, got {fold_ids}")
+    X = featurize(texts, [], cache_dir)[0] if features is None else features
+    per_fold = []
+    for k in fold_ids:
+        test, pool = np.flatnonzero(fold_of == k), np.flatnonzero(fold_of != k)
+        log.info("fold %d: pool %d, test %d", k, len(pool), len(test))
+        result = simulate([texts[i] for i in pool], Y[pool], [texts[i] for i in test], Y[test], labels,
+                          chosen, features=(X[pool], X[test]), track_agreement=True,
+                          progress=None if progress is None else
+                          (lambda name, s, n, k=k: progress(f"{name} fold {k}", s, n)), **kwargs)
+        per_fold.append({"fold": k, **result})
+    first = per_fold[0]
+    return {
+        "folds": folds, "fold_ids": fold_ids, "split_seed": split_seed, "baseline": baseline,
+        "fold_sizes": np.bincount(fold_of, minlength=folds).tolist(),
+        "strategies": [s.name for s in chosen], "default_strategy": DEFAULT_STRATEGY,
+        "seeds": first["seeds"], "first_seed": first["first_seed"], "seed_size": first["seed_size"],
+        "batch_size": first["batch_size"], "budget": min(r["budget"] for r in per_fold),
+        "per_fold": per_fold,
+        "paired": paired_summary(per_fold, baseline, budgets),
+        "stopping": stopping_replay(per_fold),
+        "seconds": round(time.perf_counter() - start, 1),
+    }
+
+
+def simulate_folds_file(labeled: str | Path, labels: Sequence[str],
+                        strategies: Sequence[str] = ("random", "default"), **kwargs) -> dict:
+    """:func:`simulate_folds` on a labeled file (seed TSV, CSV or JSONL)."""
+    labels = tuple(labels)
+    examples = read_labeled_file(labeled, labels).examples
+    return simulate_folds([e.text for e in examples], label_matrix(examples, labels), labels, strategies,
+                          **kwargs)
+
+
+def interval(values: Sequence[float], level: float = 0.95) -> dict:
+    """Mean, standard deviation and the Student-t confidence interval of the mean of ``values``."""
+    v = np.asarray([x for x in values if x is not None], dtype=float)
+    if not len(v):
+        return {"mean": None, "sd": None, "ci_low": None, "ci_high": None, "n": 0}
+    mean = float(v.mean())
+    sd = float(v.std(ddof=1)) if len(v) > 1 else 0.0
+    half = float(stats.t.ppf(0.5 + level / 2, len(v) - 1) * sd / np.sqrt(len(v))) if len(v) > 1 else 0.0
+    return {"mean": round(mean, 4), "sd": round(sd, 4), "ci_low": round(mean - half, 4),
+            "ci_high": round(mean + half, 4), "n": int(len(v))}
+
+
+def curve_at(curve: list[dict], n: float, key: str = "macro_f1") -> float | None:
+    """``key`` of ``curve`` interpolated at ``n`` labels (None outside the curve)."""
+    grid = [p["labels"] for p in curve]
+    if not grid[0] <= n <= grid[-1]:
+        return None
+    return float(np.interp(n, grid, [p[key] for p in curve]))
+
+
+def curve_area(curve: list[dict], start: float, stop: float, key: str = "macro_f1") -> float:
+    """Mean of ``key`` over ``start..stop`` labels: the area under the curve divided by its width."""
+    grid = np.array([p["labels"] for p in curve], dtype=float)
+    values = np.array([p[key] for p in curve], dtype=float)
+    xs = np.union1d(grid[(grid > start) & (grid < stop)], [start, stop])
+    ys = np.interp(xs, grid, values)
+    return float(np.sum((ys[1:] + ys[:-1]) / 2 * np.diff(xs)) / (stop - start))
+
+
+def paired_summary(per_fold: Sequence[dict], baseline: str = "random",
+                   budgets: Sequence[int] = FOLD_BUDGETS) -> dict:
+    """Each strategy against ``baseline``, paired by fold and seed, with 95% t intervals.
+
+    For every (fold, seed) pair: the ratio of labels to 95% of that fold's full-data macro-F1
+    (a run that never reaches it counts as ``budget + batch_size``, a lower bound, and is counted
+    in ``n_unreached``), the difference in mean macro-F1 over ``seed_size..budget`` (area under
+    the curve divided by its width), and the difference in macro-F1 at each budget.
+    ``ahead_everywhere_200_1200``: the mean gain is positive at every budget of 200-1,200.
+    """
+    out: dict = {}
+    names = per_fold[0]["strategies"]
+    for name in names:
+        ratios, auc, gains, unreached, pairs = [], [], {}, 0, []
+        for result in per_fold:
+            censor = result["budget"] + result["batch_size"]
+            start, stop = result["seed_size"], result["budget"]
+            for s, (run, base) in enumerate(zip(result["curves_per_seed"][name],
+                                                result["curves_per_seed"][baseline])):
+                target = result["target_macro_f1"]
+                reached, base_reached = labels_to_reach(run, target), labels_to_reach(base, target)
+                unreached += reached is None
+                ratio = (reached or censor) / (base_reached or censor)
+                area = curve_area(run, start, stop) - curve_area(base, start, stop)
+                ratios.append(ratio)
+                auc.append(area)
+                pair = {"fold": result["fold"], "seed": result["first_seed"] + s, "labels_to_target": reached,
+                        "baseline_labels_to_target": base_reached, "ratio": round(ratio, 4),
+                        "auc_gain": round(area, 4)}
+                for b in budgets:
+                    mine, theirs = curve_at(run, b), curve_at(base, b)
+                    if mine is not None and theirs is not None:
+                        gains.setdefault(b, []).append(mine - theirs)
+                pairs.append(pair)
+        gain_at = {str(b): interval(v) for b, v in sorted(gains.items())}
+        early = [gain_at[str(b)]["mean"] for b in sorted(gains) if 200 <= b <= 1200]
+        out[name] = {
+            "labels_to_target_ratio": {**interval(ratios), "n_unreached": int(unreached)},
+            "auc_gain": interval(auc),
+            "gain_at": gain_at,
+            "ahead_everywhere_200_1200": bool(early) and all(g > 0 for g in early),
+            "pairs": pairs,
+        }
+    return out
+
+
+def stopping_replay(per_fold: Sequence[dict], n_next: int = 200, **signal_kwargs) -> dict:
+    """Replay :func:`~annotator.stopping.stop_signal` along every simulated run.
+
+    After each round the run's versions so far (label count, test macro-F1, ``pool_agreement``)
+    go to the signal; the first label count where it says stop is compared with the label count
+    where the run first reached 95% of the full-data macro-F1 (``labels_to_target``).
+    ``stop_minus_target``: stop label count minus target label count (negative: stopped early)
+    over the pairs where both happened within the budget; ``stop_f1_share``: the macro-F1 at the
+    stop over the full-data macro-F1.
+    """
+    out: dict = {}
+    for name in per_fold[0]["strategies"]:
+        runs, deltas, shares, never = [], [], [], 0
+        for result in per_fold:
+            full = result["full_data"]["macro_f1"]
+            for s, run in enumerate(result["curves_per_seed"][name]):
+                points, stop_at, stop_f1 = [], None, None
+                for v, p in enumerate(run):
+                    points.append(VersionPoint(v + 1, p["labels"], p["macro_f1"], p.get("pool_agreement")))
+                    if stop_signal(points, n_next=n_next, **signal_kwargs).stop:
+                        stop_at, stop_f1 = p["labels"], p["macro_f1"]
+                        break
+                reached = labels_to_reach(run, result["target_macro_f1"])
+                never += stop_at is None
+                if stop_at is not None and reached is not None:
+                    deltas.append(stop_at - reached)
+                if stop_f1 is not None and full:
+                    shares.append(stop_f1 / full)
+                runs.append({"fold": result["fold"], "seed": result["first_seed"] + s, "stop_at": stop_at,
+                             "labels_to_target": reached,
+                             "stop_macro_f1": stop_f1, "full_macro_f1": full})
+        out[name] = {"stop_minus_target": interval(deltas), "stop_f1_share": interval(shares),
+                     "n_never_stopped": int(never), "runs": runs}
+    return out
+
+
+def fold_summary_table(result: dict) -> str:
+    """A plain-text table of the fold mode: each strategy's paired gains over the baseline."""
+    paired = result["paired"]
+    budgets = [b for b in next(iter(paired.values()))["gain_at"]]
+    head = ["strategy"] + [f"+{b}" for b in budgets] + ["AUC gain", "labels to 95% / base"]
+    rows = [head]
+    for name, row in paired.items():
+        if name == result["baseline"]:
+            continue
+        ratio = row["labels_to_target_ratio"]
+        rows.append([name] + [f"{row['gain_at'][b]['mean']:+.3f}" for b in budgets]
+                    + [f"{row['auc_gain']['mean']:+.3f} [{row['auc_gain']['ci_low']:+.3f}, "
+                       f"{row['auc_gain']['ci_high']:+.3f}]",
+                       f"{ratio['mean']:.2f} [{ratio['ci_low']:.2f}, {ratio['ci_high']:.2f}]"])
+    widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)) for row in rows]
+    lines.append(f"gains: macro-F1 minus {result['baseline']}'s at each label count, mean over folds "
+                 f"{result['fold_ids']} x {result['seeds']} seeds; [95% CI, paired by fold and seed]")
+    return "\n".join(lines)

@@ -11,6 +11,15 @@ Usage:
     .venv/bin/python bench/simulate_strategies.py --strategies random --seeds 3 --first-seed 2  # more seeds
     .venv/bin/python bench/simulate_strategies.py --table      # runs over different seeds pooled
     .venv/bin/python bench/simulate_strategies.py --step-timing     # one query + retrain at 5,000
+
+Fold mode (``--folds K``): the whole seed file is split into K near-duplicate-grouped folds
+(annotator.simulate.grouped_folds, ``--split-seed``); each fold in ``--fold-ids`` is the test set
+once, the other folds the pool. Every (fold, strategy, seeds) run is saved under
+``--out/folds/`` and reused, so candidates are added without rerunning the baseline; the paired
+summary (annotator.simulate.paired_summary) and the stopping-signal replay are printed and saved.
+Choose on some folds, report on others:
+    .venv/bin/python bench/simulate_strategies.py --folds 5 --fold-ids 0 1 --seeds 2 --strategies random tempered
+    .venv/bin/python bench/simulate_strategies.py --folds 5 --fold-ids 2 3 4 --seeds 2 --strategies random tempered
 """
 from __future__ import annotations
 
@@ -31,7 +40,8 @@ from annotator import strategies as S  # noqa: E402
 from annotator.labels import load_label_config  # noqa: E402
 from annotator.model import PolicyClassifier  # noqa: E402
 from annotator.seedset import read_labeled_file  # noqa: E402
-from annotator.simulate import _mean_curve, featurize, labels_to_reach, simulate  # noqa: E402
+from annotator.simulate import (FOLD_BUDGETS, _mean_curve, featurize, grouped_folds,  # noqa: E402
+                                labels_to_reach, paired_summary, simulate, stopping_replay)
 from annotator.near_duplicates import near_duplicate_groups  # noqa: E402
 from annotator.training import holdout_split, label_matrix  # noqa: E402
 
@@ -105,6 +115,82 @@ def run(args) -> None:
         print(f"{spec:40s} {values}  to95={result['labels_to_target'][strategy.name]} "
               f"full={result['full_data']['macro_f1']:.3f} ({time.perf_counter() - started:.0f} s)",
               flush=True)
+
+
+def load_all():
+    labels = load_label_config().labels
+    examples = read_labeled_file(DATA, labels).examples
+    return labels, [e.text for e in examples], label_matrix(examples, labels)
+
+
+def run_folds(args) -> dict:
+    """Fold mode: every (fold, strategy) simulated once and saved; then the paired summary."""
+    labels, texts, Y = load_all()
+    fold_of = grouped_folds(texts, args.folds, rng=np.random.default_rng(args.split_seed))
+    X = featurize(texts, [], cache_dir=OUT / "cache")[0]
+    fold_ids = args.fold_ids if args.fold_ids is not None else list(range(args.folds))
+    per_fold = []
+    for k in fold_ids:
+        test, pool = np.flatnonzero(fold_of == k), np.flatnonzero(fold_of != k)
+        merged = None
+        for spec in ["random"] + [s for s in args.strategies if s != "random"]:
+            strategy = parse_strategy(spec)
+            name = re.sub(r"[^\w.=,-]", "_", spec)
+            path = (OUT / "folds" / f"{args.tag}k{args.folds}s{args.split_seed}f{k}_b{args.batch_size}_"
+                    f"n{args.budget}_seeds{args.first_seed}-{args.first_seed + args.seeds - 1}_{name}.json")
+            if path.exists():
+                result = json.loads(path.read_text())
+            else:
+                started = time.perf_counter()
+                result = simulate([texts[i] for i in pool], Y[pool], [texts[i] for i in test], Y[test], labels,
+                                  [strategy], seed_size=args.seed_size, batch_size=args.batch_size,
+                                  budget=args.budget, seeds=args.seeds, first_seed=args.first_seed,
+                                  features=(X[pool], X[test]), track_agreement=True)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(json.dumps(result, ensure_ascii=False))
+                print(f"fold {k} {spec}: to95={result['labels_to_target_per_seed'][strategy.name]} "
+                      f"full={result['full_data']['macro_f1']:.3f} ({time.perf_counter() - started:.0f} s)",
+                      flush=True)
+            if merged is None:
+                merged = dict(result, fold=k, strategies=[], curves_per_seed={})
+            merged["strategies"].append(strategy.name)
+            merged["curves_per_seed"][strategy.name] = result["curves_per_seed"][strategy.name]
+        per_fold.append(merged)
+    summary = {"folds": args.folds, "fold_ids": fold_ids, "split_seed": args.split_seed,
+               "seeds": args.seeds, "first_seed": args.first_seed, "batch_size": args.batch_size,
+               "budget": args.budget, "baseline": "random",
+               "full_macro_f1": {str(r["fold"]): r["full_data"]["macro_f1"] for r in per_fold},
+               "paired": paired_summary(per_fold, "random", FOLD_BUDGETS),
+               "stopping": stopping_replay(per_fold)}
+    print_folds(summary)
+    out = OUT / "folds" / (f"{args.tag}summary_k{args.folds}_f{'-'.join(map(str, fold_ids))}_b{args.batch_size}"
+                           f"_n{args.budget}.json")
+    out.write_text(json.dumps(summary, ensure_ascii=False, indent=1))
+    return summary
+
+
+def print_folds(summary: dict) -> None:
+    """Markdown rows: gain over random at each budget, AUC gain and labels-to-95% ratio, with CIs."""
+    paired = summary["paired"]
+    budgets = [b for b in next(iter(paired.values()))["gain_at"] if int(b) >= 200]
+    print(f"\nfolds {summary['fold_ids']} of {summary['folds']} x seeds {summary['first_seed']}.."
+          f"{summary['first_seed'] + summary['seeds'] - 1}, batch {summary['batch_size']}; full-data macro-F1 "
+          + ", ".join(f"fold {k} {v:.3f}" for k, v in summary["full_macro_f1"].items()))
+    print("| strategy | " + " | ".join(budgets) + " | AUC gain | labels to 95% vs random | unreached |")
+    print("|---" * (len(budgets) + 4) + "|")
+    for name, row in paired.items():
+        if name == "random":
+            continue
+        cells = [f"{row['gain_at'][b]['mean']:+.3f} ±{row['gain_at'][b]['sd']:.3f}" for b in budgets]
+        ratio, auc = row["labels_to_target_ratio"], row["auc_gain"]
+        print(f"| {name} | " + " | ".join(cells) + f" | {auc['mean']:+.4f} [{auc['ci_low']:+.4f}, "
+              f"{auc['ci_high']:+.4f}] | {ratio['mean']:.2f} [{ratio['ci_low']:.2f}, {ratio['ci_high']:.2f}] | "
+              f"{ratio['n_unreached']} |")
+    for name, row in summary["stopping"].items():
+        d, share = row["stop_minus_target"], row["stop_f1_share"]
+        print(f"stop signal, {name}: stop - labels to 95% = {d['mean']} (sd {d['sd']}, n {d['n']}), "
+              f"macro-F1 at stop / full = {share['mean']} (sd {share['sd']}), never stopped {row['n_never_stopped']}; "
+              + " ".join(f"{r['stop_at']}/{r['labels_to_target']}" for r in row["runs"]))
 
 
 def table(tag: str) -> None:
@@ -189,6 +275,8 @@ def main() -> None:
     parser.add_argument("--test-size", type=float, default=0.25)
     parser.add_argument("--split-seed", type=int, default=0, help="seed of the pool/test split")
     parser.add_argument("--tag", default="", help="prefix of the saved result files")
+    parser.add_argument("--folds", type=int, help="fold mode: split the whole seed file into this many folds")
+    parser.add_argument("--fold-ids", type=int, nargs="*", help="the folds to test on (default all)")
     parser.add_argument("--table", action="store_true", help="print the table of saved results")
     parser.add_argument("--step-timing", action="store_true", help="time one query + retrain step")
     parser.add_argument("--repeats", type=int, default=3, help="step timings per size (the median is printed)")
@@ -197,6 +285,8 @@ def main() -> None:
         table(args.tag)
     elif args.step_timing:
         step_timing(args)
+    elif args.folds:
+        run_folds(args)
     else:
         run(args)
 
