@@ -30,6 +30,7 @@ import numpy as np
 
 from .cleaning import MIN_CHARS, NEAR_DUP_THRESHOLD, CleanExample, clean_and_resolve
 from .label_issues import find_label_issues, label_issue_items
+from .redaction import redact
 from .errors import InputError
 from .datasheet import HF_SPLIT, REVIEW_FILE, render_datasheet
 from .resolve import check_policy
@@ -41,6 +42,10 @@ logger = logging.getLogger(__name__)
 FORMATS = ("jsonl", "csv", "parquet", "hf")
 DEFAULT_ROOT = "exports"
 STATS_FILE, README_FILE = "stats.json", "README.md"
+# Written into every export folder; `--overwrite` replaces only a folder that has it.
+EXPORT_MARKER = ".annotator-export"
+# What makes a folder a project home (Settings.db_path, model_dir and the config file).
+PROJECT_HOME_NAMES = ("annotator.db", "config.toml", "secret_key", "models")
 _REVIEW_ORDER = {"unresolved": 0, "unknown_label": 1, "label_issue": 2, "merged_conflict": 3}
 
 
@@ -110,9 +115,36 @@ def resolve_output(out: str | os.PathLike, root: str | os.PathLike = DEFAULT_ROO
 
 
 def _check_free(target: Path, out: str | os.PathLike, overwrite: bool) -> None:
-    """Refuse an existing output unless ``overwrite``."""
-    if (target.exists() or target.is_symlink()) and not overwrite:
+    """Refuse an existing output unless ``overwrite``, and with it anything but a previous export.
+
+    A folder may be replaced only when it is a real directory holding :data:`EXPORT_MARKER` (which
+    every export writes) and no project home anywhere inside it (:data:`PROJECT_HOME_NAMES`): a
+    mistyped ``--out`` must never delete a database, model versions or a secret key.
+    """
+    if not (target.exists() or target.is_symlink()):
+        return
+    if not overwrite:
         raise InputError(f"output '{out}' already exists; pass overwrite=True (--overwrite) to replace it")
+    if target.is_symlink() or not target.is_dir():
+        raise InputError(f"output '{out}' exists and is not an export folder (a file or a symlink); "
+                         "--overwrite replaces only a folder a previous export made; choose another --out")
+    if not (target / EXPORT_MARKER).is_file():
+        raise InputError(f"output '{out}' is not a folder a previous export made (no {EXPORT_MARKER} in it); "
+                         "--overwrite replaces only exports; choose another --out or delete it yourself")
+    home = _project_home_inside(target)
+    if home is not None:
+        raise InputError(f"output '{out}' holds a project home ({home}); --overwrite never replaces a "
+                         "folder with a database, model versions or a config file; choose another --out")
+
+
+def _project_home_inside(folder: Path) -> Path | None:
+    """The first path under ``folder`` that belongs to a project home, if any (symlinks not followed)."""
+    for dirpath, dirnames, filenames in os.walk(folder):
+        for name in PROJECT_HOME_NAMES:
+            if name in filenames or name in dirnames:
+                if name != "models" or any(Path(dirpath, name).glob("model-*.pkl")):
+                    return Path(dirpath, name)
+    return None
 
 
 def prepare_dataset(
@@ -238,13 +270,19 @@ def write_dataset(
     agreement: Mapping[str, Any] | None = None,
     model_version: str | int | None = None,
     tool_version: str | None = None,
+    secrets: Sequence[str] = (),
 ) -> ExportReport:
     """Write a prepared dataset to ``out`` atomically: build in a temp folder beside it, then rename.
+
+    The metadata (``stats.json``, the datasheet) is redacted (:func:`annotator.redaction.redact`,
+    with ``secrets``): agreement figures quote annotator names, which a client may have filled with
+    anything. The folder gets :data:`EXPORT_MARKER`, so a later ``overwrite`` can recognise it.
 
     Raises
     ------
     InputError
-        On an unknown format, a path outside ``root``, or an existing output without ``overwrite``.
+        On an unknown format, a path outside ``root``, or an existing output without ``overwrite``
+        or that is not a previous export.
     """
     check_format(fmt)
     target = resolve_output(out, root)
@@ -263,9 +301,11 @@ def write_dataset(
         files = _WRITERS[fmt](dataset, tmp)
         files.append(_write_jsonl(tmp / REVIEW_FILE, dataset.review))
         stats["files"] = sorted(files + [STATS_FILE, README_FILE])
-        text = json.dumps(stats, ensure_ascii=False, indent=2, default=_json_default)
+        text = redact(json.dumps(stats, ensure_ascii=False, indent=2, default=_json_default), secrets)
         (tmp / STATS_FILE).write_text(text + "\n", encoding="utf-8")
-        (tmp / README_FILE).write_text(render_datasheet(dataset, stats, fmt), encoding="utf-8")
+        (tmp / README_FILE).write_text(redact(render_datasheet(dataset, stats, fmt), secrets), encoding="utf-8")
+        (tmp / EXPORT_MARKER).write_text(
+            json.dumps({"tool": "annotator", "created_at": stats["created_at"]}) + "\n", encoding="utf-8")
         os.chmod(tmp, 0o755)  # mkdtemp makes it private; an export is meant to be shared
         _swap_into_place(tmp, target, out, overwrite)
     except BaseException:
@@ -336,6 +376,7 @@ def export_dataset(
     overwrite: bool = False,
     min_chars: int = MIN_CHARS,
     near_dup_threshold: float = NEAR_DUP_THRESHOLD,
+    secrets: Sequence[str] = (),
 ) -> ExportReport:
     """Resolve, clean, check, split and write a training dataset with its datasheet and review file.
 
@@ -373,9 +414,12 @@ def export_dataset(
     model_version, tool_version : optional
         Recorded in the datasheet.
     overwrite : bool
-        Replace an existing ``out`` (atomically); otherwise an existing ``out`` is an error.
+        Replace an existing ``out`` (atomically) that a previous export made (it holds
+        :data:`EXPORT_MARKER` and no project home); otherwise an existing ``out`` is an error.
     min_chars, near_dup_threshold
         Cleaning thresholds (see :mod:`annotator.cleaning`).
+    secrets : sequence of str
+        Values to mask in the metadata (:func:`annotator.redaction.settings_secrets`).
 
     Returns
     -------
@@ -419,6 +463,7 @@ def export_dataset(
         agreement=agreement,
         model_version=model_version,
         tool_version=tool_version,
+        secrets=secrets,
     )
 
 

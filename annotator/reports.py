@@ -11,6 +11,7 @@ from pathlib import Path
 
 from .agreement import agreement_report
 from .export import export_dataset
+from .redaction import settings_secrets
 from .review import agreement_for_store, review_inputs, review_queue
 from .settings import Settings
 from .store import Store
@@ -46,5 +47,5 @@ def export_project(store: Store, settings: Settings, out: str | Path, *, fmt: st
                             adjudications=store.adjudications(), policy=policy, splits=splits,
                             seed=settings.seed, noise_check=noise_check, agreement=agreement,
                             model_version=latest.version if latest else None, tool_version=__version__,
-                            overwrite=overwrite)
+                            overwrite=overwrite, secrets=settings_secrets(settings))
     return report.to_dict()

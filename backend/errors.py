@@ -8,7 +8,9 @@ import uuid
 from flask import Flask, current_app, jsonify
 from werkzeug.exceptions import HTTPException
 
-from annotator import AnnotatorError, InputError, NotFoundError, NotTrainedError
+from annotator import (AnnotatorError, InputError, NotFoundError, NotTrainedError, install_log_redaction,
+                       settings_secrets)
+from annotator import redact as redact_text
 
 log = logging.getLogger(__name__)
 
@@ -30,21 +32,23 @@ def _status(exc: AnnotatorError) -> int:
 
 
 def redact(text: str) -> str:
-    """``text`` fit for a response or a log: the app's secrets masked, unsendable characters escaped.
+    """``text`` fit for a response or a log: redacted by :func:`annotator.redact` with the app's
+    secrets, unsendable characters escaped.
 
     A message can quote what another system said (Label Studio echoing a token, a payload value);
     it must never carry the API key, a password or the webhook secret back out.
     """
     settings = current_app.config.get("ANNOTATOR")
-    for name in ("ls_api_key", "basic_auth_pass", "webhook_secret", "dashboard_password"):
-        secret = getattr(settings, name, "")
-        if secret and len(secret) >= 4:  # masking "a" would garble every message
-            text = text.replace(secret, "***")
-    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return redact_text(text, settings_secrets(settings)).encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def register_error_handlers(app: Flask) -> None:
-    """Map AnnotatorError to JSON + status; hide unexpected errors behind a request id."""
+    """Map AnnotatorError to JSON + status; hide unexpected errors behind a request id.
+
+    Also puts the redaction filter (with this app's secrets) on the process's log handlers, so a
+    log line or traceback written by any module of the app is redacted too.
+    """
+    install_log_redaction(settings_secrets(app.config.get("ANNOTATOR")))
 
     @app.errorhandler(AnnotatorError)
     def annotator_error(exc: AnnotatorError):
@@ -59,7 +63,7 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
-        return jsonify({"error": exc.description or exc.name}), exc.code or 500
+        return jsonify({"error": redact(exc.description or exc.name)}), exc.code or 500
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception):

@@ -325,6 +325,7 @@ def test_refuses_to_overwrite_unless_asked(tiny, tmp_path, monkeypatch):
     )
     run(tiny, "exports/v1", overwrite=True, fmt="csv")
     assert sorted(p.name for p in (tmp_path / "exports" / "v1").iterdir()) == [
+        ".annotator-export",
         "README.md",
         "dev.csv",
         "review.jsonl",
@@ -407,3 +408,71 @@ def test_bad_format_and_splits(tiny, tmp_path, monkeypatch):
     with pytest.raises(InputError, match="summing to 1"):
         run(tiny, "exports/v1", splits=(0.5, 0.1, 0.1))
     assert not (tmp_path / "exports" / "v1").exists()
+
+
+# --------------------------------------------------------------------------- --overwrite replaces only exports
+
+
+@pytest.mark.parametrize("kind", ["plain folder", "project home", "home inside", "file"])
+def test_overwrite_replaces_only_a_previous_export(tiny, tmp_path, monkeypatch, kind):
+    monkeypatch.chdir(tmp_path)
+    target = tmp_path / "exports" / "v1"
+    if kind == "plain folder":
+        target.mkdir(parents=True)
+        (target / "notes.txt").write_text("mine")
+        expected = ("output 'exports/v1' is not a folder a previous export made (no .annotator-export in it); "
+                    "--overwrite replaces only exports; choose another --out or delete it yourself")
+    elif kind == "project home":
+        target.mkdir(parents=True)
+        (target / "annotator.db").write_bytes(b"SQLite format 3\x00")
+        (target / "models").mkdir()
+        (target / "models" / "model-00001.pkl").write_bytes(b"x")
+        (target / ".annotator-export").write_text("{}")  # even a planted marker does not help
+        expected = (f"output 'exports/v1' holds a project home ({target / 'annotator.db'}); --overwrite never "
+                    "replaces a folder with a database, model versions or a config file; choose another --out")
+    elif kind == "home inside":
+        run(tiny, "exports/v1")
+        (target / "sub" / ".annotator").mkdir(parents=True)
+        (target / "sub" / ".annotator" / "config.toml").write_text("seed = 1\n")
+        expected = (f"output 'exports/v1' holds a project home ({target / 'sub' / '.annotator' / 'config.toml'}); "
+                    "--overwrite never replaces a folder with a database, model versions or a config file; "
+                    "choose another --out")
+    else:
+        target.parent.mkdir(parents=True)
+        target.write_text("precious")
+        expected = ("output 'exports/v1' exists and is not an export folder (a file or a symlink); --overwrite "
+                    "replaces only a folder a previous export made; choose another --out")
+    before = sorted(str(p.relative_to(tmp_path)) for p in (tmp_path / "exports").rglob("*"))
+
+    def fail(*args, **kwargs):
+        raise AssertionError("the output must be refused before any work")
+
+    monkeypatch.setattr(export_module, "prepare_dataset", fail)
+    with pytest.raises(InputError) as err:
+        run(tiny, "exports/v1", overwrite=True)
+    assert str(err.value) == expected
+    assert sorted(str(p.relative_to(tmp_path)) for p in (tmp_path / "exports").rglob("*")) == before
+
+
+def test_every_export_carries_the_marker_and_can_be_replaced(tiny, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    run(tiny, "exports/v1")
+    marker = json.loads((tmp_path / "exports" / "v1" / ".annotator-export").read_text(encoding="utf-8"))
+    assert marker["tool"] == "annotator"
+    run(tiny, "exports/v1", overwrite=True)
+    assert (tmp_path / "exports" / "v1" / ".annotator-export").is_file()
+
+
+def test_export_metadata_is_redacted(tiny, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    secret = "planted-api-key-0123456789"
+    agreement = {"annotators": [f"Authorization: Token {secret}", "http://ann:hunter22@ls:8080",
+                                "key=" + "x" * 3, "plain-" + secret]}
+    run(tiny, "exports/v1", agreement=agreement, secrets=[secret])
+    folder = tmp_path / "exports" / "v1"
+    stats_text = (folder / "stats.json").read_text(encoding="utf-8")
+    readme = (folder / "README.md").read_text(encoding="utf-8")
+    for text in (stats_text, readme):
+        assert secret not in text and "hunter22" not in text
+    assert json.loads(stats_text)["agreement"]["annotators"] == [
+        "Authorization: Token ***", "http://ann:***@ls:8080", "key=xxx", "plain-***"]
