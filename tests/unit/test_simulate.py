@@ -6,6 +6,7 @@ import json
 import random
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -17,7 +18,7 @@ from annotator.labels import load_label_config
 from annotator.seedset import read_labeled_file
 from annotator.strategies import DEFAULT_STRATEGY
 from annotator.training import label_matrix
-from tests.conftest import SEED_TSV
+from tests.conftest import SEED_TSV, seed_lines
 
 
 
@@ -158,3 +159,121 @@ def test_cli_simulate_unknown_strategy_is_a_usage_error(tiny, tmp_path):
                                        "--test", str(pool), "--strategy", "nope"])
     assert result.exit_code == 2
     assert "unknown strategy 'nope'; valid: default, random" in result.output
+
+
+# Fold mode ---------------------------------------------------------------------------------------
+FOLD_KEYS = {"folds", "fold_ids", "split_seed", "baseline", "fold_sizes", "strategies", "default_strategy",
+             "seeds", "first_seed", "seed_size", "batch_size", "budget", "per_fold", "paired", "stopping",
+             "seconds"}
+INTERVAL_KEYS = {"mean", "sd", "ci_low", "ci_high", "n"}
+
+
+@pytest.fixture(scope="module")
+def folded(tiny):
+    texts = tiny["pool_texts"] + tiny["test_texts"]
+    Y = np.vstack([tiny["Y_pool"], tiny["Y_test"]])
+    features = PolicyTextFeaturizer(word_ngram_range=None).fit_transform(texts)
+    result = sim.simulate_folds(texts, Y, tiny["labels"], ["default"], folds=3, fold_ids=[0, 2], seeds=2,
+                                seed_size=20, batch_size=20, budget=80, features=features,
+                                model_params={"cv": 1}, budgets=(40, 60, 80))
+    return texts, result
+
+
+def test_fold_mode_json_keys(folded):
+    _, result = folded
+    assert set(result) == FOLD_KEYS
+    assert result["strategies"] == ["random", DEFAULT_STRATEGY]  # the baseline is added first
+    assert result["fold_ids"] == [0, 2] and [r["fold"] for r in result["per_fold"]] == [0, 2]
+    assert sum(result["fold_sizes"]) == 200
+    for fold in result["per_fold"]:  # each fold is a whole simulate() result, the old keys included
+        assert {"curves", "curves_per_seed", "full_data", "target_macro_f1", "labels_to_target"} <= set(fold)
+        run = fold["curves_per_seed"]["random"][0]
+        assert "pool_agreement" not in run[0] and all(-1 <= p["pool_agreement"] <= 1 for p in run[1:])
+    row = result["paired"][DEFAULT_STRATEGY]
+    assert set(row) == {"labels_to_target_ratio", "auc_gain", "gain_at", "ahead_everywhere_200_1200", "pairs"}
+    assert set(row["labels_to_target_ratio"]) == INTERVAL_KEYS | {"n_unreached"}
+    assert set(row["auc_gain"]) == INTERVAL_KEYS and row["auc_gain"]["n"] == 4  # 2 folds x 2 seeds
+    assert list(row["gain_at"]) == ["40", "60", "80"]
+    assert [(p["fold"], p["seed"]) for p in row["pairs"]] == [(0, 0), (0, 1), (2, 0), (2, 1)]
+    baseline = result["paired"]["random"]
+    assert baseline["auc_gain"]["mean"] == 0 and baseline["labels_to_target_ratio"]["mean"] == 1
+    stop = result["stopping"][DEFAULT_STRATEGY]
+    assert set(stop) == {"stop_minus_target", "stop_f1_share", "n_never_stopped", "runs"}
+    assert len(stop["runs"]) == 4
+    json.dumps(result)
+
+
+def test_fold_mode_old_keys_unchanged_without_folds(tiny):
+    result = run(tiny, ("random",), seeds=1)
+    assert not {"paired", "per_fold", "stopping"} & set(result)
+    assert all(set(p) == {"labels", "micro_f1", "macro_f1"} for p in result["curves_per_seed"]["random"][0])
+
+
+def test_folds_never_share_a_near_duplicate_group():
+    texts = list(dict.fromkeys(line.split("\t", 1)[1] for line in seed_lines(2000)))
+    groups = sim.near_duplicate_groups(texts)
+    fold_of = sim.grouped_folds(texts, 5, rng=np.random.default_rng(0), groups=groups)
+    assert set(fold_of.tolist()) == {0, 1, 2, 3, 4}
+    for g in np.unique(groups):
+        assert len(set(fold_of[groups == g].tolist())) == 1
+    sizes = np.bincount(fold_of)
+    assert sizes.max() - sizes.min() <= max(np.bincount(groups))  # balanced up to one group
+    assert (groups != np.arange(len(texts))).any()  # the seed file does have near-duplicates
+    assert (sim.grouped_folds(texts, 5, rng=np.random.default_rng(0), groups=groups) == fold_of).all()
+
+
+def test_grouped_folds_errors():
+    with pytest.raises(InputError, match="--folds must be an integer of at least 2, got 1"):
+        sim.grouped_folds(["a", "b"], 1, rng=np.random.default_rng(0))
+    with pytest.raises(InputError, match="2 near-duplicate groups cannot fill 3 folds; lower --folds"):
+        sim.grouped_folds(["甲乙丙", "丁戊己"], 3, rng=np.random.default_rng(0))
+
+
+def test_paired_summary_by_hand():
+    def curve(values, agreement=None):
+        return [{"labels": n, "micro_f1": v, "macro_f1": v} for n, v in zip((100, 200, 300), values)]
+    per_fold = [{"fold": 0, "strategies": ["random", "x"], "first_seed": 0, "seed_size": 100, "budget": 300,
+                 "batch_size": 100, "target_macro_f1": 0.5, "full_data": {"macro_f1": 0.55},
+                 "curves_per_seed": {"random": [curve((0.2, 0.4, 0.5)), curve((0.2, 0.3, 0.45))],
+                                     "x": [curve((0.3, 0.5, 0.5)), curve((0.3, 0.5, 0.5))]}}]
+    row = sim.paired_summary(per_fold, "random", budgets=(200, 300))["x"]
+    assert [p["ratio"] for p in row["pairs"]] == [0.6667, 0.5]  # 200/300; 200/400 (random never reached it)
+    assert row["labels_to_target_ratio"]["n_unreached"] == 0
+    assert row["gain_at"]["200"]["mean"] == pytest.approx(0.15)
+    assert row["auc_gain"]["mean"] == 0.1063  # ((0.45 - 0.375) + (0.45 - 0.3125)) / 2, rounded
+    assert sim.curve_area(curve((0.2, 0.4, 0.5)), 100, 300) == pytest.approx(0.375)
+    assert sim.interval([1.0, 3.0]) == {"mean": 2.0, "sd": 1.4142, "ci_low": -10.7062, "ci_high": 14.7062, "n": 2}
+
+
+def test_batch_size_10_is_the_live_loop_policy():
+    """The live loop retrains every retrain_every (10) labels and serves select_batch's top-ranked
+    clauses: the simulator replays that with --batch-size 10 (run_once's docstring says so)."""
+    assert "batch_size=10" in sim.run_once.__doc__ and "live loop" in sim.run_once.__doc__
+
+
+def test_cli_simulate_folds(tiny, tmp_path, monkeypatch):
+    monkeypatch.setattr(sim, "SIMULATION_MODEL_PARAMS", {"cv": 1})
+    data = write_tsv(tmp_path / "all.tsv", tiny["pool"] + tiny["test"])
+    result = CliRunner().invoke(_cli_main(), ["--home", str(tmp_path / "home"), "simulate", "--labeled", str(data),
+                                              "--folds", "3", "--fold", "1", "--strategy", "default",
+                                              "--seed-size", "20", "--batch-size", "20", "--budget", "40",
+                                              "--seeds", "1", "--json"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert out["fold_ids"] == [1] and out["strategies"] == ["random", DEFAULT_STRATEGY]
+    assert set(out) == FOLD_KEYS
+
+
+@pytest.mark.parametrize("args, message", [
+    ([], "give either --test FILE or --folds K"),
+    (["--folds", "3", "--test", "{pool}"], "give either --test FILE or --folds K"),
+    (["--test", "{pool}", "--fold", "1"], "--fold needs --folds"),
+    (["--folds", "3", "--plot", "x.png"], "--plot draws the curves of --test"),
+])
+def test_cli_simulate_fold_usage_errors(tiny, tmp_path, args, message):
+    pool = write_tsv(tmp_path / "pool.tsv", tiny["pool"])
+    args = [a.replace("{pool}", str(pool)) for a in args]
+    result = CliRunner().invoke(_cli_main(), ["--home", str(tmp_path / "home"), "simulate", "--labeled",
+                                              str(pool)] + args)
+    assert result.exit_code == 2
+    assert message in result.output
