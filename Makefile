@@ -7,10 +7,12 @@ PYTHON ?= python3
 
 setup: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+# Everything (all extras and the test tools), at the exact versions of constraints.txt; a user who
+# only runs a backend installs the lean core instead: pip install annotator (see README, Install).
+$(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q -c constraints.txt -e '.[all,test]'
 	touch $@
 
 # Debian packages the tests start for real: headless Chromium + CJK fonts (dashboard browser test),

@@ -1,46 +1,89 @@
 """annotator: active-learning annotation of Chinese policy clauses.
 
-The names below are the library's public surface; ``backend/`` imports only these.
+The names in ``_EXPORTS`` are the library's public surface; ``backend/`` imports only these.
+
+They are loaded on first use (PEP 562 module ``__getattr__``): ``import annotator`` itself imports
+nothing heavy, so ``annotator --help`` starts at once, and ``from annotator import Store`` imports
+only the store and what it needs, not scikit-learn or Label Studio's SDK. Each name maps to the
+submodule that defines it; the table is the one place that lists them. A public name never equals
+a submodule's name (importing ``annotator.x`` rebinds ``annotator.x`` to the module), which is why the
+disagreement queue is ``annotator.disagreements.disagreements`` and not re-exported.
 """
-from .agreement import AgreementReport, agreement_report
-from .disagreements import Disagreement, disagreements
-from .errors import (AnnotatorError, EmptyPoolError, InputError, LabelStudioError, NotFoundError,
-                     NotTrainedError, PoolExhaustedError, QueryError, SchemaMismatchError, StoreError,
-                     UnknownLabelError)
-from .labels import LabelConfig, check_labels, load_label_config, parse_label_config
-from .labelstudio import WEBHOOK_SECRET_HEADER, LabelStudioClient, choices_result
-from .model import PolicyClassifier, at_least_one
-from .normalize import clause_id, match_key, normalize_text
-from .registry import ModelRegistry
-from .review import HOURS_SHOWN, DashboardData, agreement_for_store, dashboard_data, review_queue
-from .settings import Settings
-from .store import Store
-from .sync import record_annotation, record_deletions, sync_project
-from .types import Annotation, Clause, Document, Example, ModelVersion, Segment
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
+# Public name -> the submodule (of this package) that defines it.
+_EXPORTS: dict[str, str] = {
+    # errors
+    "AnnotatorError": "errors", "EmptyPoolError": "errors", "InputError": "errors",
+    "LabelStudioError": "errors", "NotFoundError": "errors", "NotTrainedError": "errors",
+    "PoolExhaustedError": "errors", "QueryError": "errors", "SchemaMismatchError": "errors",
+    "StoreError": "errors", "UnknownLabelError": "errors",
+    # shared leaves
+    "Settings": "settings",
+    "Annotation": "types", "Clause": "types", "Document": "types", "Example": "types",
+    "ModelVersion": "types", "Segment": "types",
+    "LabelConfig": "labels", "check_labels": "labels", "load_label_config": "labels",
+    "parse_label_config": "labels",
+    "clause_id": "normalize", "match_key": "normalize", "normalize_text": "normalize",
+    "redact": "redaction", "settings_secrets": "redaction", "install_log_redaction": "redaction",
+    # storage and model
+    "Store": "store",
+    "ModelRegistry": "registry",
+    "PolicyClassifier": "model", "at_least_one": "model",
+    # Label Studio
+    "WEBHOOK_SECRET_HEADER": "labelstudio", "LabelStudioClient": "labelstudio",
+    "choices_result": "labelstudio", "ls_model_version": "labelstudio", "prediction_payload": "labelstudio",
+    "project_id_from_setup": "labelstudio",
+    "record_annotation": "sync", "record_deletions": "sync", "sync_project": "sync",
+    # review
+    "AgreementReport": "agreement", "agreement_report": "agreement",
+    "Disagreement": "disagreements",
+    "HOURS_SHOWN": "review", "DashboardData": "review", "agreement_for_store": "review",
+    "dashboard_data": "review", "review_queue": "review",
+    # the live loop
+    "run_cycle": "loop", "missing_api_key_problem": "loop", "PROJECT_KEY": "loop",
+    "connect_project": "connect",
+}
 
-def __getattr__(name: str):
-    # The loop pulls in the query strategies (modAL); load it only when the backend asks for it.
-    if name in ("run_cycle", "missing_api_key_problem"):
-        from . import loop
+__all__ = ["__version__", *_EXPORTS]
 
-        return getattr(loop, name)
-    if name == "connect_project":
-        from .connect import connect_project
 
-        return connect_project
-    raise AttributeError(f"module 'annotator' has no attribute {name!r}")
+def __getattr__(name: str) -> Any:
+    """Import the submodule that defines ``name`` on first access and cache the value here."""
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'annotator' has no attribute {name!r}")
+    value = getattr(import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
 
-__all__ = [
-    "AgreementReport", "Annotation", "DashboardData", "HOURS_SHOWN", "agreement_for_store",
-    "dashboard_data", "review_queue", "AnnotatorError", "Clause", "Disagreement", "Document",
-    "EmptyPoolError", "Example", "InputError", "LabelConfig", "LabelStudioClient", "LabelStudioError",
-    "ModelRegistry", "ModelVersion", "NotFoundError", "NotTrainedError", "PolicyClassifier",
-    "PoolExhaustedError", "QueryError", "SchemaMismatchError", "Segment", "Settings", "Store",
-    "StoreError", "UnknownLabelError", "WEBHOOK_SECRET_HEADER", "__version__", "agreement_report",
-    "at_least_one", "check_labels", "choices_result", "clause_id", "disagreements",
-    "load_label_config", "match_key", "normalize_text", "parse_label_config", "record_annotation",
-    "record_deletions", "run_cycle", "missing_api_key_problem", "connect_project", "sync_project",
-]
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
+
+
+if TYPE_CHECKING:  # for type checkers and IDEs only; at run time the table above is used
+    from .agreement import AgreementReport, agreement_report
+    from .connect import connect_project
+    from .disagreements import Disagreement
+    from .errors import (AnnotatorError, EmptyPoolError, InputError, LabelStudioError, NotFoundError,
+                         NotTrainedError, PoolExhaustedError, QueryError, SchemaMismatchError, StoreError,
+                         UnknownLabelError)
+    from .labels import LabelConfig, check_labels, load_label_config, parse_label_config
+    from .labelstudio import (WEBHOOK_SECRET_HEADER, LabelStudioClient, choices_result, ls_model_version,
+                              prediction_payload, project_id_from_setup)
+    from .loop import PROJECT_KEY, missing_api_key_problem, run_cycle
+    from .model import PolicyClassifier, at_least_one
+    from .normalize import clause_id, match_key, normalize_text
+    from .redaction import install_log_redaction, redact, settings_secrets
+    from .registry import ModelRegistry
+    from .review import HOURS_SHOWN, DashboardData, agreement_for_store, dashboard_data, review_queue
+    from .settings import Settings
+    from .store import Store
+    from .sync import record_annotation, record_deletions, sync_project
+    from .types import Annotation, Clause, Document, Example, ModelVersion, Segment

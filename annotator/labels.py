@@ -1,7 +1,8 @@
-"""The label set and the Label Studio labeling config: one file under ``tasks/`` is the source of both.
+"""The label set and the Label Studio labeling config: one file is the source of both.
 
-The labels are the ``<Choice value=...>`` entries of the ``<Choices>`` tag in ``tasks/label_config.xml``;
-the same parser reads a project's config back from Label Studio, so names are never hard-coded.
+The labels are the ``<Choice value=...>`` entries of the ``<Choices>`` tag in the labeling config,
+by default the one shipped as package data (``annotator/resources/label_config.xml``); the same
+parser reads a project's config back from Label Studio, so names are never hard-coded.
 """
 from __future__ import annotations
 
@@ -11,9 +12,28 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import InputError, SchemaMismatchError, UnknownLabelError
+from .resources import resource_path
 
+DEFAULT_LABEL_CONFIG = resource_path("label_config.xml")
+# The demo's documents (sources/) and seed labels (seed_labels.tsv) stay in the source repository's
+# tasks/ folder: they are not package data, so a wheel install has no TASKS_DIR (see demo_files()).
 TASKS_DIR = Path(__file__).resolve().parent.parent / "tasks"
-DEFAULT_LABEL_CONFIG = TASKS_DIR / "label_config.xml"
+
+
+def demo_files() -> tuple[Path, Path]:
+    """The demo's document folder and seed-label file, from the source repository.
+
+    Raises
+    ------
+    InputError
+        If they are missing (a wheel install): the message says where to get them.
+    """
+    sources, seeds = TASKS_DIR / "sources", TASKS_DIR / "seed_labels.tsv"
+    if not (sources.is_dir() and seeds.is_file()):
+        raise InputError("the demo's documents and seed labels come with the source repository, not with the "
+                         "installed package: git clone the repository and run `make demo` there (or ingest "
+                         "your own documents: annotator ingest DIR)")
+    return sources, seeds
 
 
 @dataclass(frozen=True)
@@ -25,6 +45,12 @@ class LabelConfig:
     from_name: str  # the <Choices name=...>
     to_name: str  # the <Choices toName=...>
     value_key: str  # the task data key the <Text> tag reads ("text" for value="$text")
+    not_policy: str | None = None  # the <Choice> that answers "not a policy measure" (not a label)
+
+
+# A <Choice> with this value (or marked not_policy="true") is the answer "this line is not a policy
+# measure" (news intros, 近日…发布…): stored and counted, never a label, never trained on or exported.
+NOT_POLICY_CHOICE = "不是政策措施"
 
 
 def parse_label_config(xml: str) -> LabelConfig:
@@ -45,7 +71,9 @@ def parse_label_config(xml: str) -> LabelConfig:
             "labeling config has no <Choices> tag; add <Choices name=\"labels\" toName=\"text\" "
             "choice=\"multiple\"> with one <Choice value=...> per label"
         )
-    labels = tuple(c.get("value", "").strip() for c in choices.iter("Choice"))
+    values = [(c.get("value", "").strip(), c.get("not_policy", "").lower() == "true") for c in choices.iter("Choice")]
+    not_policy = next((v for v, marked in values if marked or v == NOT_POLICY_CHOICE), None)
+    labels = tuple(v for v, _ in values if v != not_policy)
     if not labels or any(not label for label in labels):
         raise SchemaMismatchError("labeling config: every <Choice> needs a non-empty value attribute")
     if len(set(labels)) != len(labels):
@@ -58,7 +86,7 @@ def parse_label_config(xml: str) -> LabelConfig:
         raise SchemaMismatchError(
             f"labeling config: no tag named '{to_name}' with value=\"$key\" for <Choices toName>"
         )
-    return LabelConfig(xml, labels, from_name, to_name, text_tag.get("value")[1:])
+    return LabelConfig(xml, labels, from_name, to_name, text_tag.get("value")[1:], not_policy)
 
 
 def load_label_config(path: str | Path = DEFAULT_LABEL_CONFIG) -> LabelConfig:

@@ -90,12 +90,17 @@ def _is_reexported(name: str) -> bool:
     return name.count(".") == 1 and name.split(".")[1] in ANNOTATOR_ALL
 
 
-def _annotator_all() -> set[str]:
+def _annotator_exports() -> dict[str, str]:
+    """The public name -> submodule table of annotator/__init__.py (its ``_EXPORTS`` literal)."""
     tree = ast.parse((REPO / "annotator" / "__init__.py").read_text(encoding="utf-8"))
     for node in tree.body:
-        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "__all__" for t in node.targets):
-            return set(ast.literal_eval(node.value))
-    raise AssertionError("annotator/__init__.py has no __all__")
+        if isinstance(node, ast.AnnAssign) and getattr(node.target, "id", None) == "_EXPORTS":
+            return ast.literal_eval(node.value)
+    raise AssertionError("annotator/__init__.py has no _EXPORTS table")
+
+
+def _annotator_all() -> set[str]:
+    return set(_annotator_exports()) | {"__version__"}
 
 
 ANNOTATOR_ALL = _annotator_all()
@@ -134,3 +139,36 @@ def test_no_getenv(path):
     tree = ast.parse(path.read_text(encoding="utf-8"))
     calls = [n.lineno for n in ast.walk(tree) if isinstance(n, ast.Attribute) and n.attr == "getenv"]
     assert calls == []
+
+
+def test_the_export_table_names_real_definitions():
+    # Every public name resolves through the lazy table to the submodule that defines it.
+    import importlib
+
+    import annotator
+
+    for name, module in _annotator_exports().items():
+        assert (REPO / "annotator" / f"{module}.py").exists(), module
+        assert getattr(annotator, name) is getattr(importlib.import_module(f"annotator.{module}"), name)
+    assert set(annotator.__all__) == ANNOTATOR_ALL
+    with pytest.raises(AttributeError, match="module 'annotator' has no attribute 'nothing_here'"):
+        annotator.nothing_here
+
+
+def test_no_public_name_is_a_submodule_name():
+    # Importing annotator.X binds annotator.X to the module, hiding a lazily exported X.
+    assert set(_annotator_exports()) & {p.stem for p in ANNOTATOR} == set()
+
+
+def test_importing_annotator_and_its_cli_loads_no_heavy_library():
+    # `annotator --help` must start at once: the package and the CLI module import the heavy
+    # libraries only inside the commands that use them.
+    import subprocess
+    import sys
+
+    heavy = ["sklearn", "pandas", "jieba", "label_studio_sdk", "scipy", "numpy", "modAL", "flask", "requests",
+             "httpx", "cleanlab"]
+    code = ("import sys, annotator, annotator.cli; "
+            f"print(','.join(m for m in {heavy!r} if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""

@@ -1,11 +1,13 @@
-"""labels: the label set is read from tasks/label_config.xml; unknown labels name the closest one."""
+"""labels: the label set is read from the packaged labeling config; unknown labels name the closest one."""
 from __future__ import annotations
 
 import pytest
 
 from annotator import InputError, SchemaMismatchError, UnknownLabelError
-from annotator.labels import (DEFAULT_LABEL_CONFIG, check_labels, load_label_config, parse_label_config,
+from annotator import labels as labels_module
+from annotator.labels import (DEFAULT_LABEL_CONFIG, check_labels, demo_files, load_label_config, parse_label_config,
                               unknown_label_message)
+from annotator.resources import read_text
 
 CONFIG = load_label_config()
 LABELS = CONFIG.labels
@@ -20,6 +22,28 @@ def test_default_config_has_the_27_labels_in_file_order():
 def test_default_config_names():
     assert (CONFIG.from_name, CONFIG.to_name, CONFIG.value_key) == ("labels", "text", "text")
     assert CONFIG.xml == DEFAULT_LABEL_CONFIG.read_text(encoding="utf-8")
+
+
+def test_the_default_config_is_package_data():
+    # A wheel has no tasks/ folder: the config ships inside the package and is found through
+    # importlib.resources, wherever the package is installed.
+    assert DEFAULT_LABEL_CONFIG.parent.name == "resources"
+    assert DEFAULT_LABEL_CONFIG.parent.parent.name == "annotator"
+    assert read_text("label_config.xml") == CONFIG.xml
+
+
+def test_demo_files_from_the_repository():
+    sources, seeds = demo_files()
+    assert sources.name == "sources" and seeds.name == "seed_labels.tsv"
+
+
+def test_demo_files_missing_say_where_to_get_them(tmp_path, monkeypatch):
+    monkeypatch.setattr(labels_module, "TASKS_DIR", tmp_path / "tasks")
+    with pytest.raises(InputError) as exc:
+        demo_files()
+    assert str(exc.value) == (
+        "the demo's documents and seed labels come with the source repository, not with the installed package: "
+        "git clone the repository and run `make demo` there (or ingest your own documents: annotator ingest DIR)")
 
 
 def test_parse_a_config_with_other_names():
