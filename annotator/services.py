@@ -25,6 +25,7 @@ from urllib.parse import unquote, urlsplit
 import requests
 
 from .errors import AnnotatorError
+from .optional import check, missing_message
 
 log = logging.getLogger(__name__)
 
@@ -184,7 +185,7 @@ class LabelStudioServer(_Server):
     def start(self, timeout: float = 420.0) -> LabelStudioServer:
         exe = shutil.which("label-studio", path=str(Path(sys.executable).parent)) or shutil.which("label-studio")
         if exe is None:
-            raise AnnotatorError("label-studio is not installed; run: pip install -e '.[test]'")
+            raise AnnotatorError(missing_message("a local Label Studio (annotator demo)", "label_studio"))
         self.check_port()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         env = {"PATH": os.environ.get("PATH", ""), "HOME": str(self.data_dir), "LANG": "C.UTF-8",
@@ -205,15 +206,23 @@ def backend_command(host: str, port: int, *, threads: int = 8, workers: int = 1)
     """The command that serves the backend: waitress (one process, ``threads`` threads) or, with
     ``workers > 1``, gunicorn with that many worker processes of ``threads`` threads each.
 
-    Every worker builds the app with the same factory; they share the project's store, and its
-    cycle lock lets one retrain-and-push cycle run at a time (:mod:`annotator.locks`).
+    Both serve ``backend.wsgi:app``, which reads the settings from the environment and logs to
+    stderr at ``LOG_LEVEL`` (INFO by default). Every gunicorn worker imports it and builds its own
+    app; they share the project's store, and its cycle lock lets one retrain-and-push cycle run at a
+    time (:mod:`annotator.locks`).
+
+    Raises
+    ------
+    MissingExtraError
+        For ``workers > 1`` without gunicorn (the 'scale' extra).
     """
     if workers > 1:
+        check("gunicorn", "serve --workers N (several processes, gunicorn)")
         return [sys.executable, "-m", "gunicorn", f"--bind={host}:{port}", f"--workers={workers}",
                 f"--threads={threads}", "--worker-class=gthread", "--timeout=120",
-                "backend:create_app()"]
+                "--error-logfile=-", "backend.wsgi:app"]
     return [sys.executable, "-m", "waitress", f"--host={host}", f"--port={port}", f"--threads={threads}",
-            "--call", "backend:create_app"]
+            "backend.wsgi:app"]
 
 
 class BackendServer(_Server):
