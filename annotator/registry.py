@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import InputError, NotFoundError, NotTrainedError, StoreError
+from .lifecycle import check_parent_alive
 from .store import Store
 from .types import ModelVersion
 
@@ -65,6 +66,11 @@ class ModelRegistry:
 
         The row holds the file's name relative to ``model_dir`` and its SHA-256 in
         ``metrics["sha256"]``; the returned ModelVersion's ``path`` is the absolute file path.
+
+        Raises
+        ------
+        annotator.lifecycle.ParentDiedError
+            In a worker process whose parent (the backend) died: nothing is published.
         """
         self.model_dir.mkdir(parents=True, exist_ok=True)
         self._remove_orphans()
@@ -79,6 +85,8 @@ class ModelRegistry:
             with self.store.transaction():
                 latest = self.store.latest_model_version()
                 final = self.model_dir / f"model-{(latest.version if latest else 0) + 1:05d}.pkl"
+                # A worker whose backend died must not publish (its run is "interrupted").
+                check_parent_alive(f"model version {(latest.version if latest else 0) + 1}")
                 os.replace(tmp, final)
                 version = self.store.add_model_version(final.name, n_train, stored)
         except BaseException:
