@@ -287,14 +287,32 @@ class PoolCache:
         arrays = {"ids": np.asarray(ids), "data": X.data.astype(np.float32, copy=False),
                   "indices": X.indices.astype(np.int32, copy=False),
                   "indptr": X.indptr.astype(np.int64, copy=False)}
-        for part, array in arrays.items():
-            tmp = self.directory / f".{shard['name']}.{part}.tmp.npy"
-            np.save(tmp, array, allow_pickle=False)
-            os.replace(tmp, self._file(shard, part))
+        written: list[Path] = []
+        try:
+            for part, array in arrays.items():
+                tmp = self.directory / f".{shard['name']}.{part}.tmp.npy"
+                written.append(tmp)
+                np.save(tmp, array, allow_pickle=False)
+                written.append(self._file(shard, part))
+                os.replace(tmp, self._file(shard, part))
+            tmp = self.directory / ".meta.json.tmp"
+            written.append(tmp)
+            tmp.write_text(json.dumps(dict(meta, shards=[*meta["shards"], shard])), encoding="utf-8")
+            os.replace(tmp, self.directory / "meta.json")  # the shard exists only once meta lists it
+        except BaseException as exc:
+            # A full disk (ENOSPC) or an interrupt mid-shard: remove the partial files so they take
+            # no space and are never read, then let the real error through (a failed training run
+            # records it as it is, "No space left on device").
+            for path in written:
+                try:
+                    path.unlink(missing_ok=True)
+                except OSError as cleanup:  # the original error matters more; say what was left
+                    log.warning("could not remove the partial cache file %s: %s", path, cleanup)
+            if isinstance(exc, OSError):
+                log.error("feature cache %s: writing %s failed (%s); its partial files were removed",
+                          self.directory, shard["name"], exc.strerror or exc)
+            raise
         meta["shards"].append(shard)
-        tmp = self.directory / ".meta.json.tmp"
-        tmp.write_text(json.dumps(meta), encoding="utf-8")
-        os.replace(tmp, self.directory / "meta.json")  # the shard exists only once meta lists it
         start = len(self._positions())
         self._index.update({clause_id: start + k for k, clause_id in enumerate(ids)})
 

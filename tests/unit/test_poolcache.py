@@ -95,3 +95,87 @@ def test_errors_name_the_problem(pool, tmp_path):
         cache.matrix([ids[0], "nope"])
     assert str(err.value) == "1 clause(s) not in the feature cache (first: nope); add them with PoolCache.add"
     assert cache.disk_bytes() > 0
+
+
+# --------------------------------------------------------------------------- disk full (issue 16)
+
+
+def _disk_fills_at(monkeypatch, part: str):
+    """np.save writes half of ``part``'s file, then the disk is full (ENOSPC), as the OS reports it."""
+    import errno
+    import os
+
+    import annotator.poolcache as poolcache_module
+
+    real_save = np.save
+
+    def save(path, array, allow_pickle=False):
+        if f".{part}." in str(path):
+            with open(path, "wb") as fh:
+                fh.write(b"\x93NUMPY partial")
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        return real_save(path, array, allow_pickle=allow_pickle)
+
+    monkeypatch.setattr(poolcache_module.np, "save", save)
+
+
+@pytest.mark.parametrize("part", ["ids", "indices", "indptr"])
+def test_a_full_disk_removes_the_partial_shard_and_raises_the_real_error(pool, tmp_path, monkeypatch, part):
+    texts, ids, featurizer, _ = pool
+    cache = PoolCache(tmp_path, featurizer, shard_rows=50)
+    cache.add(ids[:50], texts[:50])
+    before = sorted(p.name for p in cache.directory.iterdir())
+    with monkeypatch.context() as m:
+        _disk_fills_at(m, part)
+        with pytest.raises(OSError) as err:
+            cache.add(ids, texts)
+    assert str(err.value).startswith("[Errno 28] No space left on device")
+    assert sorted(p.name for p in cache.directory.iterdir()) == before  # no partial shard, no temp file
+    reopened = PoolCache(tmp_path, featurizer)
+    assert len(reopened) == 50 and list(reopened.ids()) == ids[:50]
+    assert reopened.add(ids, texts) == 70  # once there is room again, the rest is cached
+    assert abs(reopened.matrix() - featurizer.transform(texts)).max() < 1e-6
+
+
+def test_a_full_disk_while_writing_the_index_keeps_the_old_index(pool, tmp_path, monkeypatch):
+    import errno
+    import os
+    from pathlib import Path
+
+    texts, ids, featurizer, _ = pool
+    cache = PoolCache(tmp_path, featurizer, shard_rows=50)
+    cache.add(ids[:50], texts[:50])
+    before = sorted(p.name for p in cache.directory.iterdir())
+    real_write = Path.write_text
+
+    def write_text(self, *args, **kwargs):
+        if self.name == ".meta.json.tmp":
+            real_write(self, "{", encoding="utf-8")
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_write(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "write_text", write_text)
+    with pytest.raises(OSError, match=r"^\[Errno 28\] No space left on device$"):
+        cache.add(ids, texts)
+    monkeypatch.undo()
+    assert sorted(p.name for p in cache.directory.iterdir()) == before
+    assert len(PoolCache(tmp_path, featurizer)) == 50
+
+
+def test_a_training_run_that_fills_the_disk_records_the_real_error(settings, store, monkeypatch, tmp_path):
+    from annotator import ModelRegistry
+    from annotator.loop import retrain
+    from annotator.project import import_labels
+    from tests.conftest import seed_lines
+
+    labeled = tmp_path / "labeled.tsv"
+    labeled.write_text("\n".join(seed_lines(60)) + "\n", encoding="utf-8")
+    import_labels(store, labeled, settings.labels)
+    _disk_fills_at(monkeypatch, "data")
+    with pytest.raises(OSError):
+        retrain(settings, store, ModelRegistry(settings.model_dir, store))
+    (run,) = store.train_runs()
+    assert run["status"] == "failed"
+    assert run["error"].startswith("OSError: [Errno 28] No space left on device")
+    assert store.model_versions() == []
+    assert [p.name for p in settings.cache_dir.rglob("*") if p.is_file() and p.name != "meta.json"] == []
