@@ -19,6 +19,7 @@ names. A connection from :func:`connect` hides what still differs:
 """
 from __future__ import annotations
 
+import os
 import re
 import sqlite3
 from collections.abc import Iterable
@@ -96,6 +97,27 @@ class Connection:
         return StoreError(f"store {self.label}: a value cannot be stored ({_one_line(exc)})")
 
 
+DB_FILE_MODE = 0o600  # the store holds every label and annotator: readable by its owner only
+
+
+def _create_private(path: str) -> None:
+    """Create the database file (if it does not exist yet) readable and writable by its owner only.
+
+    SQLite creates its ``-wal`` and ``-shm`` files with the database file's permissions, so they
+    are private too. An existing file keeps its mode: the owner may have chosen to share it.
+    """
+    if path.startswith("file:"):  # a SQLite URI: SQLite itself creates it
+        return
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, DB_FILE_MODE)
+    except FileExistsError:
+        return
+    except OSError as exc:
+        raise StoreError(f"cannot create the store {path}: {exc.strerror}") from None
+    os.close(fd)
+    os.chmod(path, DB_FILE_MODE)  # the umask may have taken bits away, never add any: make it exact
+
+
 class SqliteConnection(Connection):
     """One sqlite3 connection in autocommit mode (transactions are explicit), WAL, foreign keys on."""
 
@@ -105,6 +127,7 @@ class SqliteConnection(Connection):
         self.label = path
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
+            _create_private(path)
         try:
             self._conn = sqlite3.connect(path, timeout=LOCK_TIMEOUT_S, isolation_level=None,
                                          check_same_thread=False)

@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import re
+import stat
 import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -177,7 +178,8 @@ def write_ls_tasks(documents: Sequence[Document], out_path: str | Path) -> int:
         Documents from :func:`load_document` or :func:`ingest_paths`.
     out_path : str or Path
         The JSON file; its folder is created if needed. The file is written to a temporary
-        file in the same folder and moved into place, so readers never see half a file.
+        file in the same folder and moved into place, so readers never see half a file. Only a
+        regular file is replaced (see :func:`check_tasks_out`).
 
     Returns
     -------
@@ -201,7 +203,7 @@ def write_ls_tasks(documents: Sequence[Document], out_path: str | Path) -> int:
             written.add(seg.id)
             tasks.append({"data": {"text": seg.text, "section": seg.section, "clause_id": seg.id,
                                    "document": doc.title, "source": source}})
-    out = Path(out_path)
+    out = check_tasks_out(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
     try:
@@ -209,12 +211,40 @@ def write_ls_tasks(documents: Sequence[Document], out_path: str | Path) -> int:
             json.dump(tasks, fh, ensure_ascii=False, indent=1)
             fh.flush()
             os.fsync(fh.fileno())
+        check_tasks_out(out)  # it may have been replaced by something else while we wrote
         os.replace(tmp, out)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     logger.info("wrote %d tasks to %s", len(tasks), out)
     return len(tasks)
+
+
+def check_tasks_out(out_path: str | Path) -> Path:
+    """``out_path`` as a Path if a task file may be written there: nothing there yet, or a regular file.
+
+    A directory, a symlink, a device node, a FIFO or a socket is never replaced (as root, replacing
+    ``/dev/sda`` with a JSON file is one typo away). Call it before the work starts.
+
+    Raises
+    ------
+    InputError
+        Naming the path and what it is.
+    """
+    out = Path(out_path)
+    try:
+        mode = os.lstat(out).st_mode
+    except FileNotFoundError:
+        return out
+    except OSError as exc:
+        raise InputError(f"--tasks-out {out}: cannot check it ({exc.strerror}); choose another path") from None
+    if stat.S_ISREG(mode):
+        return out
+    kind = ("a folder" if stat.S_ISDIR(mode) else "a symlink" if stat.S_ISLNK(mode)
+            else "a device" if stat.S_ISBLK(mode) or stat.S_ISCHR(mode) else "a FIFO" if stat.S_ISFIFO(mode)
+            else "a socket" if stat.S_ISSOCK(mode) else "not a regular file")
+    raise InputError(f"--tasks-out {out} is {kind}; only a regular file is replaced; choose a file path "
+                     "such as tasks/clauses.json")
 
 
 def _expand(paths: Iterable[str | Path], errors: list[str]) -> list[Path]:

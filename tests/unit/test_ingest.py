@@ -208,3 +208,45 @@ def test_write_ls_tasks(tmp_path, utf8_doc):
     }
     assert tasks[-1]["data"]["source"] == "second.txt"
     assert sorted(p.name for p in out.parent.iterdir()) == ["tasks.json"]  # no temp file left
+
+
+# --------------------------------------------------------------------------- --tasks-out replaces only files (issue 16)
+
+
+@pytest.mark.parametrize("kind", ["folder", "symlink", "fifo", "socket", "device"])
+def test_tasks_out_never_replaces_what_is_not_a_regular_file(tmp_path, utf8_doc, kind):
+    import os
+    import socket
+    import stat as stat_module
+
+    target = tmp_path / "tasks.json"
+    expected_kind = {"folder": "a folder", "symlink": "a symlink", "fifo": "a FIFO", "socket": "a socket",
+                     "device": "a device"}[kind]
+    if kind == "folder":
+        target.mkdir()
+    elif kind == "symlink":
+        (tmp_path / "real.json").write_text("[]")
+        target.symlink_to(tmp_path / "real.json")
+    elif kind == "fifo":
+        os.mkfifo(target)
+    elif kind == "socket":
+        sock = socket.socket(socket.AF_UNIX)
+        sock.bind(str(target))
+        sock.close()
+    else:
+        target = Path("/dev/null")
+    before = os.lstat(target)
+    with pytest.raises(InputError) as err:
+        write_ls_tasks([utf8_doc], target)
+    assert str(err.value) == (f"--tasks-out {target} is {expected_kind}; only a regular file is replaced; choose a "
+                              "file path such as tasks/clauses.json")
+    after = os.lstat(target)
+    assert (stat_module.S_IFMT(after.st_mode), after.st_ino) == (stat_module.S_IFMT(before.st_mode), before.st_ino)
+    assert not [p for p in target.parent.iterdir() if p.name.startswith(".tasks.json.")]  # no temp file left
+
+
+def test_tasks_out_replaces_an_existing_regular_file(tmp_path, utf8_doc):
+    out = tmp_path / "tasks.json"
+    out.write_text("old")
+    assert write_ls_tasks([utf8_doc], out) == len(utf8_doc.segments)
+    assert json.loads(out.read_text(encoding="utf-8"))[0]["data"]["clause_id"] == utf8_doc.segments[0].id
