@@ -1,9 +1,11 @@
 """Set up a Label Studio project for this annotator project, idempotently.
 
-Creates or reuses the project (labeling config from ``tasks/``), registers the webhook with the
+Creates or reuses the project (the packaged labeling config), registers the webhook with the
 secret header *before* connecting the ML backend (Label Studio would otherwise create its own
-unauthenticated webhook to the same URL), connects the backend, remembers the project id in the
-store and pushes the first batch. Running it twice changes nothing.
+unauthenticated webhook to the same URL), connects the backend, switches the project to Label
+Studio's uncertainty sampling, remembers the project id in the store and fills the queue. Running
+it twice changes nothing. (A backend added on Label Studio's own Model page learns its project
+from ``/setup`` instead, and its training queue does the same wiring.)
 """
 from __future__ import annotations
 
@@ -11,7 +13,8 @@ import logging
 
 from .labelstudio import LabelStudioClient
 from .locks import project_lock
-from .loop import PROJECT_KEY, refresh_queue
+from .loop import PROJECT_KEY, WIRED_KEY
+from .ls_queue import refresh_queue, wire_project
 from .registry import ModelRegistry
 from .settings import Settings
 from .store import Store
@@ -36,14 +39,16 @@ def connect_project(settings: Settings, store: Store, client: LabelStudioClient,
         # agreement can be measured; the rest is labeled once.
         client.update_project(project_id, maximum_annotations=2,
                               overlap_cohort_percentage=round(100 * settings.overlap_share))
+    wire_project(client, project_id)
     store.set_meta(PROJECT_KEY, str(project_id))
+    store.set_meta(WIRED_KEY, str(project_id))
     remember_users(store, client)
     store.set_meta("ls_url", client.url)
     push_report = None
     if push:
         with project_lock(settings.home):  # a backend already running may start a cycle meanwhile
             push_report = refresh_queue(settings, store, ModelRegistry(settings.model_dir, store), client,
-                                        project_id)
+                                        project_id).to_dict()
     log.info("project %d %s; backend %d; webhook %d", project_id, "created" if created else "reused",
              backend_id, webhook_id)
     return {"project_id": project_id, "created": created, "ml_backend_id": backend_id,

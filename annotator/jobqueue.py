@@ -114,7 +114,7 @@ def cycle_lock(connection, queue: str, *, ttl: int = LOCK_TTL, wait: float = LOC
             log.warning("the cycle lock of %s had expired before the cycle ended", queue)
 
 
-def cycle_job(settings_fields: dict, force: bool = False) -> dict:
+def cycle_job(settings_fields: dict, force: bool = False, train: bool = True) -> dict:
     """The RQ job: one :func:`annotator.loop.run_cycle` under the project's cycle lock.
 
     ``settings_fields`` are the backend's settings as plain values without secrets
@@ -130,7 +130,7 @@ def cycle_job(settings_fields: dict, force: bool = False) -> dict:
                     "but cannot push batches to Label Studio")
     job = get_current_job()
     with cycle_lock(job.connection, job.origin):
-        return run_cycle(settings, force=force)
+        return run_cycle(settings, force=force, train=train)
 
 
 def run_worker(settings: Settings, *, burst: bool = False, name: str | None = None, fork: bool = True) -> bool:

@@ -36,6 +36,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
@@ -375,6 +376,16 @@ class PolicyClassifier(ClassifierMixin, BaseEstimator):
         check_is_fitted(self, "thresholds_")
         return at_least_one(proba, self.thresholds_, relative=self.relative)
 
+    def predictions(self, proba: np.ndarray) -> list[LabelPrediction]:
+        """The one rule from probabilities to what users see: the decided labels of each row, in
+        label-set order, and their confidence (the lowest probability among them).
+
+        ``/predict``, the pre-fills pushed to Label Studio and ``annotator predict`` all use it.
+        """
+        chosen = self.decide(proba).astype(bool)
+        return [LabelPrediction(tuple(self.labels_[row]), round(float(p[row].min()), 4))
+                for p, row in zip(proba, chosen)]
+
     def predict(self, X) -> np.ndarray:
         """(n_texts, n_labels) 0/1 predictions with at least one label per text."""
         return self.decide(self.predict_proba(X))
@@ -382,6 +393,14 @@ class PolicyClassifier(ClassifierMixin, BaseEstimator):
     def predict_labels(self, X) -> list[tuple[str, ...]]:
         """Predicted label names per text."""
         return [tuple(self.labels_[row.astype(bool)]) for row in self.predict(X)]
+
+
+@dataclass(frozen=True)
+class LabelPrediction:
+    """The labels the model decides for one clause, and its confidence in them."""
+
+    labels: tuple[str, ...]
+    confidence: float
 
 
 def merge_group_labels(Y: np.ndarray, groups: np.ndarray) -> np.ndarray:

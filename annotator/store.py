@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
 from .dbengine import Connection, connect
 from .errors import NotFoundError, StoreError
-from .types import Annotation, Clause, Document, ModelVersion
+from .types import Annotation, Clause, Document, ModelVersion, PushedTask
 
 # Written with SQLite's type names; dbengine translates them for PostgreSQL. ``{rowid}`` gives a
 # table read in insertion order an explicit ``rowid`` column where the engine has none built in.
@@ -72,6 +72,27 @@ MIGRATIONS: tuple[str, ...] = (
         id INTEGER PRIMARY KEY AUTOINCREMENT, status TEXT NOT NULL, started_at TEXT NOT NULL,
         finished_at TEXT, n_labels INTEGER, model_version INTEGER, error TEXT
     );
+    """,
+    # 2: the live loop serves through Label Studio's uncertainty sampling and never deletes a task.
+    # A task id is no longer unique (Label Studio on SQLite reuses the ids of deleted tasks, so a
+    # stale row must never block a new push); each pushed task keeps its priority score and the
+    # pre-fill it shows; an annotation keeps whether it said "not a policy measure" and the
+    # pre-fill its task showed (blind double annotation).
+    """
+    CREATE TABLE pushed_tasks_v2 (
+        clause_id TEXT PRIMARY KEY REFERENCES clauses(id), project_id INTEGER NOT NULL,
+        ls_task_id INTEGER, rank INTEGER NOT NULL, batch INTEGER NOT NULL,
+        model_version INTEGER, pushed_at TEXT NOT NULL, removed_at TEXT,
+        score REAL, prefill_version INTEGER, prefill_labels TEXT NOT NULL DEFAULT '[]'
+    );
+    INSERT INTO pushed_tasks_v2(clause_id, project_id, ls_task_id, rank, batch, model_version, pushed_at,
+        removed_at) SELECT clause_id, project_id, ls_task_id, rank, batch, model_version, pushed_at, removed_at
+        FROM pushed_tasks;
+    DROP TABLE pushed_tasks;
+    ALTER TABLE pushed_tasks_v2 RENAME TO pushed_tasks;
+    CREATE INDEX pushed_tasks_task ON pushed_tasks(ls_task_id);
+    ALTER TABLE annotations ADD COLUMN not_policy INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE annotations ADD COLUMN prefill_version INTEGER;
     """,
 )
 
@@ -265,6 +286,7 @@ class Store:
         """
         labels = json.dumps(list(annotation.labels), ensure_ascii=False)
         stamp = canonical_time(annotation.updated_at) if annotation.updated_at else now()
+        not_policy = int(annotation.not_policy)
         with self.transaction():
             if annotation.ls_annotation_id is not None:
                 row = self._execute("SELECT * FROM annotations WHERE ls_annotation_id = ?",
@@ -277,19 +299,21 @@ class Store:
             if row is None:
                 new_id = self._insert(
                     "INSERT INTO annotations(clause_id, annotator, labels, source, ls_annotation_id, "
-                    "ls_task_id, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                    "ls_task_id, created_at, updated_at, not_policy, prefill_version) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
                     (annotation.clause_id, annotation.annotator, labels, annotation.source,
                      annotation.ls_annotation_id, annotation.ls_task_id,
-                     canonical_time(annotation.created_at) if annotation.created_at else stamp, stamp))
+                     canonical_time(annotation.created_at) if annotation.created_at else stamp, stamp,
+                     not_policy, annotation.prefill_version))
                 self._history(new_id, "created", labels)
                 return new_id, "created"
             if stamp < row["updated_at"]:
                 return row["id"], "stale"
-            if row["labels"] == labels and row["deleted_at"] is None:
+            if row["labels"] == labels and row["not_policy"] == not_policy and row["deleted_at"] is None:
                 return row["id"], "unchanged"
             self._execute(
-                "UPDATE annotations SET labels = ?, annotator = ?, updated_at = ?, deleted_at = NULL "
-                "WHERE id = ?", (labels, annotation.annotator, stamp, row["id"]))
+                "UPDATE annotations SET labels = ?, annotator = ?, updated_at = ?, deleted_at = NULL, "
+                "not_policy = ? WHERE id = ?", (labels, annotation.annotator, stamp, not_policy, row["id"]))
             self._history(row["id"], "updated", labels)
             return row["id"], "updated"
 
@@ -309,18 +333,32 @@ class Store:
         self._execute("INSERT INTO annotation_history(annotation_id, action, labels, at) "
                       "VALUES (?, ?, ?, ?)", (annotation_id, action, labels, now()))
 
-    def annotations(self, *, sources: Iterable[str] | None = None,
-                    include_deleted: bool = False) -> list[Annotation]:
-        """Stored annotations, oldest first."""
+    def annotations(self, *, sources: Iterable[str] | None = None, include_deleted: bool = False,
+                    not_policy: bool | None = False) -> list[Annotation]:
+        """Stored annotations, oldest first.
+
+        ``not_policy``: False (default) gives label sets only, the answers that training, agreement
+        and export read; True only the "not a policy measure" answers; None both.
+        """
         sql = "SELECT * FROM annotations WHERE 1 = 1"
         params: list = []
         if not include_deleted:
             sql += " AND deleted_at IS NULL"
+        if not_policy is not None:
+            sql += " AND not_policy = ?"
+            params.append(int(not_policy))
         if sources is not None:
             sources = list(sources)
             sql += f" AND source IN ({','.join('?' * len(sources))})"
             params += sources
         return [_annotation(r) for r in self._execute(sql + " ORDER BY id", params)]
+
+    def rename_annotators(self, names: Mapping[str, str]) -> int:
+        """Replace annotator names (e.g. a Label Studio user id recorded before its email was known);
+        returns how many annotations changed."""
+        with self.transaction():
+            return sum(max(self._execute("UPDATE annotations SET annotator = ? WHERE annotator = ?",
+                                         (new, old)).rowcount, 0) for old, new in names.items() if old != new)
 
     def annotation_history(self, annotation_id: int) -> list[dict]:
         rows = self._execute("SELECT action, labels, at FROM annotation_history "
@@ -331,7 +369,8 @@ class Store:
         return len(self.annotations(sources=sources))
 
     def labeled_clause_ids(self) -> set[str]:
-        """Clauses with at least one live annotation or an adjudication."""
+        """Clauses with at least one live annotation (a "not a policy measure" answer included) or
+        an adjudication: none of them is asked again."""
         rows = self._execute("SELECT clause_id FROM annotations WHERE deleted_at IS NULL "
                              "UNION SELECT clause_id FROM adjudications")
         return {r[0] for r in rows}
@@ -425,9 +464,12 @@ class Store:
         return [dict(r) for r in rows]
 
     # Pushed tasks -------------------------------------------------------------------------
-    def record_push(self, project_id: int, rows: Iterable[tuple[str, int, int]], *,
+    def record_push(self, project_id: int, rows: Iterable[tuple[str, int | None, int]], *,
                     batch: int, model_version: int | None) -> None:
-        """Remember ``(clause_id, ls_task_id, rank)`` rows pushed to a Label Studio project."""
+        """Remember ``(clause_id, ls_task_id, rank)`` rows pushed to a Label Studio project.
+
+        A clause pushed again (returned to the pool earlier) takes the new row's values.
+        """
         stamp = now()
         with self.transaction():
             self._conn.executemany(
@@ -440,30 +482,52 @@ class Store:
                 ((clause_id, project_id, task_id, rank, batch, model_version, stamp)
                  for clause_id, task_id, rank in rows))
 
-    def pushed_tasks(self, *, live_only: bool = True) -> list[dict]:
+    def set_task_ids(self, task_ids: Mapping[str, int]) -> None:
+        """Record the Label Studio task that holds each clause (found by the task's data)."""
+        with self.transaction():
+            self._conn.executemany("UPDATE pushed_tasks SET ls_task_id = ? WHERE clause_id = ?",
+                                   ((task_id, clause_id) for clause_id, task_id in task_ids.items()))
+
+    def set_priorities(self, rows: Iterable[tuple[str, float, int | None, tuple[str, ...] | None]], *,
+                       model_version: int | None) -> None:
+        """Record a refresh: ``(clause_id, score, prefill_version, prefill_labels)`` per task.
+
+        ``prefill_labels`` None keeps the pre-fill the task already shows (a clause someone labeled).
+        """
+        with self.transaction():
+            self._conn.executemany(
+                "UPDATE pushed_tasks SET score = ?, model_version = ?, "
+                "prefill_version = CASE WHEN ? THEN ? ELSE prefill_version END, "
+                "prefill_labels = CASE WHEN ? THEN ? ELSE prefill_labels END WHERE clause_id = ?",
+                ((float(score), model_version, labels is not None, prefill_version, labels is not None,
+                  json.dumps(list(labels or ()), ensure_ascii=False), clause_id)
+                 for clause_id, score, prefill_version, labels in rows))
+
+    def pushed_tasks(self, *, live_only: bool = True) -> list[PushedTask]:
         sql = "SELECT * FROM pushed_tasks"
         if live_only:
             sql += " WHERE removed_at IS NULL"
-        return [dict(r) for r in self._execute(sql + " ORDER BY batch, rank")]
+        return [_pushed(r) for r in self._execute(sql + " ORDER BY batch, rank")]
 
-    def pending_pushed_tasks(self) -> list[dict]:
+    def pending_pushed_tasks(self) -> list[PushedTask]:
         """Pushed, not removed, and not yet labeled by anyone."""
         rows = self._execute(
             "SELECT p.* FROM pushed_tasks p WHERE p.removed_at IS NULL AND NOT EXISTS ("
             "SELECT 1 FROM annotations a WHERE a.clause_id = p.clause_id AND a.deleted_at IS NULL) "
             "ORDER BY p.batch, p.rank")
-        return [dict(r) for r in rows]
+        return [_pushed(r) for r in rows]
+
+    def pushed_task(self, clause_id: str) -> PushedTask | None:
+        """The live push record of a clause, if it is in Label Studio."""
+        row = self._execute("SELECT * FROM pushed_tasks WHERE clause_id = ? AND removed_at IS NULL",
+                            (clause_id,)).fetchone()
+        return _pushed(row) if row else None
 
     def mark_removed(self, clause_ids: Iterable[str]) -> None:
         stamp = now()
         with self.transaction():
             self._conn.executemany("UPDATE pushed_tasks SET removed_at = ? WHERE clause_id = ?",
                                    ((stamp, clause_id) for clause_id in clause_ids))
-
-    def clause_for_task(self, ls_task_id: int) -> str | None:
-        row = self._execute("SELECT clause_id FROM pushed_tasks WHERE ls_task_id = ?",
-                            (ls_task_id,)).fetchone()
-        return row[0] if row else None
 
     def next_batch_number(self) -> int:
         return (self._execute("SELECT MAX(batch) FROM pushed_tasks").fetchone()[0] or 0) + 1
@@ -482,7 +546,16 @@ def _annotation(row) -> Annotation:
     return Annotation(
         clause_id=row["clause_id"], labels=tuple(json.loads(row["labels"])), annotator=row["annotator"],
         source=row["source"], id=row["id"], ls_annotation_id=row["ls_annotation_id"],
-        ls_task_id=row["ls_task_id"], created_at=row["created_at"], updated_at=row["updated_at"])
+        ls_task_id=row["ls_task_id"], created_at=row["created_at"], updated_at=row["updated_at"],
+        not_policy=bool(row["not_policy"]), prefill_version=row["prefill_version"])
+
+
+def _pushed(row) -> PushedTask:
+    return PushedTask(
+        clause_id=row["clause_id"], project_id=row["project_id"], ls_task_id=row["ls_task_id"],
+        rank=row["rank"], batch=row["batch"], model_version=row["model_version"], pushed_at=row["pushed_at"],
+        removed_at=row["removed_at"], score=row["score"], prefill_version=row["prefill_version"],
+        prefill_labels=tuple(json.loads(row["prefill_labels"] or "[]")))
 
 
 def _model_version(row) -> ModelVersion:

@@ -52,6 +52,8 @@ class Annotation:
     ls_task_id: int | None = None
     created_at: str = ""
     updated_at: str = ""
+    not_policy: bool = False  # "not a policy measure": stored and counted, never trained on or exported
+    prefill_version: int | None = None  # the model version whose pre-fill the task showed (None: none)
 
 
 @dataclass(frozen=True)
@@ -73,3 +75,27 @@ class ModelVersion:
     created_at: str
     n_train: int
     metrics: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PushedTask:
+    """A clause the loop put into a Label Studio project, and what its task shows.
+
+    ``ls_task_id`` is None between the record and the confirmed import (a crash there is settled by
+    the clause's data, never by the id: Label Studio on SQLite reuses the ids of deleted tasks).
+    ``prefill_version``/``prefill_labels`` are the pre-fill the task shows; once someone labeled the
+    clause they stay frozen, so a second annotator never sees a pre-fill from a model that learned
+    the first annotator's answer.
+    """
+
+    clause_id: str
+    project_id: int
+    ls_task_id: int | None
+    rank: int
+    batch: int
+    model_version: int | None
+    pushed_at: str
+    removed_at: str | None = None
+    score: float | None = None
+    prefill_version: int | None = None
+    prefill_labels: tuple[str, ...] = ()

@@ -70,12 +70,13 @@ def _training_queue(settings: Settings, in_process_jobs: bool) -> TrainingQueue:
     fallback = None
     if settings.redis_url:
         try:
-            return RedisTrainingQueue(settings, every=settings.retrain_every, delay=settings.retrain_delay)
+            return RedisTrainingQueue(settings, every=settings.retrain_every, delay=settings.retrain_delay,
+                                      reconcile_every=settings.reconcile_every)
         except JobQueueUnavailable as exc:
             fallback = f"{exc}; training cycles run in this backend process instead"
             log.error("%s", fallback)
     queue = TrainingQueue(_cycle_job(settings), every=settings.retrain_every, delay=settings.retrain_delay,
-                          in_process=in_process_jobs)
+                          reconcile_every=settings.reconcile_every, in_process=in_process_jobs)
     queue.fallback = fallback
     return queue
 
@@ -94,10 +95,11 @@ def _warm_serving(settings: Settings, registry: ModelRegistry) -> None:
 
 
 class _cycle_job:
-    """A picklable ``job(force)`` that runs one retrain-and-push cycle for these settings."""
+    """A picklable ``job(force, train)`` that runs one cycle for these settings (``train=False``:
+    a reconciliation with Label Studio that never retrains)."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
 
-    def __call__(self, force: bool) -> dict:
-        return run_cycle(self.settings, force=force)
+    def __call__(self, force: bool, train: bool = True) -> dict:
+        return run_cycle(self.settings, force=force, train=train)

@@ -12,12 +12,14 @@ import time
 from flask import Blueprint, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from annotator import NotTrainedError, WEBHOOK_SECRET_HEADER, record_annotation, record_deletions
+from annotator import (PROJECT_KEY, WEBHOOK_SECRET_HEADER, NotTrainedError, SchemaMismatchError, clause_id,
+                       ls_model_version, missing_api_key_problem, normalize_text, prediction_payload,
+                       project_id_from_setup, record_annotation, record_deletions)
 
 from .context import get_registry, get_settings, get_store, label_config, last_failed_run, training_queue
 from .errors import Unauthorized, redact
 from .ls_format import (ANNOTATION_ACTIONS, DELETE_ACTION, TRAIN_ACTION, check_setup, parse_json_body,
-                        parse_predict, parse_webhook, prediction)
+                        parse_predict, parse_webhook)
 
 log = logging.getLogger(__name__)
 bp = Blueprint("ls", __name__)
@@ -71,32 +73,86 @@ def json_body():
 
 @bp.get("/health")
 def health():
-    """Liveness plus what a person checking the backend wants to know; never a secret."""
+    """Liveness plus what a person checking the backend wants to know; never a secret.
+
+    ``status`` is ``"UP"`` while the loop works and ``"DEGRADED"`` while it is failing (the last
+    training run or the last cycle failed), with ``reason`` saying why; the backend still answers.
+    """
     store = get_store()
     latest = store.latest_model_version()
     failed = last_failed_run(store)
     queue = training_queue()
     settings = get_settings()
+    training = queue.status() if queue else None
+    reasons = []
+    if failed is not None:
+        reasons.append(f"the last training run failed: {failed['error']}")
+    if training and training.get("last_error"):
+        reasons.append(f"the last cycle failed: {training['last_error']}")
+    if problem := missing_api_key_problem(settings, store):
+        reasons.append(problem)
+    if training and training.get("last_error"):
+        training = dict(training, last_error=redact(training["last_error"]))
     return jsonify({
-        "status": "UP",
+        "status": "DEGRADED" if reasons else "UP",
+        "reason": redact("; ".join(reasons)) if reasons else None,
         "model_class": "PolicyClassifier",
         "model_version": str(latest.version) if latest else None,
+        "ls_model_version": ls_model_version(latest.version) if latest else None,
         # Without a key, retrains cannot push batches to Label Studio (the URL is no secret).
-        "label_studio": {"url": settings.ls_url, "api_key_set": bool(settings.ls_api_key)},
-        "training": queue.status() if queue else None,
+        "label_studio": {"url": settings.ls_url, "api_key_set": bool(settings.ls_api_key),
+                         "project_id": connected_project(store)},
+        "training": training,
         "last_training_error": redact(failed["error"] or "") or None if failed else None,
     })
 
 
 @bp.post("/setup")
 def setup():
-    check_setup(json_body(), label_config())
-    latest = get_store().latest_model_version()
-    return jsonify({"model_version": str(latest.version) if latest else ""})
+    """Label Studio's Model page connects the backend here: check the labeling config, and learn the
+    project (Label Studio sends its id) when this project home is not connected yet; then the
+    training queue wires the project (uncertainty sampling, the webhook's secret) and fills it."""
+    payload = json_body()
+    check_setup(payload, label_config())
+    project_id = project_id_from_setup(payload.get("project") if isinstance(payload, dict) else None)
+    store = get_store()
+    if project_id is not None and adopt_project(store, project_id):
+        queue = training_queue()
+        if queue:
+            queue.request_refresh()
+    latest = store.latest_model_version()
+    return jsonify({"model_version": ls_model_version(latest.version) if latest else ""})
+
+
+def adopt_project(store, project_id: int) -> bool:
+    """Connect this project home to ``project_id`` if it serves none yet (True when it was new).
+
+    Raises SchemaMismatchError (400) for another project: one backend serves one project home.
+    """
+    connected = connected_project(store)
+    if connected is None:
+        store.set_meta(PROJECT_KEY, str(project_id))
+        log.info("connected to Label Studio project %d (learned from Label Studio's own call)", project_id)
+        return True
+    if connected != project_id:
+        raise SchemaMismatchError(
+            f"this backend serves Label Studio project {connected}, not project {project_id}: one backend "
+            "serves one project home; start another backend with its own --home for that project")
+    return False
+
+
+def connected_project(store) -> int | None:
+    value = store.get_meta(PROJECT_KEY)
+    return int(value) if value is not None else None
 
 
 @bp.post("/predict")
 def predict():
+    """Pre-fills for Label Studio's tasks, by the classifier's one prediction rule.
+
+    Blind double annotation: a clause someone already labeled gets the pre-fill its task showed
+    before that (frozen when the first label arrived), never one from a model that learned it.
+    """
     config = label_config()
     tasks = parse_predict(json_body(), config)
     try:
@@ -104,17 +160,23 @@ def predict():
     except NotTrainedError:
         return jsonify({"results": []})
     if not tasks:
-        return jsonify({"results": [], "model_version": str(info.version)})
-    from annotator import normalize_text
-
-    proba = model.predict_proba([normalize_text(text) for _, text in tasks])
-    chosen = model.decide(proba)
+        return jsonify({"results": [], "model_version": ls_model_version(info.version)})
+    texts = [normalize_text(text) for _, text in tasks]
+    store = get_store()
+    labeled = store.labeled_clause_ids()
+    predicted = model.predictions(model.predict_proba(texts))
     results = []
-    for p, row in zip(proba, chosen):
-        labels = [label for label, keep in zip(model.labels_, row) if keep]
-        confidence = float(p[row.astype(bool)].min()) if row.any() else float(p.max())
-        results.append(prediction(labels, confidence, info.version, config))
-    return jsonify({"results": results, "model_version": str(info.version)})
+    for text, p in zip(texts, predicted):
+        cid = clause_id(text)
+        if cid in labeled:
+            frozen = store.pushed_task(cid)
+            labels = frozen.prefill_labels if frozen else ()
+            version = frozen.prefill_version if frozen else None
+            results.append(prediction_payload(labels, p.confidence if labels == p.labels else 0.0,
+                                              ls_model_version(version) if version else "blind", config))
+        else:
+            results.append(prediction_payload(p.labels, p.confidence, ls_model_version(info.version), config))
+    return jsonify({"results": results, "model_version": ls_model_version(info.version)})
 
 
 def check_webhook_secret() -> None:
@@ -126,21 +188,32 @@ def check_webhook_secret() -> None:
 
 @bp.post("/webhook")
 def webhook():
-    check_webhook_secret()
+    """Label Studio's events. Annotation events need the webhook secret (when one is set): they
+    write labels. START_TRAINING is Label Studio's own "Start Training" call, which carries basic
+    auth only (checked for every endpoint), so it needs no secret. An event of another project is
+    refused; the first event of a home that serves no project yet connects it."""
     started = time.perf_counter()
-    event = parse_webhook(json_body())
+    payload = json_body()
+    if not isinstance(payload, dict) or payload.get("action") != TRAIN_ACTION:
+        check_webhook_secret()  # before the body is read any further: only START_TRAINING is exempt
+    event = parse_webhook(payload)
     queue = training_queue()
+    store = get_store()
+    if event.action in (*ANNOTATION_ACTIONS, DELETE_ACTION, TRAIN_ACTION) and event.project_id is not None:
+        adopted = adopt_project(store, event.project_id)
+    else:
+        adopted = False
+    project_id = connected_project(store)
     if event.action in ANNOTATION_ACTIONS:
-        config, store = label_config(), get_store()
+        config = label_config()
         with store.transaction():  # a bulk event with one bad annotation stores none of them
-            outcomes = [record_annotation(store, annotation, task, config)
+            outcomes = [record_annotation(store, annotation, task, config, project_id=project_id)
                         for annotation, task in event.annotations]
         changed = sum(o in ("created", "updated", "deleted") for o in outcomes)
         if queue and changed:
             queue.notify(changed)
         body = {"status": "ok", "action": event.action, "outcomes": outcomes}
     elif event.action == DELETE_ACTION:
-        store = get_store()
         with store.transaction():
             deleted = record_deletions(store, event.deleted_ids)
         if queue and deleted:
@@ -152,5 +225,7 @@ def webhook():
         body = {"status": "ok", "action": event.action, "queued": bool(queue)}
     else:
         return jsonify({"status": "ignored", "action": event.action}), 200
+    if adopted and queue and event.action != TRAIN_ACTION:
+        queue.request_refresh()  # wire and fill the newly learned project
     log.debug("webhook %s handled in %.1f ms", event.action, 1000 * (time.perf_counter() - started))
     return jsonify(body), 201

@@ -2,6 +2,7 @@
 port, with a temporary data dir (first start runs the migrations: about a minute)."""
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -15,6 +16,12 @@ ANNOTATOR = str(Path(sys.executable).parent / "annotator")  # the console script
 
 @pytest.fixture(scope="session")
 def label_studio(tmp_path_factory):
+    """A fresh Label Studio; ``ANNOTATOR_E2E_LS_PORT=N`` reuses one already running on port N with
+    the demo's admin and token (a developer's loop: no minute of migrations per run)."""
+    port = os.environ.get("ANNOTATOR_E2E_LS_PORT")
+    if port:
+        yield LabelStudioServer(tmp_path_factory.mktemp("label-studio"), port=int(port))
+        return
     server = LabelStudioServer(tmp_path_factory.mktemp("label-studio"))
     server.start(timeout=300)
     yield server

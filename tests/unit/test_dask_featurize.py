@@ -15,7 +15,7 @@ from annotator import Settings, Store
 from annotator.dask_features import add_on_dask, dask_client, featurize_into_cache, transform_partitions
 from annotator.errors import AnnotatorError, InputError
 from annotator.features import PolicyTextFeaturizer
-from annotator.loop import pool_cache
+from annotator.project_features import pool_cache
 from annotator.normalize import clause_id
 from annotator.poolcache import PoolCache
 from annotator.types import Clause

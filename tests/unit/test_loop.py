@@ -5,8 +5,9 @@ import pytest
 
 from annotator import ModelRegistry
 from annotator.errors import InputError
-from annotator.loop import (EVALUATION_PENDING, PROJECT_KEY, evaluate_version, refresh_queue, retrain,
-                            train_project)
+from annotator.loop import EVALUATION_PENDING, PROJECT_KEY, evaluate_version, retrain, train_project
+from annotator.ls_queue import refresh_queue
+from annotator.sync import record_annotation
 from annotator.normalize import clause_id
 from annotator.poolcache import featurizer_fingerprint
 from annotator.project import import_labels
@@ -66,58 +67,177 @@ def test_training_a_project_without_enough_labels_says_how_to_fix_it(settings, s
     assert store.latest_model_version() is None
 
 
-class RecordingLabelStudio:
-    """Label Studio at the network boundary: tasks in memory, every call recorded."""
+class FakeLabelStudio:
+    """Label Studio at the network boundary, as the loop sees it: tasks with data and predictions,
+    the project's model version, and its "Uncertainty sampling" next-task rule. Deleted task ids
+    are reused by the next import, as Label Studio on SQLite does."""
 
     def __init__(self):
         self.by_id: dict[int, dict] = {}
-        self.deleted: list[list[int]] = []
-        self.next_id = 1
+        self.model_version: str | None = None
+        self.sampling = "Sequential sampling"
+        self.calls: list[str] = []
+
+    def _new_id(self) -> int:
+        return min(set(range(1, len(self.by_id) + 2)) - set(self.by_id))  # the lowest free id: reuse
 
     def import_tasks(self, project_id, tasks):
+        self.calls.append("import_tasks")
         ids = []
         for task in tasks:
-            self.by_id[self.next_id] = dict(task, id=self.next_id, annotations=[])
-            ids.append(self.next_id)
-            self.next_id += 1
+            task_id = self._new_id()
+            self.by_id[task_id] = {"id": task_id, "data": dict(task["data"]), "annotations": [],
+                                   "predictions": [dict(p, task=task_id) for p in task.get("predictions", [])]}
+            ids.append(task_id)
         return ids
+
+    def import_predictions(self, project_id, predictions):
+        self.calls.append("import_predictions")
+        for p in predictions:
+            self.by_id[p["task"]]["predictions"].append(dict(p))
+        return len(predictions)
+
+    def set_model_version(self, project_id, name):
+        self.calls.append("set_model_version")
+        self.model_version = name
+
+    def serve_by_uncertainty(self, project_id):
+        self.sampling = "Uncertainty sampling"
+
+    def task_index(self, project_id, value_key):
+        from annotator.labelstudio import LsTask
+
+        return [LsTask(t["id"], t["data"].get("clause_id"), t["data"].get(value_key), len(t["annotations"]),
+                       len(t["annotations"]) >= t.get("overlap", 1)) for t in self.by_id.values()]
 
     def task(self, task_id):
         return self.by_id[task_id]
 
-    def tasks(self, project_id):
-        return list(self.by_id.values())
+    def delete(self, task_id):
+        del self.by_id[task_id]
 
-    def delete_tasks(self, project_id, task_ids):
-        self.deleted.append(list(task_ids))
-        for task_id in task_ids:
-            del self.by_id[task_id]
+    def current(self, task: dict) -> dict | None:
+        return next((p for p in task["predictions"] if p["model_version"] == self.model_version), None)
+
+    def next_task(self) -> dict:
+        """What Label Studio's uncertainty sampling serves: the lowest score of the current version."""
+        waiting = [t for t in self.by_id.values() if len(t["annotations"]) < t.get("overlap", 1) and self.current(t)]
+        return min(waiting, key=lambda t: self.current(t)["score"])
+
+    def annotate(self, task_id: int, labels, config, ann_id: int) -> dict:
+        from annotator.labelstudio import choices_result
+
+        annotation = {"id": ann_id, "result": choices_result(labels, config), "completed_by": f"ann{ann_id}",
+                      "created_at": "", "updated_at": ""}
+        self.by_id[task_id]["annotations"].append(annotation)
+        return annotation
 
 
-def test_a_new_version_replaces_untouched_stale_tasks_and_keeps_labeled_ones(settings, store, project):
-    store.set_meta(PROJECT_KEY, "1")
-    client = RecordingLabelStudio()
-    train_project(settings, store, project)
+def test_a_new_version_rescores_every_waiting_task_and_deletes_none(settings, store, project):
+    settings = settings.replace(queue_window=30, batch_size=10)
+    config = settings.labels_config()
+    client = FakeLabelStudio()
+    trained, _ = train_project(settings, store, project)
     first = refresh_queue(settings, store, project, client, 1)
-    assert first["pushed"] == settings.batch_size == 10
-    pushed = {p["ls_task_id"]: p["clause_id"] for p in store.pending_pushed_tasks()}
-    # An annotator opened one task and left a draft; another was labeled.
-    draft_id, labeled_id = sorted(pushed)[:2]
-    client.by_id[draft_id]["drafts"] = [{"id": 1}]
-    store.save_annotation(Annotation(pushed[labeled_id], (settings.labels[0],), "ann@example.com",
-                                     "label_studio", ls_annotation_id=900, ls_task_id=labeled_id))
-    client.by_id[labeled_id]["annotations"] = [{"id": 900}]
+    assert first.imported == 30 and first.model_version == 1 and client.model_version == "policy-clf-v1"
+    # The pre-fill is the classifier's decision and the score the strategy's rank (served in order).
+    ranked = sorted(client.by_id.values(), key=lambda t: client.current(t)["score"])
+    assert [client.current(t)["score"] for t in ranked[:3]] == [0.0, round(1 / 30, 6), round(2 / 30, 6)]
+    X = trained.model.featurizer_.transform([t["data"]["text"] for t in ranked])
+    expected = trained.model.predictions(trained.model.predict_proba_features(X))
+    assert [tuple(client.current(t)["result"][0]["value"]["choices"]) for t in ranked] == \
+        [p.labels for p in expected]
+    assert client.next_task() is ranked[0]
 
-    retrain(settings, store, project)  # version 2: every pending task is now stale
+    # People label three tasks; the second one is an overlap task, waiting for a second person.
+    overlap = ranked[1]
+    overlap["overlap"] = 2
+    first_prefill = client.current(overlap)["result"][0]["value"]["choices"]
+    for i, task in enumerate(ranked[:3]):
+        annotation = client.annotate(task["id"], [settings.labels[i]], config, ann_id=100 + i)
+        record_annotation(store, annotation, dict(task, project=1), config, project_id=1)
+    retrain(settings, store, project)  # version 2
     second = refresh_queue(settings, store, project, client, 1)
 
-    assert len(client.deleted) == 1  # one bulk request, not one per task
-    assert draft_id not in client.deleted[0] and labeled_id not in client.deleted[0]
-    assert second["removed_stale"] == len(client.deleted[0]) == 8
-    assert second["pushed"] == 10 and draft_id in client.by_id and labeled_id in client.by_id
-    new_clauses = [p["clause_id"] for p in store.pending_pushed_tasks() if p["model_version"] == 2]
-    assert len(new_clauses) == 10 and pushed[labeled_id] not in new_clauses
-    assert len(set(new_clauses)) == 10
+    assert client.model_version == "policy-clf-v2" and client.calls[-1] == "set_model_version"
+    assert len(client.by_id) == 30 + second.imported  # nothing deleted
+    # The new version's best ten are all waiting (imported unless already there); 27 unlabeled
+    # tasks and the overlap task got the new version's prediction.
+    assert 0 < second.imported <= 10 and second.refreshed == 28 and second.pending == 28 + second.imported
+    best = sorted((p for p in store.pushed_tasks() if p.clause_id not in store.labeled_clause_ids()),
+                  key=lambda p: p.score)[:10]
+    assert [round(p.score, 6) for p in best] == [round(i / 30, 6) for i in range(10)]
+    for task in client.by_id.values():
+        done = len(task["annotations"]) >= task.get("overlap", 1)
+        assert (client.current(task) is None) == done  # fully labeled tasks are not served again
+    # Blind: the overlap task keeps the pre-fill it showed before anyone labeled it.
+    assert client.current(overlap)["result"][0]["value"]["choices"] == first_prefill
+    assert client.next_task()["data"]["clause_id"] not in store.labeled_clause_ids()
+
+
+def test_a_reused_task_id_never_attaches_a_label_to_the_wrong_clause(settings, store, project):
+    settings = settings.replace(queue_window=10, batch_size=5)
+    config = settings.labels_config()
+    client = FakeLabelStudio()
+    train_project(settings, store, project)
+    refresh_queue(settings, store, project, client, 1)
+    victim_clause = client.by_id[3]["data"]["clause_id"]
+    client.delete(3)  # someone deletes a task in Label Studio's Data Manager ...
+    in_ls = {t["data"]["clause_id"] for t in client.by_id.values()}
+    other = next(c for c in store.clauses() if c.id not in store.labeled_clause_ids() and c.id not in in_ls
+                 and c.id != victim_clause)
+    (reused,) = client.import_tasks(1, [{"data": {"text": other.text, "clause_id": other.id}}])
+    assert reused == 3  # ... and the next import gets its id
+
+    report = refresh_queue(settings, store, project, client, 1)
+
+    assert report.returned == 1  # the deleted task's clause went back to the pool
+    records = {p.clause_id: p for p in store.pushed_tasks()}
+    assert records[other.id].ls_task_id == 3
+    assert victim_clause not in records or records[victim_clause].ls_task_id != 3
+    # A label submitted on task 3 attaches to the clause whose text task 3 shows, even when a stale
+    # payload names the old clause.
+    annotation = client.annotate(3, [settings.labels[0]], config, ann_id=500)
+    stale = {"id": 3, "project": 1, "data": {"text": other.text, "clause_id": victim_clause}}
+    assert record_annotation(store, annotation, stale, config, project_id=1) == "created"
+    (stored,) = [a for a in store.annotations(sources=["label_studio"]) if a.ls_annotation_id == 500]
+    assert stored.clause_id == other.id
+
+
+def test_a_push_cut_off_by_a_crash_is_settled_by_data_not_repeated(settings, store, project):
+    settings = settings.replace(queue_window=12, batch_size=6)
+    client = FakeLabelStudio()
+    train_project(settings, store, project)
+    clauses = [c for c in store.clauses() if c.id not in store.labeled_clause_ids()][:6]
+    # The crash: six rows recorded before the import; Label Studio got the first three of them.
+    store.record_push(1, [(c.id, None, r) for r, c in enumerate(clauses)], batch=1, model_version=1)
+    client.import_tasks(1, [{"data": {"text": c.text, "clause_id": c.id}} for c in clauses[:3]])
+
+    report = refresh_queue(settings, store, project, client, 1)
+
+    live = {p.clause_id: p.ls_task_id for p in store.pushed_tasks()}
+    assert [live[c.id] for c in clauses[:3]] == [1, 2, 3]  # found in Label Studio: confirmed
+    assert all(task_id is not None for task_id in live.values())
+    imported = [t["data"]["clause_id"] for t in client.by_id.values()]
+    assert len(imported) == len(set(imported))  # no clause is in Label Studio twice
+    assert report.returned == 3 and report.pending == 12
+    for clause in clauses[3:]:  # back to the pool: out of the queue, or imported again as a real task
+        assert clause.id not in live or client.by_id[live[clause.id]]["data"]["clause_id"] == clause.id
+
+
+def test_annotations_no_webhook_brought_are_recovered_by_the_refresh(settings, store, project):
+    settings = settings.replace(queue_window=10, batch_size=5)
+    config = settings.labels_config()
+    client = FakeLabelStudio()
+    train_project(settings, store, project)
+    refresh_queue(settings, store, project, client, 1)
+    client.annotate(2, [settings.labels[4]], config, ann_id=77)  # submitted; its webhook never came
+
+    report = refresh_queue(settings, store, project, client, 1)
+
+    assert report.recovered == 1
+    (stored,) = [a for a in store.annotations(sources=["label_studio"]) if a.ls_annotation_id == 77]
+    assert stored.labels == (settings.labels[4],) and stored.clause_id == client.by_id[2]["data"]["clause_id"]
 
 
 def _hold_lock(home, held, release):
@@ -150,30 +270,6 @@ def test_one_cycle_at_a_time_across_processes_and_a_killed_holder_frees_the_lock
         assert waited < 5
 
 
-def test_a_push_cut_off_by_a_crash_is_settled_not_repeated(settings, store, project):
-    store.set_meta(PROJECT_KEY, "1")
-    client = RecordingLabelStudio()
-    train_project(settings, store, project)
-    clauses = [c for c in store.clauses() if c.id not in store.labeled_clause_ids()][:6]
-    # The crash: six rows recorded before the import; Label Studio got the first three of them.
-    store.record_push(1, [(c.id, None, r) for r, c in enumerate(clauses)], batch=1, model_version=1)
-    client.import_tasks(1, [{"data": {"text": c.text, "clause_id": c.id}} for c in clauses[:3]])
-
-    report = refresh_queue(settings, store, project, client, 1)
-
-    live = {p["clause_id"]: p["ls_task_id"] for p in store.pushed_tasks()}
-    assert [live[c.id] for c in clauses[:3]] == [1, 2, 3]  # found in Label Studio: confirmed
-    assert all(task_id is not None for task_id in live.values())
-    imported = [t["data"]["clause_id"] for t in client.by_id.values()]
-    assert len(imported) == len(set(imported))  # no clause is in Label Studio twice
-    assert report["pushed"] == settings.batch_size
-    # The three that never arrived went back to the pool: either out of the queue, or pushed
-    # again in the new batch as a real task.
-    for clause in clauses[3:]:
-        assert clause.id not in live or client.by_id[live[clause.id]]["data"]["clause_id"] == clause.id
-    assert report["pending"] == 3 + settings.batch_size
-
-
 def test_a_run_left_running_by_a_killed_process_is_reported_and_training_goes_on(settings, store, project):
     run_id = store.start_train_run(200)  # a worker was killed in the middle of this one
     trained = retrain(settings, store, project)
@@ -193,9 +289,7 @@ def test_label_studio_unreachable_fails_the_push_but_the_new_version_is_measured
         run_cycle(down, force=True)
     latest = store.latest_model_version()
     assert latest.version == 1 and latest.metrics["evaluation"] == "held-out" and "macro_f1" in latest.metrics
-    # The batch was recorded before the import that failed: unconfirmed, for the next cycle that
-    # reaches Label Studio to settle (tested above), never counted as a task in Label Studio.
-    assert store.pushed_tasks() and all(p["ls_task_id"] is None for p in store.pushed_tasks())
+    assert not store.pushed_tasks()  # Label Studio was never reached: nothing recorded as pushed
 
 
 def test_a_connected_project_without_an_api_key_is_reported_not_left_without_batches(settings, store, project):
