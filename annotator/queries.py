@@ -344,18 +344,25 @@ def _tempered_weights(scores: np.ndarray, gamma: float) -> np.ndarray:
     return (_rank01(scores) + 1.0 / max(len(scores), 1)) ** gamma
 
 
-def tempered_sampling(estimator, X_pool, n: int, *, rng: np.random.Generator, gamma: float = 2.0) -> np.ndarray:
+def tempered_sampling(estimator, X_pool, n: int, *, rng: np.random.Generator, gamma: float = 2.0,
+                      need_power: float = 0.0) -> np.ndarray:
     """Uncertainty-weighted random sampling: clauses are drawn without replacement with probability
     proportional to ``rank(MMU uncertainty) ** gamma`` (``gamma=0`` is random sampling).
 
     Unlike top-k uncertainty it keeps random sampling's coverage of the pool -- every topic and
     label keeps being seen in proportion -- while leaning towards the clauses the model is unsure
     about; the labeled set stays close to the pool's distribution, which the calibration and
-    threshold tuning of the classifier rely on.
+    threshold tuning of the classifier rely on. With ``need_power > 0`` the weight is also
+    multiplied by ``rank(expected positives of starved labels) ** need_power`` (``sum_j p_j /
+    (1 + positives_j)``): a lean towards the labels random sampling starves.
     """
     check_pool(X_pool.shape[0], n)
     est = _estimator(estimator)
-    return gumbel_order(_tempered_weights(mmu_scores(_outputs(est, X_pool)), gamma), rng)[:n]
+    out = _outputs(est, X_pool)
+    weights = _tempered_weights(mmu_scores(out), gamma)
+    if need_power:
+        weights = weights * _tempered_weights(out.proba @ label_need(est, out.proba.shape[1]), need_power)
+    return gumbel_order(weights, rng)[:n]
 
 
 def label_quota(estimator, X_pool, n: int, *, rng: np.random.Generator, power: float = 1.0,

@@ -150,7 +150,8 @@ def run_once(strategy: Strategy, X_pool, Y_pool: np.ndarray, X_test, Y_test: np.
     ``groups``: near-duplicate group of each pool row, passed to the classifier's calibration
     folds as ``annotator train`` does. ``track_agreement``: every point after the first also gets
     ``pool_agreement``, the kappa between this and the previous model's decisions on the clauses
-    still unlabeled (:func:`~annotator.stopping.decision_agreement`), for the stopping signal.
+    still unlabeled (:func:`~annotator.stopping.decision_agreement`), for the stopping signal, and
+every point ``multi_label``, how many labeled clauses the oracle answered with two labels or more.
 
     With ``batch_size=10`` a run is what the live loop serves: it retrains every ``retrain_every``
     (10) labels and Label Studio serves the strategy's top-ranked clauses of :func:`select_batch`.
@@ -168,6 +169,9 @@ def run_once(strategy: Strategy, X_pool, Y_pool: np.ndarray, X_test, Y_test: np.
     n_train = len(first)
     curve = [{"labels": n_train, **_scores(learner.estimator, X_test, Y_test, labels)}]
     decisions = learner.estimator.predict(X_pool) if track_agreement else None
+    multi = int((Y_pool[first].sum(axis=1) >= 2).sum())
+    if track_agreement:
+        curve[0]["multi_label"] = multi
     keys = np.array([match_key(t) for t in pool_texts], dtype=object)
     while n_train < budget and not labeled.all():
         free = np.flatnonzero(~labeled)
@@ -185,9 +189,12 @@ def run_once(strategy: Strategy, X_pool, Y_pool: np.ndarray, X_test, Y_test: np.
         labeled[free[np.isin(keys[free], keys[new])]] = True
         labeled[new] = True
         curve.append({"labels": n_train, **_scores(learner.estimator, X_test, Y_test, labels)})
-        if track_agreement and not labeled.all():
-            previous, decisions = decisions, learner.estimator.predict(X_pool)
-            curve[-1]["pool_agreement"] = round(decision_agreement(previous[~labeled], decisions[~labeled]), 5)
+        if track_agreement:
+            multi += int((Y_pool[new].sum(axis=1) >= 2).sum())
+            curve[-1]["multi_label"] = multi
+            if not labeled.all():
+                previous, decisions = decisions, learner.estimator.predict(X_pool)
+                curve[-1]["pool_agreement"] = round(decision_agreement(previous[~labeled], decisions[~labeled]), 5)
         if progress is not None:
             progress(n_train)
     return curve

@@ -40,8 +40,8 @@ from annotator import strategies as S  # noqa: E402
 from annotator.labels import load_label_config  # noqa: E402
 from annotator.model import PolicyClassifier  # noqa: E402
 from annotator.seedset import read_labeled_file  # noqa: E402
-from annotator.simulate import (FOLD_BUDGETS, _mean_curve, featurize, grouped_folds,  # noqa: E402
-                                labels_to_reach, paired_summary, simulate, stopping_replay)
+from annotator.simulate import (FOLD_BUDGETS, _mean_curve, curve_at, featurize, grouped_folds,  # noqa: E402
+                                interval, labels_to_reach, paired_summary, simulate, stopping_replay)
 from annotator.near_duplicates import near_duplicate_groups  # noqa: E402
 from annotator.training import holdout_split, label_matrix  # noqa: E402
 
@@ -129,7 +129,9 @@ def run_folds(args) -> dict:
     fold_of = grouped_folds(texts, args.folds, rng=np.random.default_rng(args.split_seed))
     X = featurize(texts, [], cache_dir=OUT / "cache")[0]
     fold_ids = args.fold_ids if args.fold_ids is not None else list(range(args.folds))
-    per_fold = []
+    Y_oracle = single_label_oracle(Y, np.random.default_rng(args.split_seed)) if args.oracle == "single" else Y
+    suffix = "_single" if args.oracle == "single" else ""
+    per_fold, references = [], []
     for k in fold_ids:
         test, pool = np.flatnonzero(fold_of == k), np.flatnonzero(fold_of != k)
         merged = None
@@ -137,12 +139,15 @@ def run_folds(args) -> dict:
             strategy = parse_strategy(spec)
             name = re.sub(r"[^\w.=,-]", "_", spec)
             path = (OUT / "folds" / f"{args.tag}k{args.folds}s{args.split_seed}f{k}_b{args.batch_size}_"
-                    f"n{args.budget}_seeds{args.first_seed}-{args.first_seed + args.seeds - 1}_{name}.json")
+                    f"n{args.budget}_seeds{args.first_seed}-{args.first_seed + args.seeds - 1}_{name}{suffix}.json")
+            reference = path.with_name(path.name.replace("_single.json", ".json"))
+            if suffix and reference.exists():
+                references.append((k, strategy.name, json.loads(reference.read_text())))
             if path.exists():
                 result = json.loads(path.read_text())
             else:
                 started = time.perf_counter()
-                result = simulate([texts[i] for i in pool], Y[pool], [texts[i] for i in test], Y[test], labels,
+                result = simulate([texts[i] for i in pool], Y_oracle[pool], [texts[i] for i in test], Y[test], labels,
                                   [strategy], seed_size=args.seed_size, batch_size=args.batch_size,
                                   budget=args.budget, seeds=args.seeds, first_seed=args.first_seed,
                                   features=(X[pool], X[test]), track_agreement=True)
@@ -162,11 +167,39 @@ def run_folds(args) -> dict:
                "full_macro_f1": {str(r["fold"]): r["full_data"]["macro_f1"] for r in per_fold},
                "paired": paired_summary(per_fold, "random", FOLD_BUDGETS),
                "stopping": stopping_replay(per_fold)}
+    if references:
+        summary["single_label_penalty"] = oracle_penalty(per_fold, references)
     print_folds(summary)
     out = OUT / "folds" / (f"{args.tag}summary_k{args.folds}_f{'-'.join(map(str, fold_ids))}_b{args.batch_size}"
-                           f"_n{args.budget}.json")
+                           f"_n{args.budget}{suffix}.json")
     out.write_text(json.dumps(summary, ensure_ascii=False, indent=1))
     return summary
+
+
+def single_label_oracle(Y: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The answers of an annotator who gives one label per clause: a clause with several labels
+    keeps one of them, drawn by ``rng``."""
+    out = np.zeros_like(Y)
+    for i, row in enumerate(Y):
+        on = np.flatnonzero(row)
+        if len(on):
+            out[i, rng.choice(on)] = 1
+    return out
+
+
+def oracle_penalty(per_fold: list[dict], references: list[tuple[int, str, dict]]) -> dict:
+    """Macro-F1 lost at each budget when the oracle answers one label per clause, per strategy:
+    (full-label oracle run) - (single-label oracle run), paired by fold and seed."""
+    single = {r["fold"]: r for r in per_fold}
+    out: dict = {}
+    for k, name, full in references:
+        for s, (run_full, run_single) in enumerate(zip(full["curves_per_seed"][name],
+                                                       single[k]["curves_per_seed"][name])):
+            for b in FOLD_BUDGETS:
+                a, c = curve_at(run_full, b), curve_at(run_single, b)
+                if a is not None and c is not None:
+                    out.setdefault(name, {}).setdefault(str(b), []).append(a - c)
+    return {name: {b: interval(v) for b, v in row.items()} for name, row in out.items()}
 
 
 def print_folds(summary: dict) -> None:
@@ -191,6 +224,9 @@ def print_folds(summary: dict) -> None:
         print(f"stop signal, {name}: stop - labels to 95% = {d['mean']} (sd {d['sd']}, n {d['n']}), "
               f"macro-F1 at stop / full = {share['mean']} (sd {share['sd']}), never stopped {row['n_never_stopped']}; "
               + " ".join(f"{r['stop_at']}/{r['labels_to_target']}" for r in row["runs"]))
+    for name, row in summary.get("single_label_penalty", {}).items():
+        print(f"single-label oracle penalty, {name}: "
+              + ", ".join(f"{b} {v['mean']:+.3f} ±{v['sd']:.3f}" for b, v in row.items() if int(b) >= 200))
 
 
 def table(tag: str) -> None:
@@ -277,6 +313,9 @@ def main() -> None:
     parser.add_argument("--tag", default="", help="prefix of the saved result files")
     parser.add_argument("--folds", type=int, help="fold mode: split the whole seed file into this many folds")
     parser.add_argument("--fold-ids", type=int, nargs="*", help="the folds to test on (default all)")
+    parser.add_argument("--oracle", choices=("full", "single"), default="full",
+                        help="single: the simulated annotator gives one label per clause (its penalty is "
+                        "printed against saved full-oracle runs)")
     parser.add_argument("--table", action="store_true", help="print the table of saved results")
     parser.add_argument("--step-timing", action="store_true", help="time one query + retrain step")
     parser.add_argument("--repeats", type=int, default=3, help="step timings per size (the median is printed)")

@@ -189,6 +189,7 @@ def test_fold_mode_json_keys(folded):
         assert {"curves", "curves_per_seed", "full_data", "target_macro_f1", "labels_to_target"} <= set(fold)
         run = fold["curves_per_seed"]["random"][0]
         assert "pool_agreement" not in run[0] and all(-1 <= p["pool_agreement"] <= 1 for p in run[1:])
+        assert all(0 <= p["multi_label"] <= p["labels"] for p in run)
     row = result["paired"][DEFAULT_STRATEGY]
     assert set(row) == {"labels_to_target_ratio", "auc_gain", "gain_at", "ahead_everywhere_200_1200", "pairs"}
     assert set(row["labels_to_target_ratio"]) == INTERVAL_KEYS | {"n_unreached"}

@@ -67,18 +67,28 @@ def test_a_flattening_curve_and_stable_predictions():
     signal = stop_signal(versions())
     assert signal.gain_low <= signal.expected_gain <= signal.gain_high
     assert signal.sentence == ("about +0.005 macro-F1 per 200 more labels (+0.005 to +0.006); "
-                               "predictions stable for 6 versions")
-    assert not signal.stop  # the upper end, 0.006, is not below 0.005
-    assert stop_signal(versions(), min_gain=0.01).stop
-    assert stop_signal(versions(), min_gain=0.01).sentence.endswith(
-        "; predictions stable for 6 versions; more labels are unlikely to be worth it")
+                               "predictions stable for 6 versions; more labels are unlikely to be worth it")
+    assert signal.stop  # the upper end, 0.006, is below the default 0.01
+    stricter = stop_signal(versions(), min_gain=0.005)
+    assert not stricter.stop
+    assert stricter.sentence == ("about +0.005 macro-F1 per 200 more labels (+0.005 to +0.006); "
+                                 "predictions stable for 6 versions")
 
 
 def test_no_stop_while_predictions_change():
-    changing = versions()[:-1] + [VersionPoint(7, 1600, 0.61, 0.97)]
-    signal = stop_signal(changing, min_gain=0.01)
+    changing = versions()[:-1] + [VersionPoint(7, 1600, 0.61, 0.93)]
+    signal = stop_signal(changing)
     assert not signal.stop and signal.stable_versions == 0
-    assert signal.sentence.endswith("predictions still changing (agreement 0.970 with the previous version)")
+    assert signal.sentence == ("about +0.005 macro-F1 per 200 more labels (+0.005 to +0.006); "
+                               "predictions still changing (agreement 0.930 with the previous version)")
+    assert not stop_signal(versions(agreement=0.97)[:3]).stop  # stable, but too few versions to fit an interval
+    assert stop_signal(versions(agreement=0.97), min_stable=7).stable_versions == 6
+
+
+def test_no_stop_while_the_curve_still_climbs():
+    steep = [(n, 0.7 - 60 / n ** 0.8) for n, _ in CURVE]
+    signal = stop_signal(versions(steep))
+    assert signal.gain_high > 0.01 and not signal.stop
 
 
 def test_a_flat_or_falling_curve_predicts_no_gain():
