@@ -4,7 +4,9 @@ One canonical form for every clause text: NFKC (full-width letters and digits be
 spaces that PDF extraction leaves between Chinese characters removed, runs of white space folded,
 and ASCII punctuation next to Chinese turned back into the full-width Chinese form, so
 ``"组织(CMO)和"`` and ``"组织（CMO）和"`` normalize to the same string. Meaning is never changed:
-no character other than white space is dropped.
+no visible character other than white space is dropped (invisible zero-width characters and bidi
+control characters, U+200E/F, U+202A–U+202E, U+2066–U+2069, are removed, so a text made only of
+them normalizes to the empty string, which every entry point refuses).
 """
 from __future__ import annotations
 
@@ -19,6 +21,10 @@ _CJK_CHAR = re.compile(f"[{_CJK}]")
 _SPACE_NEAR_CJK = re.compile(f"(?<=[{_CJK}])[ \t\u00a0]+|[ \t\u00a0]+(?=[{_CJK}])")
 _WHITESPACE = re.compile(r"[ \t\u00a0\u3000]+")
 _ZERO_WIDTH = re.compile("[\u200b\u200c\u200d\u2060\ufeff]")
+# Bidi controls (LRM/RLM, embeddings and overrides, isolates): invisible, meaningless in Chinese
+# clauses, and able to make stored text display as something else ("Trojan Source").
+BIDI_CONTROLS = "\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+_BIDI = re.compile(f"[{BIDI_CONTROLS}]")
 _HALF_TO_FULL = {",": "，", ";": "；", ":": "：", "(": "（", ")": "）", "!": "！", "?": "？"}
 _PUNCT_NEAR_CJK = re.compile(
     f"(?<=[{_CJK}])[,;:()!?]|[,;:()!?](?=[{_CJK}])"
@@ -54,6 +60,7 @@ def normalize_text(text: str) -> str:
     text = _CIRCLED_RE.sub(lambda m: _CIRCLED[m.group(0)], text)
     text = unicodedata.normalize("NFKC", text)
     text = _ZERO_WIDTH.sub("", text)
+    text = _BIDI.sub("", text)
     text = text.replace("\r", " ").replace("\n", " ")
     text = _SPACE_NEAR_CJK.sub("", text)
     text = _WHITESPACE.sub(" ", text).strip()

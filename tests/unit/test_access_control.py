@@ -21,6 +21,7 @@ SECRET = "hook-1b2c3d4e"
 DASH = "dash-5e6f7a8b"
 SECRETS = (API_KEY, PASSWORD, SECRET, DASH)
 REFUSED = {"error": "basic auth credentials missing or wrong", "type": "Unauthorized"}
+DELETE_NOTHING = {"action": "ANNOTATIONS_DELETED", "annotations": []}  # an event that needs the secret
 
 
 def basic(user: str, password: str) -> dict:
@@ -112,8 +113,9 @@ def test_a_dashboard_with_its_own_login_asks_for_that_login(tmp_path):
 # Webhook secret ---------------------------------------------------------------------------------
 @pytest.mark.parametrize("header", [None, "", "hook-1b2c3d4", SECRET + " ", SECRET.upper(), "hook-1b2c3d4é"])
 def test_webhook_refuses_a_missing_or_wrong_secret(app, header):
+    # Annotation events write labels, so they need the secret (START_TRAINING carries basic auth only).
     headers = {**GOOD, **({"X-Annotator-Secret": header} if header is not None else {})}
-    response = app.test_client().post("/webhook", json={"action": "START_TRAINING"}, headers=headers)
+    response = app.test_client().post("/webhook", json=DELETE_NOTHING, headers=headers)
     assert response.status_code == 401
     assert response.get_json() == {"error": "webhook secret header missing or wrong", "type": "Unauthorized"}
 
@@ -122,11 +124,11 @@ def test_a_non_ascii_secret_header_is_refused_not_a_crash(tmp_path):
     # Regression: hmac.compare_digest on str raised TypeError for non-ASCII text, a 500.
     app, _ = make_app(tmp_path, basic_auth_user="", basic_auth_pass="", webhook_secret="密钥-42")
     client = app.test_client()
-    wrong = client.post("/webhook", json={"action": "START_TRAINING"}, headers={"X-Annotator-Secret": "é"})
+    wrong = client.post("/webhook", json=DELETE_NOTHING, headers={"X-Annotator-Secret": "é"})
     assert wrong.status_code == 401
     # A real server hands the header over as latin-1-decoded bytes; the UTF-8 secret still matches.
     sent = "密钥-42".encode().decode("latin-1")
-    right = client.post("/webhook", json={"action": "START_TRAINING"}, headers={"X-Annotator-Secret": sent})
+    right = client.post("/webhook", json=DELETE_NOTHING, headers={"X-Annotator-Secret": sent})
     assert right.status_code == 201
 
 
@@ -173,8 +175,7 @@ def test_refused_requests_log_and_answer_no_secret(app, caplog, credentials):
     for name in REQUESTS:
         response = send(client, name, BAD_CREDENTIALS[credentials])
         assert response.status_code == 401 and leaked(response.get_data(as_text=True)) == []
-    wrong_secret = client.post("/webhook", json={"action": "START_TRAINING"},
-                               headers={**GOOD, "X-Annotator-Secret": "nope"})
+    wrong_secret = client.post("/webhook", json=DELETE_NOTHING, headers={**GOOD, "X-Annotator-Secret": "nope"})
     assert wrong_secret.status_code == 401 and leaked(wrong_secret.get_data(as_text=True)) == []
     assert leaked(records_text(caplog)) == []
 

@@ -195,14 +195,14 @@ def created(annotation, task=None) -> dict:
 
 @pytest.mark.parametrize("body, message", [
     # ids beyond SQLite's INTEGER range were an OverflowError in the store (500)
-    (created(ls_annotation(ann_id=2**63)), "annotation 'id' must be an integer up to 9223372036854775807, "
+    (created(ls_annotation(ann_id=2**63)), "annotation 'id' must be an integer from 1 to 9223372036854775807, "
                                            "got 9223372036854775808"),
     (created(ls_annotation(), ls_task(task_id=10**20)),
-     "task 'id' must be an integer up to 9223372036854775807, got 100000000000000000000"),
+     "task 'id' must be an integer from 1 to 9223372036854775807, got 100000000000000000000"),
     (created({**ls_annotation(), "task": 2**63}, {"data": {"text": TEXT}}),  # a task without its own id
-     "task 'id' must be an integer up to 9223372036854775807, got 9223372036854775808"),
+     "task 'id' must be an integer from 1 to 9223372036854775807, got 9223372036854775808"),
     ({"action": "ANNOTATIONS_DELETED", "annotations": [{"id": 2**64}]},
-     "deleted annotation 'id' must be an integer up to 9223372036854775807, got 18446744073709551616"),
+     "deleted annotation 'id' must be an integer from 1 to 9223372036854775807, got 18446744073709551616"),
     (created({**ls_annotation(), "id": "11"}), "annotation has no integer 'id' (got '11')"),
     # a time that overflows when moved to UTC was an OverflowError in the store (500)
     (created({**ls_annotation(), "created_at": "0001-01-01T00:00:00+14:00"}),
@@ -264,3 +264,111 @@ def test_setup_refuses_a_config_the_backend_cannot_serve(schema, message):
     with pytest.raises(SchemaMismatchError) as info:
         ls_format.check_setup({"project": "1.1", "schema": schema}, CONFIG)
     assert str(info.value) == message
+
+
+# Limits at the edge (issue 16) ------------------------------------------------------------------
+def predict_body(n=1, text=TEXT, **task):
+    return {"tasks": [{"id": i + 1, "data": {"text": text}, **task} for i in range(n)]}
+
+
+@pytest.mark.parametrize("body, message", [
+    (predict_body(ls_format.MAX_PREDICT_TASKS + 1),
+     "the /predict body has 1001 tasks; at most 1000 are predicted per request: send them in smaller batches"),
+    (predict_body(1, "长" * (ls_format.MAX_TEXT_CHARS + 1)),
+     "task 1: data['text'] has 5001 characters; at most 5000 are accepted (a clause is a sentence or a short "
+     "paragraph)"),
+    (predict_body(101, "长" * 5000),
+     "the /predict body holds more than 500000 characters of text (at task 100); send the tasks in smaller batches"),
+    (predict_body(1, "\u200b\u200d\ufeff"),
+     "task 1: data['text'] is empty once normalized (only invisible characters such as zero-width spaces or "
+     "bidi controls); send the clause's text"),
+    (predict_body(1, "\u202e\u2066\u200f"),
+     "task 1: data['text'] is empty once normalized (only invisible characters such as zero-width spaces or "
+     "bidi controls); send the clause's text"),
+    ({"tasks": [{"id": -3, "data": {"text": TEXT}}]},
+     "task 0: 'id' must be an integer from 1 to 9223372036854775807, got -3"),
+    ({"tasks": [{"id": 0, "data": {"text": TEXT}}]},
+     "task 0: 'id' must be an integer from 1 to 9223372036854775807, got 0"),
+    ({"tasks": [{"id": "x" * 500, "data": {"text": TEXT}}]},
+     f"task 0: 'id' must be an integer from 1 to 9223372036854775807, got {('x' * 500)!r:.57}..."),
+])
+def test_predict_limits_are_enforced_with_a_clear_message(body, message):
+    with pytest.raises(SchemaMismatchError) as info:
+        ls_format.parse_predict(body, CONFIG)
+    assert str(info.value) == message
+
+
+def test_predict_accepts_a_batch_at_the_limits():
+    body = predict_body(ls_format.MAX_PREDICT_TASKS, "长" * 500)
+    assert len(ls_format.parse_predict(body, CONFIG)) == 1000
+    assert ls_format.parse_predict(predict_body(1, "长" * 5000), CONFIG)[0][1] == "长" * 5000
+
+
+def bulk(n):
+    return {"action": "ANNOTATIONS_CREATED", "annotations": [ls_annotation(i + 1, 7) for i in range(n)],
+            "tasks": [ls_task(7)]}
+
+
+LONG_EMAIL = "a" * 250 + "@x.cn"
+
+
+@pytest.mark.parametrize("body, message", [
+    (bulk(ls_format.MAX_EVENT_ANNOTATIONS + 1),
+     "ANNOTATIONS_CREATED carries 501 annotations; at most 500 are accepted per event"),
+    ({"action": "ANNOTATIONS_DELETED", "annotations": [{"id": i + 1} for i in range(501)]},
+     "ANNOTATIONS_DELETED carries 501 annotations; at most 500 are accepted per event"),
+    (created({**ls_annotation(), "completed_by": {"id": 4, "email": LONG_EMAIL}}),
+     "annotation 11: the annotator ('completed_by.email') has 255 characters; at most 254 are accepted for an "
+     "email, username or name"),
+    (created({**ls_annotation(), "completed_by": "m" * 3_000_000}),
+     "annotation 11: the annotator ('completed_by') has 3000000 characters; at most 254 are accepted for an email, "
+     "username or name"),
+    (created({**ls_annotation(), "completed_by": {"id": 4, "username": "ann\u202eadmin"}}),
+     "annotation 11: the annotator ('completed_by.username') holds the bidi control character U+202E, which can "
+     "make a name display as another; send the plain name"),
+    (created({**ls_annotation(), "completed_by": {"id": -4, "email": "a@x.cn"}}),
+     "annotation 11: the annotator's id must be an integer from 1 to 9223372036854775807, got -4"),
+    (created({**ls_annotation(), "completed_by": 0}),
+     "annotation 11: the annotator's id must be an integer from 1 to 9223372036854775807, got 0"),
+    (created(ls_annotation(ann_id=-1)), "annotation 'id' must be an integer from 1 to 9223372036854775807, got -1"),
+    (created(ls_annotation(), ls_task(task_id=-7)),
+     "task 'id' must be an integer from 1 to 9223372036854775807, got -7"),
+    ({"action": "ANNOTATIONS_DELETED", "annotations": [{"id": -2}]},
+     "deleted annotation 'id' must be an integer from 1 to 9223372036854775807, got -2"),
+    ({"action": "START_TRAINING", "project": {"id": -3}},
+     "the webhook's project id must be an integer from 1 to 9223372036854775807, got -3"),
+    ({"action": "START_TRAINING", "project": 2**63},
+     "the webhook's project id must be an integer from 1 to 9223372036854775807, got 9223372036854775808"),
+    (created(ls_annotation(), ls_task(text="长" * 5001)),
+     "task 7: data['text'] has 5001 characters; at most 5000 are accepted (a clause is a sentence or a short "
+     "paragraph)"),
+    (created(ls_annotation(), ls_task(text="\u200b\u2066\u200b")),
+     "task 7: data['text'] is empty once normalized (only invisible characters such as zero-width spaces or bidi "
+     "controls); send the clause's text"),
+    (created(ls_annotation(), {**ls_task(), "data": {"text": TEXT, "section": "节" * 2001}}),
+     "task 7: data['section'] has 2001 characters; at most 2000"),
+    (created({**ls_annotation(), "created_at": "2" * 2001}), "annotation 11: 'created_at' has 2001 characters; at most 2000"),
+    (created(ls_annotation(choices=("财政支持", "x" * 2001))),
+     "annotation 11: 'result[0].value.choices[1]' has 2001 characters; at most 2000"),
+    ({"action": "A" * 2001}, "the webhook 'action' has 2001 characters; at most 2000"),
+])
+def test_webhook_limits_are_enforced_with_a_clear_message(body, message):
+    with pytest.raises(SchemaMismatchError) as info:
+        ls_format.parse_webhook(body, CONFIG)
+    assert str(info.value) == message
+
+
+def test_webhook_accepts_values_at_the_limits():
+    email = "a" * 249 + "@x.cn"
+    body = created({**ls_annotation(), "completed_by": {"id": 4, "email": email, "username": "u" * 254}},
+                   ls_task(text="长" * 5000))
+    ((annotation, task),) = ls_format.parse_webhook(body, CONFIG).annotations
+    assert annotation["completed_by"]["email"] == email and len(task["data"]["text"]) == 5000
+    assert len(ls_format.parse_webhook(bulk(500), CONFIG).annotations) == 500
+
+
+def test_without_a_config_every_data_string_is_held_to_the_text_limit():
+    body = created(ls_annotation(), {**ls_task(), "data": {"text": TEXT, "clause": "长" * 5001}})
+    with pytest.raises(SchemaMismatchError) as info:
+        ls_format.parse_webhook(body)
+    assert str(info.value) == "task 7: data['clause'] has 5001 characters; at most 5000"

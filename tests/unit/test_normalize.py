@@ -104,3 +104,14 @@ def test_cjk_ratio():
     assert cjk_ratio("") == 0.0
     assert cjk_ratio("ab中文") == 0.5
     assert cjk_ratio("中文。") == 1.0
+
+
+# Bidi controls (issue 16) ------------------------------------------------------------------------
+@pytest.mark.parametrize("char", ["\u200e", "\u200f", "\u202a", "\u202b", "\u202c", "\u202d", "\u202e",
+                                  "\u2066", "\u2067", "\u2068", "\u2069"])
+def test_bidi_controls_are_removed_so_the_text_and_its_id_are_the_plain_ones(char):
+    text = "对符合条件的企业给予贷款贴息支持。"
+    spoofed = f"{char}对符合条件的{char}企业给予贷款贴息支持。{char}"
+    assert normalize_text(spoofed) == text
+    assert clause_id(spoofed) == clause_id(text)
+    assert normalize_text(char * 3 + "\u200b\ufeff") == ""
