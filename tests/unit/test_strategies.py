@@ -143,6 +143,22 @@ def test_tempered_sampling_leans_to_uncertain_clauses_and_is_random_at_gamma_zer
     assert leaning > 0.65 and 0.4 < flat < 0.6  # rank^3 draws average 0.75; uniform ones 0.5
 
 
+def test_tempered_need_power_leans_to_starved_labels(corpus):
+    """need_power > 0 draws more of the likely positives of a label with no positives yet; 0 is plain tempered."""
+    est = S.FeatureClassifier.from_fitted(corpus.model, corpus.Y[:120])
+    X = corpus.X[120:]
+    proba = corpus.model.predict_proba_features(X)
+    starved = int(np.argmax(proba.mean(axis=0)))
+    est.label_counts_ = np.full(len(corpus.labels), 100.0)
+    est.label_counts_[starved] = 0
+    assert (S.tempered_sampling(est, X, 10, rng=rng(4), need_power=0.0).tolist()
+            == S.tempered_sampling(est, X, 10, rng=rng(4)).tolist())
+    leaning = np.mean([proba[S.tempered_sampling(est, X, 20, rng=rng(s), gamma=0, need_power=3), starved].mean()
+                       for s in range(10)])
+    flat = np.mean([proba[S.tempered_sampling(est, X, 20, rng=rng(s), gamma=0), starved].mean() for s in range(10)])
+    assert leaning > flat
+
+
 def test_label_quota_gives_starved_labels_the_most_slots(corpus):
     """With one label unseen and the rest well covered, most picks sit near that label's threshold."""
     est = S.FeatureClassifier.from_fitted(corpus.model, corpus.Y[:120])
