@@ -529,8 +529,8 @@ def test_a_failed_retrain_and_an_empty_label_studio_queue_are_shown_without_secr
         run = store.start_train_run(40)
         store.finish_train_run(run, error="LabelStudioError: refused token tok-SECRET-123\nTraceback ...")
         for i, pushed in enumerate(store.pending_pushed_tasks()):  # the annotators labeled every task
-            store.save_annotation(Annotation(pushed["clause_id"], (settings.labels[0],), "chen-jie", "label_studio",
-                                             ls_annotation_id=9000 + i, ls_task_id=pushed["ls_task_id"]))
+            store.save_annotation(Annotation(pushed.clause_id, (settings.labels[0],), "chen-jie", "label_studio",
+                                             ls_annotation_id=9000 + i, ls_task_id=pushed.ls_task_id))
         unlabeled = store.count_clauses() - len(store.labeled_clause_ids())
     app = create_app(settings.replace(ls_api_key="tok-SECRET-123"), start_queue=False)
     failed, empty = alerts_shown(app.test_client().get("/dashboard/").get_data(as_text=True))

@@ -13,7 +13,7 @@ import pytest
 from backend.jobs import TrainingQueue
 
 
-def worker_job(force: bool) -> dict:
+def worker_job(force: bool, train: bool = True) -> dict:
     """A picklable job for the worker-process path: says where it ran; fails unless forced."""
     if not force:
         raise ValueError("no labels to train on")
@@ -24,13 +24,17 @@ class Recorder:
     """A job that records its calls; fails while ``fail`` is set; can be held to look at a running cycle."""
 
     def __init__(self) -> None:
-        self.calls: list[bool] = []
+        self.calls: list[bool] = []  # force, for each training cycle
+        self.reconciliations = 0
         self.fail = False
         self.hold = threading.Event()
         self.hold.set()
         self.started = threading.Event()
 
-    def __call__(self, force: bool) -> dict:
+    def __call__(self, force: bool, train: bool = True) -> dict:
+        if not train:
+            self.reconciliations += 1
+            return {"push": {"recovered": 0}}
         self.started.set()
         self.hold.wait(10)
         self.calls.append(force)
@@ -103,6 +107,42 @@ def test_a_few_labels_start_a_cycle_after_the_delay(make_queue):
     assert wait_for(lambda: queue.status()["cycles"] == 1, timeout=10)
     assert time.monotonic() - start >= 0.3
     assert job.calls == [False]
+
+
+def test_people_labeling_steadily_get_one_retrain_per_every_labels_not_one_per_label(make_queue):
+    """The delay counts from the last label (a lull), not the first: a label every 0.1 s with a
+    0.3 s delay never starts a cycle on its own; every 5th label does."""
+    job = Recorder()
+    queue = make_queue(job, every=5, delay=0.3)
+    for _ in range(10):
+        queue.notify(1)
+        time.sleep(0.1)
+    assert wait_for(lambda: queue.status()["cycles"] == 2)
+    time.sleep(0.5)
+    assert job.calls == [False, False] and queue.status()["pending_labels"] == 0
+
+
+def test_a_reconciliation_runs_when_no_cycle_ran_for_a_while_and_never_trains(make_queue):
+    job = Recorder()
+    queue = make_queue(job, every=100, delay=60, reconcile_every=0.2)
+    assert wait_for(lambda: job.reconciliations >= 2)
+    assert job.calls == []  # reconciliations never retrain
+    queue.request_refresh()
+    n = job.reconciliations
+    assert wait_for(lambda: job.reconciliations > n, timeout=1)
+
+
+def test_recovered_annotations_count_toward_the_next_retrain(make_queue):
+    class Recovering(Recorder):
+        def __call__(self, force: bool, train: bool = True) -> dict:
+            if not train:
+                self.reconciliations += 1
+                return {"push": {"recovered": 3 if self.reconciliations == 1 else 0}}
+            return super().__call__(force, train)
+
+    job = Recovering()
+    queue = make_queue(job, every=3, delay=60, reconcile_every=0.2)
+    assert wait_for(lambda: job.calls == [False])  # the three recovered labels started a retrain
 
 
 def test_zero_or_negative_notifications_are_ignored(make_queue):
@@ -197,7 +237,7 @@ class WarmJob:
         with open(self.mark, "a", encoding="utf-8") as fh:
             fh.write(f"{os.getpid()}\n")
 
-    def __call__(self, force: bool) -> dict:
+    def __call__(self, force: bool, train: bool = True) -> dict:
         return {"pid": os.getpid()}
 
 

@@ -6,7 +6,7 @@ import io
 
 import pytest
 
-from annotator import ModelRegistry, Settings, Store, choices_result
+from annotator import Annotation, Clause, ModelRegistry, Settings, Store, choices_result, clause_id, normalize_text
 from annotator.project import import_labels, training_examples
 from annotator.training import train_model
 from backend import create_app
@@ -58,7 +58,8 @@ def test_health_and_setup_report_the_model_version(client):
     health = client.get("/health").get_json()
     assert health["status"] == "UP" and health["model_version"] == "1"
     schema = Settings().labels_config().xml  # Label Studio sends the project's labeling config
-    assert client.post("/setup", json={"project": "1.1", "schema": schema}).get_json() == {"model_version": "1"}
+    assert client.post("/setup", json={"project": "1.1", "schema": schema}).get_json() == \
+        {"model_version": "policy-clf-v1"}
 
 
 def test_predict_without_a_model_returns_no_results(empty_client):
@@ -68,14 +69,19 @@ def test_predict_without_a_model_returns_no_results(empty_client):
 
 def test_predict_returns_one_choices_result_per_task_in_order(client, trained_home):
     settings = Settings(home=trained_home)
-    tasks = [{"id": i, "data": {"text": t}} for i, t in enumerate([TEXT, "加快集成电路产业发展，支持芯片设计企业。"])]
+    texts = ["加快集成电路产业发展，支持芯片设计企业。", "对引进的高层次人才给予安家补贴。"]
+    tasks = [{"id": i + 1, "data": {"text": t}} for i, t in enumerate(texts)]
     body = client.post("/predict", json={"tasks": tasks}).get_json()
-    assert len(body["results"]) == 2
+    with Store(settings.db_path) as store:
+        _, model = ModelRegistry(settings.model_dir, store).load("latest")
+    expected = model.predictions(model.predict_proba(texts))  # the classifier's one decision rule
+    assert body["model_version"] == "policy-clf-v1"
+    assert [(r["model_version"], r["score"], tuple(r["result"][0]["value"]["choices"])) for r in body["results"]] \
+        == [("policy-clf-v1", p.confidence, p.labels) for p in expected]
+    assert all(len(p.labels) < 5 for p in expected)  # a decision, not every label
     for result in body["results"]:
-        assert result["model_version"] == "1" and 0 <= result["score"] <= 1
         (region,) = result["result"]
         assert (region["from_name"], region["to_name"], region["type"]) == ("labels", "text", "choices")
-        assert region["value"]["choices"] and set(region["value"]["choices"]) <= set(settings.labels)
 
 
 @pytest.mark.parametrize("payload, message", [
@@ -150,7 +156,7 @@ def test_basic_auth_guards_everything_but_health(trained_home):
 
 
 def test_oversized_request_is_413(tmp_path):
-    client, _ = make_client(tmp_path / "h", max_request_bytes=1000)
+    client, _ = make_client(tmp_path / "h", max_request_bytes=1024)
     response = client.post("/predict", json={"tasks": [{"data": {"text": "字" * 2000}}]})
     assert response.status_code == 413
 
@@ -171,7 +177,7 @@ def test_a_bulk_event_with_one_bad_annotation_stores_none(tmp_path):
 
 
 @pytest.mark.parametrize("field, value, message", [
-    ("id", 2**63, "annotation 'id' must be an integer up to 9223372036854775807, got 9223372036854775808"),
+    ("id", 2**63, "annotation 'id' must be an integer from 1 to 9223372036854775807, got 9223372036854775808"),
     ("created_at", "0001-01-01T00:00:00+14:00",
      "annotation 101: 'created_at' '0001-01-01T00:00:00+14:00' is out of range in UTC; "
      "send a time such as '2026-11-24T09:00:00Z'"),
@@ -208,7 +214,7 @@ def test_setup_refuses_a_labeling_config_without_choices(client):
 def test_a_chunked_body_over_the_cap_is_413_not_a_truncated_400(tmp_path):
     # werkzeug cuts a body without Content-Length at MAX_CONTENT_LENGTH; the cut JSON was a 400
     # "invalid JSON" that hid the real problem.
-    client, _ = make_client(tmp_path / "h", max_request_bytes=1000)
+    client, _ = make_client(tmp_path / "h", max_request_bytes=1024)
     body = b'{"tasks": [], "pad": "' + b"x" * 5000 + b'"}'
     response = client.post("/predict", input_stream=io.BytesIO(body), content_type="application/json",
                            headers={"Transfer-Encoding": "chunked"},
@@ -223,7 +229,7 @@ def test_a_chunked_body_over_the_cap_is_413_not_a_truncated_400(tmp_path):
 def test_health_says_whether_batches_can_reach_label_studio(trained_home):
     without, _ = make_client(trained_home)
     assert without.get("/health").get_json()["label_studio"] == {"url": "http://127.0.0.1:8080",
-                                                                  "api_key_set": False}
+                                                                  "api_key_set": False, "project_id": 1}
     with_key, _ = make_client(trained_home, ls_url="http://ls.example:8080", ls_api_key="secret-token-123")
     body = with_key.get("/health").get_data(as_text=True)
     assert '"api_key_set":true' in body.replace(" ", "") and "secret-token-123" not in body
@@ -242,3 +248,49 @@ def test_a_backend_started_for_a_connected_project_without_an_api_key_warns(tmp_
     app.extensions["annotator"]["queue"].shutdown()
     (warning,) = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert warning.startswith("the project is connected to Label Studio project 3, but LABEL_STUDIO_API_KEY")
+
+
+# The live loop's edge: the connected project, blind overlap, a failing loop -------------------------
+def test_setup_connects_a_project_added_on_label_studios_model_page_and_refuses_another(tmp_path):
+    client, settings = make_client(tmp_path / "h")
+    schema = settings.labels_config().xml
+    assert client.post("/setup", json={"project": "4.1701", "schema": schema}).status_code == 200
+    assert client.get("/health").get_json()["label_studio"]["project_id"] == 4
+    response = client.post("/setup", json={"project": "5.1701", "schema": schema})
+    assert response.status_code == 400
+    assert response.get_json()["error"] == (
+        "this backend serves Label Studio project 4, not project 5: one backend serves one project home; "
+        "start another backend with its own --home for that project")
+    event = annotation_event(settings)
+    event["project"] = {"id": 5}
+    assert client.post("/webhook", json=event).status_code == 400
+    with Store(settings.db_path) as store:
+        assert store.annotations() == []  # nothing of the other project was stored
+
+
+def test_predict_never_prefills_a_labeled_clause_from_a_model_that_learned_it(client, trained_home):
+    """Blind double annotation: a clause someone labeled gets the pre-fill its task showed before."""
+    settings = Settings(home=trained_home)
+    text = "对首次认定的高新技术企业给予一次性奖励。"
+    cid = clause_id(normalize_text(text))
+    with Store(settings.db_path) as store:
+        store.add_clauses([Clause(cid, normalize_text(text))])
+        store.record_push(1, [(cid, 40, 0)], batch=99, model_version=1)
+        store.set_priorities([(cid, 0.1, 1, ("企业",))], model_version=1)
+        store.save_annotation(Annotation(cid, ("税收激励",), "first@example.com", "label_studio",
+                                         ls_annotation_id=4000, ls_task_id=40))
+    body = client.post("/predict", json={"tasks": [{"id": 40, "data": {"text": text}}]}).get_json()
+    (result,) = body["results"]
+    assert result["model_version"] == "policy-clf-v1"
+    assert result["result"][0]["value"]["choices"] == ["企业"]  # the frozen first pre-fill
+
+
+def test_health_is_degraded_with_the_reason_while_the_loop_fails(tmp_path):
+    client, settings = make_client(tmp_path / "h")
+    assert client.get("/health").get_json()["status"] == "UP"
+    with Store(settings.db_path) as store:
+        run = store.start_train_run(30)
+        store.finish_train_run(run, error="StoreError: disk I/O error")
+    health = client.get("/health").get_json()
+    assert health["status"] == "DEGRADED"
+    assert health["reason"] == "the last training run failed: StoreError: disk I/O error"

@@ -448,13 +448,13 @@ def test_pushed_tasks_pending_until_labeled_or_removed(filled):
     filled.record_push(5, [("c-loan", 101, 0), ("c-fund", 102, 1)], batch=1, model_version=None)
     filled.record_push(5, [("c-3", 103, 0)], batch=2, model_version=1)
     assert filled.next_batch_number() == 3
-    assert [t["clause_id"] for t in filled.pending_pushed_tasks()] == ["c-loan", "c-fund", "c-3"]
-    assert filled.clause_for_task(102) == "c-fund" and filled.clause_for_task(999) is None
+    assert [t.clause_id for t in filled.pending_pushed_tasks()] == ["c-loan", "c-fund", "c-3"]
+    assert filled.pushed_task("c-fund").ls_task_id == 102 and filled.pushed_task("c-none") is None
 
     filled.save_annotation(ls(11, ["财政支持"], "2024-05-01T10:00:00Z"))
     filled.mark_removed(["c-3"])
-    assert [t["clause_id"] for t in filled.pending_pushed_tasks()] == ["c-fund"]
-    assert [t["clause_id"] for t in filled.pushed_tasks()] == ["c-loan", "c-fund"]
+    assert [t.clause_id for t in filled.pending_pushed_tasks()] == ["c-fund"]
+    assert [t.clause_id for t in filled.pushed_tasks()] == ["c-loan", "c-fund"]
     assert len(filled.pushed_tasks(live_only=False)) == 3
 
 
@@ -463,17 +463,50 @@ def test_pushing_a_removed_clause_again_revives_it(filled):
     filled.mark_removed(["c-loan"])
     filled.record_push(5, [("c-loan", 201, 0)], batch=2, model_version=2)
     [task] = filled.pushed_tasks()
-    assert (task["ls_task_id"], task["batch"], task["model_version"], task["removed_at"]) == (201, 2, 2, None)
+    assert (task.ls_task_id, task.batch, task.model_version, task.removed_at) == (201, 2, 2, None)
 
 
-def test_a_task_id_already_used_by_another_clause_is_a_store_error(filled):
-    # e.g. Label Studio was reset and numbers tasks from 1 again
+def test_a_task_id_label_studio_reused_never_blocks_a_push(filled):
+    # Label Studio on SQLite reuses a deleted task's id: the record of the old clause must not
+    # make every later push fail (the loop settles records by the tasks' data, not by id).
     filled.record_push(5, [("c-loan", 101, 0)], batch=1, model_version=None)
-    with pytest.raises(StoreError, match=on(filled, "UNIQUE constraint failed: pushed_tasks.ls_task_id",
-                                            r"duplicate key value violates unique constraint "
-                                            r'"pushed_tasks_ls_task_id_key"; DETAIL:  Key \(ls_task_id\)=\(101\)')):
-        filled.record_push(6, [("c-fund", 101, 0)], batch=1, model_version=None)
-    assert [t["clause_id"] for t in filled.pushed_tasks()] == ["c-loan"]
+    filled.record_push(5, [("c-fund", 101, 0)], batch=2, model_version=None)
+    assert [(t.clause_id, t.ls_task_id) for t in filled.pushed_tasks()] == [("c-loan", 101), ("c-fund", 101)]
+
+
+def test_refresh_records_scores_and_freezes_the_prefill_of_a_labeled_clause(filled):
+    filled.record_push(5, [("c-loan", 101, 0), ("c-fund", 102, 1)], batch=1, model_version=1)
+    filled.set_priorities([("c-loan", 0.0, 1, ("金融支持",)), ("c-fund", 0.5, 1, ("财政支持",))], model_version=1)
+    filled.set_priorities([("c-loan", 0.25, 2, ("金融支持", "财政支持")), ("c-fund", 0.5, None, None)],
+                          model_version=2)
+    loan, fund = filled.pushed_tasks()
+    assert (loan.score, loan.model_version, loan.prefill_version, loan.prefill_labels) == \
+        (0.25, 2, 2, ("金融支持", "财政支持"))
+    assert (fund.score, fund.model_version, fund.prefill_version, fund.prefill_labels) == (0.5, 2, 1, ("财政支持",))
+
+
+def test_a_version_1_store_is_migrated_without_losing_a_push(tmp_path):
+    import sqlite3
+
+    from annotator.store import MIGRATIONS
+
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path)
+    conn.executescript(MIGRATIONS[0].replace("{rowid}", ""))
+    conn.execute("INSERT INTO clauses VALUES ('c1', '第一条。', NULL, '', 0, '2024-01-01')")
+    conn.execute("INSERT INTO annotations(clause_id, annotator, labels, source, created_at, updated_at) "
+                 "VALUES ('c1', 'seed', '[\"金融支持\"]', 'seed', '2024-01-01', '2024-01-01')")
+    conn.execute("INSERT INTO pushed_tasks VALUES ('c1', 3, 17, 0, 1, 2, '2024-01-01', NULL)")
+    conn.execute("PRAGMA user_version=1")
+    conn.commit()
+    conn.close()
+    with Store(path) as store:
+        assert store.schema_version == len(MIGRATIONS) == 2
+        (task,) = store.pushed_tasks()
+        assert (task.clause_id, task.project_id, task.ls_task_id, task.model_version, task.prefill_labels) == \
+            ("c1", 3, 17, 2, ())
+        (annotation,) = store.annotations()
+        assert annotation.labels == ("金融支持",) and not annotation.not_policy
 
 
 # A whole project on both engines --------------------------------------------------------------
@@ -485,7 +518,8 @@ def run_project(settings, target: str, tmp_path) -> dict:
     from annotator import ModelRegistry
     from annotator.agreement import agreement_report
     from annotator.export import prepare_dataset
-    from annotator.loop import rank_batch, train_project
+    from annotator.loop import train_project
+    from annotator.ls_queue import rank_pool, unlabeled_pool
     from annotator.normalize import clause_id
     from annotator.project import import_labels, training_examples
 
@@ -508,9 +542,12 @@ def run_project(settings, target: str, tmp_path) -> dict:
         store.adjudicate(unlabeled[3].id, [settings.labels[0], settings.labels[5]], "lead")
         registry = ModelRegistry(settings.model_dir, store)
         trained, _ = train_project(settings, store, registry, holdout=0)
-        batch, info, _ = rank_batch(settings, store, registry, 10, rng=np.random.default_rng(0))
+        pool = unlabeled_pool(store, store.clauses(), store.labeled_clause_ids())
+        X = trained.cache.matrix([c.id for c in pool])
+        batch = [pool[i] for i in rank_pool(settings, store, trained.model, X, pool, 10,
+                                            rng=np.random.default_rng(0))]
         store.record_push(1, [(c.id, 1000 + i, i) for i, c in enumerate(batch)], batch=store.next_batch_number(),
-                          model_version=info.version)
+                          model_version=trained.version.version)
         annotations = store.annotations()
         predicted = {cid: labels for cid, (labels, _) in store.predictions().items()}
         agreement = agreement_report(annotations, settings.labels, adjudicated=store.adjudications(),
@@ -523,7 +560,7 @@ def run_project(settings, target: str, tmp_path) -> dict:
                             for a in store.annotations(include_deleted=True)],
             "examples": training_examples(store, settings.labels),
             "version": (trained.version.version, trained.version.n_train), "predictions": store.predictions(),
-            "batch": [t["clause_id"] for t in store.pending_pushed_tasks()], "agreement": agreement,
+            "batch": [t.clause_id for t in store.pending_pushed_tasks()], "agreement": agreement,
             "splits": {name: [dataset.examples[i].id for i in rows] for name, rows in dataset.splits.items()},
         }
 

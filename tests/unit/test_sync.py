@@ -9,6 +9,7 @@ from annotator import SchemaMismatchError, UnknownLabelError, record_annotation,
 from annotator.labels import load_label_config
 from annotator.labelstudio import annotation_from_ls, choices_result, labels_from_result
 from annotator.normalize import clause_id
+from annotator.types import Clause
 
 CONFIG = load_label_config()
 TEXT = "对符合条件的企业给予贷款贴息支持。"
@@ -103,9 +104,35 @@ def test_result_from_another_choices_tag_is_a_schema_mismatch(store):
         record_annotation(store, other, task(), CONFIG)
 
 
-def test_clause_id_in_task_data_wins(store):
+def test_a_clause_id_in_task_data_never_picks_the_clause_a_label_attaches_to(store, caplog):
+    """The label goes to the clause whose text the task shows (a reused task id, or a crafted payload,
+    cannot attach it to an unrelated stored clause)."""
+    store.add_clauses([Clause("abc123def4567890", "对高校科研人员给予奖励。")])
     record_annotation(store, annotation(), task(clause_id="abc123def4567890"), CONFIG)
-    assert store.annotations()[0].clause_id == "abc123def4567890"
+    assert store.annotations()[0].clause_id == clause_id(TEXT)
+    assert "the task's data names clause abc123def4567890, but its text is clause" in caplog.text
+
+
+def test_an_annotation_of_another_project_is_refused_and_nothing_is_stored(store):
+    with pytest.raises(SchemaMismatchError, match="annotation 11 belongs to Label Studio project 9, but this "
+                                                  r"backend serves project 3 \(one backend, one project home\)"):
+        record_annotation(store, annotation(), dict(task(), project=9), CONFIG, project_id=3)
+    assert store.annotations() == [] and store.count_clauses() == 0
+
+
+def test_not_a_policy_measure_is_stored_counted_and_never_trained_on(store):
+    not_policy = annotation(choices=["不是政策措施"])
+    assert record_annotation(store, not_policy, task(), CONFIG) == "created"
+    assert store.annotations() == []  # what training, agreement and export read
+    (stored,) = store.annotations(not_policy=True)
+    assert stored.labels == () and stored.not_policy and stored.clause_id == clause_id(TEXT)
+    assert clause_id(TEXT) in store.labeled_clause_ids()  # never asked again
+
+
+def test_a_text_of_only_invisible_characters_is_refused(store):
+    with pytest.raises(SchemaMismatchError, match="task 7 has no text at data\\['text'\\]"):
+        record_annotation(store, annotation(), task(text="\u200b\u200b\ufeff"), CONFIG)
+    assert store.count_clauses() == 0
 
 
 def test_task_text_is_normalized_to_the_ingested_clause(store):
@@ -181,7 +208,8 @@ def test_annotation_from_ls_fields():
     assert labels == ("财政支持",)
     assert fields == {"ls_annotation_id": 11, "ls_task_id": 7, "annotator": "5",
                       "created_at": "2024-05-01T10:00:00.000000Z", "updated_at": "2024-05-01T10:00:00.000000Z",
-                      "cancelled": False, "text": TEXT, "clause_id": clause_id(TEXT), "section": "第三章 金融支持"}
+                      "cancelled": False, "text": TEXT, "clause_id": clause_id(TEXT), "clause_id_given": None,
+                      "section": "第三章 金融支持", "project_id": 1}
 
 
 def test_sync_path_refuses_ids_and_times_the_store_cannot_hold(store):
