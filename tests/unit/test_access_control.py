@@ -211,3 +211,111 @@ def test_basic_auth_read_from_the_environment_guards_the_backend(tmp_path):
     assert refused.status_code == 401 and refused.headers["WWW-Authenticate"] == 'Basic realm="annotator"'
     assert client.post("/predict", json={"tasks": []}, headers=GOOD).status_code == 200
     assert client.get("/health").status_code == 200
+
+
+# Dashboard login: throttling, logout that ends the session, Secure cookie (issue 16) -------------
+import re  # noqa: E402
+
+from backend.dashboard import SESSION_GENERATION_KEY  # noqa: E402
+
+
+def csrf(response) -> str:
+    return re.search(r'name="csrf_token" value="([^"]+)"', response.get_data(as_text=True)).group(1)
+
+
+def dash_client(app, address="10.0.0.1"):
+    client = app.test_client()
+    client.environ_base["REMOTE_ADDR"] = address
+    return client, csrf(client.get("/dashboard/login"))
+
+
+def try_login(client, token, password):
+    return client.post("/dashboard/login", data={"csrf_token": token, "password": password})
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+@pytest.fixture
+def dash_app(tmp_path):
+    return make_app(tmp_path, basic_auth_user="", basic_auth_pass="", dashboard_password=DASH)[0]
+
+
+def test_failed_logins_are_throttled_per_address_with_a_clear_429(dash_app):
+    clock = FakeClock()
+    dash_app.extensions["annotator.login_throttle"].clock = clock
+    client, token = dash_client(dash_app)
+    for _ in range(5):
+        assert try_login(client, token, "guess").status_code == 401
+        clock.now += 1
+    throttled = try_login(client, token, DASH)  # even the right password: no guess is checked now
+    assert throttled.status_code == 429
+    assert throttled.headers["Retry-After"] == "55"
+    assert ("Too many failed logins from this address (5 within 60 seconds). Try again in 55 seconds."
+            in throttled.get_data(as_text=True))
+    assert client.get("/dashboard/").status_code == 302  # not logged in
+    other, other_token = dash_client(dash_app, "10.0.0.2")  # another address is not held back
+    assert try_login(other, other_token, DASH).status_code == 303
+    clock.now += 55  # the first failure leaves the window
+    assert try_login(client, token, DASH).status_code == 303
+    assert client.get("/dashboard/").status_code == 200
+
+
+def test_two_hundred_fast_guesses_get_five_answers(dash_app):
+    client, token = dash_client(dash_app)
+    statuses = [try_login(client, token, f"guess-{i}").status_code for i in range(200)]
+    assert statuses[:5] == [401] * 5 and set(statuses[5:]) == {429}
+
+
+def test_a_successful_login_clears_the_addresss_failures(dash_app):
+    client, token = dash_client(dash_app)
+    for _ in range(4):
+        try_login(client, token, "guess")
+    assert try_login(client, token, DASH).status_code == 303
+    for _ in range(4):
+        assert try_login(client, token, "guess").status_code == 401  # counting starts again
+
+
+def test_logout_ends_the_session_on_the_server_so_an_old_cookie_no_longer_opens_the_dashboard(dash_app):
+    client, token = dash_client(dash_app)
+    assert try_login(client, token, DASH).status_code == 303
+    stolen = client.get_cookie("session").value
+    thief = dash_app.test_client()
+    thief.set_cookie("session", stolen)
+    assert thief.get("/dashboard/").status_code == 200  # a copied cookie works while the session lives
+    page = client.get("/dashboard/")
+    assert client.post("/dashboard/logout", data={"csrf_token": csrf(page)}).status_code == 303
+    assert client.get("/dashboard/").status_code == 302
+    replay = dash_app.test_client()
+    replay.set_cookie("session", stolen)
+    response = replay.get("/dashboard/")
+    assert response.status_code == 302 and "/dashboard/login" in response.headers["Location"]
+    with Store(dash_app.config["ANNOTATOR"].db_path) as store:
+        assert len(store.get_meta(SESSION_GENERATION_KEY)) == 32
+    assert try_login(client, csrf(client.get("/dashboard/login")), DASH).status_code == 303  # log in again
+    assert client.get("/dashboard/").status_code == 200
+
+
+@pytest.mark.parametrize("secure", [False, True])
+def test_the_session_cookie_can_be_marked_secure(tmp_path, secure):
+    settings = Settings.from_env({"ANNOTATOR_SESSION_COOKIE_SECURE": "true" if secure else "false"},
+                                 home=tmp_path / "home", dashboard_password=DASH)
+    assert settings.session_cookie_secure is secure
+    app = create_app(settings, start_queue=False)
+    client, token = dash_client(app)
+    response = try_login(client, token, DASH)
+    cookie = response.headers["Set-Cookie"]
+    assert ("; Secure" in cookie) is secure and "; HttpOnly" in cookie and "SameSite=Lax" in cookie
+
+
+def test_a_bad_secure_setting_names_the_variable(tmp_path):
+    from annotator import InputError
+
+    with pytest.raises(InputError) as err:
+        Settings.from_env({"ANNOTATOR_SESSION_COOKIE_SECURE": "maybe"}, home=tmp_path)
+    assert str(err.value) == "ANNOTATOR_SESSION_COOKIE_SECURE must be true or false (1/0, yes/no, on/off), got 'maybe'"
