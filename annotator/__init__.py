@@ -31,6 +31,7 @@ _EXPORTS: dict[str, str] = {
     "parse_label_config": "labels",
     "clause_id": "normalize", "match_key": "normalize", "normalize_text": "normalize",
     "redact": "redaction", "settings_secrets": "redaction", "install_log_redaction": "redaction",
+    "MissingExtraError": "optional", "require": "optional",
     # storage and model
     "Store": "store",
     "ModelRegistry": "registry",
@@ -80,6 +81,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs only; at run time the table abov
     from .loop import PROJECT_KEY, missing_api_key_problem, run_cycle
     from .model import PolicyClassifier, at_least_one
     from .normalize import clause_id, match_key, normalize_text
+    from .optional import MissingExtraError, require
     from .redaction import install_log_redaction, redact, settings_secrets
     from .registry import ModelRegistry
     from .review import HOURS_SHOWN, DashboardData, agreement_for_store, dashboard_data, review_queue
