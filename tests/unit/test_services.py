@@ -58,3 +58,11 @@ def test_the_demo_refuses_a_taken_port_at_once_before_preparing_anything(tmp_pat
     assert f"port {taken_port} on 127.0.0.1 is already in use" in result.stderr
     assert f"annotator demo {option} N" in result.stderr
     assert "ingested" not in result.stderr and not (home / "annotator.db").exists()  # nothing was prepared
+
+
+def test_a_missing_label_studio_names_the_server_extra(tmp_path, monkeypatch):
+    monkeypatch.setattr("annotator.services.shutil.which", lambda *a, **k: None)
+    with pytest.raises(AnnotatorError) as exc:
+        LabelStudioServer(tmp_path / "ls", port=free_port()).start()
+    assert str(exc.value) == ("a local Label Studio (annotator demo) needs the 'server' extra: "
+                              "pip install 'annotator[server]'")
