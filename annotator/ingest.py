@@ -247,6 +247,32 @@ def check_tasks_out(out_path: str | Path) -> Path:
                      "such as tasks/clauses.json")
 
 
+def check_output_file(out_path: str | Path, option: str) -> Path:
+    """``out_path`` as a Path if a command can write its output there; call it before the work starts.
+
+    The path must be a regular file or not exist yet (:func:`check_tasks_out`'s rule), in a folder
+    that exists and is writable, so a long run (``simulate --out/--plot``) never ends in an error
+    about where to put its result.
+
+    Raises
+    ------
+    InputError
+        Naming ``option``, the path and what is wrong with it.
+    """
+    out = Path(out_path)
+    try:
+        check_tasks_out(out)
+    except InputError as exc:
+        raise InputError(str(exc).replace("--tasks-out", option, 1).replace(
+            "such as tasks/clauses.json", "in a folder that exists")) from None
+    folder = out.parent if str(out.parent) else Path(".")
+    if not folder.is_dir():
+        raise InputError(f"{option} {out}: the folder {folder} does not exist; create it or choose another path")
+    if not os.access(folder, os.W_OK | os.X_OK) or (out.exists() and not os.access(out, os.W_OK)):
+        raise InputError(f"{option} {out} cannot be written (permission denied); choose another path")
+    return out
+
+
 def _expand(paths: Iterable[str | Path], errors: list[str]) -> list[Path]:
     """Files to load, in order: files as given, directories expanded; problems go to ``errors``."""
     files: list[Path] = []

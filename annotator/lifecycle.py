@@ -82,3 +82,27 @@ def exit_when_parent_dies(*, exit_code: int = PARENT_DIED_EXIT_CODE) -> threadin
     thread = threading.Thread(target=watch, name="annotator-parent-watch", daemon=True)
     thread.start()
     return thread
+
+
+def check_can_listen(host: str, port: int) -> None:
+    """Raise InputError unless this process could listen on ``host:port`` now.
+
+    ``annotator serve`` replaces itself with the WSGI server; a busy port or an unknown host would
+    then end in that server's traceback. Checked first, they are one line naming the option.
+    """
+    import socket
+
+    from .errors import InputError
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise InputError(f"--host {host!r} is not an address of this machine ({exc}); use 127.0.0.1 or 0.0.0.0")
+    family, kind, proto, _, address = infos[0]
+    try:
+        with socket.socket(family, kind, proto) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the WSGI servers do
+            sock.bind(address)
+    except OSError as exc:
+        raise InputError(f"cannot listen on {host}:{port}: {exc.strerror or exc}; stop what uses that port "
+                         "or choose another --port") from None

@@ -250,3 +250,17 @@ def test_tasks_out_replaces_an_existing_regular_file(tmp_path, utf8_doc):
     out.write_text("old")
     assert write_ls_tasks([utf8_doc], out) == len(utf8_doc.segments)
     assert json.loads(out.read_text(encoding="utf-8"))[0]["data"]["clause_id"] == utf8_doc.segments[0].id
+
+
+def test_output_files_are_checked_before_the_work(tmp_path):
+    from annotator.ingest import check_output_file
+
+    assert check_output_file(tmp_path / "out.json", "--out") == tmp_path / "out.json"
+    with pytest.raises(InputError) as err:
+        check_output_file(tmp_path / "missing" / "out.json", "--out")
+    assert str(err.value) == (f"--out {tmp_path / 'missing' / 'out.json'}: the folder {tmp_path / 'missing'} does "
+                              "not exist; create it or choose another path")
+    with pytest.raises(InputError) as err:
+        check_output_file(tmp_path, "--plot")
+    assert str(err.value) == (f"--plot {tmp_path} is a folder; only a regular file is replaced; choose a file path "
+                              "in a folder that exists")
