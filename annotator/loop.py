@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from .errors import InputError, LabelStudioError, NotTrainedError
+from .errors import AnnotatorError, InputError, LabelStudioError, NotTrainedError
 from .labelstudio import LabelStudioClient
 from .locks import project_lock
 from .poolcache import PoolCache
@@ -152,6 +152,47 @@ def save_human_label_predictions(store: Store, trained: Retrained) -> int:
     return len(clauses)
 
 
+STABILITY_SAMPLE = 5000  # unlabeled clauses two consecutive versions are compared on
+
+
+def measure_stability(store: Store, registry: ModelRegistry, trained: Retrained) -> float | None:
+    """Agreement (kappa) between the new and the previous version's decisions on unlabeled clauses,
+    stored as the version's ``pool_agreement``: the stabilizing-predictions stop signal
+    (:mod:`annotator.stopping`). None for a first version, or when the previous one cannot be read."""
+    from .stopping import decision_agreement
+
+    previous = [v for v in store.model_versions() if v.version < trained.version.version]
+    if not previous:
+        return None
+    try:
+        _, old = registry.load(previous[-1].version)
+    except AnnotatorError as exc:
+        log.info("no prediction stability for version %d: %s", trained.version.version, exc)
+        return None
+    labeled = store.labeled_clause_ids()
+    ids = [c.id for c in store.clauses() if c.id not in labeled][:STABILITY_SAMPLE]
+    if not ids:
+        return None
+    X_new = trained.cache.matrix(ids)
+    X_old = X_new if old.featurizer_ is trained.model.featurizer_ else old.transform_texts(
+        [c.text for c in store.clauses(ids)])
+    kappa = round(decision_agreement(old.decide(old.predict_proba_features(X_old)),
+                                     trained.model.decide(trained.model.predict_proba_features(X_new))), 4)
+    store.update_model_metrics(trained.version.version, {"pool_agreement": kappa})
+    return kappa
+
+
+def prune_versions(settings: Settings, store: Store, registry: ModelRegistry) -> list[int]:
+    """Delete the model files of old versions: the newest ``settings.keep_versions`` stay, and so does
+    every version whose pre-fill a waiting task still shows (rows and figures always stay)."""
+    shown = {p.prefill_version for p in store.pushed_tasks() if p.prefill_version is not None}
+    pruned = registry.prune(keep_last=settings.keep_versions, keep=shown)
+    if pruned:
+        log.info("removed the model files of version(s) %s (kept the last %d and those still shown)",
+                 ", ".join(map(str, pruned)), settings.keep_versions)
+    return pruned
+
+
 def missing_api_key_problem(settings: Settings, store: Store) -> str | None:
     """Why a connected project would get no new batches (no API key where the backend runs), and
     what to set; None when it is not connected to Label Studio or the key is set."""
@@ -212,6 +253,8 @@ def run_cycle(settings: Settings, *, force: bool = False, train: bool = True) ->
             figures = evaluate_version(settings, store, trained)
             out["held_out"] = {k: figures[k] for k in ("n", "macro_f1", "micro_f1") if k in figures}
             save_human_label_predictions(store, trained)
+            out["pool_agreement"] = measure_stability(store, registry, trained)
+            out["pruned"] = prune_versions(settings, store, registry)
     out["seconds"] = round(time.perf_counter() - started, 2)
     if failure is not None:
         raise failure

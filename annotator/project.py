@@ -38,9 +38,15 @@ def ingest_documents(store: Store, paths: Iterable[str | Path], *, tasks_out: st
                               "clauses": len(document.segments), "new": added,
                               "dropped": document.dropped})
     n_tasks = write_ls_tasks(result.documents, tasks_out) if tasks_out and result.documents else 0
+    from .review import not_policy_report
+
+    feedback = not_policy_report(store)
     return {"documents": documents, "new_clauses": n_new, "errors": result.errors,
             "tasks_file": str(tasks_out) if n_tasks else None, "tasks": n_tasks,
-            "total_clauses": store.count_clauses()}
+            "total_clauses": store.count_clauses(),
+            # What annotators answered "not a policy measure" so far: the segmenter's blind spots.
+            "not_policy": {"n": feedback.n, "openings": [list(o) for o in feedback.openings],
+                           "examples": list(feedback.examples)}}
 
 
 def import_labels(store: Store, path: str | Path, labels: tuple[str, ...]) -> dict:

@@ -29,6 +29,7 @@ from datetime import datetime, timedelta, timezone
 
 from .agreement import SEED_SOURCE, AgreementReport, agreement_report
 from .disagreements import MODEL_DISAGREES, Disagreement, disagreements
+from .stopping import StopSignal, VersionPoint, stop_signal
 from .store import Store
 from .types import Annotation, Clause, ModelVersion
 
@@ -122,6 +123,23 @@ class QueueItem:
 
 
 @dataclass(frozen=True)
+class NotPolicyReport:
+    """The lines annotators answered "not a policy measure": what ingestion should have dropped."""
+
+    n: int  # clauses with such an answer
+    openings: tuple[tuple[str, int], ...]  # their most common first characters (e.g. "近日，"), with counts
+    examples: tuple[str, ...]  # a few of the lines, newest first
+
+
+@dataclass(frozen=True)
+class BlindReport:
+    """Whether the overlap tasks' later annotations were made without an anchoring pre-fill."""
+
+    n_double: int  # clauses with annotations by two or more people in Label Studio
+    n_blind: int  # of which every later annotation saw no pre-fill, or one from a model made before the first
+
+
+@dataclass(frozen=True)
 class DashboardData:
     """Every figure of the leads' dashboard."""
 
@@ -136,6 +154,9 @@ class DashboardData:
     queue: tuple[QueueItem, ...]  # the first ``queue_limit`` entries
     n_queue: int  # entries in the whole queue
     n_queue_humans: int  # of which "annotators disagree"
+    stop: StopSignal  # when to stop labeling (learning-curve gain and prediction stability)
+    not_policy: NotPolicyReport
+    blind: BlindReport
 
 
 # --------------------------------------------------------------------------- public API
@@ -223,7 +244,45 @@ def dashboard_data(store: Store, labels: tuple[str, ...], *, now: datetime | Non
         queue=_queue_items(shown, store.clauses(d.clause_id for d in shown), labels),
         n_queue=len(queue),
         n_queue_humans=sum(d.reason != MODEL_DISAGREES for d in queue),
+        stop=stop_signal_for_store(store),
+        not_policy=not_policy_report(store),
+        blind=blind_report(store),
     )
+
+
+def stop_signal_for_store(store: Store) -> StopSignal:
+    """The stop signal over the project's model versions (held-out macro-F1, prediction stability)."""
+    return stop_signal([VersionPoint(v.version, v.n_train, _finite(v.metrics.get("macro_f1")),
+                                     _finite(v.metrics.get("pool_agreement"))) for v in store.model_versions()])
+
+
+OPENING_CHARS = 3  # "近日，", "日前，", "记者从": how many first characters group the not-policy lines
+
+
+def not_policy_report(store: Store, *, n_examples: int = 5) -> NotPolicyReport:
+    """What annotators marked "not a policy measure", grouped by how the lines open."""
+    answers = store.annotations(not_policy=True)
+    ids = list(dict.fromkeys(a.clause_id for a in reversed(answers)))
+    texts = [c.text for c in store.clauses(ids)]
+    openings = Counter(text[:OPENING_CHARS] for text in texts)
+    return NotPolicyReport(len(ids), tuple(openings.most_common(10)), tuple(texts[:n_examples]))
+
+
+def blind_report(store: Store) -> BlindReport:
+    """Count the double-annotated clauses whose later annotations were blind (see BlindReport)."""
+    created = {v.version: v.created_at for v in store.model_versions()}
+    by_clause: dict[str, list[Annotation]] = defaultdict(list)
+    for a in store.annotations(sources=["label_studio"], not_policy=None):
+        by_clause[a.clause_id].append(a)
+    n_double = n_blind = 0
+    for annotations in by_clause.values():
+        if len({a.annotator for a in annotations}) < 2:
+            continue
+        n_double += 1
+        first, *later = sorted(annotations, key=lambda a: a.created_at)
+        n_blind += all(a.prefill_version is None or created.get(a.prefill_version, "~") < first.created_at
+                       for a in later)
+    return BlindReport(n_double, n_blind)
 
 
 # --------------------------------------------------------------------------- the parts

@@ -14,7 +14,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from annotator import (PROJECT_KEY, WEBHOOK_SECRET_HEADER, NotTrainedError, SchemaMismatchError, clause_id,
                        ls_model_version, missing_api_key_problem, normalize_text, prediction_payload,
-                       project_id_from_setup, record_annotation, record_deletions)
+                       project_id_from_setup, record_annotation, record_deletions, stop_signal_for_store)
 
 from .context import get_registry, get_settings, get_store, label_config, last_failed_run, training_queue
 from .errors import Unauthorized, redact
@@ -91,6 +91,9 @@ def health():
         reasons.append(f"the last cycle failed: {training['last_error']}")
     if problem := missing_api_key_problem(settings, store):
         reasons.append(problem)
+    broken = get_registry().broken_versions()
+    reasons += [f"model version {b['version']} cannot be used ({b['reason']}); the newest intact version serves"
+                for b in broken]
     if training and training.get("last_error"):
         training = dict(training, last_error=redact(training["last_error"]))
     return jsonify({
@@ -104,6 +107,9 @@ def health():
                          "project_id": connected_project(store)},
         "training": training,
         "last_training_error": redact(failed["error"] or "") or None if failed else None,
+        "broken_versions": [{"version": b["version"], "reason": b["reason"]} for b in broken],
+        # When to stop labeling: "about +0.01 macro-F1 per 200 more labels; predictions stable for 3 versions".
+        "stop_signal": stop_signal_for_store(store).to_dict(),
     })
 
 

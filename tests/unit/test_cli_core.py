@@ -120,7 +120,7 @@ def test_import_labels_then_status(tmp_path, tiny_corpus):
     assert json.loads(status.stdout) == {
         "home": str(home), "clauses": 300, "labeled_clauses": 300,
         "annotations": {"seed": 300, "label_studio": 0}, "model_versions": 0, "latest_model": None,
-        "pushed_pending": 0}
+        "pushed_pending": 0, "not_policy": 0}
 
 
 def test_import_labels_missing_file(tmp_path):

@@ -25,6 +25,9 @@ from statsmodels.stats.inter_rater import aggregate_raters, fleiss_kappa
 from annotator.agreement import agreement_report
 from annotator.errors import InputError
 from annotator.labels import TASKS_DIR
+from annotator.normalize import clause_id
+from annotator.registry import PRUNED_KEY
+from annotator.review import blind_report, stop_signal_for_store
 from annotator.seedset import read_labeled_file
 from annotator.settings import Settings
 from annotator.store import Store
@@ -79,7 +82,8 @@ def build_project(store: Store, labels: tuple[str, ...], *, n_clauses: int, anno
                 n_annotations += 1
         for v in range(1, n_versions + 1):
             macro = 0.35 + 0.5 * (1 - 0.6 ** v) + rng.uniform(-0.02, 0.02)
-            store.add_model_version(f"model-{v:05d}.pkl", 40 * v, {"macro_f1": macro,
+            # Rows only: the versions' files were pruned (a version without its file is otherwise broken).
+            store.add_model_version(f"model-{v:05d}.pkl", 40 * v, {"macro_f1": macro, PRUNED_KEY: "2026-11-01",
                                                                  "micro_f1": min(macro + 0.08, 1.0), "n": 50})
         predictions = []
         for e in examples:
@@ -537,3 +541,27 @@ def test_a_failed_retrain_and_an_empty_label_studio_queue_are_shown_without_secr
     assert failed.startswith("The last retrain (started 20") and "UTC) failed: LabelStudioError: refused token ***." in failed
     assert "SECRET" not in failed and "Traceback" not in failed
     assert empty.startswith(f"No task is waiting in Label Studio, although {unlabeled:,} clauses are unlabeled")
+
+
+def test_stop_signal_not_policy_lines_and_blind_overlap_are_shown(client, settings):
+    """The leads see when to stop, what ingestion should have dropped, and whether overlap was blind."""
+    with Store(settings.db_path) as store:
+        lines = ["近日，市科技局召开会议。", "近日，记者从市发改委获悉。", "据悉，本次活动吸引了众多企业。"]
+        store.add_clauses([Clause(clause_id(t), t) for t in lines])
+        for i, text in enumerate(lines):
+            store.save_annotation(Annotation(clause_id(text), (), "ann@example.com", "label_studio",
+                                             ls_annotation_id=7000 + i, not_policy=True))
+        (v,) = [v for v in store.model_versions()][-1:]
+        shared = clause_id(lines[0])
+        store.save_annotation(Annotation(shared, (), "second@example.com", "label_studio",
+                                         ls_annotation_id=7100, not_policy=True, prefill_version=None,
+                                         created_at="2099-01-01T00:00:00Z", updated_at="2099-01-01T00:00:00Z"))
+        expected = stop_signal_for_store(store).sentence
+        blind = blind_report(store)
+    page = client.get("/dashboard/").get_data(as_text=True)
+    assert re.search(r'data-stat="not_policy">3<', page)
+    assert "近日，… (2)" in page and "据悉，… (1)" in page
+    # The seeded project's annotations carry no pre-fill: every double annotation there is blind,
+    # and so is the one added here.
+    assert blind.n_blind == blind.n_double > 1 and f'data-blind="{blind.n_blind}/{blind.n_double}"' in page
+    assert html.escape(expected) in page and v.version >= 1
