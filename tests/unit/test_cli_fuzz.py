@@ -329,3 +329,33 @@ def test_strategy_names_in_settings_match_the_strategy_registry():
     from annotator.strategies import STRATEGIES
 
     assert set(STRATEGY_NAMES) == {"default", *STRATEGIES}
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"seed": -1}, "ANNOTATOR_SEED must be from 0 to 4294967295, got -1"),
+    ({"seed": 2**32}, "ANNOTATOR_SEED must be from 0 to 4294967295, got 4294967296"),
+    ({"retrain_delay": math.nan}, "ANNOTATOR_RETRAIN_DELAY must be a finite number, got nan"),
+    ({"reconcile_every": math.inf}, "ANNOTATOR_RECONCILE_EVERY must be a finite number, got inf"),
+    ({"retrain_delay": 10 * 86_400.0}, "ANNOTATOR_RETRAIN_DELAY must be from 0 to 604800, got 864000.0"),
+    ({"batch_size": 10**9}, "ANNOTATOR_BATCH_SIZE must be from 1 to 10000, got 1000000000"),
+    ({"strategy": "best"}, "ANNOTATOR_STRATEGY: unknown strategy 'best'; valid: " + ", ".join(STRATEGY_NAMES)),
+    ({"seed": "3"}, "ANNOTATOR_SEED must be an integer, got '3'"),
+    ({"overlap_share": True}, "ANNOTATOR_OVERLAP_SHARE must be a number, got True"),
+    ({"session_cookie_secure": "yes"}, "ANNOTATOR_SESSION_COOKIE_SECURE must be true or false, got 'yes'"),
+    ({"ls_url": "localhost:8080"}, "ANNOTATOR_LS_URL must be an http:// or https:// URL such as "
+                                   "'http://127.0.0.1:8080', got 'localhost:8080'"),
+    ({"ls_url": "ftp://ann:s3cret@x"}, "ANNOTATOR_LS_URL must be an http:// or https:// URL such as "
+                                       "'http://127.0.0.1:8080', got 'ftp://ann:***@x'"),
+])
+def test_settings_refuse_absurd_values_naming_the_key(tmp_path, changes, message):
+    from annotator import InputError
+
+    with pytest.raises(InputError) as err:
+        Settings(home=tmp_path, **changes)
+    assert str(err.value) == message
+
+
+@pytest.mark.parametrize("raw, expected", [("true", True), ("1", True), ("on", True), ("no", False), ("", False)])
+def test_boolean_settings_from_the_environment(tmp_path, raw, expected):
+    settings = Settings.from_env({"ANNOTATOR_SESSION_COOKIE_SECURE": raw}, home=tmp_path)
+    assert settings.session_cookie_secure is expected
