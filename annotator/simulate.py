@@ -467,12 +467,14 @@ def paired_summary(per_fold: Sequence[dict], baseline: str = "random",
     (a run that never reaches it counts as ``budget + batch_size``, a lower bound, and is counted
     in ``n_unreached``), the difference in mean macro-F1 over ``seed_size..budget`` (area under
     the curve divided by its width), and the difference in macro-F1 at each budget.
-    ``ahead_everywhere_200_1200``: the mean gain is positive at every budget of 200-1,200.
+    ``ahead_everywhere_200_1200``: the mean gain is positive at every budget of 200-1,200;
+    ``worst_gain_200_1200``: the smallest mean gain at any label count from 200 to 1,200 in steps
+    of 50 (``labels`` and its interval), the "ahead at every budget" check at curve resolution.
     """
     out: dict = {}
     names = per_fold[0]["strategies"]
     for name in names:
-        ratios, auc, gains, unreached, pairs = [], [], {}, 0, []
+        ratios, auc, gains, unreached, pairs, fine = [], [], {}, 0, [], {}
         for result in per_fold:
             censor = result["budget"] + result["batch_size"]
             start, stop = result["seed_size"], result["budget"]
@@ -492,6 +494,10 @@ def paired_summary(per_fold: Sequence[dict], baseline: str = "random",
                     mine, theirs = curve_at(run, b), curve_at(base, b)
                     if mine is not None and theirs is not None:
                         gains.setdefault(b, []).append(mine - theirs)
+                for b in range(200, 1201, 50):
+                    mine, theirs = curve_at(run, b), curve_at(base, b)
+                    if mine is not None and theirs is not None:
+                        fine.setdefault(b, []).append(mine - theirs)
                 pairs.append(pair)
         gain_at = {str(b): interval(v) for b, v in sorted(gains.items())}
         early = [gain_at[str(b)]["mean"] for b in sorted(gains) if 200 <= b <= 1200]
@@ -500,6 +506,9 @@ def paired_summary(per_fold: Sequence[dict], baseline: str = "random",
             "auc_gain": interval(auc),
             "gain_at": gain_at,
             "ahead_everywhere_200_1200": bool(early) and all(g > 0 for g in early),
+            "worst_gain_200_1200": (None if not fine else
+                                    min(({"labels": b, **interval(v)} for b, v in fine.items()),
+                                        key=lambda row: row["mean"])),
             "pairs": pairs,
         }
     return out

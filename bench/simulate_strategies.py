@@ -202,6 +202,10 @@ def oracle_penalty(per_fold: list[dict], references: list[tuple[int, str, dict]]
     return {name: {b: interval(v) for b, v in row.items()} for name, row in out.items()}
 
 
+def worst_text(worst: dict | None) -> str:
+    return "-" if not worst else f"{worst['mean']:+.3f} at {worst['labels']}"
+
+
 def print_folds(summary: dict) -> None:
     """Markdown rows: gain over random at each budget, AUC gain and labels-to-95% ratio, with CIs."""
     paired = summary["paired"]
@@ -209,8 +213,8 @@ def print_folds(summary: dict) -> None:
     print(f"\nfolds {summary['fold_ids']} of {summary['folds']} x seeds {summary['first_seed']}.."
           f"{summary['first_seed'] + summary['seeds'] - 1}, batch {summary['batch_size']}; full-data macro-F1 "
           + ", ".join(f"fold {k} {v:.3f}" for k, v in summary["full_macro_f1"].items()))
-    print("| strategy | " + " | ".join(budgets) + " | AUC gain | labels to 95% vs random | unreached |")
-    print("|---" * (len(budgets) + 4) + "|")
+    print("| strategy | " + " | ".join(budgets) + " | AUC gain | labels to 95% vs random | unreached | worst 200-1200 |")
+    print("|---" * (len(budgets) + 5) + "|")
     for name, row in paired.items():
         if name == "random":
             continue
@@ -218,7 +222,7 @@ def print_folds(summary: dict) -> None:
         ratio, auc = row["labels_to_target_ratio"], row["auc_gain"]
         print(f"| {name} | " + " | ".join(cells) + f" | {auc['mean']:+.4f} [{auc['ci_low']:+.4f}, "
               f"{auc['ci_high']:+.4f}] | {ratio['mean']:.2f} [{ratio['ci_low']:.2f}, {ratio['ci_high']:.2f}] | "
-              f"{ratio['n_unreached']} |")
+              f"{ratio['n_unreached']} | {worst_text(row.get('worst_gain_200_1200'))} |")
     for name, row in summary["stopping"].items():
         d, share = row["stop_minus_target"], row["stop_f1_share"]
         print(f"stop signal, {name}: stop - labels to 95% = {d['mean']} (sd {d['sd']}, n {d['n']}), "

@@ -191,7 +191,8 @@ def test_fold_mode_json_keys(folded):
         assert "pool_agreement" not in run[0] and all(-1 <= p["pool_agreement"] <= 1 for p in run[1:])
         assert all(0 <= p["multi_label"] <= p["labels"] for p in run)
     row = result["paired"][DEFAULT_STRATEGY]
-    assert set(row) == {"labels_to_target_ratio", "auc_gain", "gain_at", "ahead_everywhere_200_1200", "pairs"}
+    assert set(row) == {"labels_to_target_ratio", "auc_gain", "gain_at", "ahead_everywhere_200_1200",
+                        "worst_gain_200_1200", "pairs"}
     assert set(row["labels_to_target_ratio"]) == INTERVAL_KEYS | {"n_unreached"}
     assert set(row["auc_gain"]) == INTERVAL_KEYS and row["auc_gain"]["n"] == 4  # 2 folds x 2 seeds
     assert list(row["gain_at"]) == ["40", "60", "80"]
