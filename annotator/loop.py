@@ -243,7 +243,7 @@ def run_cycle(settings: Settings, *, force: bool = False, train: bool = True) ->
             try:
                 with ls_client(settings) as client:
                     if store.get_meta(WIRED_KEY) != project_id:
-                        wire_project(client, int(project_id))
+                        wire_project(client, int(project_id), settings)
                         store.set_meta(WIRED_KEY, project_id)
                     out["push"] = refresh_queue(settings, store, registry, client, int(project_id)).to_dict()
             except Exception as exc:  # the version is saved: measure it anyway, then report

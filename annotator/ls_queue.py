@@ -199,9 +199,17 @@ def plan_queue(n_pool: int, waiting: set[int], ranked: Sequence[int], *, window:
     return QueuePlan({row: s for row, s in scores.items() if row in keep}, to_import)
 
 
-def wire_project(client: LabelStudioClient, project_id: int) -> None:
-    """Serve the project by Label Studio's uncertainty sampling (lowest prediction score first)."""
+def wire_project(client: LabelStudioClient, project_id: int, settings: Settings | None = None) -> None:
+    """Serve the project by Label Studio's uncertainty sampling (lowest prediction score first), and
+    give the webhook of every ML backend connected to it the secret header and basic auth this
+    backend expects: a backend added on Label Studio's Model page gets a webhook without them."""
     client.serve_by_uncertainty(project_id)
+    if settings is None or not (settings.webhook_secret or settings.basic_auth_user):
+        return
+    auth = (settings.basic_auth_user, settings.basic_auth_pass) if settings.basic_auth_user else None
+    for url in client.ml_backend_urls(project_id):
+        client.ensure_webhook(project_id, f"{url.rstrip('/')}/webhook", secret=settings.webhook_secret,
+                              basic_auth=auth)
 
 
 def refresh_queue(settings: Settings, store: Store, registry: ModelRegistry, client: LabelStudioClient,

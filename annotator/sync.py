@@ -139,7 +139,7 @@ def repair_project(settings, store: Store, client: LabelStudioClient, project_id
 
     report = sync_project(store, client, project_id, settings.labels_config())
     with project_lock(settings.home):
-        wire_project(client, project_id)
+        wire_project(client, project_id, settings)
         report["queue"] = refresh_queue(settings, store, ModelRegistry(settings.model_dir, store), client,
                                         project_id).to_dict()
     return report
