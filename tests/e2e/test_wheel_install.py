@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from importlib.metadata import distribution
@@ -122,7 +123,10 @@ def test_ingest_import_train_predict_from_outside_the_repo(installed):
 
 
 def test_a_missing_extra_is_named_not_a_traceback(installed):
-    out = run(installed, "serve", "--workers", "2", check=False)
+    with socket.socket() as sock:  # serve checks it can listen before it looks for gunicorn
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    out = run(installed, "serve", "--workers", "2", "--port", str(port), check=False)
     assert out.returncode == 1
     assert out.stderr.endswith("Error: serve --workers N (several processes, gunicorn) needs the 'scale' extra: "
                                "pip install 'annotator[scale]'\n")

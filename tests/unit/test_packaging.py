@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -19,7 +20,7 @@ from annotator import InputError, Settings
 from annotator import cli as cli_module
 from annotator.cli import main
 from annotator.optional import EXTRAS, MissingExtraError, check, require
-from annotator.services import backend_command
+from annotator.services import backend_command, free_port
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = Path(sys.executable).parent / "annotator"
@@ -44,14 +45,17 @@ def test_python_dash_m_runs_the_same_cli(tmp_path):
 
 @pytest.mark.skipif(not SCRIPT.exists(), reason="the console script is not installed in this environment")
 def test_help_starts_in_under_half_a_second(tmp_path):
-    # Best of three, so a busy machine does not fail it; it took 3.4 s when `import annotator`
-    # imported scikit-learn.
-    times = []
+    # It took 3.4 s when `import annotator` imported scikit-learn (now about 0.1-0.2 s). Measured as
+    # the CPU time the process uses (best of three), which waiting for a busy machine's cores does
+    # not inflate the way it inflates wall-clock time.
+    cpu, wall = [], []
     for _ in range(3):
-        start = time.perf_counter()
+        before, start = resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter()
         subprocess.run([str(SCRIPT), "--help"], capture_output=True, check=True, cwd=tmp_path)
-        times.append(time.perf_counter() - start)
-    assert min(times) < 0.5, times
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        wall.append(time.perf_counter() - start)
+        cpu.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+    assert min(cpu) < 0.5, f"CPU {cpu}, wall {wall}"
 
 
 # --------------------------------------------------------------------------- environment conventions
@@ -129,30 +133,36 @@ def exec_calls(monkeypatch):
 
 
 def _serve(tmp_path, exec_calls, args=(), env=None):
+    # serve checks that it can listen first: every port here is a free one, never a fixed number
+    # another process of this machine may hold.
     result = CliRunner().invoke(main, [*args[:1], "--home", str(tmp_path), "serve", *args[1:]],
                                 env={"PORT": None, "WORKERS": None, "THREADS": None, "LOG_LEVEL": None,
-                                     "ANNOTATOR_LOG_LEVEL": None, **(env or {})})
+                                     "ANNOTATOR_PORT": None, "ANNOTATOR_LOG_LEVEL": None, **(env or {})})
     assert result.exit_code == 0, result.output
     (command, environ), = exec_calls
     return command, environ
 
 
 def test_serve_runs_the_wsgi_module_at_info_by_default(tmp_path, exec_calls):
-    command, environ = _serve(tmp_path, exec_calls)
-    assert command[1:] == ["-m", "waitress", "--host=127.0.0.1", "--port=9090", "--threads=8", "backend.wsgi:app"]
+    port = free_port()
+    command, environ = _serve(tmp_path, exec_calls, env={"PORT": str(port)})
+    assert command[1:] == ["-m", "waitress", "--host=127.0.0.1", f"--port={port}", "--threads=8",
+                           "backend.wsgi:app"]
     assert environ["ANNOTATOR_LOG_LEVEL"] == "INFO"
     assert environ["ANNOTATOR_HOME"] == str(tmp_path.resolve())
 
 
 def test_serve_reads_port_threads_and_log_level_from_the_environment(tmp_path, exec_calls):
-    command, environ = _serve(tmp_path, exec_calls, env={"PORT": "9191", "THREADS": "3", "LOG_LEVEL": "ERROR"})
-    assert "--port=9191" in command and "--threads=3" in command
+    port = free_port()
+    command, environ = _serve(tmp_path, exec_calls, env={"PORT": str(port), "THREADS": "3", "LOG_LEVEL": "ERROR"})
+    assert f"--port={port}" in command and "--threads=3" in command
     assert environ["ANNOTATOR_LOG_LEVEL"] == "ERROR"
 
 
 def test_serve_flags_win_over_the_environment(tmp_path, exec_calls):
-    command, environ = _serve(tmp_path, exec_calls, args=("-vv", "--port", "9393"), env={"PORT": "9191"})
-    assert "--port=9393" in command
+    port = free_port()
+    command, environ = _serve(tmp_path, exec_calls, args=("-vv", "--port", str(port)), env={"PORT": "1"})
+    assert f"--port={port}" in command
     assert environ["ANNOTATOR_LOG_LEVEL"] == "DEBUG"
 
 
@@ -217,7 +227,7 @@ def test_a_missing_extra_is_one_line_naming_it():
 def test_the_cli_prints_a_missing_extra_without_a_traceback(tmp_path, monkeypatch):
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "gunicorn" else real(name, *a))
-    result = CliRunner().invoke(main, ["--home", str(tmp_path), "serve", "--workers", "2"])
+    result = CliRunner().invoke(main, ["--home", str(tmp_path), "serve", "--workers", "2", "--port", str(free_port())])
     assert result.exit_code == 1
     assert result.output.endswith("Error: serve --workers N (several processes, gunicorn) needs the 'scale' extra: "
                                   "pip install 'annotator[scale]'\n")
