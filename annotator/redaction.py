@@ -23,6 +23,7 @@ import base64
 import binascii
 import logging
 import re
+import weakref
 from collections.abc import Iterable
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
@@ -158,11 +159,26 @@ class RedactingFilter(logging.Filter):
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         super().__init__()
-        self.secrets: set[str] = set()
+        self._permanent: set[str] = set()
+        # Secrets of an owner (a Flask app) are dropped with it: tests build many apps in one process.
+        self._owned: weakref.WeakKeyDictionary[Any, frozenset[str]] = weakref.WeakKeyDictionary()
         self.add_secrets(secrets)
 
-    def add_secrets(self, secrets: Iterable[str]) -> None:
-        self.secrets.update(s for s in secrets if isinstance(s, str) and len(s) >= MIN_SECRET_CHARS)
+    @property
+    def secrets(self) -> set[str]:
+        """Every secret masked now: the permanent ones and those of owners still alive."""
+        out = set(self._permanent)
+        for owned in list(self._owned.values()):
+            out |= owned
+        return out
+
+    def add_secrets(self, secrets: Iterable[str], owner: Any = None) -> None:
+        """Mask ``secrets`` from now on; with an ``owner``, only while the owner exists."""
+        usable = {s for s in secrets if isinstance(s, str) and len(s) >= MIN_SECRET_CHARS}
+        if owner is None:
+            self._permanent |= usable
+        else:
+            self._owned[owner] = frozenset(usable) | self._owned.get(owner, frozenset())
 
     def filter(self, record: logging.LogRecord) -> bool:
         secrets = tuple(self.secrets)
@@ -180,11 +196,14 @@ class RedactingFilter(logging.Filter):
         return True
 
 
-def install_log_redaction(secrets: Iterable[str] = (), *, logger: logging.Logger | None = None) -> RedactingFilter:
+def install_log_redaction(secrets: Iterable[str] = (), *, owner: Any = None,
+                          logger: logging.Logger | None = None) -> RedactingFilter:
     """Put a :class:`RedactingFilter` on every handler of ``logger`` (the root) and on lastResort.
 
     Calling it again (another app, another Settings) adds the new secrets to the filters already
-    installed rather than stacking filters. Returns the filter of the first handler.
+    installed rather than stacking filters. With ``owner`` (the Flask app), its secrets are masked
+    while the owner exists; without, for the life of the process (the CLI). Returns the filter of
+    the first handler.
     """
     logger = logger if logger is not None else logging.getLogger()
     handlers = list(logger.handlers)
@@ -195,9 +214,11 @@ def install_log_redaction(secrets: Iterable[str] = (), *, logger: logging.Logger
     for handler in handlers:
         found = next((f for f in handler.filters if isinstance(f, RedactingFilter)), None)
         if found is None:
-            found = RedactingFilter(secrets)
+            found = RedactingFilter()
             handler.addFilter(found)
-        else:
-            found.add_secrets(secrets)
+        found.add_secrets(secrets, owner)
         first = first or found
-    return first or RedactingFilter(secrets)
+    if first is None:
+        first = RedactingFilter()
+        first.add_secrets(secrets, owner)
+    return first

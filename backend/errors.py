@@ -48,7 +48,7 @@ def register_error_handlers(app: Flask) -> None:
     Also puts the redaction filter (with this app's secrets) on the process's log handlers, so a
     log line or traceback written by any module of the app is redacted too.
     """
-    install_log_redaction(settings_secrets(app.config.get("ANNOTATOR")))
+    install_log_redaction(settings_secrets(app.config.get("ANNOTATOR")), owner=app)
 
     @app.errorhandler(AnnotatorError)
     def annotator_error(exc: AnnotatorError):

@@ -227,3 +227,22 @@ def test_cli_os_errors_are_a_message_not_a_traceback(tmp_path, monkeypatch):
                                                          "LABEL_STUDIO_API_KEY": API_KEY})
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert result.output.strip() == "Error: Permission denied (/srv/***/x)"
+
+
+def test_an_apps_secrets_are_masked_while_the_app_lives(log_stream):
+    import gc
+
+    stream, handler = log_stream
+
+    class App:
+        pass
+
+    app = App()
+    install_log_redaction(["owned-secret-42"], owner=app)
+    log = logging.getLogger("annotator.test")
+    log.error("owned-secret-42")
+    assert stream.getvalue().splitlines()[-1] == "ERROR annotator.test: ***"
+    del app
+    gc.collect()
+    log.error("owned-secret-42")  # another app's password is an ordinary word to this one
+    assert stream.getvalue().splitlines()[-1] == "ERROR annotator.test: owned-secret-42"
