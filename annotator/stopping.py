@@ -36,6 +36,8 @@ MIN_GAIN = 0.01
 AGREEMENT_THRESHOLD = 0.96
 MIN_STABLE_VERSIONS = 3
 MIN_CURVE_POINTS = 3
+MIN_SPACING = 50  # labels between the versions the curve is fitted on (the simulator's batch)
+PERSIST_LABELS = 100  # the gain must have stayed low over the last 100 labels
 _EXPONENTS = np.linspace(0.05, 2.0, 40)
 
 
@@ -117,15 +119,31 @@ class CurveGain:
     exponent: float
 
 
+def spaced(n_labels: Sequence[float], min_spacing: float) -> np.ndarray:
+    """Indices of the points kept ``min_spacing`` labels apart, walking back from the latest.
+
+    Versions a few labels apart share nearly all their training data, so their figures are not
+    independent; without thinning, a retrain every 10 labels would make the curve fit look five
+    times surer than one every 50.
+    """
+    n = np.asarray(n_labels, dtype=float)
+    kept: list[int] = []
+    for i in np.argsort(-n, kind="stable"):
+        if not kept or n[kept[-1]] - n[i] >= min_spacing:
+            kept.append(int(i))
+    return np.array(kept[::-1], dtype=int)
+
+
 def learning_curve_gain(n_labels: Sequence[float], macro_f1: Sequence[float], n_next: int,
-                        *, level: float = 0.95) -> CurveGain | None:
+                        *, level: float = 0.95, min_spacing: float = 0) -> CurveGain | None:
     """Gain in macro-F1 from the last label count to ``n_next`` more, by an inverse power law fit.
 
     ``macro_f1 = a - b * n ** -c`` with ``b >= 0`` (more labels never predicted to hurt): for each
     exponent ``c`` on a grid, ``a`` and ``b`` are a least-squares line in ``n ** -c``; the fit is the
     exponent with the least squared error. The interval (with at least 4 points) takes every
     exponent whose error is within the profile-likelihood ``level`` region and that exponent's
-    ``t`` interval on ``b``, clipped at 0.
+    ``t`` interval on ``b``, clipped at 0. Points closer than ``min_spacing`` labels to a later
+    kept point are dropped first (:func:`spaced`).
 
     Returns
     -------
@@ -134,6 +152,9 @@ def learning_curve_gain(n_labels: Sequence[float], macro_f1: Sequence[float], n_
     """
     n = np.asarray(n_labels, dtype=float)
     f = np.asarray(macro_f1, dtype=float)
+    if min_spacing and len(n):
+        keep = spaced(n, min_spacing)
+        n, f = n[keep], f[keep]
     if len(np.unique(n)) < MIN_CURVE_POINTS or (n <= 0).any():
         return None
     last = float(n.max())
@@ -168,7 +189,8 @@ def learning_curve_gain(n_labels: Sequence[float], macro_f1: Sequence[float], n_
 
 def stop_signal(points: Sequence[VersionPoint], *, n_next: int = 200, min_gain: float = MIN_GAIN,
                 agreement_threshold: float = AGREEMENT_THRESHOLD,
-                min_stable: int = MIN_STABLE_VERSIONS) -> StopSignal:
+                min_stable: int = MIN_STABLE_VERSIONS, min_spacing: int = MIN_SPACING,
+                persist: int = PERSIST_LABELS) -> StopSignal:
     """Whether labeling more is worth it, from the project's model versions.
 
     Parameters
@@ -179,6 +201,10 @@ def stop_signal(points: Sequence[VersionPoint], *, n_next: int = 200, min_gain: 
         labeling more is not worth it.
     agreement_threshold : a version is stable when its ``pool_agreement`` is at least this.
     min_stable : consecutive stable latest versions needed to stop.
+    min_spacing : the curve is fitted on versions at least this many labels apart (the latest
+        kept), so versions every 10 labels do not make the fit look surer than it is.
+    persist : the gain's upper end must also have been below ``min_gain`` at every version of
+        the last ``persist`` labels: one lucky fit among many looks does not stop labeling.
 
     Returns
     -------
@@ -203,17 +229,19 @@ def stop_signal(points: Sequence[VersionPoint], *, n_next: int = 200, min_gain: 
         return StopSignal(n_next, None, None, None, 0, False,
                           "not enough versions yet: no model has been trained")
     scored = [p for p in ordered if p.macro_f1 is not None and p.n_labels > 0]
-    fit = learning_curve_gain([p.n_labels for p in scored], [p.macro_f1 for p in scored], n_next)
+    fit = learning_curve_gain([p.n_labels for p in scored], [p.macro_f1 for p in scored], n_next,
+                              min_spacing=min_spacing)
     stable = 0
     for p in reversed(ordered):
         if p.pool_agreement is None or p.pool_agreement < agreement_threshold:
             break
         stable += 1
-    stop = bool(fit is not None and fit.high is not None and fit.high < min_gain and stable >= min_stable)
+    stop = bool(fit is not None and fit.high is not None and fit.high < min_gain and stable >= min_stable
+                and _low_gain_since(scored, scored[-1].n_labels - persist, n_next, min_gain, min_spacing))
     if fit is None:
-        have = len({p.n_labels for p in scored})
+        have = len(spaced([p.n_labels for p in scored], min_spacing)) if scored else 0
         gain_text = (f"not enough versions yet to fit a learning curve ({have} with a held-out "
-                     f"macro-F1, {MIN_CURVE_POINTS} needed)")
+                     f"macro-F1 {min_spacing} labels apart, {MIN_CURVE_POINTS} needed)")
     else:
         gain_text = f"about {fit.gain:+.3f} macro-F1 per {n_next} more labels"
         if fit.low is not None:
@@ -230,3 +258,17 @@ def stop_signal(points: Sequence[VersionPoint], *, n_next: int = 200, min_gain: 
         sentence += "; more labels are unlikely to be worth it"
     return StopSignal(n_next, None if fit is None else fit.gain, None if fit is None else fit.low,
                       None if fit is None else fit.high, stable, stop, sentence)
+
+
+def _low_gain_since(scored: Sequence[VersionPoint], since: float, n_next: int, min_gain: float,
+                    min_spacing: float) -> bool:
+    """Whether the fit on the versions up to each scored version from ``since`` on (the earlier
+    ones included) had its gain's upper end below ``min_gain``."""
+    for k in range(len(scored)):
+        if scored[k].n_labels < since:
+            continue
+        fit = learning_curve_gain([p.n_labels for p in scored[: k + 1]], [p.macro_f1 for p in scored[: k + 1]],
+                                  n_next, min_spacing=min_spacing)
+        if fit is None or fit.high is None or fit.high >= min_gain:
+            return False
+    return True

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from annotator.errors import InputError
-from annotator.stopping import (StopSignal, VersionPoint, decision_agreement, learning_curve_gain,
+from annotator.stopping import (StopSignal, VersionPoint, decision_agreement, learning_curve_gain, spaced,
                                 stop_signal)
 
 CURVE = [(50, 0.30), (100, 0.40), (200, 0.47), (400, 0.53), (800, 0.58), (1200, 0.60), (1600, 0.61)]
@@ -46,14 +46,15 @@ def test_no_versions():
 def test_one_version_pending():
     signal = stop_signal([VersionPoint(1, 50, None, None)])
     assert signal.expected_gain is None and not signal.stop and signal.stable_versions == 0
-    assert signal.sentence == ("not enough versions yet to fit a learning curve (0 with a held-out macro-F1, "
-                               "3 needed); no agreement between versions yet")
+    assert signal.sentence == ("not enough versions yet to fit a learning curve (0 with a held-out macro-F1 "
+                               "50 labels apart, 3 needed); no agreement between versions yet")
 
 
 def test_two_versions():
     signal = stop_signal([VersionPoint(2, 100, 0.41, 0.93), VersionPoint(1, 50, 0.3, None)])
-    assert signal.sentence == ("not enough versions yet to fit a learning curve (2 with a held-out macro-F1, "
-                               "3 needed); predictions still changing (agreement 0.930 with the previous version)")
+    assert signal.sentence == ("not enough versions yet to fit a learning curve (2 with a held-out macro-F1 "
+                               "50 labels apart, 3 needed); predictions still changing (agreement 0.930 with "
+                               "the previous version)")
 
 
 def test_three_versions_give_a_gain_without_an_interval():
@@ -108,3 +109,27 @@ def test_to_dict_is_plain_json():
     data = stop_signal(versions()).to_dict()
     assert set(data) == {"n_next", "expected_gain", "gain_low", "gain_high", "stable_versions", "stop", "sentence"}
     assert json.loads(json.dumps(data)) == data
+
+
+def test_versions_closer_than_min_spacing_are_thinned_from_the_latest():
+    assert spaced([10, 20, 30, 40, 50, 60, 100, 110], 50).tolist() == [0, 5, 7]
+    # versions every 10 labels: 3 of them are 20 labels apart, too close to fit a curve on
+    close = [VersionPoint(1, 100, 0.4, None), VersionPoint(2, 110, 0.41, 0.9), VersionPoint(3, 120, 0.42, 0.9)]
+    assert stop_signal(close).expected_gain is None
+    assert stop_signal(close, min_spacing=0).expected_gain is not None
+
+
+NOISY = [(50, 0.336), (100, 0.427), (150, 0.453), (200, 0.494), (250, 0.503), (300, 0.533), (350, 0.528),
+         (400, 0.538), (450, 0.535), (500, 0.543), (550, 0.552), (600, 0.541), (650, 0.561), (700, 0.56),
+         (750, 0.552), (800, 0.542)]
+
+
+def test_one_lucky_fit_does_not_stop_labeling():
+    """The last fit alone says stop; the one 50 labels earlier did not (its upper end was 0.011)."""
+    assert stop_signal(versions(NOISY[:-1]), persist=0).sentence == (
+        "about +0.008 macro-F1 per 200 more labels (+0.006 to +0.011); predictions stable for 14 versions")
+    assert stop_signal(versions(NOISY), persist=0).stop
+    signal = stop_signal(versions(NOISY))
+    assert not signal.stop
+    assert signal.sentence == ("about +0.007 macro-F1 per 200 more labels (+0.004 to +0.009); "
+                               "predictions stable for 15 versions")
