@@ -31,6 +31,7 @@ _EXPORTS: dict[str, str] = {
     "parse_label_config": "labels",
     "clause_id": "normalize", "match_key": "normalize", "normalize_text": "normalize",
     "redact": "redaction", "settings_secrets": "redaction", "install_log_redaction": "redaction",
+    "parent_alive": "lifecycle", "exit_when_parent_dies": "lifecycle", "ParentDiedError": "lifecycle",
     "MissingExtraError": "optional", "require": "optional",
     # storage and model
     "Store": "store",
@@ -45,7 +46,7 @@ _EXPORTS: dict[str, str] = {
     "AgreementReport": "agreement", "agreement_report": "agreement",
     "Disagreement": "disagreements",
     "HOURS_SHOWN": "review", "DashboardData": "review", "agreement_for_store": "review",
-    "dashboard_data": "review", "review_queue": "review",
+    "dashboard_data": "review", "review_queue": "review", "stop_signal_for_store": "review",
     # the live loop
     "run_cycle": "loop", "missing_api_key_problem": "loop", "PROJECT_KEY": "loop",
     "connect_project": "connect",
@@ -84,7 +85,8 @@ if TYPE_CHECKING:  # for type checkers and IDEs only; at run time the table abov
     from .optional import MissingExtraError, require
     from .redaction import install_log_redaction, redact, settings_secrets
     from .registry import ModelRegistry
-    from .review import HOURS_SHOWN, DashboardData, agreement_for_store, dashboard_data, review_queue
+    from .review import (HOURS_SHOWN, DashboardData, agreement_for_store, dashboard_data, review_queue,
+                         stop_signal_for_store)
     from .settings import Settings
     from .store import Store
     from .sync import record_annotation, record_deletions, sync_project

@@ -13,8 +13,11 @@ from pathlib import Path
 
 import click
 
+# Only light modules at the top: `annotator --help` must start at once. Commands import the heavy
+# ones (scikit-learn, pandas, jieba, Label Studio's SDK) inside their bodies.
+from . import __version__
 from .errors import AnnotatorError
-from .labels import TASKS_DIR
+from .redaction import install_log_redaction, redact, settings_secrets
 from .settings import Settings
 from .store import Store
 
@@ -48,13 +51,21 @@ class Context:
 
 
 def handle_errors(fn):
-    """Turn AnnotatorError into a clean CLI error (exit 1) instead of a traceback."""
+    """Turn AnnotatorError into a clean CLI error (exit 1) instead of a traceback, redacted.
+
+    An OSError that reaches a command (an unwritable output, a full disk) is reported the same way:
+    the README promises exit 1 with a message, never a traceback.
+    """
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
+        secrets = settings_secrets(args[0].settings) if args and isinstance(args[0], Context) else ()
         try:
             return fn(*args, **kwargs)
         except AnnotatorError as exc:
-            raise click.ClickException(str(exc)) from exc
+            raise click.ClickException(redact(str(exc), secrets)) from exc
+        except OSError as exc:
+            where = f" ({exc.filename})" if exc.filename else ""
+            raise click.ClickException(redact(f"{exc.strerror or exc}{where}", secrets)) from exc
     return wrapper
 
 
@@ -73,20 +84,28 @@ def emit(obj, as_json: bool, human: str | None = None) -> None:
 
 
 @click.group()
+@click.version_option(__version__, "-V", "--version", prog_name="annotator")
 @click.option("--home", type=click.Path(file_okay=False), envvar="ANNOTATOR_HOME",
               help="Project data directory (default ./.annotator, or $ANNOTATOR_HOME).")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False, exists=True),
               help="TOML settings file (default <home>/config.toml if it exists).")
-@click.option("-v", "--verbose", count=True, help="More log output on stderr (-vv for debug).")
+@click.option("-v", "--verbose", count=True,
+              help="More log output on stderr (-vv for debug); default $LOG_LEVEL, else WARNING (INFO for "
+                   "serve and worker).")
 @click.pass_context
 def main(ctx: click.Context, home: str | None, config_file: str | None, verbose: int) -> None:
     """Active-learning annotation of Chinese policy clauses."""
-    level = logging.WARNING - 10 * min(verbose, 2)
-    logging.basicConfig(level=level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger().setLevel(logging.WARNING - 10 * min(verbose, 2))
     try:
         settings = Settings.from_env(config_file=config_file, home=home)
     except AnnotatorError as exc:
-        raise click.ClickException(str(exc)) from exc
+        raise click.ClickException(redact(str(exc))) from exc
+    if not verbose and settings.log_level:
+        logging.getLogger().setLevel(settings.log_level)
+    elif not verbose and ctx.invoked_subcommand in ("serve", "worker"):
+        logging.getLogger().setLevel(logging.INFO)  # a server says what it does
+    install_log_redaction(settings_secrets(settings))
     ctx.obj = Context(settings)
     ctx.call_on_close(ctx.obj.close)
 
@@ -96,8 +115,8 @@ pass_context = click.make_pass_decorator(Context)
 
 @main.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
-@click.option("--tasks-out", type=click.Path(dir_okay=False), default=str(TASKS_DIR / "clauses.json"),
-              show_default=True, help="Label Studio task file to write.")
+@click.option("--tasks-out", type=click.Path(dir_okay=False),
+              help="Label Studio task file to write (default: <home>/tasks.json).")
 @json_option
 @pass_context
 @handle_errors
@@ -108,12 +127,19 @@ def ingest(obj: Context, paths, tasks_out, as_json) -> None:
     """
     from .project import ingest_documents
 
-    report = ingest_documents(obj.store, paths, tasks_out=tasks_out)
+    from .ingest import check_tasks_out
+
+    check_tasks_out(tasks_out or obj.settings.home / "tasks.json")  # before the documents are read
+    report = ingest_documents(obj.store, paths, tasks_out=tasks_out or obj.settings.home / "tasks.json")
     lines = [f"{d['path']}: {d['clauses']} clauses ({d['new']} new, {d['dropped']} lines dropped)"
              for d in report["documents"]]
     lines += [f"error: {e}" for e in report["errors"]]
     lines.append(f"{report['new_clauses']} new clauses; {report['total_clauses']} in the project"
                  + (f"; tasks written to {report['tasks_file']}" if report["tasks_file"] else ""))
+    if feedback := report["not_policy"]["n"]:
+        openings = ", ".join(f"{o}… ({n})" for o, n in report["not_policy"]["openings"][:5])
+        lines.append(f"annotators marked {feedback} earlier line(s) 'not a policy measure'; most open with {openings}"
+                     " (lines like these are worth dropping at ingestion)")
     emit(report, as_json, "\n".join(lines))
     if not report["documents"]:
         raise click.ClickException("no document could be ingested")
@@ -255,7 +281,8 @@ def status(obj: Context, as_json) -> None:
            "model_versions": len(store.model_versions()),
            "latest_model": None if latest is None else {"version": latest.version, "n_train": latest.n_train,
                                                          "macro_f1": latest.metrics.get("macro_f1")},
-           "pushed_pending": len(store.pending_pushed_tasks())}
+           "pushed_pending": len(store.pending_pushed_tasks()),
+           "not_policy": len({a.clause_id for a in store.annotations(not_policy=True)})}
     emit(out, as_json)
 
 
@@ -275,8 +302,8 @@ def _check_strategies(ctx, param, values):
 @main.command("simulate")
 @click.option("--labeled", type=click.Path(exists=True, dir_okay=False), required=True,
               help="Labeled file the simulated annotator answers from (the pool).")
-@click.option("--test", "test_file", type=click.Path(exists=True, dir_okay=False), required=True,
-              help="Labeled file to measure on; never trained on.")
+@click.option("--test", "test_file", type=click.Path(exists=True, dir_okay=False),
+              help="Labeled file to measure on; never trained on. Or use --folds.")
 @click.option("--strategy", "strategies", multiple=True, default=("random", "default"), show_default=True,
               callback=_check_strategies,
               help="Query strategy; repeat to compare several. 'default' is the measured best.")
@@ -287,45 +314,78 @@ def _check_strategies(ctx, param, values):
               help="Stop at this many labeled clauses.")
 @click.option("--seeds", type=click.IntRange(1), default=5, show_default=True,
               help="Runs per strategy; curves are their mean.")
+@click.option("--folds", type=click.IntRange(2), help="Instead of --test: split --labeled into this many "
+              "folds (near-duplicates kept together), each tested once; strategies compared with random "
+              "in pairs by fold and seed.")
+@click.option("--fold", "fold_ids", type=click.IntRange(0), multiple=True,
+              help="With --folds: test only on this fold (repeat; default all). Choose a strategy on "
+              "some folds, report it on the others.")
+@click.option("--split-seed", type=click.IntRange(0), default=0, show_default=True,
+              help="With --folds: seed of the fold split.")
 @click.option("--plot", type=click.Path(dir_okay=False), help="Draw the learning curves to this PNG file.")
 @click.option("--out", "out_file", type=click.Path(dir_okay=False), help="Also write the JSON result here.")
 @json_option
 @pass_context
 @handle_errors
-def simulate_cmd(obj: Context, labeled, test_file, strategies, seed_size, batch_size, budget, seeds, plot,
-                 out_file, as_json) -> None:
+def simulate_cmd(obj: Context, labeled, test_file, strategies, seed_size, batch_size, budget, seeds, folds,
+                 fold_ids, split_seed, plot, out_file, as_json) -> None:
     """Replay active learning on a labeled file to compare query strategies.
 
     Prints macro-F1 at several label counts and the labels each strategy needs to reach 95% of the
-    full-data macro-F1; --json prints one object with `curves` and `full_data`.
+    full-data macro-F1; --json prints one object with `curves` and `full_data`. With --folds it
+    prints each strategy's gain over random per label count, area under the curve and labels to
+    95% relative to random, with 95% intervals (JSON keys `paired`, `per_fold`, `stopping`).
+    --batch-size 10 replays what the live loop serves (a retrain every 10 labels).
 
     Example: annotator simulate --labeled pool.tsv --test test.tsv --strategy random --strategy default --json
+
+    Example: annotator simulate --labeled seeds.tsv --folds 5 --fold 2 --fold 3 --fold 4 --seeds 2
     """
     from tqdm import tqdm
 
-    from .simulate import plot_curves, simulate_files, summary_table
+    from .simulate import (fold_summary_table, plot_curves, simulate_files, simulate_folds_file,
+                           summary_table)
 
+    if (test_file is None) == (folds is None):
+        raise click.UsageError("give either --test FILE or --folds K")
+    if fold_ids and folds is None:
+        raise click.UsageError("--fold needs --folds")
+    if plot and folds:
+        raise click.UsageError("--plot draws the curves of --test; the fold mode has one set per fold")
+    from .ingest import check_output_file
+
+    for option, path in (("--plot", plot), ("--out", out_file)):  # before the run, not after it
+        if path:
+            check_output_file(path, option)
+    runs = len(fold_ids or range(folds or 1)) * (len(strategies) + ("random" not in strategies and bool(folds)))
     rounds = max(1, -(-(budget - seed_size) // batch_size))
-    with tqdm(total=len(strategies) * seeds * rounds, file=sys.stderr, unit="round",
+    with tqdm(total=runs * seeds * rounds, file=sys.stderr, unit="round",
               disable=not sys.stderr.isatty()) as bar:
         def progress(strategy: str, seed: int, n_labeled: int) -> None:
             bar.set_description(f"{strategy} seed {seed}")
             bar.update(1)
 
-        result = simulate_files(labeled, test_file, obj.settings.labels, list(strategies),
-                                seed_size=seed_size, batch_size=batch_size, budget=budget, seeds=seeds,
-                                random_state=obj.settings.seed, cache_dir=obj.settings.cache_dir,
-                                progress=progress)
-    if plot:
+        common = dict(seed_size=seed_size, batch_size=batch_size, budget=budget, seeds=seeds,
+                      random_state=obj.settings.seed, cache_dir=obj.settings.cache_dir, progress=progress)
+        if folds:
+            result = simulate_folds_file(labeled, obj.settings.labels, list(strategies), folds=folds,
+                                         fold_ids=list(fold_ids) or None, split_seed=split_seed, **common)
+        else:
+            result = simulate_files(labeled, test_file, obj.settings.labels, list(strategies), **common)
+    if plot and not folds:
         result["plot"] = str(plot_curves(result, plot))
     if out_file:
         Path(out_file).write_text(json.dumps(result, ensure_ascii=False, indent=1), encoding="utf-8")
-    emit(result, as_json, summary_table(result) + (f"\nplot: {plot}" if plot else ""))
+    text = fold_summary_table(result) if folds else summary_table(result) + (f"\nplot: {plot}" if plot else "")
+    emit(result, as_json, text)
 
 
 ls_options = [
     click.option("--url", envvar="LABEL_STUDIO_URL", help="Label Studio URL (or $LABEL_STUDIO_URL)."),
-    click.option("--api-key", envvar="LABEL_STUDIO_API_KEY", help="Label Studio API key (or $LABEL_STUDIO_API_KEY)."),
+    # The key is read by Settings from $LABEL_STUDIO_API_KEY or the file $LABEL_STUDIO_API_KEY_FILE
+    # (ls_api_key_file in config.toml); the flag still works but `ps` shows it to every local user.
+    click.option("--api-key", help="Deprecated: visible in `ps`. Set $LABEL_STUDIO_API_KEY or "
+                                   "$LABEL_STUDIO_API_KEY_FILE instead."),
 ]
 
 
@@ -336,16 +396,21 @@ def with_ls_options(fn):
 
 
 def ls_settings(obj: Context, url: str | None, api_key: str | None) -> Settings:
+    if api_key:
+        click.echo("warning: --api-key puts the Label Studio API key on the command line, where `ps` shows it "
+                   "to every user of this machine; set LABEL_STUDIO_API_KEY or LABEL_STUDIO_API_KEY_FILE "
+                   "instead", err=True)
     return obj.settings.replace(ls_url=url or obj.settings.ls_url, ls_api_key=api_key or obj.settings.ls_api_key)
 
 
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", type=click.IntRange(1, 65535), default=9090, show_default=True)
-@click.option("--threads", type=click.IntRange(1, 64), default=8, show_default=True)
-@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
-              help="Worker processes; more than 1 runs gunicorn instead of waitress.")
+@click.option("--port", type=click.IntRange(1, 65535), help="Port (default $PORT, else 9090).")
+@click.option("--threads", type=click.IntRange(1, 64), help="Threads per process (default $THREADS, else 8).")
+@click.option("--workers", type=click.IntRange(1, 64),
+              help="Worker processes (default $WORKERS, else 1); more than 1 runs gunicorn instead of waitress.")
 @pass_context
+@handle_errors
 def serve(obj: Context, host, port, threads, workers) -> None:
     """Run the ML backend and dashboard under a production WSGI server (waitress; gunicorn with
     --workers > 1).
@@ -356,10 +421,21 @@ def serve(obj: Context, host, port, threads, workers) -> None:
 
     from .services import backend_command
 
-    env = dict(os.environ, ANNOTATOR_HOME=str(obj.settings.home.resolve()))
+    from .lifecycle import check_can_listen
+
+    settings = obj.settings
+    port, threads, workers = port or settings.port, threads or settings.threads, workers or settings.workers
+    # Checked here, not in the server's traceback after the exec: the address, the home and its store.
+    check_can_listen(host, port)
+    obj.store.schema_version
+    obj.close()
+    command = backend_command(host, port, threads=threads, workers=workers)
+    # The server process reads its settings from the environment: pass on the resolved home and
+    # log level, so -v and ANNOTATOR_HOME/--home reach it.
+    env = dict(os.environ, ANNOTATOR_HOME=str(settings.home.resolve()),
+               ANNOTATOR_LOG_LEVEL=logging.getLevelName(logging.getLogger().getEffectiveLevel()))
     click.echo(f"backend on http://{host}:{port} (dashboard: /dashboard), project {env['ANNOTATOR_HOME']}, "
                f"{workers} worker process(es)", err=True)
-    command = backend_command(host, port, threads=threads, workers=workers)
     os.execvpe(command[0], command, env)
 
 
@@ -401,7 +477,7 @@ def worker(obj: Context, burst, name, no_fork) -> None:
 def connect(obj: Context, url, api_key, project_title, backend_url, as_json) -> None:
     """Create or reuse the Label Studio project, connect this backend and push the first batch.
 
-    Example: annotator connect --url http://127.0.0.1:8080 --api-key $TOKEN
+    Example: LABEL_STUDIO_API_KEY_FILE=~/.ls-token annotator connect --url http://127.0.0.1:8080
     """
     from .connect import connect_project
     from .labelstudio import LabelStudioClient
@@ -411,7 +487,7 @@ def connect(obj: Context, url, api_key, project_title, backend_url, as_json) -> 
         report = connect_project(settings, obj.store, client, backend_url=backend_url, title=project_title)
     push = report["push"] or {}
     emit(report, as_json, f"project {report['project_id']} ({'created' if report['created'] else 'reused'}) "
-                          f"at {report['url']}; pushed {push.get('pushed', 0)} tasks, "
+                          f"at {report['url']}; pushed {push.get('imported', 0)} tasks, "
                           f"{push.get('pending', 0)} waiting")
 
 
@@ -421,22 +497,36 @@ def connect(obj: Context, url, api_key, project_title, backend_url, as_json) -> 
 @pass_context
 @handle_errors
 def sync(obj: Context, url, api_key, as_json) -> None:
-    """Reconcile the store with every annotation in the Label Studio project (after an outage).
+    """Repair a project whose store and Label Studio disagree (after an outage, a crash, lost
+    webhooks): every annotation is read back, the queue's records are settled by the tasks' data,
+    and the waiting tasks get the latest model's scores.
 
     Example: annotator sync
     """
     from .labelstudio import LabelStudioClient
     from .loop import PROJECT_KEY
-    from .sync import sync_project
+    from .sync import repair_project
 
     project_id = obj.store.get_meta(PROJECT_KEY)
     if project_id is None:
         raise click.ClickException("this project is not connected to Label Studio; run `annotator connect` first")
     settings = ls_settings(obj, url, api_key)
     with LabelStudioClient(settings.ls_url, settings.ls_api_key) as client:
-        report = sync_project(obj.store, client, int(project_id), settings.labels_config())
-    emit(report, as_json, f"project {project_id}: {report['counts']}"
+        report = repair_project(settings, obj.store, client, int(project_id))
+    queue = report["queue"]
+    emit(report, as_json, f"project {project_id}: {report['counts']}; queue: {queue['pending']} waiting, "
+                          f"{queue['imported']} added, {queue['returned']} returned to the pool"
                           + "".join(f"\n  {p}" for p in report["problems"]))
+
+
+@main.command("label-config")
+@pass_context
+def label_config_cmd(obj: Context) -> None:
+    """Print the Label Studio labeling config (for a project made in Label Studio's UI).
+
+    Example: annotator label-config > config.xml
+    """
+    click.echo(obj.settings.labels_config().xml.rstrip())
 
 
 @main.command()
@@ -523,23 +613,34 @@ def annotators() -> None:
 @annotators.command("add")
 @click.argument("emails", nargs=-1, required=True)
 @with_ls_options
+@json_option
 @pass_context
 @handle_errors
-def annotators_add(obj: Context, emails, url, api_key) -> None:
-    """Create annotator accounts (existing ones are left as they are).
+def annotators_add(obj: Context, emails, url, api_key, as_json) -> None:
+    """Give each person an account in the Label Studio organization: able to log in, and every
+    label they submit reaches the project. A new account's one-time password is printed once
+    (never logged): hand it to the person, who logs in at Label Studio's URL.
 
     Example: annotator annotators add ann1@example.com ann2@example.com
     """
+    from .accounts import add_annotators
     from .labelstudio import LabelStudioClient
+    from .sync import remember_users
 
     settings = ls_settings(obj, url, api_key)
     with LabelStudioClient(settings.ls_url, settings.ls_api_key) as client:
-        for email in emails:
-            user = client.create_user(email)
-            click.echo(f"{email}: user id {user.get('id')}")
-        from .sync import remember_users
-
+        reports = add_annotators(client, emails)
         remember_users(obj.store, client)
+    lines = []
+    for r in reports:
+        if r.created:
+            lines.append(f"{r.email}: account created (user {r.user_id}); one-time password: {r.password}")
+        else:
+            lines.append(f"{r.email}: already a member (user {r.user_id})"
+                         + ("; activated, so their labels now reach the project" if r.activated else ""))
+    lines.append(f"log in at {settings.ls_url}/user/login/ (passwords are shown only here, once)")
+    emit({"annotators": [r.to_dict() for r in reports], "login_url": f"{settings.ls_url}/user/login/"},
+         as_json, "\n".join(lines))
 
 
 @main.command()

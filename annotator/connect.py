@@ -34,11 +34,13 @@ def connect_project(settings: Settings, store: Store, client: LabelStudioClient,
                                        basic_auth=auth)
     backend_id = client.ensure_ml_backend(project_id, backend_url, user=settings.basic_auth_user,
                                           password=settings.basic_auth_pass)
-    if settings.overlap_share > 0:
+    overlap = {"maximum_annotations": 2, "overlap_cohort_percentage": round(100 * settings.overlap_share)}
+    project = client.project(project_id)
+    if settings.overlap_share > 0 and any(project.get(k) != v for k, v in overlap.items()):
         # Label Studio (open source) serves this share of tasks to a second annotator, so
-        # agreement can be measured; the rest is labeled once.
-        client.update_project(project_id, maximum_annotations=2,
-                              overlap_cohort_percentage=round(100 * settings.overlap_share))
+        # agreement can be measured; the rest is labeled once. Set once: Label Studio draws the
+        # overlap tasks anew whenever these change, which would reshuffle work in progress.
+        client.update_project(project_id, **overlap)
     wire_project(client, project_id)
     store.set_meta(PROJECT_KEY, str(project_id))
     store.set_meta(WIRED_KEY, str(project_id))

@@ -43,6 +43,7 @@ from .types import Clause, PushedTask
 log = logging.getLogger(__name__)
 
 UNRANKED_SCORE = 1.0  # waiting tasks outside the strategy's top ``queue_window`` score from 1.0 up
+QUEUE_VERSION_KEY = "ls_queue_model_version"  # the version whose predictions Label Studio last got
 
 
 @dataclass(frozen=True)
@@ -241,8 +242,9 @@ def refresh_queue(settings: Settings, store: Store, registry: ModelRegistry, cli
     if model is not None and pool:
         X = pool_cache(settings, store, model.featurizer_,
                        fingerprint=info.metrics.get("featurizer_fingerprint")).matrix([c.id for c in pool])
-    new_version = any(records[cid].model_version != version or records[cid].score is None
-                      for cid in waiting if cid in records)
+    # A new version (or tasks never scored, e.g. adopted ones): every waiting task gets a prediction.
+    new_version = store.get_meta(QUEUE_VERSION_KEY) != f"{project_id}:{version}" or any(
+        records[cid].score is None for cid in waiting if cid in records and cid in row_of)
     room = settings.queue_window - len(waiting)
     ranked: list[int] = []
     if pool and (new_version or room > 0 or not waiting):
@@ -294,6 +296,7 @@ def refresh_queue(settings: Settings, store: Store, registry: ModelRegistry, cli
         store.set_priorities(refreshed, model_version=version)
     if imported or new_version:
         client.set_model_version(project_id, name)
+        store.set_meta(QUEUE_VERSION_KEY, f"{project_id}:{version}")
     report = QueueReport(model_version=version, imported=len(imported), refreshed=len(predictions),
                          pending=len(waiting) + len(imported), returned=returned, recovered=recovered,
                          unmatched=unmatched,

@@ -25,6 +25,8 @@ import math
 import os
 import secrets
 import tempfile
+import threading
+import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -34,7 +36,7 @@ from flask import (Blueprint, current_app, flash, jsonify, redirect, render_temp
 from annotator import (HOURS_SHOWN, DashboardData, InputError, Settings, Store, agreement_for_store, check_labels,
                        dashboard_data, missing_api_key_problem)
 
-from .context import get_settings, get_store, label_config, last_failed_run, training_queue
+from .context import get_registry, get_settings, get_store, label_config, last_failed_run, training_queue
 from .errors import redact
 
 bp = Blueprint("dashboard", __name__, template_folder="templates", static_folder="static",
@@ -46,6 +48,10 @@ QUEUE_STEP = 50  # entries the "show more" link adds
 MAX_RESOLVER_CHARS = 100
 MAX_NOTE_CHARS = 2000
 _AUTH_KEY = "dashboard_auth"
+_THROTTLE_KEY = "annotator.login_throttle"
+SESSION_GENERATION_KEY = "dashboard_session_generation"  # store meta: a new value at logout ends every session
+LOGIN_FAILURES_ALLOWED = 5  # failed logins per client address ...
+LOGIN_WINDOW_S = 60.0  # ... within this many seconds; then 429 with Retry-After
 _CSRF_KEY = "dashboard_csrf"
 _OPEN_ENDPOINTS = frozenset({"dashboard.login", "dashboard.static"})
 
@@ -61,6 +67,10 @@ def _configure_app(state) -> None:
         app.secret_key = _project_secret(app.config["ANNOTATOR"].home / "secret_key")
     if app.config.get("SESSION_COOKIE_SAMESITE") is None:
         app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
+    if not app.config.get("SESSION_COOKIE_SECURE"):  # behind HTTPS: ANNOTATOR_SESSION_COOKIE_SECURE=true
+        app.config["SESSION_COOKIE_SECURE"] = bool(app.config["ANNOTATOR"].session_cookie_secure)
+    app.config["SESSION_COOKIE_HTTPONLY"] = True
+    app.extensions.setdefault(_THROTTLE_KEY, LoginThrottle())
 
 
 def _project_secret(path: Path) -> bytes:
@@ -101,15 +111,63 @@ def _password() -> str:
 
 
 def _auth_token(password: str) -> str:
-    """What a logged-in session holds: bound to the password (changing it logs everyone out)."""
+    """What a logged-in session holds: bound to the password and to the server-side session
+    generation (changing the password, or any logout, ends every session)."""
     key = current_app.secret_key
     key = key if isinstance(key, bytes) else str(key).encode()
-    return hmac.new(key, password.encode(), hashlib.sha256).hexdigest()
+    generation = get_store().get_meta(SESSION_GENERATION_KEY) or ""
+    return hmac.new(key, f"{password}\0{generation}".encode(), hashlib.sha256).hexdigest()
 
 
 def _logged_in() -> bool:
     password = _password()
-    return not password or hmac.compare_digest(session.get(_AUTH_KEY, ""), _auth_token(password))
+    token = session.get(_AUTH_KEY, "")
+    return not password or (isinstance(token, str) and hmac.compare_digest(token, _auth_token(password)))
+
+
+class LoginThrottle:
+    """Failed dashboard logins per client address in a sliding window (one per app, thread-safe).
+
+    After ``limit`` failures within ``window`` seconds an address gets 429 until the oldest of them
+    leaves the window; a successful login clears its failures. At most ``max_addresses`` addresses
+    are remembered (the oldest forgotten first), so a flood of addresses cannot grow it without end.
+    Each backend process counts its own failures (gunicorn workers: up to ``limit`` per worker).
+    """
+
+    def __init__(self, *, limit: int = LOGIN_FAILURES_ALLOWED, window: float = LOGIN_WINDOW_S,
+                 max_addresses: int = 10_000, clock=time.monotonic) -> None:
+        self.limit, self.window, self.max_addresses, self.clock = limit, window, max_addresses, clock
+        self._failures: dict[str, list[float]] = {}
+        self._lock = threading.Lock()
+
+    def retry_after(self, address: str) -> int:
+        """Seconds until ``address`` may try again (0: now)."""
+        with self._lock:
+            recent = self._recent(address)
+            if len(recent) < self.limit:
+                return 0
+            return max(1, math.ceil(recent[0] + self.window - self.clock()))
+
+    def failed(self, address: str) -> None:
+        with self._lock:
+            recent = self._recent(address)
+            recent.append(self.clock())
+            self._failures[address] = recent
+            while len(self._failures) > self.max_addresses:
+                self._failures.pop(next(iter(self._failures)))
+
+    def succeeded(self, address: str) -> None:
+        with self._lock:
+            self._failures.pop(address, None)
+
+    def _recent(self, address: str) -> list[float]:
+        now = self.clock()
+        recent = [t for t in self._failures.get(address, ()) if now - t < self.window]
+        if recent:
+            self._failures[address] = recent
+        else:
+            self._failures.pop(address, None)
+        return recent
 
 
 @bp.before_request
@@ -156,17 +214,32 @@ def login():
         return redirect(target)
     error = None
     if request.method == "POST":
+        throttle: LoginThrottle = current_app.extensions[_THROTTLE_KEY]
+        address = request.remote_addr or "unknown"
+        wait = throttle.retry_after(address)
+        if wait:  # checked before the password: a throttled guess learns nothing
+            error = (f"Too many failed logins from this address ({throttle.limit} within "
+                     f"{throttle.window:g} seconds). Try again in {wait} seconds.")
+            response = current_app.make_response(
+                (render_template("dashboard_login.html", error=error, next=target), 429))
+            response.headers["Retry-After"] = str(wait)
+            return response
         _check_form_origin()
         if hmac.compare_digest(request.form.get("password", "").encode(), password.encode()):
+            throttle.succeeded(address)
             session[_AUTH_KEY] = _auth_token(password)
             return redirect(target, code=303)
+        throttle.failed(address)
         error = "Wrong password."
     return render_template("dashboard_login.html", error=error, next=target), 401 if error else 200
 
 
 @bp.post("/logout")
 def logout():
+    """End the session here and on the server: a new session generation makes every cookie issued
+    before it (this one, a copy of it, every other browser's) stop opening the dashboard."""
     _check_form_origin()
+    get_store().set_meta(SESSION_GENERATION_KEY, secrets.token_hex(16))
     session.pop(_AUTH_KEY, None)
     return redirect(url_for(".login"), code=303)
 
@@ -201,6 +274,9 @@ def pipeline_alerts(settings: Settings, store: Store, data: DashboardData, queue
     if progress.n_pushed and not progress.n_pending and progress.n_unlabeled:
         alerts.append(f"No task is waiting in Label Studio, although {progress.n_unlabeled:,} clauses are "
                       "unlabeled: the annotators have nothing to label until a cycle pushes the next batch.")
+    for broken in get_registry().broken_versions():
+        alerts.append(f"Model version {broken['version']} cannot be used ({broken['reason']}); the newest intact "
+                      "version serves instead.")
     return alerts
 
 
@@ -222,6 +298,7 @@ def index():
         activity={a.annotator: a for a in data.annotators},
         alpha_low=axis_low(row["krippendorff_alpha"] for row in report["per_label"]),
         hours_shown=HOURS_SHOWN,
+        not_policy_choice=label_config().not_policy or "",
         resolver=session.get("dashboard_resolver", ""),
     )
 

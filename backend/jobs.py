@@ -1,8 +1,11 @@
 """TrainingQueue: a debounced, single-worker background runner for retrain-and-push cycles.
 
 Webhooks call ``notify()`` and return at once. The worker thread starts a cycle when enough new
-labels arrived (``every``) or ``delay`` seconds after the first unhandled one, or at once on
-``request_now()``. The cycle itself runs in a separate process (one long-lived worker process), so
+labels arrived (``every``), or when labels are waiting and none arrived for ``delay`` seconds (a
+lull), or at once on ``request_now()``; so people labeling steadily get one retrain per ``every``
+labels, not one per label. Every ``reconcile_every`` seconds without a cycle it runs a
+reconciliation (no retrain): the Label Studio queue is settled by data and annotations that no
+webhook brought are stored and counted as new labels. The cycle itself runs in a separate process (one long-lived worker process), so
 fitting never holds this process's GIL and ``/predict`` and ``/webhook`` stay fast; a crash in it
 is reported, and the previous model keeps serving. The worker process is started (and the job's
 ``warm_up``, if it has one, run in it) when the queue starts, so the first retrain does not wait
@@ -28,7 +31,7 @@ from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
-from annotator import Settings
+from annotator import Settings, exit_when_parent_dies, install_log_redaction, settings_secrets
 
 log = logging.getLogger(__name__)
 
@@ -38,21 +41,26 @@ class TrainingQueue:
 
     Parameters
     ----------
-    job : a picklable callable ``job(force: bool) -> dict`` (run in the worker process).
+    job : a picklable callable ``job(force: bool, train: bool = True) -> dict`` (run in the worker
+        process); ``train=False`` is a reconciliation that never retrains.
     every : new labels that start a cycle at once.
-    delay : seconds after the first unhandled label before a cycle starts anyway.
+    delay : seconds without a new label after which waiting labels start a cycle anyway.
+    reconcile_every : seconds without any cycle after which a reconciliation runs (0: never).
     in_process : run the job in a thread of this process instead (tests, debugging).
     """
 
-    def __init__(self, job: Callable[[bool], Any], *, every: int, delay: float,
+    def __init__(self, job: Callable[..., Any], *, every: int, delay: float, reconcile_every: float = 0.0,
                  in_process: bool = False) -> None:
         self.job = job
         self.every = every
         self.delay = delay
+        self.reconcile_every = reconcile_every
         self.in_process = in_process
         self._cond = threading.Condition()
         self._pending = 0
-        self._first_pending_at: float | None = None
+        self._last_label_at: float | None = None
+        self._last_cycle_at = time.monotonic()
+        self._refresh_requested = False
         self._forced = False
         self._running = False
         self._stopped = False
@@ -72,8 +80,14 @@ class TrainingQueue:
             return
         with self._cond:
             self._pending += n_new
-            if self._first_pending_at is None:
-                self._first_pending_at = time.monotonic()
+            self._last_label_at = time.monotonic()
+            self._cond.notify()
+
+    def request_refresh(self) -> None:
+        """Settle and fill the Label Studio queue as soon as the worker is free, without retraining
+        (a newly connected project)."""
+        with self._cond:
+            self._refresh_requested = True
             self._cond.notify()
 
     def request_now(self) -> None:
@@ -115,8 +129,12 @@ class TrainingQueue:
     def _due(self) -> bool:
         if self._forced or self._pending >= self.every:
             return True
-        return (self._pending > 0 and self._first_pending_at is not None
-                and time.monotonic() - self._first_pending_at >= self.delay)
+        return (self._pending > 0 and self._last_label_at is not None
+                and time.monotonic() - self._last_label_at >= self.delay)
+
+    def _reconcile_due(self) -> bool:
+        return self._refresh_requested or (
+            self.reconcile_every > 0 and time.monotonic() - self._last_cycle_at >= self.reconcile_every)
 
     def _warm_up(self) -> None:
         """Start the worker process and let the job import what it needs before the first cycle."""
@@ -134,39 +152,51 @@ class TrainingQueue:
         self._warm_up()
         while True:
             with self._cond:
-                while not self._stopped and not self._due():
+                while not self._stopped and not self._due() and not self._reconcile_due():
                     self._cond.wait(timeout=0.2)
                 if self._stopped:
                     return
+                train = self._due()
                 force = self._forced
-                self._pending, self._first_pending_at, self._forced = 0, None, False
+                self._refresh_requested = False
+                if train:
+                    self._pending, self._last_label_at, self._forced = 0, None, False
                 self._running = True
             try:
-                result, error = self._execute(force), None
+                result, error = self._execute(force, train), None
+                recovered = ((result or {}).get("push") or {}).get("recovered", 0) if isinstance(result, dict) else 0
             except CycleJobError as exc:  # failed in an rq worker: its traceback is in the worker's log
                 log.error("training cycle failed in the job queue: %s; the previous model keeps serving", exc)
-                result, error = None, str(exc)
+                result, error, recovered = None, str(exc), 0
             except Exception as exc:  # the worker must survive any failing cycle
                 log.exception("training cycle failed; the previous model keeps serving")
-                result, error = None, f"{type(exc).__name__}: {exc}"
+                result, error, recovered = None, f"{type(exc).__name__}: {exc}", 0
             with self._cond:
                 self._running = False
+                self._last_cycle_at = time.monotonic()
+                if recovered:  # labels no webhook brought count toward the next retrain
+                    self._pending += recovered
+                    self._last_label_at = self._last_label_at or time.monotonic()
                 self.cycles += 1
                 self.last_result = result if error is None else self.last_result
                 self.last_error = error
                 self.last_finished_at = time.time()
                 self._cond.notify_all()
 
-    def _execute(self, force: bool) -> Any:
+    def _execute(self, force: bool, train: bool = True) -> Any:
         if self.in_process:
-            return self.job(force)
-        return self._execute_in_worker(self.job, force)
+            return self.job(force, train)
+        return self._execute_in_worker(self.job, force, train)
 
     def _execute_in_worker(self, fn: Callable[..., Any], *args: Any) -> Any:
         if self._executor is None:
+            # The worker exits when this process dies (kill -9 included) and redacts its logs with
+            # this job's secrets (initializer: _configure_worker).
             self._executor = ProcessPoolExecutor(
                 max_workers=1, mp_context=multiprocessing.get_context("spawn"),
-                initializer=_configure_worker_logging, initargs=(logging.getLogger().getEffectiveLevel(),))
+                initializer=_configure_worker,
+                initargs=(logging.getLogger().getEffectiveLevel(),
+                          settings_secrets(getattr(self.job, "settings", None))))
         try:
             return self._executor.submit(fn, *args).result()
         except BrokenProcessPool:
@@ -232,7 +262,8 @@ class RedisTrainingQueue(TrainingQueue):
         If Redis cannot be reached (or the URL is not a Redis URL); the message names it.
     """
 
-    def __init__(self, settings: Settings, *, every: int, delay: float, func: str = CYCLE_JOB,
+    def __init__(self, settings: Settings, *, every: int, delay: float, reconcile_every: float = 0.0,
+                 func: str = CYCLE_JOB,
                  func_kwargs: dict | None = None, job_timeout: int = CYCLE_TIMEOUT) -> None:
         import redis
         from rq import Queue
@@ -256,7 +287,8 @@ class RedisTrainingQueue(TrainingQueue):
             raise JobQueueUnavailable(f"cannot reach Redis at {self.redis_location} (ANNOTATOR_REDIS_URL): "
                                       f"{exc}") from None
         self._queue = Queue(self.queue_name, connection=self._redis)
-        super().__init__(self._run_on_queue, every=every, delay=delay, in_process=True)
+        super().__init__(self._run_on_queue, every=every, delay=delay, reconcile_every=reconcile_every,
+                         in_process=True)
 
     def status(self) -> dict:
         out = super().status()
@@ -274,27 +306,28 @@ class RedisTrainingQueue(TrainingQueue):
             out["error"] = f"Redis unreachable: {exc}"
         return out
 
-    def _run_on_queue(self, force: bool) -> Any:
-        job = self._enqueue(force)
+    def _run_on_queue(self, force: bool, train: bool = True) -> Any:
+        job = self._enqueue(force, train)
         self._job_id = job.id
         try:
             return self._wait(job)
         finally:
             self._job_id = None
 
-    def _enqueue(self, force: bool):
+    def _enqueue(self, force: bool, train: bool = True):
         """The queued cycle that covers this one: one already waiting, or a new one."""
         from rq import Worker
 
         with self._redis.lock(f"{self.queue_name}:enqueue-lock", timeout=30, blocking_timeout=30):
             for job in self._queue.get_jobs():
-                if job.func_name == self.func and (job.kwargs.get("force") or not force):
+                if job.func_name == self.func and (job.kwargs.get("force") or not force) and \
+                        (job.kwargs.get("train", True) or not train):
                     log.info("a cycle is already queued (%s); waiting for it instead of queueing another", job.id)
                     return job
             job = self._queue.enqueue_call(self.func, args=self._job_args,
-                                           kwargs=dict(self._func_kwargs, force=force), timeout=self.job_timeout,
-                                           result_ttl=RESULT_TTL, failure_ttl=FAILURE_TTL,
-                                           description=f"training cycle (force={force})")
+                                           kwargs=dict(self._func_kwargs, force=force, train=train),
+                                           timeout=self.job_timeout, result_ttl=RESULT_TTL, failure_ttl=FAILURE_TTL,
+                                           description=f"training cycle (force={force}, train={train})")
         if not self._warned_no_worker and Worker.count(connection=self._redis, queue=self._queue) == 0:
             self._warned_no_worker = True
             log.warning("no rq worker listens on %s at %s: the cycle waits until one starts "
@@ -348,9 +381,12 @@ def _failure_line(exc_string: str | None) -> str | None:
     return f"{head.rsplit('.', 1)[-1]}{sep}{message}"
 
 
-def _configure_worker_logging(level: int) -> None:
-    """In the worker process: log to stderr (the backend's log) at the backend's level."""
+def _configure_worker(level: int, secrets: tuple[str, ...] = ()) -> None:
+    """In the worker process: exit when the backend dies; log to stderr (the backend's log) at the
+    backend's level, redacted like the backend's own log."""
+    exit_when_parent_dies()
     logging.basicConfig(level=level, format="%(levelname)s %(name)s [worker]: %(message)s")
+    install_log_redaction(secrets)
 
 
 def _nothing() -> None:

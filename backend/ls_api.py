@@ -103,7 +103,7 @@ def health():
         "model_version": str(latest.version) if latest else None,
         "ls_model_version": ls_model_version(latest.version) if latest else None,
         # Without a key, retrains cannot push batches to Label Studio (the URL is no secret).
-        "label_studio": {"url": settings.ls_url, "api_key_set": bool(settings.ls_api_key),
+        "label_studio": {"url": redact(settings.ls_url), "api_key_set": bool(settings.ls_api_key),
                          "project_id": connected_project(store)},
         "training": training,
         "last_training_error": redact(failed["error"] or "") or None if failed else None,
@@ -202,7 +202,7 @@ def webhook():
     payload = json_body()
     if not isinstance(payload, dict) or payload.get("action") != TRAIN_ACTION:
         check_webhook_secret()  # before the body is read any further: only START_TRAINING is exempt
-    event = parse_webhook(payload)
+    event = parse_webhook(payload, label_config())
     queue = training_queue()
     store = get_store()
     if event.action in (*ANNOTATION_ACTIONS, DELETE_ACTION, TRAIN_ACTION) and event.project_id is not None:

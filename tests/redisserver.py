@@ -109,7 +109,7 @@ def worker_process(home: Path, redis_url: str, *, burst: bool = True, args: tupl
 
 
 # Jobs run by the rq workers in the tests ------------------------------------------------------
-def recording_job(settings_fields: dict, force: bool = False, *, record: str, seconds: float = 0.3,
+def recording_job(settings_fields: dict, force: bool = False, train: bool = True, *, record: str, seconds: float = 0.3,
                   fail: bool = False) -> dict:
     """A stand-in cycle: holds the project's cycle lock like the real job, appends its start and end
     times to ``record`` (one JSON line), and fails on request."""

@@ -1,7 +1,8 @@
 """The README's first command, for real: ``annotator demo`` ingests the shipped newsletters, trains
 on the shipped seed file, starts Label Studio and the backend, and leaves the first uncertain batch
-waiting with the model's labels pre-filled. A SIGTERM (a ``kill``, a closed terminal) stops the
-demo *and* both servers it started; running it again adds nothing and pushes no clause twice."""
+waiting with the model's labels pre-filled. Someone labels ten clauses, a retrain re-scores the
+queue; a SIGTERM (a ``kill``, a closed terminal) stops the demo *and* both servers it started;
+running it again on the same home works, adds nothing and pushes no clause twice."""
 from __future__ import annotations
 
 import re
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from annotator import LabelStudioClient
+from annotator import LabelStudioClient, Settings, Store, choices_result
 from annotator.services import DEMO_TOKEN, free_port, port_answers as answers
 
 from .conftest import ANNOTATOR, wait_for
@@ -46,10 +47,19 @@ def test_demo_pushes_the_first_batch_stops_its_servers_on_sigterm_and_reruns_ide
         assert waiting > 0 and len(tasks) == waiting
         for task in tasks:
             (prediction,) = task["predictions"]
-            assert prediction["model_version"] == "1" and prediction["result"][0]["value"]["choices"]
+            assert prediction["model_version"] == "policy-clf-v1" and prediction["result"][0]["value"]["choices"]
         health = requests.get(f"http://127.0.0.1:{port}/health", timeout=10).json()
         assert health["status"] == "UP" and health["model_version"] == "1"
         assert requests.get(f"http://127.0.0.1:{port}/dashboard", timeout=30).status_code == 200
+
+        # Ten labels (retrain_every): a retrain re-scores the waiting tasks under version 2.
+        config = Settings(home=home).labels_config()
+        with LabelStudioClient(f"http://127.0.0.1:{ls_port}", DEMO_TOKEN) as client:
+            for i, task in enumerate(tasks[:10]):
+                client.create_annotation(task["id"], choices_result([config.labels[i]], config))
+            wait_for(lambda: client.project(project_id)["model_version"] == "policy-clf-v2", 180,
+                     "the queue re-scored by version 2")
+            tasks = list(client.tasks(project_id))
 
         demo.send_signal(signal.SIGTERM)
         assert demo.wait(timeout=90) == 0, log.read_text()
@@ -71,8 +81,13 @@ def test_demo_pushes_the_first_batch_stops_its_servers_on_sigterm_and_reruns_ide
         assert "training the first model" not in output
         with LabelStudioClient(f"http://127.0.0.1:{ls_port}", DEMO_TOKEN) as client:
             again = list(client.tasks(project_id))
+            assert client.project(project_id)["model_version"] == "policy-clf-v2"
         clause_ids = [task["data"]["clause_id"] for task in again]
         assert len(clause_ids) == len(set(clause_ids)) == len(tasks), "a clause was pushed twice"
+        health = requests.get(f"http://127.0.0.1:{port}/health", timeout=10).json()
+        assert health["status"] == "UP" and health["reason"] is None
+        with Store(Settings(home=home).store_url) as store:
+            assert len(store.annotations(sources=["label_studio"])) == 10
     finally:
         rerun.send_signal(signal.SIGTERM)
         assert rerun.wait(timeout=90) == 0

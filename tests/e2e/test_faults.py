@@ -63,10 +63,10 @@ def test_kill_9_during_a_retrain_loses_nothing(settings, tiny_corpus):
     try:
         backend.start()
         assert requests.post(f"{backend.url}/setup", json={"project": "1"}, timeout=30).json() == {
-            "model_version": "1"}  # the last good version serves
+            "model_version": "policy-clf-v1"}  # the last good version serves
         predicted = requests.post(f"{backend.url}/predict", json={"tasks": [{"id": 1, "data": {"text": texts[0]}}]},
                                   timeout=60).json()
-        assert predicted["model_version"] == "1" and len(predicted["results"]) == 1
+        assert predicted["model_version"] == "policy-clf-v1" and len(predicted["results"]) == 1
         requests.post(f"{backend.url}/webhook", json={"action": "START_TRAINING"}, timeout=30)
         with Store(settings.db_path) as store:
             wait_for(lambda: store.latest_model_version().version == 2, 180, "the next retrain")
@@ -83,16 +83,17 @@ def _start_training(backend: BackendServer) -> None:
 
 
 def test_kill_9_during_a_batch_push_pushes_no_clause_twice(settings, tiny_corpus, label_studio):
-    settings = settings.replace(ls_url=label_studio.url, ls_api_key=label_studio.token)
+    settings = settings.replace(ls_url=label_studio.url, ls_api_key=label_studio.token, queue_window=10,
+                                batch_size=10)
     with Store(settings.db_path) as store:
         ingest_documents(store, [SOURCES])
         import_labels(store, tiny_corpus, settings.labels)
         train_project(settings, store, ModelRegistry(settings.model_dir, store))
     env = {"LABEL_STUDIO_URL": label_studio.url, "LABEL_STUDIO_API_KEY": label_studio.token,
            "ANNOTATOR_RETRAIN_EVERY": "1000", "ANNOTATOR_RETRAIN_DELAY": "3600",
-           "ANNOTATOR_BATCH_SIZE": "10", "ANNOTATOR_LOW_WATER": "5"}
+           "ANNOTATOR_BATCH_SIZE": "10", "ANNOTATOR_QUEUE_WINDOW": "10"}
     # A big next batch (300 clauses with their predictions): an import long enough to cut off.
-    big_batch = dict(env, ANNOTATOR_BATCH_SIZE="300", ANNOTATOR_LOW_WATER="1000")
+    big_batch = dict(env, ANNOTATOR_BATCH_SIZE="300", ANNOTATOR_QUEUE_WINDOW="310")
     with LabelStudioClient(label_studio.url, label_studio.token) as client:
         with BackendServer(settings.home, env=env) as backend:
             backend.start()
@@ -108,24 +109,24 @@ def test_kill_9_during_a_batch_push_pushes_no_clause_twice(settings, tiny_corpus
             _start_training(backend)
             with Store(settings.db_path) as store:
                 # The batch is recorded before its import (ls_task_id still NULL): kill right then.
-                wait_for(lambda: [p for p in store.pushed_tasks() if p["ls_task_id"] is None], 180,
+                wait_for(lambda: [p for p in store.pushed_tasks() if p.ls_task_id is None], 180,
                          "a push recorded before its import")
             backend.kill()
         finally:
             backend.stop()
         with Store(settings.db_path) as store:
-            cut_off = [p["clause_id"] for p in store.pushed_tasks() if p["ls_task_id"] is None]
+            cut_off = [p.clause_id for p in store.pushed_tasks() if p.ls_task_id is None]
         assert cut_off  # the crash left a push unconfirmed
 
         with BackendServer(settings.home, env=env) as backend:  # restarted: the next cycle settles it
             backend.start()
             _start_training(backend)
             with Store(settings.db_path) as store:
-                wait_for(lambda: not [p for p in store.pushed_tasks() if p["ls_task_id"] is None], 180,
+                wait_for(lambda: not [p for p in store.pushed_tasks() if p.ls_task_id is None], 180,
                          "the interrupted push settled")
                 wait_for(lambda: not requests.get(f"{backend.url}/health", timeout=5).json()["training"]["running"],
                          180, "the cycle to finish")
-                live = {p["ls_task_id"]: p["clause_id"] for p in store.pushed_tasks()}
+                live = {p.ls_task_id: p.clause_id for p in store.pushed_tasks()}
         tasks = {t["id"]: t["data"]["clause_id"] for t in client.tasks(project_id)}
     clauses = list(tasks.values())
     assert len(clauses) == len(set(clauses))  # no clause in Label Studio twice

@@ -9,6 +9,7 @@ import json
 import os
 import signal
 import subprocess
+import time
 
 import pytest
 import requests
@@ -25,7 +26,7 @@ pytestmark = pytest.mark.e2e
 def test_the_readme_flow_for_your_own_documents(tmp_path, tiny_corpus, label_studio):
     home = tmp_path / "myproject"
     env = dict(os.environ, ANNOTATOR_RETRAIN_EVERY="5", ANNOTATOR_RETRAIN_DELAY="1", ANNOTATOR_BATCH_SIZE="10",
-               ANNOTATOR_LOW_WATER="5", ANNOTATOR_LS_PROJECT_TITLE=f"readme {tmp_path.name}")
+               ANNOTATOR_QUEUE_WINDOW="10", ANNOTATOR_LS_PROJECT_TITLE=f"readme {time.time_ns()}")
     env.pop("ANNOTATOR_HOME", None)
 
     def annotator(*args: str) -> subprocess.CompletedProcess:
@@ -47,10 +48,12 @@ def test_the_readme_flow_for_your_own_documents(tmp_path, tiny_corpus, label_stu
         wait_http(f"{backend_url}/health", timeout=60, process=serve, log_file=tmp_path / "serve.log")
         health = requests.get(f"{backend_url}/health", timeout=5).json()
         assert health["model_version"] == "1"
-        assert health["label_studio"] == {"url": label_studio.url, "api_key_set": True}
+        assert health["label_studio"] == {"url": label_studio.url, "api_key_set": True, "project_id": None}
 
         report = json.loads(annotator("connect", "--backend-url", backend_url, "--json").stdout)
-        assert report["created"] and report["push"]["pushed"] == 10
+        # `serve` learned the project from Label Studio's /setup call and may have filled the queue
+        # first: either way ten tasks wait, each once.
+        assert report["created"] and report["push"]["pending"] == 10
         project_id = report["project_id"]
 
         settings = Settings(home=home)
@@ -63,15 +66,16 @@ def test_the_readme_flow_for_your_own_documents(tmp_path, tiny_corpus, label_stu
                 wait_for(lambda: len(store.annotations(sources=["label_studio"])) == 5, 30,
                          "the 5 annotations in the store")
                 wait_for(lambda: store.latest_model_version().version >= 2, 120, "a retrained model")
-                wait_for(lambda: [p for p in store.pending_pushed_tasks() if p["model_version"] >= 2], 60,
-                         "a batch ranked by the new model, pushed by `annotator serve` itself")
+                wait_for(lambda: client.project(project_id)["model_version"] == "policy-clf-v2", 60,
+                         "the waiting tasks re-scored by the new model, by `annotator serve` itself")
+                assert all(p.model_version == 2 for p in store.pending_pushed_tasks())
             # A batch is recorded before its import (so a crash cannot lose track of it): wait for Label Studio.
             live = wait_for(lambda: len(tasks := [t["data"]["clause_id"] for t in client.tasks(project_id)]) > 10
                             and tasks, 60, "the new batch in Label Studio")
         assert len(live) == len(set(live))  # none twice
 
         synced = json.loads(annotator("sync", "--json").stdout)
-        assert not synced["problems"]
+        assert not synced["problems"] and synced["queue"]["returned"] == 0  # nothing to repair
         status = annotator("status", "--json").stdout
         assert json.loads(status)  # a JSON document a script can read
     finally:

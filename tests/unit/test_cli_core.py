@@ -7,7 +7,7 @@ import pytest
 from click.testing import CliRunner
 
 from annotator.cli import main
-from annotator.labels import load_label_config
+from annotator.labels import load_label_config, parse_label_config
 from annotator.normalize import clause_id, normalize_text
 from tests.conftest import SOURCES, seed_lines
 
@@ -320,3 +320,11 @@ def test_unknown_command(tmp_path):
     result = run(tmp_path / "home", "trian")
     assert result.exit_code == 2
     assert "No such command 'trian'" in result.output
+
+
+def test_label_config_prints_the_config_a_ui_made_project_needs(tmp_path):
+    result = run(tmp_path / "home", "label-config")
+    assert result.exit_code == 0
+    config = parse_label_config(result.stdout)
+    assert len(config.labels) == 27 and config.not_policy == "不是政策措施"
+    assert result.stdout.startswith("<View>") and (config.from_name, config.value_key) == ("labels", "text")

@@ -365,9 +365,6 @@ def test_a_predict_past_a_limit_is_a_400_that_names_it(limits_app, case):
     RUN[f"/predict limit {kind}"] += 1
 
 
-@pytest.mark.xfail(strict=True, reason="backend/ls_api.py calls parse_webhook(payload) without the label config, so "
-                                       "a data field other than the text is held to MAX_TEXT_CHARS, not "
-                                       "MAX_FIELD_CHARS (lead: parse_webhook(payload, label_config()))")
 def test_a_webhook_data_field_past_the_field_limit_is_refused(limits_app):
     app, _ = limits_app
     annotation, task = valid_pair()

@@ -113,6 +113,9 @@ class FakeLabelStudio:
     def task(self, task_id):
         return self.by_id[task_id]
 
+    def users(self):
+        return [{"id": 1, "email": "lead@example.com"}]
+
     def delete(self, task_id):
         del self.by_id[task_id]
 
@@ -312,3 +315,23 @@ def test_an_unconnected_project_trains_without_label_studio(settings, store, pro
 
     out = run_cycle(settings, force=True)
     assert out["model_version"] == 1 and out["push"] is None
+
+
+def test_old_model_files_are_pruned_but_a_shown_prefill_keeps_its_version(settings, store, project):
+    from annotator.loop import measure_stability, prune_versions
+
+    settings = settings.replace(keep_versions=1, queue_window=10, batch_size=5)
+    client = FakeLabelStudio()
+    train_project(settings, store, project)
+    refresh_queue(settings, store, project, client, 1)  # the waiting tasks show version 1's pre-fills
+    unlabeled = [c for c in store.clauses() if c.id not in store.labeled_clause_ids()]
+    for version in (2, 3):
+        store.save_annotation(Annotation(unlabeled[version].id, (settings.labels[version],), "ann@example.com",
+                                         "label_studio", ls_annotation_id=800 + version))
+        trained = retrain(settings, store, project)
+        assert trained.version.version == version
+        kappa = measure_stability(store, project, trained)
+        assert 0.5 < kappa <= 1 and store.latest_model_version().metrics["pool_agreement"] == kappa
+    assert prune_versions(settings, store, project) == [2]  # 1 is still shown, 3 is the latest
+    assert [v.version for v in store.model_versions()] == [1, 2, 3]  # rows and figures stay
+    assert sorted(p.name for p in settings.model_dir.glob("*.pkl")) == ["model-00001.pkl", "model-00003.pkl"]

@@ -189,8 +189,6 @@ def test_health_redacts_a_failed_runs_error(app, tmp_path):
     assert "Token ***" in body
 
 
-@pytest.mark.xfail(strict=True, reason="backend/ls_api.py /health shows settings.ls_url as is: its password "
-                                       "leaks (lead: wrap it in redact())")
 def test_health_shows_no_secret_at_all(app):
     with Store(app.config["ANNOTATOR"].db_path) as store:
         run = store.start_train_run(20)

@@ -97,8 +97,8 @@ def test_store_url_is_the_database_url_else_the_sqlite_file(tmp_path):
 
 def test_from_env_reads_annotator_variables(tmp_path):
     s = Settings.from_env({"ANNOTATOR_HOME": str(tmp_path), "ANNOTATOR_BATCH_SIZE": "5",
-                           "ANNOTATOR_RETRAIN_DELAY": "0.5", "ANNOTATOR_STRATEGY": "margin"})
-    assert (s.home, s.batch_size, s.retrain_delay, s.strategy) == (tmp_path, 5, 0.5, "margin")
+                           "ANNOTATOR_RETRAIN_DELAY": "0.5", "ANNOTATOR_STRATEGY": "mmu"})
+    assert (s.home, s.batch_size, s.retrain_delay, s.strategy) == (tmp_path, 5, 0.5, "mmu")
 
 
 def test_from_env_uses_the_mapping_given_not_os_environ(tmp_path, monkeypatch):
