@@ -7,7 +7,7 @@ nothing heavy, so ``annotator --help`` starts at once, and ``from annotator impo
 only the store and what it needs, not scikit-learn or Label Studio's SDK. Each name maps to the
 submodule that defines it; the table is the one place that lists them. A public name never equals
 a submodule's name (importing ``annotator.x`` rebinds ``annotator.x`` to the module), which is why the
-disagreement queue is ``annotator.disagreements.disagreements`` and not re-exported.
+disagreement queue is ``annotator.review.disagreements.disagreements`` and not re-exported.
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-# Public name -> the submodule (of this package) that defines it.
+# Public name -> the submodule (dotted, under this package) that defines it.
 _EXPORTS: dict[str, str] = {
     # errors
     "AnnotatorError": "errors", "EmptyPoolError": "errors", "InputError": "errors",
@@ -29,27 +29,27 @@ _EXPORTS: dict[str, str] = {
     "ModelVersion": "types", "Segment": "types",
     "LabelConfig": "labels", "check_labels": "labels", "load_label_config": "labels",
     "parse_label_config": "labels",
-    "clause_id": "normalize", "match_key": "normalize", "normalize_text": "normalize",
+    "clause_id": "text.normalize", "match_key": "text.normalize", "normalize_text": "text.normalize",
     "redact": "redaction", "settings_secrets": "redaction", "install_log_redaction": "redaction",
     "parent_alive": "lifecycle", "exit_when_parent_dies": "lifecycle", "ParentDiedError": "lifecycle",
     "MissingExtraError": "optional", "require": "optional",
     # storage and model
-    "Store": "store",
-    "ModelRegistry": "registry",
-    "PolicyClassifier": "model", "at_least_one": "model",
+    "Store": "storage.store",
+    "ModelRegistry": "storage.registry",
+    "PolicyClassifier": "model.classifier", "at_least_one": "model.classifier",
     # Label Studio
-    "WEBHOOK_SECRET_HEADER": "labelstudio", "LabelStudioClient": "labelstudio",
-    "choices_result": "labelstudio", "ls_model_version": "labelstudio", "prediction_payload": "labelstudio",
-    "project_id_from_setup": "labelstudio",
-    "record_annotation": "sync", "record_deletions": "sync", "sync_project": "sync",
+    "WEBHOOK_SECRET_HEADER": "labelstudio.client", "LabelStudioClient": "labelstudio.client",
+    "choices_result": "labelstudio.client", "ls_model_version": "labelstudio.client", "prediction_payload": "labelstudio.client",
+    "project_id_from_setup": "labelstudio.client",
+    "record_annotation": "cycle.sync", "record_deletions": "cycle.sync", "sync_project": "cycle.sync",
     # review
-    "AgreementReport": "agreement", "agreement_report": "agreement",
-    "Disagreement": "disagreements",
-    "HOURS_SHOWN": "review", "DashboardData": "review", "agreement_for_store": "review",
-    "dashboard_data": "review", "review_queue": "review", "stop_signal_for_store": "review",
+    "AgreementReport": "review.agreement", "agreement_report": "review.agreement",
+    "Disagreement": "review.disagreements",
+    "HOURS_SHOWN": "review.dashboard", "DashboardData": "review.dashboard", "agreement_for_store": "review.dashboard",
+    "dashboard_data": "review.dashboard", "review_queue": "review.dashboard", "stop_signal_for_store": "review.dashboard",
     # the live loop
-    "run_cycle": "loop", "missing_api_key_problem": "loop", "PROJECT_KEY": "loop",
-    "connect_project": "connect",
+    "run_cycle": "cycle.loop", "missing_api_key_problem": "cycle.loop", "PROJECT_KEY": "cycle.loop",
+    "connect_project": "cycle.connect",
 }
 
 __all__ = ["__version__", *_EXPORTS]
@@ -70,24 +70,24 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # for type checkers and IDEs only; at run time the table above is used
-    from .agreement import AgreementReport, agreement_report
-    from .connect import connect_project
-    from .disagreements import Disagreement
+    from .review.agreement import AgreementReport, agreement_report
+    from .cycle.connect import connect_project
+    from .review.disagreements import Disagreement
     from .errors import (AnnotatorError, EmptyPoolError, InputError, LabelStudioError, NotFoundError,
                          NotTrainedError, PoolExhaustedError, QueryError, SchemaMismatchError, StoreError,
                          UnknownLabelError)
     from .labels import LabelConfig, check_labels, load_label_config, parse_label_config
-    from .labelstudio import (WEBHOOK_SECRET_HEADER, LabelStudioClient, choices_result, ls_model_version,
+    from .labelstudio.client import (WEBHOOK_SECRET_HEADER, LabelStudioClient, choices_result, ls_model_version,
                               prediction_payload, project_id_from_setup)
-    from .loop import PROJECT_KEY, missing_api_key_problem, run_cycle
-    from .model import PolicyClassifier, at_least_one
-    from .normalize import clause_id, match_key, normalize_text
+    from .cycle.loop import PROJECT_KEY, missing_api_key_problem, run_cycle
+    from .model.classifier import PolicyClassifier, at_least_one
+    from .text.normalize import clause_id, match_key, normalize_text
     from .optional import MissingExtraError, require
     from .redaction import install_log_redaction, redact, settings_secrets
-    from .registry import ModelRegistry
-    from .review import (HOURS_SHOWN, DashboardData, agreement_for_store, dashboard_data, review_queue,
+    from .storage.registry import ModelRegistry
+    from .review.dashboard import (HOURS_SHOWN, DashboardData, agreement_for_store, dashboard_data, review_queue,
                          stop_signal_for_store)
     from .settings import Settings
-    from .store import Store
-    from .sync import record_annotation, record_deletions, sync_project
+    from .storage.store import Store
+    from .cycle.sync import record_annotation, record_deletions, sync_project
     from .types import Annotation, Clause, Document, Example, ModelVersion, Segment

@@ -8,7 +8,7 @@ a model version afterwards (the docs call such a run "interrupted"). Two tools:
   thread waits on the parent's sentinel (a pipe the parent holds open; the kernel closes it when
   the parent dies, however it dies) and ends this process with ``os._exit``;
 - :func:`parent_alive` / :func:`check_parent_alive`, checked just before anything is published
-  (:meth:`annotator.registry.ModelRegistry.save` calls the latter), so the window between the
+  (:meth:`annotator.storage.registry.ModelRegistry.save` calls the latter), so the window between the
   parent's death and the worker's exit cannot publish either.
 
 A process not started by :mod:`multiprocessing` (the CLI, an ``annotator worker``) has no parent to

@@ -32,7 +32,7 @@ _PLAIN_ENV = {"LABEL_STUDIO_URL": "ls_url", "LABEL_STUDIO_API_KEY": "ls_api_key"
               "BASIC_AUTH_USER": "basic_auth_user", "BASIC_AUTH_PASS": "basic_auth_pass",
               "LOG_LEVEL": "log_level", "WORKERS": "workers", "THREADS": "threads", "PORT": "port"}
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
-# The names annotator.strategies.get_strategy accepts (a test keeps them equal; importing the
+# The names annotator.query.strategies.get_strategy accepts (a test keeps them equal; importing the
 # strategies here would load scikit-learn and modAL for every command).
 STRATEGY_NAMES = ("default", "random", "min_confidence", "avg_confidence", "max_score", "avg_score",
                   "max_loss", "mean_max_loss", "svm_binary_minimum", "entropy", "mmu", "lci_mmu", "density",
@@ -169,7 +169,7 @@ class Settings:
 
     @property
     def store_url(self) -> str:
-        """What :class:`~annotator.store.Store` opens: ``database_url`` when set, else the SQLite file."""
+        """What :class:`~annotator.storage.store.Store` opens: ``database_url`` when set, else the SQLite file."""
         return self.database_url or str(self.db_path)
 
     @property

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 class Segment:
     """One clause cut out of a document, before it is stored.
 
-    ``text`` is already normalized; ``id`` is :func:`annotator.normalize.clause_id` of it.
+    ``text`` is already normalized; ``id`` is :func:`annotator.text.normalize.clause_id` of it.
     """
 
     id: str

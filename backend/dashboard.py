@@ -12,7 +12,7 @@ Routes (registered under ``/dashboard``):
 - ``GET|POST /dashboard/login``, ``POST /dashboard/logout`` — when ``Settings.dashboard_password`` is
   set, every other dashboard page redirects to the login form.
 
-Every figure on the page is the value of :func:`annotator.review.dashboard_data`, formatted by
+Every figure on the page is the value of :func:`annotator.review.dashboard.dashboard_data`, formatted by
 :func:`format_figure`; elements that show an agreement figure carry ``data-figure`` (its path in
 ``AgreementReport.to_dict()``), ``data-kind`` and the unrounded ``data-value``, so tests can check
 the page against the report. Pictures are inline SVG and CSS bars built from those values.

@@ -13,7 +13,7 @@ for a fresh interpreter to import scikit-learn and jieba; it logs to this proces
 process's log level.
 
 RedisTrainingQueue debounces the same way but hands each cycle to the project's RQ queue on Redis
-(``ANNOTATOR_REDIS_URL``), where ``annotator worker`` processes run it (``annotator.jobqueue``),
+(``ANNOTATOR_REDIS_URL``), where ``annotator worker`` processes run it (``annotator.cycle.jobqueue``),
 and waits for its result, so ``status()`` reports the same running/last result/last error. A cycle
 is enqueued only when none that would do as much is already waiting in the queue: several
 backend processes share one queued cycle instead of stacking up copies.
@@ -212,8 +212,8 @@ class CycleJobError(RuntimeError):
     """A cycle failed in an rq worker; the message is the worker's ``Type: message`` line."""
 
 
-CYCLE_JOB = "annotator.jobqueue.cycle_job"  # run by `annotator worker`, found by this dotted name
-QUEUE_PREFIX = "annotator:"  # the naming rule of annotator.jobqueue.queue_name (a test keeps them equal)
+CYCLE_JOB = "annotator.cycle.jobqueue.cycle_job"  # run by `annotator worker`, found by this dotted name
+QUEUE_PREFIX = "annotator:"  # the naming rule of annotator.cycle.jobqueue.queue_name (a test keeps them equal)
 CYCLE_TIMEOUT = 3600  # seconds an rq worker lets one cycle run before it stops it
 RESULT_TTL = 86_400  # seconds Redis keeps a finished cycle's report ...
 FAILURE_TTL = 7 * 86_400  # ... and a failed cycle's traceback (`rq info`, the failed-job registry)
@@ -243,7 +243,7 @@ class RedisTrainingQueue(TrainingQueue):
     """A TrainingQueue whose cycles run in rq workers: the same debouncing and ``status()``.
 
     Each due cycle is enqueued on the project's queue (:func:`rq_queue_name`) as
-    ``annotator.jobqueue.cycle_job(job_fields(settings), force=...)``, unless a cycle that does at
+    ``annotator.cycle.jobqueue.cycle_job(job_fields(settings), force=...)``, unless a cycle that does at
     least as much (forced, or this one is not) is already waiting there; this process then waits
     for that job's result. Enqueueing is serialized across backends by a short Redis lock, so two
     backends never queue two copies.

@@ -11,8 +11,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from annotator.agreement import agreement_report  # noqa: E402
-from annotator.disagreements import disagreements  # noqa: E402
+from annotator.review.agreement import agreement_report  # noqa: E402
+from annotator.review.disagreements import disagreements  # noqa: E402
 from tests.unit.test_agreement import synthetic_annotations  # noqa: E402
 
 annotations, labels = synthetic_annotations(5000, 10, seed=0)

@@ -8,9 +8,9 @@ from pathlib import Path
 
 from annotator import ModelRegistry, Settings, Store
 from annotator.labels import TASKS_DIR
-from annotator.loop import train_project
-from annotator.normalize import clause_id
-from annotator.project import import_labels
+from annotator.cycle.loop import train_project
+from annotator.text.normalize import clause_id
+from annotator.cycle.project import import_labels
 from annotator.types import Clause
 
 

@@ -21,9 +21,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from annotator.labels import TASKS_DIR  # noqa: E402
-from annotator.seedset import read_labeled_file  # noqa: E402
+from annotator.text.seedset import read_labeled_file  # noqa: E402
 from annotator.settings import Settings  # noqa: E402
-from annotator.store import Store  # noqa: E402
+from annotator.storage.store import Store  # noqa: E402
 from annotator.types import Annotation, Clause  # noqa: E402
 from backend import create_app  # noqa: E402
 

@@ -28,9 +28,9 @@ import requests
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from annotator import LabelStudioClient, Store, choices_result  # noqa: E402
-from annotator.connect import connect_project  # noqa: E402
-from annotator.labelstudio import ls_model_version, prediction_payload  # noqa: E402
-from annotator.services import BackendServer, LabelStudioServer  # noqa: E402
+from annotator.cycle.connect import connect_project  # noqa: E402
+from annotator.labelstudio.client import ls_model_version, prediction_payload  # noqa: E402
+from annotator.cli.services import BackendServer, LabelStudioServer  # noqa: E402
 from benchlib import percentile, seeded_project  # noqa: E402
 
 

@@ -30,10 +30,10 @@ import requests
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from annotator import Store, choices_result  # noqa: E402
-from annotator.loop import needs_training  # noqa: E402
-from annotator.normalize import clause_id  # noqa: E402
-from annotator.pgserver import PostgresServer  # noqa: E402
-from annotator.services import BackendServer  # noqa: E402
+from annotator.cycle.loop import needs_training  # noqa: E402
+from annotator.text.normalize import clause_id  # noqa: E402
+from tests.pgserver import PostgresServer  # noqa: E402
+from annotator.cli.services import BackendServer  # noqa: E402
 from benchlib import percentile, seeded_project  # noqa: E402
 
 

@@ -21,10 +21,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from annotator import LabelStudioClient, Settings  # noqa: E402
 from annotator.labels import TASKS_DIR  # noqa: E402
-from annotator.loop import task_payload  # noqa: E402
-from annotator.normalize import clause_id  # noqa: E402
-from annotator.pgserver import PostgresServer  # noqa: E402
-from annotator.services import LabelStudioServer  # noqa: E402
+from annotator.cycle.loop import task_payload  # noqa: E402
+from annotator.text.normalize import clause_id  # noqa: E402
+from tests.pgserver import PostgresServer  # noqa: E402
+from annotator.cli.services import LabelStudioServer  # noqa: E402
 from annotator.types import Clause  # noqa: E402
 from benchlib import percentile  # noqa: E402
 

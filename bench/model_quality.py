@@ -1,6 +1,6 @@
 """Held-out quality, fit time, predict time and memory of the clause classifier.
 
-Grouped cross-validation on the seed file: near-duplicate clauses (``annotator.training.
+Grouped cross-validation on the seed file: near-duplicate clauses (``annotator.model.training.
 near_duplicate_groups``, the product's grouping) stay in one fold, so no test clause is a truncated
 copy of a training clause. Every fold fits the featurizer and the model on its training part only.
 
@@ -49,12 +49,12 @@ from sklearn.model_selection import GroupKFold, train_test_split
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from annotator.features import PolicyTextFeaturizer  # noqa: E402
+from annotator.model.features import PolicyTextFeaturizer  # noqa: E402
 from annotator.labels import load_label_config  # noqa: E402
-from annotator.model import PolicyClassifier, at_least_one  # noqa: E402
-from annotator.seedset import read_labeled_file  # noqa: E402
-from annotator.near_duplicates import near_duplicate_groups  # noqa: E402
-from annotator.training import label_matrix, metrics  # noqa: E402
+from annotator.model.classifier import PolicyClassifier, at_least_one  # noqa: E402
+from annotator.text.seedset import read_labeled_file  # noqa: E402
+from annotator.text.near_duplicates import near_duplicate_groups  # noqa: E402
+from annotator.model.training import label_matrix, metrics  # noqa: E402
 
 
 class Baseline:

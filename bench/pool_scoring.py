@@ -32,12 +32,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from benchlib import in_child  # noqa: E402
-from annotator.features import PolicyTextFeaturizer  # noqa: E402
+from annotator.model.features import PolicyTextFeaturizer  # noqa: E402
 from annotator.labels import load_label_config  # noqa: E402
-from annotator.model import PolicyClassifier  # noqa: E402
-from annotator.poolcache import PoolCache  # noqa: E402
-from annotator.seedset import read_labeled_file  # noqa: E402
-from annotator.training import label_matrix  # noqa: E402
+from annotator.model.classifier import PolicyClassifier  # noqa: E402
+from annotator.model.poolcache import PoolCache  # noqa: E402
+from annotator.text.seedset import read_labeled_file  # noqa: E402
+from annotator.model.training import label_matrix  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 SEEDS = REPO.parent / "shared" / "seeds" / "labeled_policy_clauses.tsv"

@@ -59,7 +59,7 @@ def wait_for_worker(url: str, home: Path, timeout: float = 120) -> None:
     import redis
     from rq import Queue, Worker
 
-    from annotator.jobqueue import queue_name
+    from annotator.cycle.jobqueue import queue_name
 
     connection = redis.Redis.from_url(url)
     queue = Queue(queue_name(home), connection=connection)

@@ -1,6 +1,6 @@
 """Measure query strategies on the seed data with the simulator (the figures in docs/benchmarks.md).
 
-The seed file is split once, near-duplicate aware (annotator.training.holdout_split, 25% test,
+The seed file is split once, near-duplicate aware (annotator.model.training.holdout_split, 25% test,
 seed 0); the rest is the pool the oracle answers from. Each strategy's result is saved as JSON under
 ``--out`` so strategies can run in separate processes; ``--table`` prints the table of every saved
 result, with labels-to-95% and the ratio to random.
@@ -13,10 +13,10 @@ Usage:
     .venv/bin/python bench/simulate_strategies.py --step-timing     # one query + retrain at 5,000
 
 Fold mode (``--folds K``): the whole seed file is split into K near-duplicate-grouped folds
-(annotator.simulate.grouped_folds, ``--split-seed``); each fold in ``--fold-ids`` is the test set
+(annotator.query.simulate.grouped_folds, ``--split-seed``); each fold in ``--fold-ids`` is the test set
 once, the other folds the pool. Every (fold, strategy, seeds) run is saved under
 ``--out/folds/`` and reused, so candidates are added without rerunning the baseline; the paired
-summary (annotator.simulate.paired_summary) and the stopping-signal replay are printed and saved.
+summary (annotator.query.simulate.paired_summary) and the stopping-signal replay are printed and saved.
 Choose on some folds, report on others:
     .venv/bin/python bench/simulate_strategies.py --folds 5 --fold-ids 0 1 --seeds 2 --strategies random tempered
     .venv/bin/python bench/simulate_strategies.py --folds 5 --fold-ids 2 3 4 --seeds 2 --strategies random tempered
@@ -36,14 +36,14 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from annotator import strategies as S  # noqa: E402
+from annotator.query import strategies as S  # noqa: E402
 from annotator.labels import load_label_config  # noqa: E402
-from annotator.model import PolicyClassifier  # noqa: E402
-from annotator.seedset import read_labeled_file  # noqa: E402
-from annotator.simulate import (FOLD_BUDGETS, _mean_curve, curve_at, featurize, grouped_folds,  # noqa: E402
+from annotator.model.classifier import PolicyClassifier  # noqa: E402
+from annotator.text.seedset import read_labeled_file  # noqa: E402
+from annotator.query.simulate import (FOLD_BUDGETS, _mean_curve, curve_at, featurize, grouped_folds,  # noqa: E402
                                 interval, labels_to_reach, paired_summary, simulate, stopping_replay)
-from annotator.near_duplicates import near_duplicate_groups  # noqa: E402
-from annotator.training import holdout_split, label_matrix  # noqa: E402
+from annotator.text.near_duplicates import near_duplicate_groups  # noqa: E402
+from annotator.model.training import holdout_split, label_matrix  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 SEEDS = REPO.parent / "shared" / "seeds" / "labeled_policy_clauses.tsv"

@@ -27,9 +27,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from annotator import Settings, Store  # noqa: E402
-from annotator.loop import unlabeled_pool  # noqa: E402
-from annotator.pgserver import PostgresServer  # noqa: E402
-from annotator.project import training_examples  # noqa: E402
+from annotator.cycle.loop import unlabeled_pool  # noqa: E402
+from tests.pgserver import PostgresServer  # noqa: E402
+from annotator.cycle.project import training_examples  # noqa: E402
 from annotator.types import Annotation, Clause  # noqa: E402
 from benchlib import percentile  # noqa: E402
 

@@ -115,7 +115,7 @@ def recording_job(settings_fields: dict, force: bool = False, train: bool = True
     times to ``record`` (one JSON line), and fails on request."""
     from rq import get_current_job
 
-    from annotator.jobqueue import cycle_lock
+    from annotator.cycle.jobqueue import cycle_lock
 
     job = get_current_job()
     with cycle_lock(job.connection, job.origin):

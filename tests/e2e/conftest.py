@@ -11,13 +11,13 @@ import pytest
 import requests
 
 from annotator import LabelStudioClient, ModelRegistry, Store, choices_result
-from annotator.accounts import add_annotators
-from annotator.connect import connect_project
-from annotator.labelstudio import version_from_ls
-from annotator.loop import train_project
-from annotator.project import import_labels, ingest_documents
-from annotator.services import BackendServer, LabelStudioServer
-from annotator.sync import remember_users
+from annotator.labelstudio.accounts import add_annotators
+from annotator.cycle.connect import connect_project
+from annotator.labelstudio.client import version_from_ls
+from annotator.cycle.loop import train_project
+from annotator.cycle.project import import_labels, ingest_documents
+from annotator.cli.services import BackendServer, LabelStudioServer
+from annotator.cycle.sync import remember_users
 
 from ..conftest import SOURCES
 

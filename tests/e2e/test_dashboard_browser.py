@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from annotator.settings import Settings
-from annotator.store import Store
+from annotator.storage.store import Store
 from backend import create_app
 from tests.unit.test_dashboard import build_project, shown
 
@@ -186,7 +186,7 @@ def test_dashboard_in_chromium(served, browser):
 def test_what_needs_attention_is_shown_first_in_chromium(served, browser):
     """A connected project whose backend lacks the Label Studio API key: the lead sees why no new
     batch arrives before any figure."""
-    from annotator.loop import PROJECT_KEY
+    from annotator.cycle.loop import PROJECT_KEY
 
     settings, base = served
     with Store(settings.db_path) as store:

@@ -14,7 +14,7 @@ import pytest
 import requests
 
 from annotator import LabelStudioClient, Settings, Store, choices_result
-from annotator.services import DEMO_TOKEN, free_port, port_answers as answers
+from annotator.cli.services import DEMO_TOKEN, free_port, port_answers as answers
 
 from .conftest import ANNOTATOR, wait_for
 

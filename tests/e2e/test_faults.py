@@ -10,10 +10,10 @@ import pytest
 import requests
 
 from annotator import LabelStudioClient, ModelRegistry, Store, choices_result
-from annotator.connect import connect_project
-from annotator.loop import train_project
-from annotator.project import import_labels, ingest_documents
-from annotator.services import BackendServer
+from annotator.cycle.connect import connect_project
+from annotator.cycle.loop import train_project
+from annotator.cycle.project import import_labels, ingest_documents
+from annotator.cli.services import BackendServer
 
 from ..conftest import SOURCES
 from .conftest import wait_for

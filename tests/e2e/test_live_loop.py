@@ -14,8 +14,8 @@ import pytest
 import requests
 
 from annotator import Store
-from annotator.labelstudio import ls_model_version
-from annotator.normalize import clause_id
+from annotator.labelstudio.client import ls_model_version
+from annotator.text.normalize import clause_id
 
 from .conftest import RETRAIN_EVERY, Annotator, live, project_version, wait_for  # noqa: F401 (fixture)
 

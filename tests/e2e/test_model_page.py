@@ -15,11 +15,11 @@ import pytest
 import requests
 
 from annotator import LabelStudioClient, ModelRegistry, Store
-from annotator.accounts import add_annotators
-from annotator.labelstudio import WEBHOOK_SECRET_HEADER
-from annotator.loop import train_project
-from annotator.project import import_labels, ingest_documents
-from annotator.services import BackendServer
+from annotator.labelstudio.accounts import add_annotators
+from annotator.labelstudio.client import WEBHOOK_SECRET_HEADER
+from annotator.cycle.loop import train_project
+from annotator.cycle.project import import_labels, ingest_documents
+from annotator.cli.services import BackendServer
 
 from ..conftest import SOURCES
 from .conftest import Annotator, project_version, wait_for

@@ -15,7 +15,7 @@ import pytest
 import requests
 
 from annotator import LabelStudioClient, Settings, Store, choices_result
-from annotator.services import free_port, wait_http
+from annotator.cli.services import free_port, wait_http
 
 from ..conftest import SOURCES
 from .conftest import ANNOTATOR, wait_for

@@ -132,7 +132,7 @@ def test_a_missing_extra_is_named_not_a_traceback(installed):
                                "pip install 'annotator[scale]'\n")
 
 
-@pytest.mark.xfail(strict=True, reason="annotator/export.py still imports pyarrow directly: route it through "
+@pytest.mark.xfail(strict=True, reason="annotator/dataset/export.py still imports pyarrow directly: route it through "
                                        "annotator.optional.require (issue 15, left for the owner of export.py)")
 def test_export_parquet_without_the_hf_extra_names_it(installed):
     out = subprocess.run([str(installed[0] / "annotator"), "--home", "project", "export", "--format", "parquet",

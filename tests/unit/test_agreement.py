@@ -1,4 +1,4 @@
-"""Tests for annotator.agreement: hand-computed cases, library cross-checks, degenerate input, the queue."""
+"""Tests for annotator.review.agreement: hand-computed cases, library cross-checks, degenerate input, the queue."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ from nltk.metrics.distance import masi_distance as nltk_masi
 from sklearn.metrics import cohen_kappa_score
 from statsmodels.stats.inter_rater import aggregate_raters, fleiss_kappa
 
-from annotator.agreement import agreement_report, masi_distance
-from annotator.disagreements import ANNOTATORS_DISAGREE, MODEL_DISAGREES, disagreements
+from annotator.review.agreement import agreement_report, masi_distance
+from annotator.review.disagreements import ANNOTATORS_DISAGREE, MODEL_DISAGREES, disagreements
 from annotator.errors import InputError, UnknownLabelError
 from annotator.types import Annotation
 
@@ -609,7 +609,7 @@ def test_binary_alpha_matches_krippendorff_on_the_seed_set():
     # Real label sets (the shipped seed set) copied by four annotators who each skip some clauses and
     # slip on some labels: every label's alpha equals the reference package's (a test dependency only).
     from annotator.labels import TASKS_DIR, load_label_config
-    from annotator.seedset import read_labeled_file
+    from annotator.text.seedset import read_labeled_file
 
     labels = load_label_config().labels
     data = read_labeled_file(TASKS_DIR / "seed_labels.tsv", labels)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression
 
-from annotator.calibration import PLATT_C, fit_platt
+from annotator.model.calibration import PLATT_C, fit_platt
 
 
 @pytest.mark.parametrize("n, positives, shift", [(1000, 0.05, 2.0), (300, 0.3, 0.5), (60, 0.1, 4.0)])

@@ -7,11 +7,11 @@ import copy
 import numpy as np
 import pytest
 
-from annotator.cleaning import clean_and_resolve, clean_text, drop_unknown_labels, removal_reason
-from annotator.label_issues import find_label_issues, label_issue_items
-from annotator.near_duplicates import _shingle_matrix_loop, shingle_matrix, similar_pairs
+from annotator.dataset.cleaning import clean_and_resolve, clean_text, drop_unknown_labels, removal_reason
+from annotator.dataset.label_issues import find_label_issues, label_issue_items
+from annotator.text.near_duplicates import _shingle_matrix_loop, shingle_matrix, similar_pairs
 from annotator.errors import InputError
-from annotator.normalize import clause_id, match_key
+from annotator.text.normalize import clause_id, match_key
 from annotator.types import Annotation
 from tests.conftest import seed_lines
 
@@ -258,7 +258,7 @@ def test_noise_check_flags_a_flipped_label_and_skips_rare_labels():
     assert issues.skipped_labels == {"企业": "3 positive examples, fewer than 5 folds"}
     assert issues.issues[5]
     assert issues.issues.sum() <= 10
-    from annotator.cleaning import CleanExample
+    from annotator.dataset.cleaning import CleanExample
 
     examples = [
         CleanExample(

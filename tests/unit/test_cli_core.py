@@ -8,7 +8,7 @@ from click.testing import CliRunner
 
 from annotator.cli import main
 from annotator.labels import load_label_config, parse_label_config
-from annotator.normalize import clause_id, normalize_text
+from annotator.text.normalize import clause_id, normalize_text
 from tests.conftest import SOURCES, seed_lines
 
 LABELS = load_label_config().labels

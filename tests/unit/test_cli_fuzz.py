@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from annotator import ModelRegistry, Settings, Store
 from annotator.cli import main
-from annotator.normalize import clause_id
+from annotator.text.normalize import clause_id
 from annotator.settings import STRATEGY_NAMES
 from annotator.types import Clause
 from tests.conftest import SEED_TSV, report_line
@@ -326,7 +326,7 @@ def test_real_command_lines_exit_cleanly(project, case, busy_port):
 
 
 def test_strategy_names_in_settings_match_the_strategy_registry():
-    from annotator.strategies import STRATEGIES
+    from annotator.query.strategies import STRATEGIES
 
     assert set(STRATEGY_NAMES) == {"default", *STRATEGIES}
 

@@ -1,4 +1,4 @@
-"""Tests for backend.dashboard (and annotator.review): panels, figures, resolving, login.
+"""Tests for backend.dashboard (and annotator.review.dashboard): panels, figures, resolving, login.
 
 The store is a real SQLite file filled with real clauses of the seed data, their seed labels, and
 synthetic annotations of several annotators who each miss or add labels at their own rate.
@@ -22,15 +22,15 @@ from nltk.metrics.distance import binary_distance, masi_distance
 from sklearn.metrics import cohen_kappa_score
 from statsmodels.stats.inter_rater import aggregate_raters, fleiss_kappa
 
-from annotator.agreement import agreement_report
+from annotator.review.agreement import agreement_report
 from annotator.errors import InputError
 from annotator.labels import TASKS_DIR
-from annotator.normalize import clause_id
-from annotator.registry import PRUNED_KEY
-from annotator.review import blind_report, stop_signal_for_store
-from annotator.seedset import read_labeled_file
+from annotator.text.normalize import clause_id
+from annotator.storage.registry import PRUNED_KEY
+from annotator.review.dashboard import blind_report, stop_signal_for_store
+from annotator.text.seedset import read_labeled_file
 from annotator.settings import Settings
-from annotator.store import Store
+from annotator.storage.store import Store
 from annotator.types import Annotation, Clause
 from backend import create_app
 from backend.dashboard import format_figure, heat_color, nice_ticks
@@ -517,7 +517,7 @@ def test_a_healthy_project_shows_no_alert(client):
 
 
 def test_a_connected_project_without_an_api_key_is_the_first_thing_a_lead_sees(settings, project):
-    from annotator.loop import PROJECT_KEY
+    from annotator.cycle.loop import PROJECT_KEY
 
     with Store(settings.db_path) as store:
         store.set_meta(PROJECT_KEY, "4")

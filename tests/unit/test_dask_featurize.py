@@ -12,12 +12,12 @@ import pytest
 import scipy.sparse as sp
 
 from annotator import Settings, Store
-from annotator.dask_features import add_on_dask, dask_client, featurize_into_cache, transform_partitions
+from annotator.model.dask_features import add_on_dask, dask_client, featurize_into_cache, transform_partitions
 from annotator.errors import AnnotatorError, InputError
-from annotator.features import PolicyTextFeaturizer
-from annotator.project_features import pool_cache
-from annotator.normalize import clause_id
-from annotator.poolcache import PoolCache
+from annotator.model.features import PolicyTextFeaturizer
+from annotator.model.project_features import pool_cache
+from annotator.text.normalize import clause_id
+from annotator.model.poolcache import PoolCache
 from annotator.types import Clause
 
 from ..conftest import seed_lines
@@ -103,11 +103,11 @@ def test_bad_or_unreachable_schedulers_are_named():
 
 def test_the_loop_fills_the_pool_cache_on_the_cluster(client, featurizer, texts, tmp_path, monkeypatch, caplog):
     """settings.dask_scheduler routes pool_cache through the cluster; the features are the same."""
-    import annotator.dask_features as dask_features
+    import annotator.model.dask_features as dask_features
 
     monkeypatch.setattr(dask_features, "MIN_DASK_ROWS", 100)  # 40,000 in production: a cluster start is seconds
     settings = Settings(home=tmp_path / "home", dask_scheduler=client.scheduler.address)
-    with Store(settings.db_path) as store, caplog.at_level(logging.INFO, logger="annotator.dask_features"):
+    with Store(settings.db_path) as store, caplog.at_level(logging.INFO, logger="annotator.model.dask_features"):
         store.add_clauses(Clause(clause_id(t), t) for t in texts)
         clauses = store.clauses()
         cache = pool_cache(settings, store, featurizer)

@@ -7,7 +7,7 @@ import stat
 import pytest
 
 from annotator.errors import StoreError
-from annotator.store import Store
+from annotator.storage.store import Store
 
 
 def mode(path) -> int:

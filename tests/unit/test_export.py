@@ -14,12 +14,12 @@ import pandas as pd
 import pytest
 from sklearn.feature_extraction.text import CountVectorizer
 
-from annotator import export as export_module
+from annotator.dataset import export as export_module
 from annotator.errors import InputError
-from annotator.export import FORMATS, export_dataset, hf_features, prepare_dataset, write_dataset
+from annotator.dataset.export import FORMATS, export_dataset, hf_features, prepare_dataset, write_dataset
 from annotator.labels import load_label_config
-from annotator.normalize import clause_id, match_key, normalize_text
-from annotator.splits import SPLIT_NAMES
+from annotator.text.normalize import clause_id, match_key, normalize_text
+from annotator.dataset.splits import SPLIT_NAMES
 from annotator.types import Annotation
 
 SEED_FILE = Path(__file__).resolve().parents[2] / "tasks" / "seed_labels.tsv"

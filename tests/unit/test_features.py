@@ -9,9 +9,9 @@ from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
 from annotator import InputError
-from annotator.features import JiebaTokenizer, PolicyTextFeaturizer, _effective_min_df, check_documents
+from annotator.model.features import JiebaTokenizer, PolicyTextFeaturizer, _effective_min_df, check_documents
 from annotator.labels import load_label_config
-from annotator.seedset import read_labeled_file
+from annotator.text.seedset import read_labeled_file
 from tests.conftest import seed_lines
 
 LABELS = load_label_config().labels

@@ -15,8 +15,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 
 from annotator import ModelRegistry, Settings, Store, choices_result
-from annotator.project import import_labels, training_examples
-from annotator.training import train_model
+from annotator.cycle.project import import_labels, training_examples
+from annotator.model.training import train_model
 from backend import create_app
 
 from ..conftest import report_line, seed_lines

@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings as hsettings, strategies as 
 
 from annotator import InputError, Settings, Store
 from annotator.cli import main
-from annotator.project import import_labels
+from annotator.cycle.project import import_labels
 
 from ..conftest import report_line, seed_lines
 

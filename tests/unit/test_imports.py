@@ -1,5 +1,6 @@
-"""Import arrows (STYLE.md section 1): library modules only import down, no flask in the library,
-and the backend sees only what ``annotator/__init__.py`` re-exports. Read with ast, nothing imported."""
+"""Import arrows (STYLE.md section 1, ARCHITECTURE.md): every library module belongs to one package,
+packages only import down the layers, no flask in the library, and the backend sees only what
+``annotator/__init__.py`` re-exports. Read with ast, nothing imported."""
 from __future__ import annotations
 
 import ast
@@ -8,72 +9,146 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-ANNOTATOR = sorted((REPO / "annotator").glob("*.py"))
+ANNOTATOR = sorted((REPO / "annotator").rglob("*.py"))
 BACKEND = sorted((REPO / "backend").glob("*.py"))
 
-# STYLE.md section 1: a module may import only from modules of a lower rank.
-RANK = {"errors": 0, "settings": 1, "types": 1, "segment": 2, "ingest": 3, "store": 4, "features": 5,
-        "model": 6, "registry": 7, "strategies": 8, "loop": 9, "agreement": 9, "export": 9, "cli": 10}
-FOUNDATION = ("errors", "settings", "types", "labels", "normalize")
-HIGHER_UP = {"store", "model", "registry", "loop", "cli"}
+# The layers, bottom first (ARCHITECTURE.md). A module may import its own package and the packages
+# of lower layers, never a higher one. "leaves" are the shared top-level modules of annotator/.
+PACKAGES = ("leaves", "text", "storage", "model", "query", "labelstudio", "review", "dataset", "cycle", "cli")
+LEAVES = ("errors", "types", "labels", "settings", "redaction", "optional", "lifecycle", "resources")
+FACE = ("__init__", "__main__")  # annotator's own face: the lazy public table and `python -m annotator`
+RANK = {name: rank for rank, name in enumerate(PACKAGES)}
 
 
-def imports(path: Path) -> list[tuple[int, str]]:
+def module_name(path: Path, root: Path = REPO) -> str:
+    """Dotted module name of a file under ``root`` (a package's ``__init__.py`` is the package)."""
+    parts = list(path.relative_to(root).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imports(path: Path, root: Path = REPO) -> list[tuple[int, str]]:
     """``(line, dotted name)`` of every import in the file, relative ones resolved, incl. function bodies."""
-    package = path.parent.name
+    name = module_name(path, root)
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     out = []
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
         if isinstance(node, ast.Import):
             out += [(node.lineno, alias.name) for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
-            base = f"{package}.{node.module}" if node.level and node.module else (
-                package if node.level else node.module)
-            if node.level or base == "annotator":
-                # `from . import x` / `from annotator import x` may name a submodule: record both.
-                out.append((node.lineno, base))
-                out += [(node.lineno, f"{base}.{alias.name}") for alias in node.names]
+            if node.level:
+                base_parts = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join(base_parts + ([node.module] if node.module else []))
             else:
-                out.append((node.lineno, base))
+                base = node.module
+            out.append((node.lineno, base))
+            if base.split(".")[0] == "annotator":
+                # `from . import x` / `from annotator.text import x` may name a submodule: record both.
+                out += [(node.lineno, f"{base}.{alias.name}") for alias in node.names]
     return out
 
 
+def package_of(dotted: str) -> str | None:
+    """The layer of ``annotator.…`` module ``dotted``; "face" for the package itself; None outside every one."""
+    parts = dotted.split(".")
+    if parts[0] != "annotator":
+        return None
+    if len(parts) == 1 or parts[1] in FACE:
+        return "face"
+    if parts[1] in LEAVES:
+        return "leaves"
+    return parts[1] if parts[1] in RANK and parts[1] != "leaves" else None
+
+
+def broken_arrows(root: Path = REPO) -> list[str]:
+    """Every import of a module of a higher layer, and every module that belongs to no layer."""
+    bad = []
+    for path in sorted((root / "annotator").rglob("*.py")):
+        name = module_name(path, root)
+        own = package_of(name)
+        if own is None:
+            bad.append(f"{name} belongs to no package of {PACKAGES}")
+            continue
+        if own == "face":
+            continue
+        if own == "leaves" and name.count(".") > 1:
+            bad.append(f"{name}: a leaf is one top-level module, not a package")
+        seen = set()
+        for line, target in imports(path, root):
+            other = package_of(target)
+            if other in (None, "face") or (line, other) in seen:
+                continue  # a third-party name, the package's face, or an arrow of this line already named
+            seen.add((line, other))
+            if RANK[other] > RANK[own]:
+                bad.append(f"{name}:{line} imports {target} ({own} -> {other}, which is higher up)")
+    return bad
+
+
 def local_modules(path: Path) -> set[str]:
-    """Names of the annotator submodules ``path`` imports."""
-    names = {p.stem for p in ANNOTATOR}
+    """Dotted names of the annotator modules ``path`` imports (that exist as files)."""
     found = set()
     for _, name in imports(path):
-        parts = name.split(".")
-        if parts[0] == "annotator" and len(parts) > 1 and parts[1] in names:
-            found.add(parts[1])
-    return found - {path.stem}
+        if name.split(".")[0] == "annotator" and ((REPO / name.replace(".", "/")).with_suffix(".py").exists()
+                                                   or (REPO / name.replace(".", "/") / "__init__.py").exists()):
+            found.add(name)
+    return found - {module_name(path)}
 
 
 def test_the_walker_sees_every_import_form(tmp_path):
-    pkg = tmp_path / "annotator"
-    pkg.mkdir()
-    module = pkg / "settings.py"
-    module.write_text("import flask\nfrom .store import Store\nfrom . import model\n"
-                      "def f():\n    from annotator.registry import ModelRegistry\n    import annotator.loop\n",
+    pkg = tmp_path / "annotator" / "text"
+    pkg.mkdir(parents=True)
+    module = pkg / "ingest.py"
+    module.write_text("import flask\nfrom ..storage.store import Store\nfrom . import segment\n"
+                      "def f():\n    from annotator.storage.registry import ModelRegistry\n    import annotator.cycle.loop\n",
                       encoding="utf-8")
-    assert "flask" in {name for _, name in imports(module)}
-    assert local_modules(module) == {"store", "model", "registry", "loop"}
+    names = {name for _, name in imports(module, tmp_path)}
+    assert {"flask", "annotator.storage.store", "annotator.text.segment", "annotator.storage.registry",
+            "annotator.cycle.loop"} <= names
+
+
+def test_the_layering_check_fails_on_a_broken_arrow_and_a_stray_module(tmp_path):
+    for rel, code in [("annotator/__init__.py", ""), ("annotator/errors.py", ""),
+                      ("annotator/text/__init__.py", ""), ("annotator/text/ingest.py", "from ..errors import X\n"),
+                      ("annotator/cycle/__init__.py", ""), ("annotator/cycle/loop.py", "from ..text import ingest\n")]:
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(code, encoding="utf-8")
+    assert broken_arrows(tmp_path) == []
+    (tmp_path / "annotator/text/ingest.py").write_text("def f():\n    from ..cycle.loop import run\n", encoding="utf-8")
+    (tmp_path / "annotator/helpers.py").write_text("", encoding="utf-8")
+    assert broken_arrows(tmp_path) == [
+        f"annotator.helpers belongs to no package of {PACKAGES}",
+        "annotator.text.ingest:2 imports annotator.cycle.loop (text -> cycle, which is higher up)"]
+
+
+def test_every_module_belongs_to_one_package_and_imports_point_down():
+    assert broken_arrows() == [], "move the shared code down, or the import up (ARCHITECTURE.md)"
+
+
+def test_every_package_of_the_table_exists():
+    assert {p.name for p in (REPO / "annotator").iterdir() if (p / "__init__.py").exists()} == (
+        set(PACKAGES[1:]) | {"resources"})
+    assert {p.stem for p in (REPO / "annotator").glob("*.py")} == set(LEAVES) - {"resources"} | set(FACE)
 
 
 def test_the_files_are_found():
-    assert {"errors", "settings", "store", "cli"} <= {p.stem for p in ANNOTATOR}
+    assert {"annotator/errors.py", "annotator/settings.py", "annotator/storage/store.py",
+            "annotator/cli/commands.py"} <= {str(p.relative_to(REPO)) for p in ANNOTATOR}
     assert {"ls_format", "jobs", "errors"} <= {p.stem for p in BACKEND}
 
 
-@pytest.mark.parametrize("path", ANNOTATOR, ids=lambda p: p.name)
+def _rel(path: Path) -> str:
+    return str(path.relative_to(REPO))
+
+
+@pytest.mark.parametrize("path", ANNOTATOR, ids=_rel)
 def test_no_flask_in_the_library(path):
     web = [f"{path.name}:{line} imports {name}" for line, name in imports(path)
            if name.split(".")[0] in ("flask", "werkzeug")]
     assert web == []
 
 
-@pytest.mark.parametrize("path", ANNOTATOR, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", ANNOTATOR, ids=_rel)
 def test_click_only_in_the_cli(path):
-    if path.stem == "cli":
+    if package_of(module_name(path)) == "cli":
         return
     assert [name for _, name in imports(path) if name.split(".")[0] == "click"] == []
 
@@ -115,25 +190,11 @@ def test_backend_names_are_in_annotator_all(path):
     assert missing == []
 
 
-@pytest.mark.parametrize("name", FOUNDATION)
-def test_foundation_modules_do_not_import_the_layers_above(name):
-    path = REPO / "annotator" / f"{name}.py"
-    if not path.exists():
-        pytest.skip(f"annotator/{name}.py does not exist")
-    assert local_modules(path) & HIGHER_UP == set()
-
-
 def test_errors_imports_nothing_local():
     assert local_modules(REPO / "annotator" / "errors.py") == set()
 
 
-@pytest.mark.parametrize("path", [p for p in ANNOTATOR if p.stem in RANK], ids=lambda p: p.name)
-def test_imports_only_point_down(path):
-    up = sorted(m for m in local_modules(path) if m in RANK and RANK[m] >= RANK[path.stem])
-    assert up == [], f"{path.name} imports {up}: move the shared code down or the import up"
-
-
-@pytest.mark.parametrize("path", ANNOTATOR + BACKEND, ids=lambda p: f"{p.parent.name}/{p.name}")
+@pytest.mark.parametrize("path", ANNOTATOR + BACKEND, ids=_rel)
 def test_no_getenv(path):
     # Settings is the only reader of the environment (STYLE.md section 6).
     tree = ast.parse(path.read_text(encoding="utf-8"))
@@ -148,7 +209,7 @@ def test_the_export_table_names_real_definitions():
     import annotator
 
     for name, module in _annotator_exports().items():
-        assert (REPO / "annotator" / f"{module}.py").exists(), module
+        assert (REPO / "annotator" / f"{module.replace('.', '/')}.py").exists(), module
         assert getattr(annotator, name) is getattr(importlib.import_module(f"annotator.{module}"), name)
     assert set(annotator.__all__) == ANNOTATOR_ALL
     with pytest.raises(AttributeError, match="module 'annotator' has no attribute 'nothing_here'"):
@@ -157,7 +218,8 @@ def test_the_export_table_names_real_definitions():
 
 def test_no_public_name_is_a_submodule_name():
     # Importing annotator.X binds annotator.X to the module, hiding a lazily exported X.
-    assert set(_annotator_exports()) & {p.stem for p in ANNOTATOR} == set()
+    # Packages and modules alike (annotator.review is a package, review_queue a public name).
+    assert set(_annotator_exports()) & {part for p in ANNOTATOR for part in module_name(p).split(".")} == set()
 
 
 def test_importing_annotator_and_its_cli_loads_no_heavy_library():

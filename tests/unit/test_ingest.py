@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from annotator.errors import InputError
-from annotator.ingest import ingest_paths, load_document, read_text_file, write_ls_tasks
+from annotator.text.ingest import ingest_paths, load_document, read_text_file, write_ls_tasks
 
 SOURCES = Path(__file__).resolve().parents[2] / "tasks" / "sources"
 NEWSLETTER = SOURCES / "000_bfb6d9dd505d3527.txt"
@@ -253,7 +253,7 @@ def test_tasks_out_replaces_an_existing_regular_file(tmp_path, utf8_doc):
 
 
 def test_output_files_are_checked_before_the_work(tmp_path):
-    from annotator.ingest import check_output_file
+    from annotator.text.ingest import check_output_file
 
     assert check_output_file(tmp_path / "out.json", "--out") == tmp_path / "out.json"
     with pytest.raises(InputError) as err:

@@ -262,7 +262,7 @@ def test_a_fallback_from_redis_is_reported_with_the_status(make_queue):
 def test_a_worker_traceback_becomes_the_same_error_line_as_in_process():
     from backend.jobs import _failure_line
 
-    trace = ("Traceback (most recent call last):\n  File \"/srv/annotator/loop.py\", line 9, in run_cycle\n"
+    trace = ("Traceback (most recent call last):\n  File \"/srv/annotator/cycle/loop.py\", line 9, in run_cycle\n"
              "    raise LabelStudioError(...)\n"
              "annotator.errors.LabelStudioError: cannot reach http://ls:8080: Connection refused\n")
     assert _failure_line(trace) == "LabelStudioError: cannot reach http://ls:8080: Connection refused"

@@ -9,12 +9,12 @@ import scipy.sparse as sp
 from sklearn.metrics import f1_score
 
 from annotator import InputError
-from annotator.features import PolicyTextFeaturizer
+from annotator.model.features import PolicyTextFeaturizer
 from annotator.labels import load_label_config
-from annotator.loo import LeaveGroupOut
-from annotator.model import PolicyClassifier, _fit_label
-from annotator.seedset import read_labeled_file
-from annotator.training import label_matrix
+from annotator.model.loo import LeaveGroupOut
+from annotator.model.classifier import PolicyClassifier, _fit_label
+from annotator.text.seedset import read_labeled_file
+from annotator.model.training import label_matrix
 from tests.conftest import seed_lines
 
 LABELS = load_label_config().labels

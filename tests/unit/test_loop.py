@@ -5,12 +5,12 @@ import pytest
 
 from annotator import ModelRegistry
 from annotator.errors import InputError
-from annotator.loop import EVALUATION_PENDING, PROJECT_KEY, evaluate_version, retrain, train_project
-from annotator.ls_queue import refresh_queue
-from annotator.sync import record_annotation
-from annotator.normalize import clause_id
-from annotator.poolcache import featurizer_fingerprint
-from annotator.project import import_labels
+from annotator.cycle.loop import EVALUATION_PENDING, PROJECT_KEY, evaluate_version, retrain, train_project
+from annotator.cycle.ls_queue import refresh_queue
+from annotator.cycle.sync import record_annotation
+from annotator.text.normalize import clause_id
+from annotator.model.poolcache import featurizer_fingerprint
+from annotator.cycle.project import import_labels
 from annotator.types import Annotation, Clause
 
 from ..conftest import seed_lines
@@ -105,7 +105,7 @@ class FakeLabelStudio:
         self.sampling = "Uncertainty sampling"
 
     def task_index(self, project_id, value_key):
-        from annotator.labelstudio import LsTask
+        from annotator.labelstudio.client import LsTask
 
         return [LsTask(t["id"], t["data"].get("clause_id"), t["data"].get(value_key), len(t["annotations"]),
                        len(t["annotations"]) >= t.get("overlap", 1)) for t in self.by_id.values()]
@@ -128,7 +128,7 @@ class FakeLabelStudio:
         return min(waiting, key=lambda t: self.current(t)["score"])
 
     def annotate(self, task_id: int, labels, config, ann_id: int) -> dict:
-        from annotator.labelstudio import choices_result
+        from annotator.labelstudio.client import choices_result
 
         annotation = {"id": ann_id, "result": choices_result(labels, config), "completed_by": f"ann{ann_id}",
                       "created_at": "", "updated_at": ""}
@@ -244,7 +244,7 @@ def test_annotations_no_webhook_brought_are_recovered_by_the_refresh(settings, s
 
 
 def _hold_lock(home, held, release):
-    from annotator.locks import project_lock
+    from annotator.storage.locks import project_lock
 
     with project_lock(home):
         held.set()
@@ -255,7 +255,7 @@ def test_one_cycle_at_a_time_across_processes_and_a_killed_holder_frees_the_lock
     import multiprocessing
     import time
 
-    from annotator.locks import project_lock
+    from annotator.storage.locks import project_lock
 
     ctx = multiprocessing.get_context("spawn")
     held, release = ctx.Event(), ctx.Event()
@@ -283,8 +283,8 @@ def test_a_run_left_running_by_a_killed_process_is_reported_and_training_goes_on
 
 def test_label_studio_unreachable_fails_the_push_but_the_new_version_is_measured(settings, store, project):
     from annotator.errors import LabelStudioError
-    from annotator.loop import run_cycle
-    from annotator.services import free_port
+    from annotator.cycle.loop import run_cycle
+    from annotator.cli.services import free_port
 
     store.set_meta(PROJECT_KEY, "1")
     down = settings.replace(ls_url=f"http://127.0.0.1:{free_port()}", ls_api_key="token-of-a-server-that-is-down")
@@ -297,7 +297,7 @@ def test_label_studio_unreachable_fails_the_push_but_the_new_version_is_measured
 
 def test_a_connected_project_without_an_api_key_is_reported_not_left_without_batches(settings, store, project):
     from annotator.errors import LabelStudioError
-    from annotator.loop import run_cycle
+    from annotator.cycle.loop import run_cycle
 
     store.set_meta(PROJECT_KEY, "7")
     assert not settings.ls_api_key
@@ -311,14 +311,14 @@ def test_a_connected_project_without_an_api_key_is_reported_not_left_without_bat
 
 
 def test_an_unconnected_project_trains_without_label_studio(settings, store, project):
-    from annotator.loop import run_cycle
+    from annotator.cycle.loop import run_cycle
 
     out = run_cycle(settings, force=True)
     assert out["model_version"] == 1 and out["push"] is None
 
 
 def test_old_model_files_are_pruned_but_a_shown_prefill_keeps_its_version(settings, store, project):
-    from annotator.loop import measure_stability, prune_versions
+    from annotator.cycle.loop import measure_stability, prune_versions
 
     settings = settings.replace(keep_versions=1, queue_window=10, batch_size=5)
     client = FakeLabelStudio()

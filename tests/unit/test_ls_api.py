@@ -7,8 +7,8 @@ import io
 import pytest
 
 from annotator import Annotation, Clause, ModelRegistry, Settings, Store, choices_result, clause_id, normalize_text
-from annotator.project import import_labels, training_examples
-from annotator.training import train_model
+from annotator.cycle.project import import_labels, training_examples
+from annotator.model.training import train_model
 from backend import create_app
 
 from ..conftest import seed_lines
@@ -238,7 +238,7 @@ def test_health_says_whether_batches_can_reach_label_studio(trained_home):
 def test_a_backend_started_for_a_connected_project_without_an_api_key_warns(tmp_path, caplog):
     import logging
 
-    from annotator.loop import PROJECT_KEY
+    from annotator.cycle.loop import PROJECT_KEY
 
     settings = Settings(home=tmp_path / "home")
     with Store(settings.store_url) as store:

@@ -6,7 +6,7 @@ import pytest
 
 from annotator import InputError, SchemaMismatchError, record_annotation
 from annotator.labels import load_label_config, parse_label_config
-from annotator.normalize import clause_id
+from annotator.text.normalize import clause_id
 
 CONFIG = load_label_config()
 TEXT = "对符合条件的企业给予贷款贴息支持。"

@@ -10,13 +10,13 @@ import scipy.sparse as sp
 import sklearn
 from modAL.models import ActiveLearner
 
-from annotator import strategies as S
+from annotator.query import strategies as S
 from annotator.errors import InputError
-from annotator.features import PolicyTextFeaturizer
+from annotator.model.features import PolicyTextFeaturizer
 from annotator.labels import load_label_config
-from annotator.model import PolicyClassifier
-from annotator.seedset import read_labeled_file
-from annotator.training import label_matrix
+from annotator.model.classifier import PolicyClassifier
+from annotator.text.seedset import read_labeled_file
+from annotator.model.training import label_matrix
 from tests.conftest import SEED_TSV
 
 SKLEARN_18 = tuple(int(p) for p in sklearn.__version__.split(".")[:2]) >= (1, 8)

@@ -10,11 +10,11 @@ from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
 from annotator import InputError
-from annotator.features import PolicyTextFeaturizer
+from annotator.model.features import PolicyTextFeaturizer
 from annotator.labels import load_label_config
-from annotator.model import PolicyClassifier, _identical_rows, at_least_one, merge_group_labels, tune_thresholds
-from annotator.seedset import read_labeled_file
-from annotator.training import label_matrix
+from annotator.model.classifier import PolicyClassifier, _identical_rows, at_least_one, merge_group_labels, tune_thresholds
+from annotator.text.seedset import read_labeled_file
+from annotator.model.training import label_matrix
 from tests.conftest import seed_lines
 
 LABELS = load_label_config().labels

@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from annotator.normalize import cjk_ratio, clause_id, match_key, normalize_text
+from annotator.text.normalize import cjk_ratio, clause_id, match_key, normalize_text
 from tests.conftest import SEED_TSV
 
 

@@ -17,10 +17,10 @@ from click.testing import CliRunner
 
 import annotator
 from annotator import InputError, Settings
-from annotator import cli as cli_module
+from annotator.cli import commands as cli_module
 from annotator.cli import main
 from annotator.optional import EXTRAS, MissingExtraError, check, require
-from annotator.services import backend_command, free_port
+from annotator.cli.services import backend_command, free_port
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = Path(sys.executable).parent / "annotator"

@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 
 from annotator.errors import InputError, NotFoundError
-from annotator.features import PolicyTextFeaturizer
+from annotator.model.features import PolicyTextFeaturizer
 from annotator.labels import load_label_config
-from annotator.model import PolicyClassifier
-from annotator.normalize import clause_id
-from annotator.poolcache import PoolCache, featurizer_fingerprint, score_features
-from annotator.seedset import read_labeled_file
-from annotator.training import label_matrix
+from annotator.model.classifier import PolicyClassifier
+from annotator.text.normalize import clause_id
+from annotator.model.poolcache import PoolCache, featurizer_fingerprint, score_features
+from annotator.text.seedset import read_labeled_file
+from annotator.model.training import label_matrix
 from tests.conftest import SEED_TSV
 
 
@@ -105,7 +105,7 @@ def _disk_fills_at(monkeypatch, part: str):
     import errno
     import os
 
-    import annotator.poolcache as poolcache_module
+    import annotator.model.poolcache as poolcache_module
 
     real_save = np.save
 
@@ -164,8 +164,8 @@ def test_a_full_disk_while_writing_the_index_keeps_the_old_index(pool, tmp_path,
 
 def test_a_training_run_that_fills_the_disk_records_the_real_error(settings, store, monkeypatch, tmp_path):
     from annotator import ModelRegistry
-    from annotator.loop import retrain
-    from annotator.project import import_labels
+    from annotator.cycle.loop import retrain
+    from annotator.cycle.project import import_labels
     from tests.conftest import seed_lines
 
     labeled = tmp_path / "labeled.tsv"

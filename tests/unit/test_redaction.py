@@ -143,8 +143,8 @@ def test_the_training_worker_redacts_its_log_with_the_jobs_secrets(log_stream):
 
     stream, handler = log_stream
     _configure_worker(logging.INFO, (API_KEY,))  # what the worker process runs first
-    logging.getLogger("annotator.loop").error("push failed: key %s", API_KEY)
-    assert stream.getvalue().splitlines()[-1] == "ERROR annotator.loop: push failed: key ***"
+    logging.getLogger("annotator.cycle.loop").error("push failed: key %s", API_KEY)
+    assert stream.getvalue().splitlines()[-1] == "ERROR annotator.cycle.loop: push failed: key ***"
 
 
 # --------------------------------------------------------------------------- HTTP
@@ -200,7 +200,7 @@ def test_health_shows_no_secret_at_all(app):
 
 
 def test_cli_error_output_is_redacted(tmp_path, monkeypatch):
-    import annotator.reports as reports
+    import annotator.dataset.reports as reports
 
     def fail(*args, **kwargs):
         raise LabelStudioError(NOISY)
@@ -215,7 +215,7 @@ def test_cli_error_output_is_redacted(tmp_path, monkeypatch):
 
 
 def test_cli_os_errors_are_a_message_not_a_traceback(tmp_path, monkeypatch):
-    import annotator.reports as reports
+    import annotator.dataset.reports as reports
 
     def fail(*args, **kwargs):
         raise PermissionError(13, "Permission denied", f"/srv/{API_KEY}/x")

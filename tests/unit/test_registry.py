@@ -13,8 +13,8 @@ import pytest
 from annotator import (AnnotatorError, ModelRegistry, NotFoundError, NotTrainedError, PolicyClassifier, Store,
                        StoreError)
 from annotator.labels import load_label_config
-from annotator.seedset import read_labeled_file
-from annotator.training import label_matrix
+from annotator.text.seedset import read_labeled_file
+from annotator.model.training import label_matrix
 from tests.conftest import seed_lines
 
 LABELS = load_label_config().labels
@@ -230,7 +230,8 @@ def test_a_verified_file_that_cannot_be_unpickled_is_reported_broken(registry, s
     registry.save({"n": 1}, n_train=1)
     v2 = registry.save({"n": 2}, n_train=2)
     fresh = ModelRegistry(settings.model_dir, registry.store)
-    monkeypatch.setattr(pickle, "loads", lambda data: (_ for _ in ()).throw(AttributeError("no class Foo")))
+    monkeypatch.setattr("annotator.storage.registry.loads",
+                        lambda data: (_ for _ in ()).throw(AttributeError("no class Foo")))
     with pytest.raises(NotTrainedError) as err:
         fresh.load()
     assert str(err.value) == (f"no intact model version to serve (version 2: {v2.path} cannot be unpickled: "
@@ -274,3 +275,22 @@ def test_prune_never_deletes_the_version_being_served(registry, settings):
     assert fresh.load()[1] == {"n": 1}
     with pytest.raises(AnnotatorError, match="^keep_last must be a positive integer, got 0$"):
         fresh.prune(keep_last=0)
+
+
+def test_a_model_pickled_under_the_flat_layout_still_loads(fitted):
+    # Issue 17 moved annotator/model.py to annotator/model/classifier.py (and features, calibration …):
+    # a pickle names its classes' modules, so a model saved before the move names the old ones.
+    from annotator.storage.registry import MOVED_MODULES, loads
+
+    model, texts = fitted
+    data = pickle.dumps(model, protocol=2)  # protocol 2 names a global as b"c<module>\n<name>\n"
+    renamed = 0
+    for old, new in MOVED_MODULES.items():
+        renamed += data.count(b"c" + new.encode() + b"\n")
+        data = data.replace(b"c" + new.encode() + b"\n", b"c" + old.encode() + b"\n")
+    assert renamed >= 2 and b"cannotator.model\nPolicyClassifier\n" in data
+    with pytest.raises((ImportError, AttributeError)):
+        pickle.loads(data)  # the plain unpickler looks in the old places
+    old = loads(data)
+    assert type(old) is PolicyClassifier
+    np.testing.assert_array_equal(old.predict_proba(texts), model.predict_proba(texts))

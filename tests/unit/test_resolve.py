@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from annotator.errors import InputError, UnknownLabelError
-from annotator.resolve import (
+from annotator.review.resolve import (
     POLICIES,
     agreed_labels,
     order_sources,

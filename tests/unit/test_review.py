@@ -1,14 +1,14 @@
-"""Tests for annotator.review: the dashboard's figures computed from a store (no Flask)."""
+"""Tests for annotator.review.dashboard: the dashboard's figures computed from a store (no Flask)."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from annotator.agreement import agreement_report
-from annotator.disagreements import ANNOTATORS_DISAGREE, MODEL_DISAGREES
-from annotator.review import HOURS_SHOWN, agreement_for_store, dashboard_data, review_queue
-from annotator.store import Store, canonical_time
+from annotator.review.agreement import agreement_report
+from annotator.review.disagreements import ANNOTATORS_DISAGREE, MODEL_DISAGREES
+from annotator.review.dashboard import HOURS_SHOWN, agreement_for_store, dashboard_data, review_queue
+from annotator.storage.store import Store, canonical_time
 from annotator.types import Annotation, Clause
 
 FISCAL, TAX, TALENT = "财政支持", "税收激励", "人才队伍"

@@ -15,8 +15,8 @@ from click.testing import CliRunner
 
 from annotator import Settings, Store
 from annotator.cli import main
-from annotator.jobqueue import job_settings, queue_name
-from annotator.project import import_labels
+from annotator.cycle.jobqueue import job_settings, queue_name
+from annotator.cycle.project import import_labels
 from backend import create_app
 from backend.jobs import JobQueueUnavailable, RedisTrainingQueue, TrainingQueue, job_fields, rq_queue_name
 

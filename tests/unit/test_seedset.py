@@ -7,8 +7,8 @@ import pytest
 
 from annotator import InputError
 from annotator.labels import load_label_config
-from annotator.normalize import clause_id
-from annotator.seedset import MAX_TEXT_CHARS, read_labeled_file
+from annotator.text.normalize import clause_id
+from annotator.text.seedset import MAX_TEXT_CHARS, read_labeled_file
 from tests.conftest import seed_lines
 
 LABELS = load_label_config().labels

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from annotator.errors import InputError
-from annotator.normalize import clause_id, normalize_text
-from annotator.segment import DEFAULT_MAX_CHARS, DEFAULT_MIN_CHARS, segment_text
+from annotator.text.normalize import clause_id, normalize_text
+from annotator.text.segment import DEFAULT_MAX_CHARS, DEFAULT_MIN_CHARS, segment_text
 
 SOURCES = sorted((Path(__file__).resolve().parents[2] / "tasks" / "sources").glob("*.txt"))
 ENDS_SENTENCE = re.compile(r"[。；！？：…][”’」』）》]*$")

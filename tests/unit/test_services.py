@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from annotator.cli import main
 from annotator.errors import AnnotatorError
-from annotator.services import BackendServer, LabelStudioServer, free_port, stop_signals_interrupt
+from annotator.cli.services import BackendServer, LabelStudioServer, free_port, stop_signals_interrupt
 
 
 @pytest.fixture
@@ -61,7 +61,7 @@ def test_the_demo_refuses_a_taken_port_at_once_before_preparing_anything(tmp_pat
 
 
 def test_a_missing_label_studio_names_the_server_extra(tmp_path, monkeypatch):
-    monkeypatch.setattr("annotator.services.shutil.which", lambda *a, **k: None)
+    monkeypatch.setattr("annotator.cli.services.shutil.which", lambda *a, **k: None)
     with pytest.raises(AnnotatorError) as exc:
         LabelStudioServer(tmp_path / "ls", port=free_port()).start()
     assert str(exc.value) == ("a local Label Studio (annotator demo) needs the 'server' extra: "

@@ -10,14 +10,14 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from annotator import cli
-from annotator import simulate as sim
+from annotator.cli import commands as cli
+from annotator.query import simulate as sim
 from annotator.errors import InputError
-from annotator.features import PolicyTextFeaturizer
+from annotator.model.features import PolicyTextFeaturizer
 from annotator.labels import load_label_config
-from annotator.seedset import read_labeled_file
-from annotator.strategies import DEFAULT_STRATEGY
-from annotator.training import label_matrix
+from annotator.text.seedset import read_labeled_file
+from annotator.query.strategies import DEFAULT_STRATEGY
+from annotator.model.training import label_matrix
 from tests.conftest import SEED_TSV, seed_lines
 
 

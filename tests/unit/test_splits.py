@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from annotator.errors import InputError
-from annotator.splits import (
+from annotator.dataset.splits import (
     SPLIT_NAMES,
     check_ratios,
     group_folds,

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from annotator.errors import InputError
-from annotator.stopping import (StopSignal, VersionPoint, decision_agreement, learning_curve_gain, spaced,
+from annotator.query.stopping import (StopSignal, VersionPoint, decision_agreement, learning_curve_gain, spaced,
                                 stop_signal)
 
 CURVE = [(50, 0.30), (100, 0.40), (200, 0.47), (400, 0.53), (800, 0.58), (1200, 0.60), (1600, 0.61)]

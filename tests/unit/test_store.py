@@ -12,7 +12,7 @@ import pytest
 
 from annotator import NotFoundError, Store, StoreError
 from annotator.settings import mask_password
-from annotator.store import MIGRATIONS, canonical_time
+from annotator.storage.store import MIGRATIONS, canonical_time
 from annotator.types import Annotation, Clause, Document, ModelVersion, Segment
 
 LOAN = Clause("c-loan", "对符合条件的企业给予贷款贴息支持。")
@@ -205,7 +205,7 @@ def test_writes_from_several_threads_with_their_own_store(target, filled):
 
 
 def test_a_writer_waits_for_the_writer_lock_and_gives_up_with_a_store_error(target, filled, monkeypatch):
-    monkeypatch.setattr("annotator.dbengine.LOCK_TIMEOUT_S", 0.3)
+    monkeypatch.setattr("annotator.storage.dbengine.LOCK_TIMEOUT_S", 0.3)
     with Store(target) as other:
         with filled.transaction():
             filled.set_meta("holder", "yes")
@@ -488,7 +488,7 @@ def test_refresh_records_scores_and_freezes_the_prefill_of_a_labeled_clause(fill
 def test_a_version_1_store_is_migrated_without_losing_a_push(tmp_path):
     import sqlite3
 
-    from annotator.store import MIGRATIONS
+    from annotator.storage.store import MIGRATIONS
 
     path = tmp_path / "old.db"
     conn = sqlite3.connect(path)
@@ -516,12 +516,12 @@ def run_project(settings, target: str, tmp_path) -> dict:
     import numpy as np
 
     from annotator import ModelRegistry
-    from annotator.agreement import agreement_report
-    from annotator.export import prepare_dataset
-    from annotator.loop import train_project
-    from annotator.ls_queue import rank_pool, unlabeled_pool
-    from annotator.normalize import clause_id
-    from annotator.project import import_labels, training_examples
+    from annotator.review.agreement import agreement_report
+    from annotator.dataset.export import prepare_dataset
+    from annotator.cycle.loop import train_project
+    from annotator.cycle.ls_queue import rank_pool, unlabeled_pool
+    from annotator.text.normalize import clause_id
+    from annotator.cycle.project import import_labels, training_examples
 
     from ..conftest import seed_lines
 

@@ -9,16 +9,16 @@ import numpy as np
 import pytest
 from modAL import multilabel as modal_multilabel
 
-from annotator import strategies as S
-from annotator.pool_scores import _outputs, _Outputs, _rank01, lci_scores
-from annotator.queries import _ScoredPool
+from annotator.query import strategies as S
+from annotator.query.pool_scores import _outputs, _Outputs, _rank01, lci_scores
+from annotator.query.queries import _ScoredPool
 from annotator.errors import EmptyPoolError, InputError, PoolExhaustedError
-from annotator.features import PolicyTextFeaturizer
+from annotator.model.features import PolicyTextFeaturizer
 from annotator.labels import load_label_config
-from annotator.model import PolicyClassifier
-from annotator.normalize import match_key
-from annotator.seedset import read_labeled_file
-from annotator.training import label_matrix
+from annotator.model.classifier import PolicyClassifier
+from annotator.text.normalize import match_key
+from annotator.text.seedset import read_labeled_file
+from annotator.model.training import label_matrix
 from tests.conftest import SEED_TSV
 
 

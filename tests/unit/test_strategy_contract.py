@@ -7,13 +7,13 @@ import random
 import numpy as np
 import pytest
 
-from annotator import strategies as S
+from annotator.query import strategies as S
 from annotator.errors import EmptyPoolError, PoolExhaustedError
-from annotator.features import PolicyTextFeaturizer
+from annotator.model.features import PolicyTextFeaturizer
 from annotator.labels import load_label_config
-from annotator.model import PolicyClassifier
-from annotator.seedset import read_labeled_file
-from annotator.training import label_matrix
+from annotator.model.classifier import PolicyClassifier
+from annotator.text.seedset import read_labeled_file
+from annotator.model.training import label_matrix
 from tests.conftest import SEED_TSV
 
 N_TRAIN = 100

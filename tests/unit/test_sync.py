@@ -7,8 +7,8 @@ import pytest
 
 from annotator import SchemaMismatchError, UnknownLabelError, record_annotation, record_deletions
 from annotator.labels import load_label_config
-from annotator.labelstudio import annotation_from_ls, choices_result, labels_from_result
-from annotator.normalize import clause_id
+from annotator.labelstudio.client import annotation_from_ls, choices_result, labels_from_result
+from annotator.text.normalize import clause_id
 from annotator.types import Clause
 
 CONFIG = load_label_config()
@@ -177,7 +177,7 @@ def test_payload_is_not_modified(store):
     assert (ann, t) == before
 
 
-# The pure Label Studio converters sync relies on (annotator.labelstudio) ------------------------
+# The pure Label Studio converters sync relies on (annotator.labelstudio.client) ------------------------
 def test_choices_result_uses_the_config_names():
     assert choices_result(["金融支持", "企业"], CONFIG) == [
         {"from_name": "labels", "to_name": "text", "type": "choices", "value": {"choices": ["金融支持", "企业"]}}]
@@ -216,8 +216,8 @@ def test_sync_path_refuses_ids_and_times_the_store_cannot_hold(store):
     """Label Studio's API reaches the store through the same reader as webhooks: out-of-range
     values are refused (annotation ids) or replaced (times before year 1 in UTC), never a crash."""
     from annotator.errors import SchemaMismatchError
-    from annotator.labelstudio import annotation_from_ls
-    from annotator.store import canonical_time
+    from annotator.labelstudio.client import annotation_from_ls
+    from annotator.storage.store import canonical_time
 
     config = load_label_config()
     task = {"id": 1, "data": {"text": "支持企业研发。"}}

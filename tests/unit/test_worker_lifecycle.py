@@ -34,8 +34,8 @@ class PidJob:
 
 def publish_after_parent_dies(home: str, ready: str, result: str) -> None:
     """In a spawned child (no parent watch): wait for the parent to die, then try to save a model."""
-    from annotator.registry import ModelRegistry
-    from annotator.store import Store
+    from annotator.storage.registry import ModelRegistry
+    from annotator.storage.store import Store
 
     Path(ready).write_text(str(os.getpid()))
     deadline = time.monotonic() + 60
@@ -144,7 +144,7 @@ def test_a_run_whose_parent_died_never_publishes_a_model_version(tmp_path):
         outcome = result.read_text(encoding="utf-8")
         assert outcome == (f"ParentDiedError: the parent process (pid {parent.pid}) of this worker (pid {child}) "
                            "died; model version 1 is not published (the run is interrupted)")
-        from annotator.store import Store
+        from annotator.storage.store import Store
 
         with Store(home / "annotator.db") as store:
             assert store.model_versions() == []

@@ -1,0 +1,86 @@
+"""Project operations on the store: ingest documents, import labeled files, collect training examples.
+
+Each function does one user-visible job over an explicit Store and returns a JSON-ready report;
+the CLI and the backend call these, never the SQL.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from ..text.ingest import ingest_paths, write_ls_tasks
+from ..labels import check_labels
+from ..review.resolve import resolve_annotations
+from ..text.seedset import read_labeled_file
+from ..storage.store import Store
+from ..types import Annotation, Clause, Example
+
+log = logging.getLogger(__name__)
+
+SEED_ANNOTATOR = "seed"
+
+
+def ingest_documents(store: Store, paths: Iterable[str | Path], *, tasks_out: str | Path | None = None) -> dict:
+    """Segment documents into clauses and add the new ones to the store.
+
+    Re-ingesting a file adds nothing: clause ids are hashes of their normalized text. The Label
+    Studio task file (``tasks_out``) lists every clause of the ingested documents.
+    """
+    result = ingest_paths(paths)
+    documents = []
+    n_new = 0
+    with store.transaction():
+        for document in result.documents:
+            added = store.add_document(document)
+            n_new += added
+            documents.append({"path": document.path, "title": document.title,
+                              "clauses": len(document.segments), "new": added,
+                              "dropped": document.dropped})
+    n_tasks = write_ls_tasks(result.documents, tasks_out) if tasks_out and result.documents else 0
+    from ..review.dashboard import not_policy_report
+
+    feedback = not_policy_report(store)
+    return {"documents": documents, "new_clauses": n_new, "errors": result.errors,
+            "tasks_file": str(tasks_out) if n_tasks else None, "tasks": n_tasks,
+            "total_clauses": store.count_clauses(),
+            # What annotators answered "not a policy measure" so far: the segmenter's blind spots.
+            "not_policy": {"n": feedback.n, "openings": [list(o) for o in feedback.openings],
+                           "examples": list(feedback.examples)}}
+
+
+def import_labels(store: Store, path: str | Path, labels: tuple[str, ...]) -> dict:
+    """Read a labeled file, store its clauses and one ``seed`` annotation per clause.
+
+    Importing the same file twice changes nothing; a clause whose seed labels changed is updated
+    (the earlier labels stay in the annotation history).
+    """
+    data = read_labeled_file(path, labels)
+    counts = {"created": 0, "updated": 0, "unchanged": 0, "stale": 0}
+    with store.transaction():
+        store.add_clauses(Clause(e.id, e.text) for e in data.examples)
+        for example in data.examples:
+            _, what = store.save_annotation(Annotation(example.id, example.labels, SEED_ANNOTATOR, "seed"))
+            counts[what] += 1
+    report = data.report.to_dict()
+    report.update(examples=len(data.examples), annotations=counts)
+    return report
+
+
+def training_examples(store: Store, labels: Sequence[str]) -> list[Example]:
+    """One example per labeled clause: the adjudication, else the annotators' majority, else the seed.
+
+    Labels from annotators in Label Studio outrank the seed file: they are newer and made with
+    the project's own guidelines. A clause whose annotators share no label is left out until a
+    lead adjudicates it.
+    """
+    annotations = store.annotations()
+    adjudications = store.adjudications()
+    human = [a for a in annotations if a.source != "seed"]
+    seed = [a for a in annotations if a.source == "seed"]
+    resolved = resolve_annotations(human, labels=labels, adjudications=adjudications, policy="majority")
+    seeded = resolve_annotations([a for a in seed if a.clause_id not in resolved], labels=labels,
+                                 policy="union")
+    chosen = {cid: r.labels for cid, r in {**seeded, **resolved}.items() if r.labels}
+    texts = {c.id: c.text for c in store.clauses(chosen)}
+    return [Example(cid, texts[cid], check_labels(chosen[cid], tuple(labels))) for cid in chosen if cid in texts]

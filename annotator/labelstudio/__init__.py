@@ -1,0 +1,1 @@
+"""Label Studio, seen from the product: the API client and task/prediction format, accounts."""

@@ -1,0 +1,1 @@
+"""The classifier and its features: featurizer, PolicyClassifier, calibration, training, pool cache."""

@@ -1,0 +1,1 @@
+"""What the leads review: agreement, the disagreement queue, adjudication, the dashboard's figures."""

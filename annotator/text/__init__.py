@@ -1,0 +1,1 @@
+"""Text in, records out: normalization, segmentation, ingestion, seed files, near-duplicates."""
