@@ -39,14 +39,16 @@ _EXPORTS: dict[str, str] = {
     "PolicyClassifier": "model.classifier", "at_least_one": "model.classifier",
     # Label Studio
     "WEBHOOK_SECRET_HEADER": "labelstudio.client", "LabelStudioClient": "labelstudio.client",
-    "choices_result": "labelstudio.client", "ls_model_version": "labelstudio.client", "prediction_payload": "labelstudio.client",
+    "choices_result": "labelstudio.client", "ls_model_version": "labelstudio.client",
+    "prediction_payload": "labelstudio.client",
     "project_id_from_setup": "labelstudio.client",
     "record_annotation": "cycle.sync", "record_deletions": "cycle.sync", "sync_project": "cycle.sync",
     # review
     "AgreementReport": "review.agreement", "agreement_report": "review.agreement",
     "Disagreement": "review.disagreements",
-    "HOURS_SHOWN": "review.dashboard", "DashboardData": "review.dashboard", "agreement_for_store": "review.dashboard",
-    "dashboard_data": "review.dashboard", "review_queue": "review.dashboard", "stop_signal_for_store": "review.dashboard",
+    "HOURS_SHOWN": "review.dashboard", "DashboardData": "review.dashboard",
+    "agreement_for_store": "review.dashboard", "dashboard_data": "review.dashboard",
+    "review_queue": "review.dashboard", "stop_signal_for_store": "review.dashboard",
     # the live loop
     "run_cycle": "cycle.loop", "missing_api_key_problem": "cycle.loop", "PROJECT_KEY": "cycle.loop",
     "connect_project": "cycle.connect",

@@ -86,7 +86,7 @@ def parse_label_config(xml: str) -> LabelConfig:
         raise SchemaMismatchError(
             f"labeling config: no tag named '{to_name}' with value=\"$key\" for <Choices toName>"
         )
-    return LabelConfig(xml, labels, from_name, to_name, text_tag.get("value")[1:], not_policy)
+    return LabelConfig(xml, labels, from_name, to_name, text_tag.get("value", "")[1:], not_policy)
 
 
 def load_label_config(path: str | Path = DEFAULT_LABEL_CONFIG) -> LabelConfig:

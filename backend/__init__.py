@@ -39,7 +39,7 @@ def create_app(settings: Settings | None = None, *, registry: ModelRegistry | No
     app.json.ensure_ascii = False
     settings.home.mkdir(parents=True, exist_ok=True)
     with Store(settings.store_url) as store:  # migrate once at start-up, not inside a request
-        store.schema_version
+        store.schema_version  # noqa: B018 -- reading it migrates the store
         if start_queue and (problem := missing_api_key_problem(settings, store)):
             log.warning("%s", problem)
     if registry is None:

@@ -5,12 +5,12 @@ labels arrived (``every``), or when labels are waiting and none arrived for ``de
 lull), or at once on ``request_now()``; so people labeling steadily get one retrain per ``every``
 labels, not one per label. Every ``reconcile_every`` seconds without a cycle it runs a
 reconciliation (no retrain): the Label Studio queue is settled by data and annotations that no
-webhook brought are stored and counted as new labels. The cycle itself runs in a separate process (one long-lived worker process), so
-fitting never holds this process's GIL and ``/predict`` and ``/webhook`` stay fast; a crash in it
-is reported, and the previous model keeps serving. The worker process is started (and the job's
-``warm_up``, if it has one, run in it) when the queue starts, so the first retrain does not wait
-for a fresh interpreter to import scikit-learn and jieba; it logs to this process's stderr at this
-process's log level.
+webhook brought are stored and counted as new labels. The cycle itself runs in a separate process
+(one long-lived worker process), so fitting never holds this process's GIL and ``/predict`` and
+``/webhook`` stay fast; a crash in it is reported, and the previous model keeps serving. The worker
+process is started (and the job's ``warm_up``, if it has one, run in it) when the queue starts,
+so the first retrain does not wait for a fresh interpreter to import scikit-learn and jieba; it
+logs to this process's stderr at this process's log level.
 
 RedisTrainingQueue debounces the same way but hands each cycle to the project's RQ queue on Redis
 (``ANNOTATOR_REDIS_URL``), where ``annotator worker`` processes run it (``annotator.cycle.jobqueue``),

@@ -193,7 +193,7 @@ def oracle_penalty(per_fold: list[dict], references: list[tuple[int, str, dict]]
     single = {r["fold"]: r for r in per_fold}
     out: dict = {}
     for k, name, full in references:
-        for s, (run_full, run_single) in enumerate(zip(full["curves_per_seed"][name],
+        for _s, (run_full, run_single) in enumerate(zip(full["curves_per_seed"][name],
                                                        single[k]["curves_per_seed"][name])):
             for b in FOLD_BUDGETS:
                 a, c = curve_at(run_full, b), curve_at(run_single, b)

@@ -427,7 +427,7 @@ def serve(obj: Context, host, port, threads, workers) -> None:
     port, threads, workers = port or settings.port, threads or settings.threads, workers or settings.workers
     # Checked here, not in the server's traceback after the exec: the address, the home and its store.
     check_can_listen(host, port)
-    obj.store.schema_version
+    obj.store.schema_version  # noqa: B018 -- opening the store migrates it, before the exec
     obj.close()
     command = backend_command(host, port, threads=threads, workers=workers)
     # The server process reads its settings from the environment: pass on the resolved home and
@@ -673,7 +673,8 @@ def export(obj: Context, fmt, out, root, policy, ratios, no_noise_check, overwri
 
 
 def _export_summary(report: dict) -> str:
-    lines = [f"wrote {report['out']} ({report['fmt']}): {report['n_examples']} examples, {report['n_review']} for review"]
+    lines = [f"wrote {report['out']} ({report['fmt']}): {report['n_examples']} examples, "
+             f"{report['n_review']} for review"]
     for name, n in report["split_sizes"].items():
         lines.append(f"  {name}: {n} clauses")
     for step, n in report["steps"].items():

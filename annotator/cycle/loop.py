@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from ..errors import AnnotatorError, InputError, LabelStudioError, NotTrainedError
+from ..errors import AnnotatorError, InputError, LabelStudioError
 from ..labelstudio.client import LabelStudioClient
 from ..storage.locks import project_lock
 from ..model.poolcache import PoolCache

@@ -77,7 +77,8 @@ def clause_of_task(task: LsTask, known: set[str]) -> str | None:
     return cid if cid in known else None
 
 
-def settle_by_data(store: Store, tasks: Sequence[LsTask], project_id: int, known: set[str]) -> tuple[dict[str, LsTask], int, int]:
+def settle_by_data(store: Store, tasks: Sequence[LsTask], project_id: int,
+                   known: set[str]) -> tuple[dict[str, LsTask], int, int]:
     """Bring the store's push records in line with the tasks Label Studio holds, matched by data.
 
     A recorded clause found in a task gets that task's id (settling a push a crash cut off, or an id

@@ -1,1 +1,1 @@
-"""The training data a project exports: resolution, cleaning, label issues, splits, the datasheet."""
+"""The training data a project exports: export (over review's resolution), cleaning, label issues, splits, datasheet."""

@@ -26,8 +26,8 @@ What each rule does and why:
   the shorter one's shingles inside the longer one: a sentence and the paragraph it was cut from)
   keep their own labels but form a group that :mod:`annotator.dataset.splits` keeps in one split (and
   one cross-validation fold), so no test clause is a substring of a training clause.
-- **Label noise.** :func:`annotator.dataset.label_issues.find_label_issues` runs cleanlab's multi-label confident learning on
-  out-of-fold probabilities; flagged clauses stay in the data and are listed for review.
+- **Label noise.** :func:`annotator.dataset.label_issues.find_label_issues` runs cleanlab's multi-label
+  confident learning on out-of-fold probabilities; flagged clauses stay in the data and are listed for review.
 """
 
 from __future__ import annotations

@@ -5,15 +5,32 @@ label distribution per split, where the examples came from, what cleaning did an
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
+import numpy as np
+
+from .cleaning import CleanExample
 from .splits import SPLIT_NAMES
-
-if TYPE_CHECKING:  # export.py imports this module
-    from .export import PreparedDataset
 
 HF_SPLIT = {"train": "train", "dev": "validation", "test": "test"}  # datasets' names for our splits
 REVIEW_FILE = "review.jsonl"
+
+
+@dataclass
+class PreparedDataset:
+    """Resolved, cleaned, checked and split examples, ready to be written in any format."""
+
+    labels: tuple[str, ...]
+    examples: list[CleanExample]
+    Y: np.ndarray
+    splits: dict[str, np.ndarray]
+    review: list[dict[str, Any]]
+    stats: dict[str, Any]
+
+    def split_examples(self, name: str) -> list[CleanExample]:
+        """The examples of one split, in id order."""
+        return [self.examples[i] for i in self.splits[name]]
 
 
 def _card_metadata(dataset: PreparedDataset, fmt: str) -> dict[str, Any]:

@@ -32,7 +32,7 @@ from .cleaning import MIN_CHARS, NEAR_DUP_THRESHOLD, CleanExample, clean_and_res
 from .label_issues import find_label_issues, label_issue_items
 from ..redaction import redact
 from ..errors import InputError
-from .datasheet import HF_SPLIT, REVIEW_FILE, render_datasheet
+from .datasheet import HF_SPLIT, REVIEW_FILE, PreparedDataset, render_datasheet
 from ..review.resolve import check_policy
 from .splits import DEFAULT_RATIOS, SPLIT_NAMES, check_ratios, proportion_deviation, split_rows
 from ..types import Annotation
@@ -47,22 +47,6 @@ EXPORT_MARKER = ".annotator-export"
 # What makes a folder a project home (Settings.db_path, model_dir and the config file).
 PROJECT_HOME_NAMES = ("annotator.db", "config.toml", "secret_key", "models")
 _REVIEW_ORDER = {"unresolved": 0, "unknown_label": 1, "label_issue": 2, "merged_conflict": 3}
-
-
-@dataclass
-class PreparedDataset:
-    """Resolved, cleaned, checked and split examples, ready to be written in any format."""
-
-    labels: tuple[str, ...]
-    examples: list[CleanExample]
-    Y: np.ndarray
-    splits: dict[str, np.ndarray]
-    review: list[dict[str, Any]]
-    stats: dict[str, Any]
-
-    def split_examples(self, name: str) -> list[CleanExample]:
-        """The examples of one split, in id order."""
-        return [self.examples[i] for i in self.splits[name]]
 
 
 @dataclass(frozen=True)

@@ -170,7 +170,8 @@ class LabelStudioClient:
         """The URLs of the ML backends connected to the project."""
         return [b.url for b in self._call("list ML backends", self._client.ml.list, project=project_id)]
 
-    def ensure_webhook(self, project_id: int, url: str, *, secret: str = "", basic_auth: tuple[str, str] | None = None) -> int:
+    def ensure_webhook(self, project_id: int, url: str, *, secret: str = "",
+                       basic_auth: tuple[str, str] | None = None) -> int:
         """Register the project's webhook to ``url`` (once), with the secret header and the
         backend's basic-auth credentials when they are set (Label Studio's own auto-created
         webhook would carry neither)."""

@@ -55,10 +55,10 @@ and ``agreement`` is the share of items on which all raters gave the same 0/1 ra
 the mean over items of the mean pairwise Jaccard similarity,
 ``pairs``: one entry per pair (a < b) of shown annotators, ``{annotators: [a, b], n_items, exact_match,
 mean_jaccard, cohen_kappa, warning}``, ``cohen_kappa`` pooled over all labels of the shared items,
-``per_annotator``: one entry per shown annotator, ``{annotator, n_annotations, n_items, adjudicated: {n_items, exact_match,
-mean_jaccard}, model: {n_items, exact_match, mean_jaccard}}``; ``n_annotations`` counts all the
-annotator's clauses, ``n_items`` the shared ones; the comparisons use every clause of the annotator
-that has an adjudicated (or predicted) set, shared or not.
+``per_annotator``: one entry per shown annotator, ``{annotator, n_annotations, n_items,
+adjudicated: {n_items, exact_match, mean_jaccard}, model: {n_items, exact_match, mean_jaccard}}``;
+``n_annotations`` counts all the annotator's clauses, ``n_items`` the shared ones; the comparisons
+use every clause of the annotator that has an adjudicated (or predicted) set, shared or not.
 
 """
 from __future__ import annotations

@@ -275,7 +275,7 @@ def blind_report(store: Store) -> BlindReport:
     for a in store.annotations(sources=["label_studio"], not_policy=None):
         by_clause[a.clause_id].append(a)
     n_double = n_blind = 0
-    for annotations in by_clause.values():
+    for annotations in by_clause.values():  # noqa: F402 -- the future import is no name used here
         if len({a.annotator for a in annotations}) < 2:
             continue
         n_double += 1

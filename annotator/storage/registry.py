@@ -307,7 +307,7 @@ class ModelRegistry:
                 return resolved, self._cache[info.version]
         path = self._path(info)
         signature = _signature(path)
-        data, reason = None, None
+        data, reason = b"", None  # data is read only when the file is there
         if signature is None or not path.is_file():
             reason = f"file {path} is missing"
         else:

@@ -36,7 +36,7 @@ def shingle_matrix(keys: Sequence[str], k: int = SHINGLE_SIZE) -> sparse.csr_mat
     codes = np.frombuffer("".join(keys).encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
     owner = np.repeat(np.arange(n), lengths)  # the key each code point belongs to
     windows = max(0, len(codes) - k + 1)
-    values = np.zeros(windows, dtype=np.uint64)
+    values: np.ndarray = np.zeros(windows, dtype=np.uint64)
     for j in range(k):
         values = (values << np.uint64(21)) | codes[j : j + windows]
     inside = owner[:windows] == owner[k - 1 : k - 1 + windows]  # starts and ends in one key

@@ -141,7 +141,7 @@ def test_recovered_annotations_count_toward_the_next_retrain(make_queue):
             return super().__call__(force, train)
 
     job = Recovering()
-    queue = make_queue(job, every=3, delay=60, reconcile_every=0.2)
+    queue = make_queue(job, every=3, delay=60, reconcile_every=0.2)  # noqa: F841 -- held: the queue runs while it lives
     assert wait_for(lambda: job.calls == [False])  # the three recovered labels started a retrain
 
 

@@ -178,7 +178,7 @@ def test_unusable_json_bodies_say_why(data, message):
 
 
 def test_json_body_accepts_paired_surrogates_a_bom_and_64_levels():
-    assert ls_format.parse_json_body('{"t": "\\ud83d\\ude00"}'.encode(), is_json=True) == {"t": "😀"}
+    assert ls_format.parse_json_body(b'{"t": "\\ud83d\\ude00"}', is_json=True) == {"t": "😀"}
     assert ls_format.parse_json_body("\ufeff[1]".encode(), is_json=True) == [1]
     assert ls_format.parse_json_body(b"[" * 64 + b"]" * 64, is_json=True) is not None
 
