@@ -80,7 +80,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs only; at run time the table abov
                          UnknownLabelError)
     from .labels import LabelConfig, check_labels, load_label_config, parse_label_config
     from .labelstudio.client import (WEBHOOK_SECRET_HEADER, LabelStudioClient, choices_result, ls_model_version,
-                              prediction_payload, project_id_from_setup)
+                                     prediction_payload, project_id_from_setup)
     from .cycle.loop import PROJECT_KEY, missing_api_key_problem, run_cycle
     from .model.classifier import PolicyClassifier, at_least_one
     from .text.normalize import clause_id, match_key, normalize_text
@@ -88,7 +88,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs only; at run time the table abov
     from .redaction import install_log_redaction, redact, settings_secrets
     from .storage.registry import ModelRegistry
     from .review.dashboard import (HOURS_SHOWN, DashboardData, agreement_for_store, dashboard_data, review_queue,
-                         stop_signal_for_store)
+                                   stop_signal_for_store)
     from .settings import Settings
     from .storage.store import Store
     from .cycle.sync import record_annotation, record_deletions, sync_project

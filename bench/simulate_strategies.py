@@ -41,7 +41,7 @@ from annotator.labels import load_label_config  # noqa: E402
 from annotator.model.classifier import PolicyClassifier  # noqa: E402
 from annotator.text.seedset import read_labeled_file  # noqa: E402
 from annotator.query.simulate import (FOLD_BUDGETS, _mean_curve, curve_at, featurize, grouped_folds,  # noqa: E402
-                                interval, labels_to_reach, paired_summary, simulate, stopping_replay)
+                                      interval, labels_to_reach, paired_summary, simulate, stopping_replay)
 from annotator.text.near_duplicates import near_duplicate_groups  # noqa: E402
 from annotator.model.training import holdout_split, label_matrix  # noqa: E402
 

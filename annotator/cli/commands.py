@@ -344,7 +344,7 @@ def simulate_cmd(obj: Context, labeled, test_file, strategies, seed_size, batch_
     from tqdm import tqdm
 
     from ..query.simulate import (fold_summary_table, plot_curves, simulate_files, simulate_folds_file,
-                           summary_table)
+                                  summary_table)
 
     if (test_file is None) == (folds is None):
         raise click.UsageError("give either --test FILE or --folds K")
@@ -505,7 +505,7 @@ def sync(obj: Context, url, api_key, as_json) -> None:
     """
     from ..labelstudio.client import LabelStudioClient
     from ..cycle.loop import PROJECT_KEY
-    from ..cycle.sync import repair_project
+    from ..cycle.ls_queue import repair_project
 
     project_id = obj.store.get_meta(PROJECT_KEY)
     if project_id is None:

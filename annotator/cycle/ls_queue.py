@@ -36,7 +36,7 @@ from ..storage.registry import ModelRegistry
 from ..settings import Settings
 from ..storage.store import Store
 from ..query.strategies import cold_start_batch, select_batch
-from .sync import record_annotation, remember_users
+from .sync import record_annotation, remember_users, sync_project
 from ..model.training import label_matrix
 from ..types import Clause, PushedTask
 
@@ -311,3 +311,17 @@ def frozen_prefill(store: Store, clause_id: str) -> PushedTask | None:
     if clause_id not in store.labeled_clause_ids():
         return None
     return store.pushed_task(clause_id)
+
+
+def repair_project(settings, store: Store, client: LabelStudioClient, project_id: int) -> dict:
+    """``annotator sync``: every annotation read back (:func:`annotator.cycle.sync.sync_project`), then
+    the queue settled by the tasks' data and refreshed (:func:`refresh_queue`), under the project's
+    cycle lock. Returns the sync report with the queue's under ``"queue"``."""
+    from ..storage.locks import project_lock
+
+    report = sync_project(store, client, project_id, settings.labels_config())
+    with project_lock(settings.home):
+        wire_project(client, project_id, settings)
+        report["queue"] = refresh_queue(settings, store, ModelRegistry(settings.model_dir, store), client,
+                                        project_id).to_dict()
+    return report

@@ -127,19 +127,3 @@ def sync_project(store: Store, client: LabelStudioClient, project_id: int, confi
     counts["deleted_missing"] = record_deletions(store, stale)
     log.info("synced project %d: %s", project_id, counts)
     return {"project_id": project_id, "counts": counts, "problems": problems}
-
-
-def repair_project(settings, store: Store, client: LabelStudioClient, project_id: int) -> dict:
-    """``annotator sync``: every annotation read back (:func:`sync_project`), then the queue settled
-    by the tasks' data and refreshed (:func:`annotator.cycle.ls_queue.refresh_queue`), under the
-    project's cycle lock. Returns the sync report with the queue's under ``"queue"``."""
-    from ..storage.locks import project_lock
-    from .ls_queue import refresh_queue, wire_project
-    from ..storage.registry import ModelRegistry
-
-    report = sync_project(store, client, project_id, settings.labels_config())
-    with project_lock(settings.home):
-        wire_project(client, project_id, settings)
-        report["queue"] = refresh_queue(settings, store, ModelRegistry(settings.model_dir, store), client,
-                                        project_id).to_dict()
-    return report
