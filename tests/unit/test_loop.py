@@ -91,6 +91,11 @@ class FakeLabelStudio:
             ids.append(task_id)
         return ids
 
+    def delete_predictions(self, project_id, task_ids):
+        self.calls.append("delete_predictions")
+        for task_id in task_ids:
+            self.by_id[task_id]["predictions"] = []
+
     def import_predictions(self, project_id, predictions):
         self.calls.append("import_predictions")
         for p in predictions:
@@ -162,7 +167,11 @@ def test_a_new_version_rescores_every_waiting_task_and_deletes_none(settings, st
     retrain(settings, store, project)  # version 2
     second = refresh_queue(settings, store, project, client, 1)
 
-    assert client.model_version == "policy-clf-v2" and client.calls[-1] == "set_model_version"
+    assert client.model_version == "policy-clf-v2"
+    assert client.calls[-3:] == ["delete_predictions", "import_predictions", "set_model_version"]
+    # One prediction per waiting task: the old version's are gone, the new one's are there.
+    waiting = [t for t in client.by_id.values() if client.current(t)]
+    assert all(len(t["predictions"]) == 1 for t in waiting)
     assert len(client.by_id) == 30 + second.imported  # nothing deleted
     # The new version's best ten are all waiting (imported unless already there); 27 unlabeled
     # tasks and the overlap task got the new version's prediction.
