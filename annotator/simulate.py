@@ -9,6 +9,14 @@ seeds and the learning curves averaged, so users can choose a strategy on their 
 (``{strategy: [{labels, micro_f1, macro_f1}, ...]}``, means over seeds) and ``full_data`` (the
 same classifier trained on the whole pool), plus the labels each strategy needs to reach 95% of the
 full-data macro-F1. The key names are an interface other tools read; add keys, never rename them.
+
+``simulate_folds`` (``annotator simulate --folds K``) splits one labeled set into K folds with
+near-duplicates kept together, runs :func:`simulate` with each chosen fold as the test set, and
+compares every strategy with random in pairs by fold and seed (:func:`paired_summary`: gain at
+each label count, area under the curve, labels to 95% of full data relative to random, with 95%
+t intervals) and replays the stopping signal along every run (:func:`stopping_replay`). Its
+result has only new keys (``per_fold``, ``paired``, ``stopping``, ...). Choose a strategy on some
+folds and report it on the others.
 """
 from __future__ import annotations
 
