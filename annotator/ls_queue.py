@@ -44,6 +44,8 @@ log = logging.getLogger(__name__)
 
 UNRANKED_SCORE = 1.0  # waiting tasks outside the strategy's top ``queue_window`` score from 1.0 up
 QUEUE_VERSION_KEY = "ls_queue_model_version"  # the version whose predictions Label Studio last got
+REFRESHES_KEY = "ls_queue_refreshes"  # refreshes since the waiting tasks' old predictions were deleted
+PREDICTIONS_KEPT = 10  # old predictions a waiting task keeps at most (deleted every 10th refresh)
 
 
 @dataclass(frozen=True)
@@ -319,11 +321,16 @@ def _refresh_waiting(store: Store, client: LabelStudioClient, project_id: int, c
         else:  # labeled outside Label Studio meanwhile: not served again while others wait
             continue
         predictions.append(prediction_payload(labels, score, name, config, task_id=task.id))
-    # One prediction per waiting task, not one per retrain: Label Studio's reads and its next-task
-    # query slow down with every prediction a task keeps (20,000 tasks: 39 s -> 64 s to list after
-    # one more version). The old ones go just before the new ones arrive; a task someone holds
-    # stays theirs meanwhile, and its pre-fill is already on their screen.
-    client.delete_predictions(project_id, [p["task"] for p in predictions])
+    # A waiting task keeps at most PREDICTIONS_KEPT predictions, not one per retrain forever: Label
+    # Studio's reads slow down with every prediction a task keeps (20,000 tasks: 39 s -> 64 s to
+    # list after one more version), and deleting them costs about as much as importing them, so
+    # the old ones go every PREDICTIONS_KEPT refreshes, just before the new ones arrive. A task
+    # someone holds stays theirs meanwhile, and its pre-fill is already on their screen.
+    refreshes = int(store.get_meta(REFRESHES_KEY) or 0) + 1
+    if refreshes >= PREDICTIONS_KEPT:
+        client.delete_predictions(project_id, [p["task"] for p in predictions])
+        refreshes = 0
+    store.set_meta(REFRESHES_KEY, str(refreshes))
     client.import_predictions(project_id, predictions)
     store.set_priorities(rows, model_version=version)
     return len(predictions)
