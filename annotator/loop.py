@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from .errors import AnnotatorError, InputError, LabelStudioError, NotTrainedError
+from .errors import AnnotatorError, InputError, LabelStudioError
 from .labelstudio import LabelStudioClient
 from .locks import project_lock
 from .poolcache import PoolCache
