@@ -34,6 +34,7 @@ from .errors import InputError
 from .features import PolicyTextFeaturizer
 from .model import PolicyClassifier
 from .normalize import match_key
+from .optional import require
 from .near_duplicates import near_duplicate_groups
 from .seedset import read_labeled_file
 from .stopping import VersionPoint, decision_agreement, stop_signal
@@ -299,10 +300,9 @@ def summary_table(result: dict, budgets: Sequence[int] = (200, 400, 800, 1200, 1
 
 def plot_curves(result: dict, path: str | Path) -> Path:
     """Draw macro-F1 learning curves of every strategy (and the full-data line) to ``path``."""
-    import matplotlib
-
+    matplotlib = require("matplotlib", "simulate --plot")
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = require("matplotlib.pyplot", "simulate --plot")
 
     fig, ax = plt.subplots(figsize=(8, 5))
     for name, curve in result["curves"].items():
