@@ -27,7 +27,7 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from annotator import LabelStudioClient, Store, choices_result  # noqa: E402
+from annotator import LabelStudioClient, LabelStudioError, Store, choices_result  # noqa: E402
 from annotator.connect import connect_project  # noqa: E402
 from annotator.labelstudio import ls_model_version, prediction_payload  # noqa: E402
 from annotator.services import BackendServer, LabelStudioServer  # noqa: E402
@@ -159,7 +159,10 @@ def main() -> None:
             store.close()
             # 3. What a refresh costs Label Studio, by the number of waiting tasks.
             for n in args.refresh_sizes:
-                print(f"refresh cost: {json.dumps(refresh_cost(client, config, n))}")
+                try:
+                    print(f"refresh cost: {json.dumps(refresh_cost(client, config, n))}")
+                except LabelStudioError as exc:  # e.g. a call past the client's 30 s timeout
+                    print(f"refresh cost for {n} tasks: {exc}")
 
 
 def backend_cycle(backend: BackendServer, version: int) -> dict:
