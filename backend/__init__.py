@@ -11,7 +11,8 @@ import threading
 
 from flask import Flask
 
-from annotator import ModelRegistry, NotTrainedError, Settings, Store, missing_api_key_problem, run_cycle
+from annotator import (MissingExtraError, ModelRegistry, NotTrainedError, Settings, Store, missing_api_key_problem,
+                       run_cycle)
 
 from .context import close_store
 from .errors import register_error_handlers
@@ -72,7 +73,7 @@ def _training_queue(settings: Settings, in_process_jobs: bool) -> TrainingQueue:
         try:
             return RedisTrainingQueue(settings, every=settings.retrain_every, delay=settings.retrain_delay,
                                       reconcile_every=settings.reconcile_every)
-        except JobQueueUnavailable as exc:
+        except (JobQueueUnavailable, MissingExtraError) as exc:  # Redis down, or redis/rq not installed
             fallback = f"{exc}; training cycles run in this backend process instead"
             log.error("%s", fallback)
     queue = TrainingQueue(_cycle_job(settings), every=settings.retrain_every, delay=settings.retrain_delay,

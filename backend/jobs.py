@@ -31,7 +31,7 @@ from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
-from annotator import Settings, exit_when_parent_dies, install_log_redaction, settings_secrets
+from annotator import Settings, exit_when_parent_dies, install_log_redaction, require, settings_secrets
 
 log = logging.getLogger(__name__)
 
@@ -260,13 +260,17 @@ class RedisTrainingQueue(TrainingQueue):
     ------
     JobQueueUnavailable
         If Redis cannot be reached (or the URL is not a Redis URL); the message names it.
+    MissingExtraError
+        Without the 'scale' extra (redis, rq).
     """
+
+    _FEATURE = "the RQ job queue (ANNOTATOR_REDIS_URL)"  # what a missing 'scale' extra names
 
     def __init__(self, settings: Settings, *, every: int, delay: float, reconcile_every: float = 0.0,
                  func: str = CYCLE_JOB,
                  func_kwargs: dict | None = None, job_timeout: int = CYCLE_TIMEOUT) -> None:
-        import redis
-        from rq import Queue
+        redis = require("redis", self._FEATURE)
+        Queue = require("rq", self._FEATURE).Queue
 
         self.queue_name = rq_queue_name(settings.home)
         self.func = func
@@ -296,8 +300,8 @@ class RedisTrainingQueue(TrainingQueue):
         return out
 
     def _queue_status(self) -> dict:
-        import redis
-        from rq import Worker
+        redis = require("redis", self._FEATURE)
+        Worker = require("rq", self._FEATURE).Worker
 
         out: dict = {"backend": "rq", "name": self.queue_name, "redis": self.redis_location, "job": self._job_id}
         try:
@@ -316,7 +320,7 @@ class RedisTrainingQueue(TrainingQueue):
 
     def _enqueue(self, force: bool, train: bool = True):
         """The queued cycle that covers this one: one already waiting, or a new one."""
-        from rq import Worker
+        Worker = require("rq", self._FEATURE).Worker
 
         with self._redis.lock(f"{self.queue_name}:enqueue-lock", timeout=30, blocking_timeout=30):
             for job in self._queue.get_jobs():
@@ -336,9 +340,10 @@ class RedisTrainingQueue(TrainingQueue):
 
     def _wait(self, job) -> Any:
         """The job's result; CycleJobError if it failed, was stopped or vanished."""
-        from rq.exceptions import InvalidJobOperation, NoSuchJobError
-        from rq.job import JobStatus
-        from rq.results import Result
+        rq_exceptions = require("rq.exceptions", self._FEATURE)
+        InvalidJobOperation, NoSuchJobError = rq_exceptions.InvalidJobOperation, rq_exceptions.NoSuchJobError
+        JobStatus = require("rq.job", self._FEATURE).JobStatus
+        Result = require("rq.results", self._FEATURE).Result
 
         while True:
             result = job.latest_result(timeout=1)  # blocks up to 1 s on the job's result stream

@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from annotator import LabelConfig, SchemaMismatchError, choices_result, normalize_text, parse_label_config
+from annotator import LabelConfig, SchemaMismatchError, normalize_text, parse_label_config
 
 MAX_DEPTH = 64  # Label Studio's payloads nest about 6 deep; far deeper is an attack on the parser
 MAX_ID = 2**63 - 1  # SQLite's INTEGER range: a larger id cannot be stored; Label Studio's ids start at 1
@@ -129,12 +128,6 @@ def _check_text(text: str, what: str, key: str) -> None:
     if not normalize_text(text):
         raise SchemaMismatchError(f"{what}: data['{key}'] is empty once normalized (only invisible characters "
                                   "such as zero-width spaces or bidi controls); send the clause's text")
-
-
-def prediction(labels: Sequence[str], score: float, version: int, config: LabelConfig) -> dict:
-    """One /predict result: the chosen labels as a choices result with the model's confidence."""
-    return {"model_version": str(version), "score": round(float(score), 4),
-            "result": choices_result(labels, config)}
 
 
 @dataclass(frozen=True)

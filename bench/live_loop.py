@@ -27,7 +27,7 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from annotator import LabelStudioClient, Store, choices_result  # noqa: E402
+from annotator import LabelStudioClient, LabelStudioError, Store, choices_result  # noqa: E402
 from annotator.cycle.connect import connect_project  # noqa: E402
 from annotator.labelstudio.client import ls_model_version, prediction_payload  # noqa: E402
 from annotator.cli.services import BackendServer, LabelStudioServer  # noqa: E402
@@ -45,7 +45,8 @@ def wait_for(predicate, timeout):
 
 
 def refresh_cost(client: LabelStudioClient, config, n: int) -> dict:
-    """Seconds Label Studio takes for the three calls of a refresh over ``n`` waiting tasks."""
+    """Seconds Label Studio takes for the calls of a refresh over ``n`` waiting tasks (read the task
+    index, drop the previous version's predictions, import the new ones, switch the version)."""
     project_id, _ = client.ensure_project(f"refresh cost {n} {time.time_ns()}", config.xml)
     client.serve_by_uncertainty(project_id)
     t0 = time.monotonic()
@@ -58,14 +59,17 @@ def refresh_cost(client: LabelStudioClient, config, n: int) -> dict:
         t0 = time.monotonic()
         index = client.task_index(project_id, config.value_key)
         t1 = time.monotonic()
+        client.delete_predictions(project_id, [t.id for t in index])  # as refresh_queue: one per task
+        t2 = time.monotonic()
         client.import_predictions(project_id, [
             prediction_payload([config.labels[i % 27]], i / n, ls_model_version(version), config, task_id=t.id)
             for i, t in enumerate(index)])
-        t2 = time.monotonic()
-        client.set_model_version(project_id, ls_model_version(version))
         t3 = time.monotonic()
-        out[f"v{version}"] = {"task_index_s": round(t1 - t0, 2), "import_predictions_s": round(t2 - t1, 2),
-                              "set_model_version_s": round(t3 - t2, 2), "total_s": round(t3 - t0, 2)}
+        client.set_model_version(project_id, ls_model_version(version))
+        t4 = time.monotonic()
+        out[f"v{version}"] = {"task_index_s": round(t1 - t0, 2), "delete_predictions_s": round(t2 - t1, 2),
+                              "import_predictions_s": round(t3 - t2, 2), "set_model_version_s": round(t4 - t3, 2),
+                              "total_s": round(t4 - t0, 2)}
     return out
 
 
@@ -147,7 +151,7 @@ def main() -> None:
 
                 print(f"  retrain started +{after(run['started_at']):.1f} s, version saved "
                       f"+{after(run['finished_at']):.1f} s (fit {latest.metrics.get('seconds')} s); "
-                      f"last cycle: {backend_cycle(backend)}")
+                      f"the cycle: {backend_cycle(backend, latest.version)}")
             print(f"/webhook while retraining: p50 {percentile(hook_lat, 50)*1000:.1f} ms, "
                   f"p99 {percentile(hook_lat, 99)*1000:.1f} ms (n={len(hook_lat)})")
             print(f"/predict 10 tasks: p50 {percentile(predict_lat, 50)*1000:.1f} ms, "
@@ -155,12 +159,18 @@ def main() -> None:
             store.close()
             # 3. What a refresh costs Label Studio, by the number of waiting tasks.
             for n in args.refresh_sizes:
-                print(f"refresh cost: {json.dumps(refresh_cost(client, config, n))}")
+                try:
+                    print(f"refresh cost: {json.dumps(refresh_cost(client, config, n))}")
+                except LabelStudioError as exc:  # e.g. a call past the client's 30 s timeout
+                    print(f"refresh cost for {n} tasks: {exc}")
 
 
-def backend_cycle(backend: BackendServer) -> dict:
-    status = requests.get(f"{backend.url}/health", timeout=10).json()["training"] or {}
-    result = status.get("last_result") or {}
+def backend_cycle(backend: BackendServer, version: int) -> dict:
+    """The report of the cycle that trained ``version``, once it finished (evaluation included)."""
+    def finished():
+        status = requests.get(f"{backend.url}/health", timeout=10).json()["training"] or {}
+        return (status.get("last_result") or {}).get("model_version") == version and status["last_result"]
+    result = wait_for(finished, 120)
     return {k: result.get(k) for k in ("train_seconds", "ready_seconds", "seconds")} | {
         "queue": {k: (result.get("push") or {}).get(k) for k in ("imported", "refreshed", "seconds")}}
 

@@ -4,7 +4,7 @@ with its latest version, and no request may have failed.
 
 Loopback only, bounded in count and time: ``--annotations`` distinct annotations sent by
 ``--clients`` threads (plus duplicates and updates), ``--deadline`` seconds at most. The store is
-the project's SQLite file, or with ``--postgres`` a private PostgreSQL server (annotator/pgserver.py,
+the project's SQLite file, or with ``--postgres`` a private PostgreSQL server (tests/pgserver.py,
 durable settings) that the backend's workers share through ``ANNOTATOR_DATABASE_URL``; the check
 reads the results through ``Store``, so it is the same on both engines.
 

@@ -1,6 +1,6 @@
 """Label Studio on PostgreSQL: first start (migrations), a project, 1,000 clause tasks imported.
 
-Starts a private PostgreSQL server (annotator/pgserver.py, durable settings) and Label Studio on a
+Starts a private PostgreSQL server (tests/pgserver.py, durable settings) and Label Studio on a
 new, empty database in it with a fresh data folder, then through the product's LabelStudioClient:
 creates the project with the shipped labeling config, imports the tasks in batches as the queue
 pushes them, and reads them all back. ``--sqlite`` runs the same against Label Studio's default

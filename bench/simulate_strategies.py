@@ -17,6 +17,8 @@ Fold mode (``--folds K``): the whole seed file is split into K near-duplicate-gr
 once, the other folds the pool. Every (fold, strategy, seeds) run is saved under
 ``--out/folds/`` and reused, so candidates are added without rerunning the baseline; the paired
 summary (annotator.query.simulate.paired_summary) and the stopping-signal replay are printed and saved.
+Seed blocks run apart (``--first-seed 4 --seeds 4`` after ``--seeds 4``) are pooled by a later
+``--seeds 8`` without running anything again.
 Choose on some folds, report on others:
     .venv/bin/python bench/simulate_strategies.py --folds 5 --fold-ids 0 1 --seeds 2 --strategies random tempered
     .venv/bin/python bench/simulate_strategies.py --folds 5 --fold-ids 2 3 4 --seeds 2 --strategies random tempered
@@ -143,8 +145,11 @@ def run_folds(args) -> dict:
             reference = path.with_name(path.name.replace("_single.json", ".json"))
             if suffix and reference.exists():
                 references.append((k, strategy.name, json.loads(reference.read_text())))
+            pooled = None if path.exists() else saved_blocks(path, args.first_seed, args.seeds)
             if path.exists():
                 result = json.loads(path.read_text())
+            elif pooled is not None:
+                result = pooled
             else:
                 started = time.perf_counter()
                 result = simulate([texts[i] for i in pool], Y_oracle[pool], [texts[i] for i in test], Y[test], labels,
@@ -174,6 +179,29 @@ def run_folds(args) -> dict:
                            f"_n{args.budget}{suffix}.json")
     out.write_text(json.dumps(summary, ensure_ascii=False, indent=1))
     return summary
+
+
+def saved_blocks(path: Path, first: int, count: int) -> dict | None:
+    """Runs of seeds ``first..first+count-1`` pooled from files saved by separate runs whose seed
+    blocks tile that range (e.g. 0-3 and 4-7 for 0-7); None if they do not."""
+    stem, rest = path.name.split("_seeds", 1)
+    tail = rest.split("_", 1)[1]  # strategy name, oracle suffix, .json
+
+    def last_seed(p: Path) -> int:
+        return int(p.name.split("_seeds", 1)[1].split("_", 1)[0].split("-")[1])
+
+    blocks, at = [], first
+    while at < first + count:
+        found = [p for p in path.parent.glob(f"{stem}_seeds{at}-*_{tail}") if last_seed(p) < first + count]
+        if not found:
+            return None
+        best = max(found, key=last_seed)
+        blocks.append(json.loads(best.read_text()))
+        at = last_seed(best) + 1
+    result = dict(blocks[0], first_seed=first, seeds=count)
+    result["curves_per_seed"] = {name: [run for b in blocks for run in b["curves_per_seed"][name]]
+                                 for name in blocks[0]["curves_per_seed"]}
+    return result
 
 
 def single_label_oracle(Y: np.ndarray, rng: np.random.Generator) -> np.ndarray:

@@ -9,7 +9,7 @@ For each engine, on a fresh store:
   clauses), the unlabeled pool (every clause) and ``labeled_clause_ids``.
 
 Both engines durable by default (SQLite WAL + synchronous=FULL, PostgreSQL fsync + synchronous
-commit); PostgreSQL is a private server from annotator/pgserver.py on loopback.
+commit); PostgreSQL is a private server from tests/pgserver.py on loopback.
 
 Usage: .venv/bin/python bench/store_engines.py [--clauses 100000] [--annotations 10000] [--threads 16]
        [--pg-fast] [--engines sqlite,postgresql]

@@ -204,7 +204,7 @@ def _as_user(account: pwd.struct_passwd | None) -> dict:
             "env": {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": account.pw_dir}}
 
 
-# The test session's server (was tests/pgserver.py beside annotator/pgserver.py): the store tests run
+# The test session's server (this file once held only it, beside the server in the runtime package): the store tests run
 # on SQLite and on PostgreSQL. Where the server binaries are missing the PostgreSQL cases are skipped,
 # naming what to install; with ``ANNOTATOR_REQUIRE_POSTGRES=1`` (set in CI) they fail instead, so they
 # can never be skipped silently.

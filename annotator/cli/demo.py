@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 
 from ..cycle.connect import connect_project
-from ..labels import TASKS_DIR
+from ..labels import demo_files
 from ..labelstudio.client import LabelStudioClient
 from ..cycle.loop import train_project
 from ..cycle.project import import_labels, ingest_documents
@@ -18,16 +18,22 @@ from ..storage.store import Store
 
 log = logging.getLogger(__name__)
 
-SOURCES = TASKS_DIR / "sources"
-SEED_FILE = TASKS_DIR / "seed_labels.tsv"
-
 
 def prepare_project(settings: Settings, store: Store, echo: Callable[[str], None]) -> None:
-    """Ingest the shipped newsletters, import the seed labels and train once (each step idempotent)."""
-    report = ingest_documents(store, [SOURCES], tasks_out=settings.home / "tasks.json")
+    """Ingest the newsletters, import the seed labels and train once (each step idempotent).
+
+    The documents and seed labels come with the source repository (:func:`annotator.labels.demo_files`).
+
+    Raises
+    ------
+    InputError
+        If they are missing (a wheel install); the message says where to get them.
+    """
+    sources, seed_file = demo_files()
+    report = ingest_documents(store, [sources], tasks_out=settings.home / "tasks.json")
     echo(f"ingested {len(report['documents'])} documents: {report['new_clauses']} new clauses "
          f"({report['total_clauses']} in the project)")
-    report = import_labels(store, SEED_FILE, settings.labels)
+    report = import_labels(store, seed_file, settings.labels)
     echo(f"seed labels: {report['examples']} labeled clauses ({report['annotations']['created']} new)")
     registry = ModelRegistry(settings.model_dir, store)
     if store.latest_model_version() is None:
@@ -41,7 +47,17 @@ def prepare_project(settings: Settings, store: Store, echo: Callable[[str], None
 def run_demo(settings: Settings, *, ls_port: int, backend_port: int, username: str, password: str,
              stay: bool, echo: Callable[[str], None]) -> None:
     """Run the whole demo; blocks until Ctrl-C (or SIGTERM, SIGHUP) when ``stay``, then stops both
-    servers."""
+    servers.
+
+    Raises
+    ------
+    InputError
+        Before anything starts, if the demo's documents are missing (a wheel install:
+        :func:`annotator.labels.demo_files`).
+    AnnotatorError
+        If a port is taken (checked before the preparation).
+    """
+    demo_files()  # a wheel install has none: say where to get them before any port or folder is touched
     backend_url = f"http://127.0.0.1:{backend_port}"
     settings = settings.replace(ls_url=f"http://127.0.0.1:{ls_port}", ls_api_key=DEMO_TOKEN, backend_url=backend_url)
     ls = LabelStudioServer(settings.home / "labelstudio", port=ls_port, username=username, password=password,

@@ -24,6 +24,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ..errors import AnnotatorError, InputError
+from ..optional import require
 from ..settings import Settings, mask_password
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,7 @@ log = logging.getLogger(__name__)
 QUEUE_PREFIX = "annotator:"
 LOCK_TTL = 60  # seconds a killed holder keeps the cycle lock; renewed every LOCK_TTL / 3 while alive
 LOCK_WAIT = 3600  # seconds a job waits for another worker's cycle before it fails
+FEATURE = "the RQ job queue (ANNOTATOR_REDIS_URL)"  # how a missing 'scale' extra names what needs it
 
 
 def queue_name(home: str | Path) -> str:
@@ -51,8 +53,10 @@ def redis_connection(url: str, **options):
         If no URL is configured or it is not a Redis URL.
     AnnotatorError
         If Redis cannot be reached; the message names the URL (password masked).
+    MissingExtraError
+        Without the 'scale' extra (redis).
     """
-    import redis
+    redis = require("redis", FEATURE)
 
     if not url:
         raise InputError("ANNOTATOR_REDIS_URL is not set; set it to the Redis server of the job queue, "
@@ -106,11 +110,10 @@ def cycle_lock(connection, queue: str, *, ttl: int = LOCK_TTL, wait: float = LOC
     finally:
         stop.set()
         renewer.join()
-        from redis.exceptions import LockError
-
+        lock_error = require("redis.exceptions", FEATURE).LockError
         try:
             lock.release()
-        except LockError:  # it expired meanwhile: nothing of ours left to release
+        except lock_error:  # it expired meanwhile: nothing of ours left to release
             log.warning("the cycle lock of %s had expired before the cycle ended", queue)
 
 
@@ -120,10 +123,9 @@ def cycle_job(settings_fields: dict, force: bool = False, train: bool = True) ->
     ``settings_fields`` are the backend's settings as plain values without secrets
     (see :func:`job_settings`). Returns the cycle's report (stored by RQ as the job's result).
     """
-    from rq import get_current_job
-
     from .loop import run_cycle
 
+    get_current_job = require("rq", FEATURE).get_current_job
     settings = job_settings(settings_fields)
     if not settings.ls_api_key:
         log.warning("LABEL_STUDIO_API_KEY is not set in this worker's environment: the cycle trains "
@@ -146,14 +148,15 @@ def run_worker(settings: Settings, *, burst: bool = False, name: str | None = No
     ------
     InputError, AnnotatorError
         As :func:`redis_connection`: no URL configured, or Redis unreachable.
+    MissingExtraError
+        Without the 'scale' extra (rq, redis).
     """
-    from rq import Queue, SimpleWorker, Worker
-
+    rq = require("rq", FEATURE)
     connection = redis_connection(settings.redis_url)
     from .loop import run_cycle  # the training stack (scikit-learn, jieba, modAL), imported before forking
 
     log.debug("worker warm: %s loaded", run_cycle.__module__)
-    queue = Queue(queue_name(settings.home), connection=connection)
-    worker = (Worker if fork else SimpleWorker)([queue], connection=connection, name=name)
+    queue = rq.Queue(queue_name(settings.home), connection=connection)
+    worker = (rq.Worker if fork else rq.SimpleWorker)([queue], connection=connection, name=name)
     level = logging.getLevelName(logging.getLogger().getEffectiveLevel())
     return worker.work(burst=burst, logging_level=level if level != "WARNING" else "INFO")

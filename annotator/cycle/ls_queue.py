@@ -44,6 +44,8 @@ log = logging.getLogger(__name__)
 
 UNRANKED_SCORE = 1.0  # waiting tasks outside the strategy's top ``queue_window`` score from 1.0 up
 QUEUE_VERSION_KEY = "ls_queue_model_version"  # the version whose predictions Label Studio last got
+REFRESHES_KEY = "ls_queue_refreshes"  # refreshes since the waiting tasks' old predictions were deleted
+PREDICTIONS_KEPT = 10  # old predictions a waiting task keeps at most (deleted every 10th refresh)
 
 
 @dataclass(frozen=True)
@@ -252,65 +254,87 @@ def refresh_queue(settings: Settings, store: Store, registry: ModelRegistry, cli
         ranked = rank_pool(settings, store, model, X, pool, min(settings.queue_window, len(pool)), rng=rng)
     plan = plan_queue(len(pool), waiting_rows, ranked, window=settings.queue_window,
                       n_fresh=settings.batch_size if new_version or not waiting else 0, rng=rng)
-    # The rows whose pre-fill is (re)computed: new tasks, and waiting tasks nobody labeled yet.
-    refresh_rows = sorted(waiting_rows) if new_version else []
-    prefill_rows = plan.to_import + refresh_rows
-    prefills: dict[int, tuple[str, ...]] = {}
-    if model is not None and prefill_rows:
-        proba = model.predict_proba_features(X[prefill_rows])
-        for row, predicted in zip(prefill_rows, model.predictions(proba)):
-            prefills[row] = predicted.labels
-        store.save_predictions(version, [(pool[row].id, predicted.labels, predicted.confidence)
-                                         for row, predicted in zip(prefill_rows, model.predictions(proba))])
+    # Pre-fills for the new tasks and, after a retrain, for the waiting tasks nobody labeled yet.
+    prefills = _prefills(store, model, version, X, pool, plan.to_import + (sorted(waiting_rows) if new_version else []))
     name = ls_model_version(version)
-
-    # New tasks: record first, import second (a crash in between is settled by data next time).
-    imported = [pool[row] for row in plan.to_import]
-    if imported:
-        store.record_push(project_id, [(c.id, None, r) for r, c in enumerate(imported)], batch=batch,
-                          model_version=version)
-        task_ids = client.import_tasks(project_id, [
-            {"data": task_data(c.id, c.text, c.section, config),
-             "predictions": [prediction_payload(prefills.get(row, ()), plan.scores[row], name, config)]}
-            for row, c in zip(plan.to_import, imported)])
-        store.set_task_ids({c.id: t for c, t in zip(imported, task_ids)})
-        store.set_priorities([(pool[row].id, plan.scores[row], version, prefills.get(row, ()))
-                              for row in plan.to_import], model_version=version)
-
-    # Waiting tasks: a prediction of the new version each, or Label Studio would not serve them.
-    refreshed: list[tuple[str, float, int | None, tuple[str, ...] | None]] = []
-    predictions: list[dict] = []
-    if new_version:
-        for cid, task in waiting.items():
-            record = records.get(cid)
-            if cid in row_of and row_of[cid] in plan.scores:  # nobody labeled it: fresh score and pre-fill
-                row = row_of[cid]
-                score, labels = plan.scores[row], prefills.get(row, ())
-                refreshed.append((cid, score, version, labels))
-            elif record is not None and task.n_annotations:  # an overlap task: its first pre-fill, frozen
-                score, labels = (record.score if record.score is not None else 0.0), record.prefill_labels
-                refreshed.append((cid, score, None, None))
-            else:  # labeled outside Label Studio meanwhile: not served again while others wait
-                continue
-            predictions.append(prediction_payload(labels, score, name, config, task_id=task.id))
-        client.import_predictions(project_id, predictions)
-        store.set_priorities(refreshed, model_version=version)
+    imported = _import_new(store, client, project_id, config, [(pool[row], plan.scores[row], prefills.get(row, ()))
+                                                              for row in plan.to_import], version, batch)
+    n_refreshed = 0
+    if new_version:  # every waiting task needs a prediction of this version, or Label Studio would not serve it
+        n_refreshed = _refresh_waiting(store, client, project_id, config, waiting, records, version, {
+            cid: (plan.scores[row_of[cid]], prefills.get(row_of[cid], ())) for cid in waiting
+            if cid in row_of and row_of[cid] in plan.scores})
     if imported or new_version:
         client.set_model_version(project_id, name)
         store.set_meta(QUEUE_VERSION_KEY, f"{project_id}:{version}")
-    report = QueueReport(model_version=version, imported=len(imported), refreshed=len(predictions),
-                         pending=len(waiting) + len(imported), returned=returned, recovered=recovered,
+    report = QueueReport(model_version=version, imported=imported, refreshed=n_refreshed,
+                         pending=len(waiting) + imported, returned=returned, recovered=recovered,
                          unmatched=unmatched,
                          seconds=round(time.perf_counter() - started, 2))
     log.info("queue refreshed: %s", report)
     return report
 
 
-def frozen_prefill(store: Store, clause_id: str) -> PushedTask | None:
-    """The push record of a clause someone already labeled (its pre-fill is frozen), else None."""
-    if clause_id not in store.labeled_clause_ids():
-        return None
-    return store.pushed_task(clause_id)
+def _prefills(store: Store, model, version: int | None, X, pool: Sequence[Clause],
+              rows: Sequence[int]) -> dict[int, tuple[str, ...]]:
+    """The model's labels for these pool rows (stored as the version's predictions); none before a model."""
+    if model is None or not rows:
+        return {}
+    predicted = model.predictions(model.predict_proba_features(X[list(rows)]))
+    store.save_predictions(version, [(pool[row].id, p.labels, p.confidence) for row, p in zip(rows, predicted)])
+    return {row: p.labels for row, p in zip(rows, predicted)}
+
+
+def _import_new(store: Store, client: LabelStudioClient, project_id: int, config,
+                new: Sequence[tuple[Clause, float, tuple[str, ...]]], version: int | None, batch: int) -> int:
+    """Import ``(clause, score, pre-fill)`` as tasks with their prediction: recorded first, imported
+    second, so a crash in between is settled by the tasks' data on the next refresh."""
+    if not new:
+        return 0
+    name = ls_model_version(version)
+    store.record_push(project_id, [(c.id, None, r) for r, (c, _, _) in enumerate(new)], batch=batch,
+                      model_version=version)
+    task_ids = client.import_tasks(project_id, [
+        {"data": task_data(c.id, c.text, c.section, config),
+         "predictions": [prediction_payload(labels, score, name, config)]} for c, score, labels in new])
+    store.set_task_ids({c.id: t for (c, _, _), t in zip(new, task_ids)})
+    store.set_priorities([(c.id, score, version, labels) for c, score, labels in new], model_version=version)
+    return len(new)
+
+
+def _refresh_waiting(store: Store, client: LabelStudioClient, project_id: int, config,
+                     waiting: dict[str, LsTask], records: dict[str, PushedTask], version: int | None,
+                     fresh: dict[str, tuple[float, tuple[str, ...]]]) -> int:
+    """A prediction of ``version`` for each waiting task: a fresh score and pre-fill for an unlabeled
+    clause (``fresh``), the frozen first pre-fill for an overlap task someone already labeled.
+    Returns how many predictions were imported."""
+    name = ls_model_version(version)
+    rows: list[tuple[str, float, int | None, tuple[str, ...] | None]] = []
+    predictions = []
+    for cid, task in waiting.items():
+        record = records.get(cid)
+        if cid in fresh:
+            score, labels = fresh[cid]
+            rows.append((cid, score, version, labels))
+        elif record is not None and task.n_annotations:  # blind: the pre-fill it showed before
+            score, labels = (record.score if record.score is not None else 0.0), record.prefill_labels
+            rows.append((cid, score, None, None))
+        else:  # labeled outside Label Studio meanwhile: not served again while others wait
+            continue
+        predictions.append(prediction_payload(labels, score, name, config, task_id=task.id))
+    # A waiting task keeps at most PREDICTIONS_KEPT predictions, not one per retrain forever: Label
+    # Studio's reads slow down with every prediction a task keeps (20,000 tasks: 39 s -> 64 s to
+    # list after one more version), and deleting them costs about as much as importing them, so
+    # the old ones go every PREDICTIONS_KEPT refreshes, just before the new ones arrive. A task
+    # someone holds stays theirs meanwhile, and its pre-fill is already on their screen.
+    refreshes = int(store.get_meta(REFRESHES_KEY) or 0) + 1
+    if refreshes >= PREDICTIONS_KEPT:
+        client.delete_predictions(project_id, [p["task"] for p in predictions])
+        refreshes = 0
+    store.set_meta(REFRESHES_KEY, str(refreshes))
+    client.import_predictions(project_id, predictions)
+    store.set_priorities(rows, model_version=version)
+    return len(predictions)
 
 
 def repair_project(settings, store: Store, client: LabelStudioClient, project_id: int) -> dict:

@@ -24,6 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -32,6 +33,7 @@ from .cleaning import MIN_CHARS, NEAR_DUP_THRESHOLD, CleanExample, clean_and_res
 from .label_issues import find_label_issues, label_issue_items
 from ..redaction import redact
 from ..errors import InputError
+from ..optional import require
 from .datasheet import HF_SPLIT, REVIEW_FILE, PreparedDataset, render_datasheet
 from ..review.resolve import check_policy
 from .splits import DEFAULT_RATIOS, SPLIT_NAMES, check_ratios, proportion_deviation, split_rows
@@ -47,6 +49,8 @@ EXPORT_MARKER = ".annotator-export"
 # What makes a folder a project home (Settings.db_path, model_dir and the config file).
 PROJECT_HOME_NAMES = ("annotator.db", "config.toml", "secret_key", "models")
 _REVIEW_ORDER = {"unresolved": 0, "unknown_label": 1, "label_issue": 2, "merged_conflict": 3}
+# The optional packages (the 'hf' extra) each format's writer imports.
+_FORMAT_PACKAGES = {"parquet": ("pyarrow", "pyarrow.parquet"), "hf": ("datasets",)}
 
 
 @dataclass(frozen=True)
@@ -74,6 +78,17 @@ def check_format(fmt: str) -> str:
     if fmt not in FORMATS:
         raise InputError(f"unknown export format {fmt!r}; choose one of: {', '.join(FORMATS)}")
     return fmt
+
+
+def _format_package(fmt: str, module: str) -> ModuleType:
+    """``module`` for writing ``fmt``; MissingExtraError naming the 'hf' extra if it is not installed."""
+    return require(module, f"export --format {fmt}")
+
+
+def _require_format_packages(fmt: str) -> None:
+    """Import what writing ``fmt`` needs now, so a missing extra fails before the slow steps."""
+    for module in _FORMAT_PACKAGES.get(fmt, ()):
+        _format_package(fmt, module)
 
 
 def resolve_output(out: str | os.PathLike, root: str | os.PathLike = DEFAULT_ROOT) -> Path:
@@ -267,8 +282,11 @@ def write_dataset(
     InputError
         On an unknown format, a path outside ``root``, or an existing output without ``overwrite``
         or that is not a previous export.
+    MissingExtraError
+        For ``parquet`` or ``hf`` without the 'hf' extra (pyarrow, datasets).
     """
     check_format(fmt)
+    _require_format_packages(fmt)
     target = resolve_output(out, root)
     _check_free(target, out, overwrite)
     stats = dict(dataset.stats)
@@ -414,6 +432,8 @@ def export_dataset(
     InputError
         On a bad format, policy or split, an ``out`` outside ``root``, or an existing ``out``
         without ``overwrite`` (checked before any work is done).
+    MissingExtraError
+        For ``parquet`` or ``hf`` without the 'hf' extra (pyarrow, datasets), before any work is done.
 
     Examples
     --------
@@ -424,6 +444,7 @@ def export_dataset(
     {'train': 4363, 'dev': 561, 'test': 564}
     """
     check_format(fmt)
+    _require_format_packages(fmt)
     _check_free(resolve_output(out, root), out, overwrite)
     dataset = prepare_dataset(
         annotations,
@@ -496,7 +517,7 @@ def _write_csv_splits(dataset: PreparedDataset, folder: Path) -> list[str]:
 
 def _arrow_table(examples: Sequence[CleanExample]):
     """A pyarrow table with list columns for labels, source and annotators."""
-    import pyarrow as pa
+    pa = _format_package("parquet", "pyarrow")
 
     schema = pa.schema(
         [
@@ -511,7 +532,7 @@ def _arrow_table(examples: Sequence[CleanExample]):
 
 
 def _write_parquet_splits(dataset: PreparedDataset, folder: Path) -> list[str]:
-    import pyarrow.parquet as pq
+    pq = _format_package("parquet", "pyarrow.parquet")
 
     files = []
     for name in SPLIT_NAMES:
@@ -522,8 +543,14 @@ def _write_parquet_splits(dataset: PreparedDataset, folder: Path) -> list[str]:
 
 
 def hf_features(labels: Sequence[str]):
-    """``datasets.Features`` of an export: ``labels`` is ``Sequence(ClassLabel(names=labels))``."""
-    import datasets
+    """``datasets.Features`` of an export: ``labels`` is ``Sequence(ClassLabel(names=labels))``.
+
+    Raises
+    ------
+    MissingExtraError
+        Without the 'hf' extra (datasets).
+    """
+    datasets = _format_package("hf", "datasets")
 
     return datasets.Features(
         {
@@ -537,7 +564,7 @@ def hf_features(labels: Sequence[str]):
 
 
 def _write_hf(dataset: PreparedDataset, folder: Path) -> list[str]:
-    import datasets
+    datasets = _format_package("hf", "datasets")
 
     features = hf_features(dataset.labels)
     splits = {}

@@ -25,6 +25,7 @@ from contextlib import contextmanager
 import scipy.sparse as sp
 
 from ..errors import AnnotatorError, InputError
+from ..optional import require
 from .poolcache import PoolCache
 
 log = logging.getLogger(__name__)
@@ -47,8 +48,11 @@ def dask_client(scheduler: str, *, n_workers: int | None = None, timeout: float 
         If ``scheduler`` is neither ``local`` nor a scheduler address.
     AnnotatorError
         If the scheduler at that address cannot be reached.
+    MissingExtraError
+        Without the 'scale' extra (dask[distributed]).
     """
-    from distributed import Client, LocalCluster
+    distributed = require("distributed", "Dask featurization (ANNOTATOR_DASK_SCHEDULER)")
+    Client, LocalCluster = distributed.Client, distributed.LocalCluster
 
     if scheduler == "local":
         # The scheduler always serves HTTP; on a free loopback port, so a busy 8787 costs no warning.

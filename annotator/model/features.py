@@ -2,7 +2,7 @@
 policy-domain dictionary), as one scikit-learn transformer.
 
 Char n-grams carry most of the signal on short clauses; jieba words add domain terms kept whole
-by the user dictionary (``resources/policy_terms.txt``: 专精特新, 集成电路, 科技成果转化 …); a
+by the user dictionary (the bundled resource ``policy_terms.txt``: 专精特新, 集成电路, 科技成果转化 …); a
 third, lighter block holds the char n-grams of the clause's first 10 characters, where its subject
 usually is (a term in the opening says more about the label than the same term further in).
 What each choice is worth was measured with ``bench/model_quality.py`` (docs/benchmarks.md).
@@ -23,14 +23,60 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.utils.validation import check_is_fitted
 
 from ..errors import InputError
+from ..resources import resource_path
 
-POLICY_TERMS = Path(__file__).resolve().parent.parent / "resources" / "policy_terms.txt"
+# The bundled policy-domain dictionary, by its resource name: a fitted featurizer stores this name,
+# not a path, so a pickled model loads in any install (the path is resolved when jieba is built).
+POLICY_TERMS = "policy_terms.txt"
 jieba.setLogLevel(logging.WARNING)
 _WORDLIKE = re.compile(r"\w")
 # A training set this small keeps every n-gram; larger ones get min_df, scaled (see _effective_min_df).
 MIN_DF_FULL_AT = 1000
 PREFIX_NGRAM_RANGE = (1, 3)
 PREFIX_MIN_DF = 2
+
+
+def user_dict_path(user_dict: str | None) -> Path | None:
+    """The file a ``user_dict`` setting names: a bundled resource by its name, else a path.
+
+    Parameters
+    ----------
+    user_dict : str or None
+        A bare file name of a bundled resource (``"policy_terms.txt"``, :data:`POLICY_TERMS`), the
+        path of a jieba user dictionary, or None for none.
+
+    Returns
+    -------
+    Path or None
+
+    Examples
+    --------
+    >>> user_dict_path("policy_terms.txt") == resource_path("policy_terms.txt")
+    True
+    >>> user_dict_path("/srv/terms.txt")
+    PosixPath('/srv/terms.txt')
+    """
+    if not user_dict:
+        return None
+    return _bundled(user_dict) or Path(user_dict)
+
+
+def _bundled(name: str) -> Path | None:
+    """The bundled resource ``name`` (a bare file name), or None if there is none by that name."""
+    if Path(name).name != name:
+        return None
+    path = resource_path(name)
+    return path if path.is_file() else None
+
+
+def portable_user_dict(user_dict: str | None) -> str | None:
+    """``user_dict`` as a pickle should hold it: the path of a bundled resource in *some* install
+    (what models pickled before resources were stored by name hold) becomes the resource's name."""
+    if isinstance(user_dict, str):
+        path = Path(user_dict)
+        if path.parent.parts[-2:] == ("annotator", "resources") and _bundled(path.name) is not None:
+            return path.name
+    return user_dict
 
 
 class JiebaTokenizer:
@@ -41,7 +87,9 @@ class JiebaTokenizer:
 
     Parameters
     ----------
-    user_dict : path of a jieba user dictionary (one term per line), or None for jieba's own only.
+    user_dict : the name of a bundled resource (default: :data:`POLICY_TERMS`), the path of a jieba
+        user dictionary (one term per line), or None for jieba's own only. It is resolved
+        (:func:`user_dict_path`) when jieba is built, so a pickle holds no path of this install.
 
     Examples
     --------
@@ -49,7 +97,7 @@ class JiebaTokenizer:
     ['支持', '专精特新', '企业', '发展', '集成电路']
     """
 
-    def __init__(self, user_dict: str | None = str(POLICY_TERMS)) -> None:
+    def __init__(self, user_dict: str | None = POLICY_TERMS) -> None:
         self.user_dict = user_dict
         self._tokenizer = None
         self._lock = threading.Lock()
@@ -59,8 +107,9 @@ class JiebaTokenizer:
             if self._tokenizer is None:
                 tokenizer = jieba.Tokenizer()
                 tokenizer.initialize()
-                if self.user_dict:
-                    with open(self.user_dict, "rb") as terms:  # jieba leaves a path's file open
+                path = user_dict_path(self.user_dict)
+                if path is not None:
+                    with open(path, "rb") as terms:  # jieba leaves a path's file open
                         tokenizer.load_userdict(terms)
                 self._tokenizer = tokenizer
             return self._tokenizer
@@ -72,7 +121,7 @@ class JiebaTokenizer:
         return {"user_dict": self.user_dict}
 
     def __setstate__(self, state: dict) -> None:
-        self.__init__(state["user_dict"])
+        self.__init__(portable_user_dict(state["user_dict"]))
 
     def __repr__(self) -> str:
         return f"JiebaTokenizer(user_dict={self.user_dict!r})"
@@ -113,7 +162,8 @@ class PolicyTextFeaturizer(TransformerMixin, BaseEstimator):
     min_df : minimum document frequency of a kept n-gram on a large corpus; smaller corpora use a
         smaller value (1 up to 1,000 texts, then one more per 1,000 texts, up to ``min_df``).
     max_features : cap on each vocabulary (None: no cap).
-    user_dict : jieba user dictionary path (default: the bundled policy terms).
+    user_dict : jieba user dictionary: a bundled resource's name (default :data:`POLICY_TERMS`, the
+        policy terms), a file path, or None for jieba's own only (see :class:`JiebaTokenizer`).
     prefix_chars : length of the clause opening that gets a block of its own (character 1-3-grams
         of the first ``prefix_chars`` characters); ``None`` or 0 for no such block. A clause's
         opening names its subject ("对集成电路企业…", "高等院校应…"), which decides which label it
@@ -127,7 +177,7 @@ class PolicyTextFeaturizer(TransformerMixin, BaseEstimator):
     """
 
     def __init__(self, *, char_ngram_range=(1, 4), word_ngram_range=(1, 2), word_weight=1.0,
-                 min_df=5, max_features=None, user_dict=str(POLICY_TERMS), prefix_chars=10,
+                 min_df=5, max_features=None, user_dict=POLICY_TERMS, prefix_chars=10,
                  prefix_weight=0.5):
         self.char_ngram_range = char_ngram_range
         self.word_ngram_range = word_ngram_range
@@ -137,6 +187,12 @@ class PolicyTextFeaturizer(TransformerMixin, BaseEstimator):
         self.user_dict = user_dict
         self.prefix_chars = prefix_chars
         self.prefix_weight = prefix_weight
+
+    def __setstate__(self, state: dict) -> None:
+        # Featurizers pickled before resources were stored by name hold an install's absolute path.
+        if "user_dict" in state:
+            state = dict(state, user_dict=portable_user_dict(state["user_dict"]))
+        super().__setstate__(state)
 
     def fit(self, raw_documents, y=None) -> PolicyTextFeaturizer:
         self._fit_transform(check_documents(raw_documents))

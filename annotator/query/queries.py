@@ -345,7 +345,7 @@ def _tempered_weights(scores: np.ndarray, gamma: float) -> np.ndarray:
 
 
 def tempered_sampling(estimator, X_pool, n: int, *, rng: np.random.Generator, gamma: float = 2.0,
-                      need_power: float = 0.0) -> np.ndarray:
+                      need_power: float = 0.0, density_power: float = 0.0) -> np.ndarray:
     """Uncertainty-weighted random sampling: clauses are drawn without replacement with probability
     proportional to ``rank(MMU uncertainty) ** gamma`` (``gamma=0`` is random sampling).
 
@@ -354,7 +354,9 @@ def tempered_sampling(estimator, X_pool, n: int, *, rng: np.random.Generator, ga
     about; the labeled set stays close to the pool's distribution, which the calibration and
     threshold tuning of the classifier rely on. With ``need_power > 0`` the weight is also
     multiplied by ``rank(expected positives of starved labels) ** need_power`` (``sum_j p_j /
-    (1 + positives_j)``): a lean towards the labels random sampling starves.
+    (1 + positives_j)``): a lean towards the labels random sampling starves; with
+    ``density_power > 0`` by ``rank(pool density) ** density_power`` (:func:`pool_density`), a
+    lean towards typical clauses.
     """
     check_pool(X_pool.shape[0], n)
     est = _estimator(estimator)
@@ -362,6 +364,8 @@ def tempered_sampling(estimator, X_pool, n: int, *, rng: np.random.Generator, ga
     weights = _tempered_weights(mmu_scores(out), gamma)
     if need_power:
         weights = weights * _tempered_weights(out.proba @ label_need(est, out.proba.shape[1]), need_power)
+    if density_power:
+        weights = weights * _tempered_weights(pool_density(X_pool), density_power)
     return gumbel_order(weights, rng)[:n]
 
 

@@ -9,6 +9,14 @@ seeds and the learning curves averaged, so users can choose a strategy on their 
 (``{strategy: [{labels, micro_f1, macro_f1}, ...]}``, means over seeds) and ``full_data`` (the
 same classifier trained on the whole pool), plus the labels each strategy needs to reach 95% of the
 full-data macro-F1. The key names are an interface other tools read; add keys, never rename them.
+
+``simulate_folds`` (``annotator simulate --folds K``) splits one labeled set into K folds with
+near-duplicates kept together, runs :func:`simulate` with each chosen fold as the test set, and
+compares every strategy with random in pairs by fold and seed (:func:`paired_summary`: gain at
+each label count, area under the curve, labels to 95% of full data relative to random, with 95%
+t intervals) and replays the stopping signal along every run (:func:`stopping_replay`). Its
+result has only new keys (``per_fold``, ``paired``, ``stopping``, ...). Choose a strategy on some
+folds and report it on the others.
 """
 from __future__ import annotations
 
@@ -26,6 +34,7 @@ from ..errors import InputError
 from ..model.features import PolicyTextFeaturizer
 from ..model.classifier import PolicyClassifier
 from ..text.normalize import match_key
+from ..optional import require
 from ..text.near_duplicates import near_duplicate_groups
 from ..text.seedset import read_labeled_file
 from .stopping import VersionPoint, decision_agreement, stop_signal
@@ -291,10 +300,9 @@ def summary_table(result: dict, budgets: Sequence[int] = (200, 400, 800, 1200, 1
 
 def plot_curves(result: dict, path: str | Path) -> Path:
     """Draw macro-F1 learning curves of every strategy (and the full-data line) to ``path``."""
-    import matplotlib
-
+    matplotlib = require("matplotlib", "simulate --plot")
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = require("matplotlib.pyplot", "simulate --plot")
 
     fig, ax = plt.subplots(figsize=(8, 5))
     for name, curve in result["curves"].items():

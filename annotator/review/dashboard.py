@@ -275,11 +275,11 @@ def blind_report(store: Store) -> BlindReport:
     for a in store.annotations(sources=["label_studio"], not_policy=None):
         by_clause[a.clause_id].append(a)
     n_double = n_blind = 0
-    for annotations in by_clause.values():  # noqa: F402 -- the future import is no name used here
-        if len({a.annotator for a in annotations}) < 2:
+    for clause_annotations in by_clause.values():
+        if len({a.annotator for a in clause_annotations}) < 2:
             continue
         n_double += 1
-        first, *later = sorted(annotations, key=lambda a: a.created_at)
+        first, *later = sorted(clause_annotations, key=lambda a: a.created_at)
         n_blind += all(a.prefill_version is None or created.get(a.prefill_version, "~") < first.created_at
                        for a in later)
     return BlindReport(n_double, n_blind)

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import StoreError
+from ..optional import require
 from ..settings import mask_password
 
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
@@ -184,7 +185,7 @@ class PostgresConnection(Connection):
             (re.compile(r"\{rowid\}"), ", rowid BIGINT GENERATED ALWAYS AS IDENTITY"))
 
     def __init__(self, url: str) -> None:
-        import psycopg  # only PostgreSQL stores need the driver
+        psycopg = require("psycopg", "PostgreSQL stores (ANNOTATOR_DATABASE_URL)")  # the 'scale' extra
 
         self._psycopg = psycopg
         self.label = mask_password(url)

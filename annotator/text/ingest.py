@@ -220,6 +220,10 @@ def write_ls_tasks(documents: Sequence[Document], out_path: str | Path) -> int:
     return len(tasks)
 
 
+# What a refused --tasks-out suggests instead: the default task file of `annotator ingest`.
+_TASKS_OUT_EXAMPLE = "such as <home>/tasks.json (the default)"
+
+
 def check_tasks_out(out_path: str | Path) -> Path:
     """``out_path`` as a Path if a task file may be written there: nothing there yet, or a regular file.
 
@@ -243,8 +247,8 @@ def check_tasks_out(out_path: str | Path) -> Path:
     kind = ("a folder" if stat.S_ISDIR(mode) else "a symlink" if stat.S_ISLNK(mode)
             else "a device" if stat.S_ISBLK(mode) or stat.S_ISCHR(mode) else "a FIFO" if stat.S_ISFIFO(mode)
             else "a socket" if stat.S_ISSOCK(mode) else "not a regular file")
-    raise InputError(f"--tasks-out {out} is {kind}; only a regular file is replaced; choose a file path "
-                     "such as tasks/clauses.json")
+    raise InputError(f"--tasks-out {out} is {kind}; only a regular file is replaced; "
+                     f"choose a file path {_TASKS_OUT_EXAMPLE}")
 
 
 def check_output_file(out_path: str | Path, option: str) -> Path:
@@ -264,7 +268,7 @@ def check_output_file(out_path: str | Path, option: str) -> Path:
         check_tasks_out(out)
     except InputError as exc:
         raise InputError(str(exc).replace("--tasks-out", option, 1).replace(
-            "such as tasks/clauses.json", "in a folder that exists")) from None
+            _TASKS_OUT_EXAMPLE, "in a folder that exists")) from None
     folder = out.parent if str(out.parent) else Path(".")
     if not folder.is_dir():
         raise InputError(f"{option} {out}: the folder {folder} does not exist; create it or choose another path")

@@ -3,6 +3,7 @@ port, with a temporary data dir (first start runs the migrations: about a minute
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -114,3 +115,24 @@ def project_version(client, project_id: int) -> int | None:
     return version_from_ls(client.project(project_id)["model_version"])
 
 
+
+
+CHROMIUM_FLAGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                  "--force-device-scale-factor=1")
+
+
+def chromium(profile: Path, width: int, height: int, *extra: str):
+    """Debian's chromium under Selenium, headless, with a fresh profile (the caller quits it)."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+
+    options = Options()
+    options.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
+    for arg in (*CHROMIUM_FLAGS, *extra, f"--window-size={width},{height}", f"--user-data-dir={profile}"):
+        options.add_argument(arg)
+    driver = webdriver.Chrome(options=options, service=Service(
+        executable_path=shutil.which("chromedriver") or "/usr/bin/chromedriver"))
+    driver.set_page_load_timeout(60)
+    return driver

@@ -16,7 +16,7 @@ import pytest
 
 from annotator import Store
 
-from .conftest import RETRAIN_EVERY, live, project_version, wait_for  # noqa: F401 (fixture)
+from .conftest import RETRAIN_EVERY, chromium, live, project_version, wait_for  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.e2e
 
@@ -29,9 +29,6 @@ if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
     pytest.skip(f"needs Debian's chromium and chromium-driver ({CHROMIUM}, {CHROMEDRIVER} not found; "
                 "run `make system-deps` as root)", allow_module_level=True)
 
-from selenium import webdriver  # noqa: E402
-from selenium.webdriver.chrome.options import Options  # noqa: E402
-from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support import expected_conditions as ec  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
@@ -39,15 +36,7 @@ from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 @pytest.fixture
 def browser(tmp_path):
-    options = Options()
-    options.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--force-device-scale-factor=1", "--window-size=1400,1000",
-                f"--user-data-dir={tmp_path / 'chromium-profile'}"):
-        options.add_argument(arg)
-    driver = webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
-    driver.set_page_load_timeout(60)
+    driver = chromium(tmp_path / "chromium-profile", 1400, 1000)
     yield driver
     driver.quit()
 

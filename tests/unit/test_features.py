@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import pickle
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -9,8 +11,11 @@ from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
 from annotator import InputError
-from annotator.model.features import JiebaTokenizer, PolicyTextFeaturizer, _effective_min_df, check_documents
+from annotator.model import features as features_module
+from annotator.model.features import (POLICY_TERMS, JiebaTokenizer, PolicyTextFeaturizer, _effective_min_df,
+                                check_documents, portable_user_dict, user_dict_path)
 from annotator.labels import load_label_config
+from annotator.resources import resource_path
 from annotator.text.seedset import read_labeled_file
 from tests.conftest import seed_lines
 
@@ -66,6 +71,58 @@ def test_fit_transform_equals_fit_then_transform(texts, fitted):
 def test_pickled_featurizer_transforms_the_same(texts, fitted):
     loaded = pickle.loads(pickle.dumps(fitted))
     assert abs(loaded.transform(texts[:20]) - fitted.transform(texts[:20])).max() == 0
+
+
+def test_the_policy_terms_are_named_as_a_resource_not_by_a_path():
+    assert PolicyTextFeaturizer().user_dict == JiebaTokenizer().user_dict == POLICY_TERMS == "policy_terms.txt"
+    assert user_dict_path(POLICY_TERMS) == resource_path("policy_terms.txt")
+    assert user_dict_path("/srv/terms/my_terms.txt") == Path("/srv/terms/my_terms.txt")
+    assert user_dict_path(None) is None
+
+
+def test_a_pickled_featurizer_holds_no_path_of_this_install(fitted):
+    data = pickle.dumps(fitted)
+    assert str(resource_path("policy_terms.txt")).encode() not in data
+    assert b"resources/policy_terms" not in data
+    assert fitted.word_.tokenizer.user_dict == "policy_terms.txt"
+
+
+def test_an_unpickled_featurizer_finds_the_terms_where_this_install_has_them(texts, fitted, tmp_path, monkeypatch):
+    data = pickle.dumps(fitted)
+    # The model moves to another install: the resource is somewhere else now.
+    elsewhere = tmp_path / "other-install" / "annotator" / "resources"
+    elsewhere.mkdir(parents=True)
+    shutil.copy(resource_path("policy_terms.txt"), elsewhere / "policy_terms.txt")
+    asked = []
+    monkeypatch.setattr(features_module, "resource_path", lambda name: asked.append(name) or elsewhere / name)
+    loaded = pickle.loads(data)
+    assert abs(loaded.transform(texts[:20]) - fitted.transform(texts[:20])).max() == 0
+    assert "policy_terms.txt" in asked  # the tokenizer was rebuilt from the other install's copy
+
+
+def test_a_featurizer_pickled_with_an_install_path_still_loads(texts, fitted):
+    # Models saved before the terms were named by resource hold the absolute path of the install
+    # they were fitted in, which need not exist here.
+    old = pickle.loads(pickle.dumps(fitted))
+    gone = "/opt/old-venv/lib/python3.11/site-packages/annotator/resources/policy_terms.txt"
+    old.user_dict = gone
+    old.word_.tokenizer.user_dict = gone
+    data = pickle.dumps(old)
+    assert gone.encode() in data
+    loaded = pickle.loads(data)
+    assert loaded.user_dict == loaded.word_.tokenizer.user_dict == "policy_terms.txt"
+    assert abs(loaded.transform(texts[:20]) - fitted.transform(texts[:20])).max() == 0
+
+
+def test_a_user_dictionary_path_is_kept_as_given(tmp_path):
+    terms = tmp_path / "annotator" / "resources" / "my_terms.txt"
+    assert portable_user_dict(str(terms)) == str(terms)  # not a bundled resource: a user's own file
+    assert portable_user_dict(None) is None
+    terms.parent.mkdir(parents=True)
+    terms.write_text("发展集成电路\n", encoding="utf-8")
+    tokenizer = pickle.loads(pickle.dumps(JiebaTokenizer(str(terms))))
+    assert tokenizer.user_dict == str(terms)
+    assert "发展集成电路" in tokenizer("发展集成电路产业")
 
 
 def test_rows_are_unit_norm_per_block(fitted, texts):

@@ -239,7 +239,7 @@ def test_tasks_out_never_replaces_what_is_not_a_regular_file(tmp_path, utf8_doc,
     with pytest.raises(InputError) as err:
         write_ls_tasks([utf8_doc], target)
     assert str(err.value) == (f"--tasks-out {target} is {expected_kind}; only a regular file is replaced; choose a "
-                              "file path such as tasks/clauses.json")
+                              "file path such as <home>/tasks.json (the default)")
     after = os.lstat(target)
     assert (stat_module.S_IFMT(after.st_mode), after.st_ino) == (stat_module.S_IFMT(before.st_mode), before.st_ino)
     assert not [p for p in target.parent.iterdir() if p.name.startswith(".tasks.json.")]  # no temp file left

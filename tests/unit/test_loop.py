@@ -91,6 +91,11 @@ class FakeLabelStudio:
             ids.append(task_id)
         return ids
 
+    def delete_predictions(self, project_id, task_ids):
+        self.calls.append("delete_predictions")
+        for task_id in task_ids:
+            self.by_id[task_id]["predictions"] = []
+
     def import_predictions(self, project_id, predictions):
         self.calls.append("import_predictions")
         for p in predictions:
@@ -162,7 +167,8 @@ def test_a_new_version_rescores_every_waiting_task_and_deletes_none(settings, st
     retrain(settings, store, project)  # version 2
     second = refresh_queue(settings, store, project, client, 1)
 
-    assert client.model_version == "policy-clf-v2" and client.calls[-1] == "set_model_version"
+    assert client.model_version == "policy-clf-v2"
+    assert client.calls[-2:] == ["import_predictions", "set_model_version"]
     assert len(client.by_id) == 30 + second.imported  # nothing deleted
     # The new version's best ten are all waiting (imported unless already there); 27 unlabeled
     # tasks and the overlap task got the new version's prediction.
@@ -335,3 +341,17 @@ def test_old_model_files_are_pruned_but_a_shown_prefill_keeps_its_version(settin
     assert prune_versions(settings, store, project) == [2]  # 1 is still shown, 3 is the latest
     assert [v.version for v in store.model_versions()] == [1, 2, 3]  # rows and figures stay
     assert sorted(p.name for p in settings.model_dir.glob("*.pkl")) == ["model-00001.pkl", "model-00003.pkl"]
+
+
+def test_a_waiting_task_never_keeps_more_than_ten_predictions(settings, store, project, monkeypatch):
+    from annotator.cycle import ls_queue as ls_queue
+
+    settings = settings.replace(queue_window=10, batch_size=5)
+    client = FakeLabelStudio()
+    train_project(settings, store, project)
+    for _version in range(1, 13):  # twelve retrains (a new version each)
+        store.set_meta(ls_queue.QUEUE_VERSION_KEY, "")  # as if a new version came
+        refresh_queue(settings, store, project, client, 1)
+    assert client.calls.count("delete_predictions") == 1  # every 10th refresh, not every one
+    assert max(len(t["predictions"]) for t in client.by_id.values()) <= ls_queue.PREDICTIONS_KEPT
+    assert all(client.current(t) for t in client.by_id.values())  # every waiting task can be served

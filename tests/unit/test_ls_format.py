@@ -65,15 +65,22 @@ def test_bad_predict_body_says_what_is_wrong(payload, message):
 
 
 def test_prediction_is_a_choices_result_with_score_and_version():
-    assert ls_format.prediction(["金融支持", "企业"], 0.876543, 3, CONFIG) == {
-        "model_version": "3", "score": 0.8765,
+    from annotator import prediction_payload
+
+    assert prediction_payload(["金融支持", "企业"], 0.876543, "policy-clf-v3", CONFIG) == {
+        "model_version": "policy-clf-v3", "score": 0.876543,
         "result": [{"from_name": "labels", "to_name": "text", "type": "choices",
                     "value": {"choices": ["金融支持", "企业"]}}]}
+    # No labels (a cold start, a blind overlap task without a pre-fill): no region at all.
+    assert prediction_payload([], 0.25, "policy-clf-cold-start", CONFIG, task_id=7) == {
+        "model_version": "policy-clf-cold-start", "score": 0.25, "result": [], "task": 7}
 
 
 def test_prediction_accepts_numpy_scores():
+    from annotator import prediction_payload
+
     np = pytest.importorskip("numpy")
-    out = ls_format.prediction(("企业",), np.float32(0.5), 1, CONFIG)
+    out = prediction_payload(("企业",), np.float32(0.5), "policy-clf-v1", CONFIG)
     assert type(out["score"]) is float and out["score"] == 0.5
 
 

@@ -251,3 +251,20 @@ def test_a_broken_package_inside_an_extra_is_not_hidden(tmp_path, monkeypatch):
 def test_require_refuses_a_core_package():
     with pytest.raises(ValueError, match="'numpy' is not an optional package"):
         require("numpy", "anything")
+
+
+# --------------------------------------------------------------------------- what a wheel install lacks
+
+
+def test_the_demo_without_its_documents_says_where_to_get_them(tmp_path, monkeypatch):
+    # A wheel install has no tasks/ folder; the demo says so before it touches a port or the home.
+    import annotator.labels
+
+    monkeypatch.setattr(annotator.labels, "TASKS_DIR", tmp_path / "no-tasks")
+    result = CliRunner().invoke(main, ["--home", str(tmp_path / "home"), "demo", "--exit-after-setup",
+                                       "--ls-port", str(free_port()), "--port", str(free_port())])
+    assert result.exit_code == 1
+    assert result.output == ("Error: the demo's documents and seed labels come with the source repository, not "
+                             "with the installed package: git clone the repository and run `make demo` there (or "
+                             "ingest your own documents: annotator ingest DIR)\n")
+    assert not (tmp_path / "home" / "labelstudio").exists()

@@ -159,6 +159,16 @@ def test_tempered_need_power_leans_to_starved_labels(corpus):
     assert leaning > flat
 
 
+def test_tempered_density_power_leans_to_typical_clauses(corpus):
+    est = S.FeatureClassifier.from_fitted(corpus.model, corpus.Y[:120])
+    X = corpus.X[120:]
+    density = _rank01(S.pool_density(X))
+    leaning = np.mean([density[S.tempered_sampling(est, X, 20, rng=rng(s), gamma=0, density_power=3)].mean()
+                       for s in range(10)])
+    flat = np.mean([density[S.tempered_sampling(est, X, 20, rng=rng(s), gamma=0)].mean() for s in range(10)])
+    assert leaning > 0.65 and 0.4 < flat < 0.6  # rank^3 draws average 0.75; uniform ones 0.5
+
+
 def test_label_quota_gives_starved_labels_the_most_slots(corpus):
     """With one label unseen and the rest well covered, most picks sit near that label's threshold."""
     est = S.FeatureClassifier.from_fitted(corpus.model, corpus.Y[:120])
