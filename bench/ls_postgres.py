@@ -21,11 +21,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from annotator import LabelStudioClient, Settings  # noqa: E402
 from annotator.labels import TASKS_DIR  # noqa: E402
-from annotator.cycle.loop import task_payload  # noqa: E402
+from annotator.labelstudio.client import task_data  # noqa: E402
 from annotator.text.normalize import clause_id  # noqa: E402
 from tests.pgserver import PostgresServer  # noqa: E402
 from annotator.cli.services import LabelStudioServer  # noqa: E402
-from annotator.types import Clause  # noqa: E402
 from benchlib import percentile  # noqa: E402
 
 
@@ -34,7 +33,7 @@ def clause_tasks(n: int, config) -> list[dict]:
     texts = list(dict.fromkeys(line.split("\t", 1)[1] for line in
                                (TASKS_DIR / "seed_labels.tsv").read_text(encoding="utf-8").splitlines() if "\t" in line))
     texts = [t if i < len(texts) else f"{t}（{i}）" for i, t in enumerate((texts * (n // len(texts) + 1))[:n])]
-    return [task_payload(Clause(clause_id(t), t), config, None, None, None) for t in texts]
+    return [{"data": task_data(clause_id(t), t, "", config)} for t in texts]
 
 
 def main() -> None:

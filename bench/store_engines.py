@@ -27,7 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from annotator import Settings, Store  # noqa: E402
-from annotator.cycle.loop import unlabeled_pool  # noqa: E402
+from annotator.cycle.ls_queue import unlabeled_pool  # noqa: E402
 from tests.pgserver import PostgresServer  # noqa: E402
 from annotator.cycle.project import training_examples  # noqa: E402
 from annotator.types import Annotation, Clause  # noqa: E402
@@ -95,7 +95,7 @@ def run(target: str, args, labels: tuple[str, ...]) -> dict:
         figures["training_examples_s"] = time.perf_counter() - started
         figures["n_examples"] = len(examples)
         started = time.perf_counter()
-        pool = unlabeled_pool(store)
+        pool = unlabeled_pool(store, store.clauses(), store.labeled_clause_ids())
         figures["unlabeled_pool_s"] = time.perf_counter() - started
         figures["n_pool"] = len(pool)
         started = time.perf_counter()

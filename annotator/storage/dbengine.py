@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 import re
 import sqlite3
+import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -136,11 +137,25 @@ class SqliteConnection(Connection):
             self._conn.execute("PRAGMA foreign_keys=ON")
             self._conn.execute(f"PRAGMA busy_timeout={int(LOCK_TIMEOUT_S * 1000)}")
             if path != ":memory:":
-                self._conn.execute("PRAGMA journal_mode=WAL")
+                self._enable_wal()
                 # FULL: an annotation acknowledged to Label Studio survives a power cut too.
                 self._conn.execute("PRAGMA synchronous=FULL")
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"cannot open the store {path}: {exc}") from exc
+
+    def _enable_wal(self) -> None:
+        """Switch to WAL. On a new database the switch needs the write lock, and SQLite answers
+        "database is locked" at once (no busy handler) while another process or thread creates
+        the schema: try again until the lock timeout."""
+        deadline = time.monotonic() + LOCK_TIMEOUT_S
+        while True:
+            try:
+                self._conn.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
 
     def execute(self, sql: str, params: Iterable = ()) -> sqlite3.Cursor:
         try:
