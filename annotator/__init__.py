@@ -47,7 +47,7 @@ _EXPORTS: dict[str, str] = {
     "AgreementReport": "review.agreement", "agreement_report": "review.agreement",
     "Disagreement": "review.disagreements",
     "HOURS_SHOWN": "review.dashboard", "DashboardData": "review.dashboard",
-    "agreement_for_store": "review.dashboard", "dashboard_data": "review.dashboard",
+    "agreement_for_store": "review.dashboard", "dashboard_data": "review.dashboard", "adjudicate": "review.resolve",
     "review_queue": "review.dashboard", "stop_signal_for_store": "review.dashboard",
     # the live loop
     "run_cycle": "cycle.loop", "missing_api_key_problem": "cycle.loop", "PROJECT_KEY": "cycle.loop",
@@ -75,6 +75,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs only; at run time the table abov
     from .review.agreement import AgreementReport, agreement_report
     from .cycle.connect import connect_project
     from .review.disagreements import Disagreement
+    from .review.resolve import adjudicate
     from .errors import (AnnotatorError, EmptyPoolError, InputError, LabelStudioError, NotFoundError,
                          NotTrainedError, PoolExhaustedError, QueryError, SchemaMismatchError, StoreError,
                          UnknownLabelError)

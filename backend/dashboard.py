@@ -33,7 +33,7 @@ from urllib.parse import urlsplit
 from flask import (Blueprint, current_app, flash, jsonify, redirect, render_template, request, session,
                    url_for)
 
-from annotator import (HOURS_SHOWN, DashboardData, InputError, Settings, Store, agreement_for_store, check_labels,
+from annotator import (HOURS_SHOWN, DashboardData, InputError, Settings, Store, adjudicate, agreement_for_store,
                        dashboard_data, missing_api_key_problem)
 
 from .context import get_registry, get_settings, get_store, label_config, last_failed_run, training_queue
@@ -45,8 +45,6 @@ bp = Blueprint("dashboard", __name__, template_folder="templates", static_folder
 DEFAULT_QUEUE = 20
 MAX_QUEUE = 500
 QUEUE_STEP = 50  # entries the "show more" link adds
-MAX_RESOLVER_CHARS = 100
-MAX_NOTE_CHARS = 2000
 _AUTH_KEY = "dashboard_auth"
 _THROTTLE_KEY = "annotator.login_throttle"
 SESSION_GENERATION_KEY = "dashboard_session_generation"  # store meta: a new value at logout ends every session
@@ -313,26 +311,9 @@ def agreement_json():
 def resolve():
     """Store a lead's final label set for one clause; the clause leaves the queue."""
     _check_form_origin()
-    labels = label_config().labels
-    clause_id = request.form.get("clause_id", "").strip()
-    if not clause_id:
-        raise InputError("clause_id is missing: resolve a clause from the dashboard's queue")
-    store = get_store()
-    if not store.clauses([clause_id]):
-        raise InputError(f"unknown clause '{clause_id}': it is not in this project's store; "
-                         "reload the dashboard and pick a clause from the queue")
-    ordered = check_labels([label.strip() for label in request.form.getlist("labels")], labels)
-    resolver = request.form.get("resolver", "").strip()
-    if not resolver:
-        raise InputError("resolver is empty: type your name in the 'resolved by' field so the decision "
-                         "can be traced")
-    if len(resolver) > MAX_RESOLVER_CHARS:
-        raise InputError(f"resolver has {len(resolver)} characters (limit {MAX_RESOLVER_CHARS}); "
-                         "use a short name")
-    note = request.form.get("note", "").strip()
-    if len(note) > MAX_NOTE_CHARS:
-        raise InputError(f"note has {len(note)} characters (limit {MAX_NOTE_CHARS}); shorten it")
-    store.adjudicate(clause_id, ordered, resolver, note)
+    resolver, clause_id = request.form.get("resolver", "").strip(), request.form.get("clause_id", "").strip()
+    ordered = adjudicate(get_store(), clause_id, request.form.getlist("labels"),
+                         resolver=resolver, note=request.form.get("note", ""), label_set=label_config().labels)
     session["dashboard_resolver"] = resolver
     flash(f"Resolved {clause_id} as {'、'.join(ordered) or '(no label)'} — by {resolver}.")
     queue = request.form.get("queue", "")

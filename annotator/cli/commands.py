@@ -598,11 +598,10 @@ def resolve(obj: Context, clause_id, labels, resolver, note) -> None:
 
     Example: annotator resolve 3f2a9c0d1e2b4a5c 金融支持 财政支持 --resolver lead@example.com
     """
-    from ..labels import check_labels
+    from ..review.resolve import adjudicate
 
-    chosen = check_labels(labels, obj.settings.labels)
-    obj.store.adjudicate(clause_id, chosen, resolver, note)
-    click.echo(f"{clause_id}: {' | '.join(chosen)} (by {resolver})")
+    chosen = adjudicate(obj.store, clause_id, labels, resolver=resolver, note=note, label_set=obj.settings.labels)
+    click.echo(f"{clause_id}: {' | '.join(chosen)} (by {resolver.strip()})")
 
 
 @main.group()

@@ -11,19 +11,26 @@ the clause's labels. Policies:
 ``"union"``      a label any voter chose.
 
 When the policy leaves no label, the clause has no agreed set: it is ``"unresolved"`` and goes to
-review instead of training. A lead's adjudication always wins.
+review instead of training. A lead's adjudication always wins; :func:`adjudicate` is the one place
+that checks and stores it (the dashboard's resolve button and ``annotator resolve`` both call it).
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ..errors import InputError
 from ..labels import check_labels
 from ..types import Annotation
 
+if TYPE_CHECKING:
+    from ..storage.store import Store
+
 POLICIES = ("unanimous", "majority", "union")
+MAX_RESOLVER_CHARS = 100
+MAX_NOTE_CHARS = 2000
 SOURCE_ORDER = ("seed", "label_studio", "cli")
 ADJUDICATION = "adjudication"
 SEED = "seed"
@@ -234,3 +241,35 @@ def resolve_annotations(
         )
         for clause, group in by_clause.items()
     }
+
+
+def adjudicate(store: Store, clause_id: str, labels: Iterable[str], *, resolver: str, note: str = "",
+               label_set: Sequence[str]) -> tuple[str, ...]:
+    """Check and store a lead's final label set for a clause; returns it in label-set order.
+
+    Annotators' answers stay as they are; an empty set is allowed (the clause carries no label).
+
+    Raises
+    ------
+    InputError
+        If the clause id is empty or unknown, a label is not in ``label_set`` (UnknownLabelError),
+        the resolver is empty or longer than ``MAX_RESOLVER_CHARS``, or the note is longer than
+        ``MAX_NOTE_CHARS``; nothing is stored then.
+    """
+    clause_id = clause_id.strip()
+    if not clause_id:
+        raise InputError("clause_id is missing: pick a clause from the disagreement queue")
+    if not store.clauses([clause_id]):
+        raise InputError(f"unknown clause '{clause_id}': it is not in this project's store; pick one from "
+                         "the disagreement queue (the dashboard, or `annotator agreement`)")
+    chosen = check_labels([label.strip() for label in labels], tuple(label_set))
+    resolver, note = resolver.strip(), note.strip()
+    if not resolver:
+        raise InputError("resolver is empty: type your name in the 'resolved by' field so the decision "
+                         "can be traced")
+    if len(resolver) > MAX_RESOLVER_CHARS:
+        raise InputError(f"resolver has {len(resolver)} characters (limit {MAX_RESOLVER_CHARS}); use a short name")
+    if len(note) > MAX_NOTE_CHARS:
+        raise InputError(f"note has {len(note)} characters (limit {MAX_NOTE_CHARS}); shorten it")
+    store.adjudicate(clause_id, chosen, resolver, note)
+    return chosen

@@ -291,7 +291,8 @@ def test_resolve_with_an_unknown_label(labeled_home):
 def test_resolve_an_unknown_clause(labeled_home):
     result = run(labeled_home, "resolve", "0000000000000000", "企业", "--resolver", "lead")
     assert result.exit_code == 1
-    assert result.output.strip() == "Error: no clause with id '0000000000000000'"
+    assert result.output.strip() == ("Error: unknown clause '0000000000000000': it is not in this project's store; "
+                                     "pick one from the disagreement queue (the dashboard, or `annotator agreement`)")
 
 
 def test_resolve_needs_a_resolver(labeled_home):
@@ -328,3 +329,14 @@ def test_label_config_prints_the_config_a_ui_made_project_needs(tmp_path):
     config = parse_label_config(result.stdout)
     assert len(config.labels) == 27 and config.not_policy == "不是政策措施"
     assert result.stdout.startswith("<View>") and (config.from_name, config.value_key) == ("labels", "text")
+
+
+def test_resolve_from_the_cli_is_validated_like_the_dashboard(labeled_home):
+    """One adjudicate(): the CLI refuses what the dashboard refuses, with the same message."""
+    result = run(labeled_home, "resolve", clause_id(LOAN), "企业", "--resolver", "  ")
+    assert result.exit_code == 1
+    assert result.output.strip() == ("Error: resolver is empty: type your name in the 'resolved by' field so the "
+                                     "decision can be traced")
+    result = run(labeled_home, "resolve", clause_id(LOAN), "企业", "--resolver", "lead", "--note", "x" * 2001)
+    assert result.exit_code == 1
+    assert result.output.strip() == "Error: note has 2001 characters (limit 2000); shorten it"
