@@ -8,7 +8,6 @@ even when Label Studio could not be reached, so every version has its figures.
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from ..storage.locks import project_lock
 from ..model.poolcache import PoolCache
 from ..model.project_features import project_features
 from .project import training_examples
+from .snapshot import CycleSnapshot
 from ..storage.registry import ModelRegistry
 from ..settings import Settings
 from ..storage.store import Store
@@ -36,17 +36,13 @@ WIRED_KEY = "ls_wired_project"  # the project whose sampling mode and webhook th
 
 def data_fingerprint(store: Store) -> str:
     """Changes whenever a label that training would read changes."""
-    h = hashlib.sha1()
-    for a in store.annotations():
-        h.update(f"{a.clause_id}|{a.annotator}|{a.source}|{','.join(a.labels)}\n".encode())
-    for clause_id, labels in sorted(store.adjudications().items()):
-        h.update(f"adj|{clause_id}|{','.join(labels)}\n".encode())
-    return h.hexdigest()[:16]
+    return CycleSnapshot.read(store, ()).fingerprint
 
 
-def needs_training(store: Store) -> bool:
+def needs_training(store: Store, snapshot: CycleSnapshot | None = None) -> bool:
     latest = store.latest_model_version()
-    return latest is None or latest.metrics.get("data_fingerprint") != data_fingerprint(store)
+    fingerprint = snapshot.fingerprint if snapshot is not None else data_fingerprint(store)
+    return latest is None or latest.metrics.get("data_fingerprint") != fingerprint
 
 
 @dataclass
@@ -61,7 +57,8 @@ class Retrained:
     groups: np.ndarray  # near-duplicate group of each example, for the evaluation's split
 
 
-def retrain(settings: Settings, store: Store, registry: ModelRegistry) -> Retrained | None:
+def retrain(settings: Settings, store: Store, registry: ModelRegistry,
+            snapshot: CycleSnapshot | None = None) -> Retrained | None:
     """Train on the store's current labels and save a new version (None if too few labels yet).
 
     The version is fitted on every label and saved at once, so it can serve and rank the next
@@ -69,18 +66,20 @@ def retrain(settings: Settings, store: Store, registry: ModelRegistry) -> Retrai
     runs it after the push). A failure is recorded in ``train_runs`` (shown on /health) and
     re-raised; the previous version keeps serving. Call it holding the project's cycle lock: a run
     still marked running is then one a killed process left behind, and is marked failed.
+    ``snapshot``: the cycle's read of the store (default: read it now).
     """
     labels = settings.labels
     if store.fail_unfinished_train_runs(INTERRUPTED):
         log.warning("a previous training run was interrupted; its model was never saved")
-    examples = training_examples(store, labels)
+    snapshot = snapshot or CycleSnapshot.read(store, labels)
+    examples = list(snapshot.examples)
     if len(examples) < settings.min_train_labels:
         log.info("%d labeled clauses, %d needed before the first model", len(examples), settings.min_train_labels)
         return None
-    fingerprint = data_fingerprint(store)
+    fingerprint = snapshot.fingerprint  # of exactly the labels trained on
     run_id = store.start_train_run(len(examples))
     try:
-        features = project_features(settings, store, registry)
+        features = project_features(settings, store, registry, clauses=snapshot.clauses)
         X = features.cache.matrix([e.id for e in examples])
         result = train_model(examples, labels, holdout=0, seed=settings.seed, featurizer=features.featurizer,
                              features=X)
@@ -139,10 +138,11 @@ def train_project(settings: Settings, store: Store, registry: ModelRegistry, *,
     return trained, figures
 
 
-def save_human_label_predictions(store: Store, trained: Retrained) -> int:
+def save_human_label_predictions(store: Store, trained: Retrained, snapshot: CycleSnapshot | None = None) -> int:
     """Store the new version's predictions on clauses people labeled (the dashboard compares them)."""
-    ids = sorted({a.clause_id for a in store.annotations() if a.source != "seed"} | set(store.adjudications()))
-    clauses = store.clauses(ids)
+    snapshot = snapshot or CycleSnapshot.read(store, trained.model.labels)
+    ids = {a.clause_id for a in snapshot.annotations if a.source != "seed"} | set(snapshot.adjudications)
+    clauses = [c for c in snapshot.clauses if c.id in ids]
     if not clauses:
         return 0
     model = trained.model
@@ -155,7 +155,8 @@ def save_human_label_predictions(store: Store, trained: Retrained) -> int:
 STABILITY_SAMPLE = 5000  # unlabeled clauses two consecutive versions are compared on
 
 
-def measure_stability(store: Store, registry: ModelRegistry, trained: Retrained) -> float | None:
+def measure_stability(store: Store, registry: ModelRegistry, trained: Retrained,
+                      snapshot: CycleSnapshot | None = None) -> float | None:
     """Agreement (kappa) between the new and the previous version's decisions on unlabeled clauses,
     stored as the version's ``pool_agreement``: the stabilizing-predictions stop signal
     (:mod:`annotator.query.stopping`). None for a first version, or when the previous one cannot be read."""
@@ -169,13 +170,13 @@ def measure_stability(store: Store, registry: ModelRegistry, trained: Retrained)
     except AnnotatorError as exc:
         log.info("no prediction stability for version %d: %s", trained.version.version, exc)
         return None
-    labeled = store.labeled_clause_ids()
-    ids = [c.id for c in store.clauses() if c.id not in labeled][:STABILITY_SAMPLE]
-    if not ids:
+    snapshot = snapshot or CycleSnapshot.read(store, trained.model.labels)
+    labeled = snapshot.labeled_ids
+    sample = [c for c in snapshot.clauses if c.id not in labeled][:STABILITY_SAMPLE]
+    if not sample:
         return None
-    X_new = trained.cache.matrix(ids)
-    X_old = X_new if old.featurizer_ is trained.model.featurizer_ else old.transform_texts(
-        [c.text for c in store.clauses(ids)])
+    X_new = trained.cache.matrix([c.id for c in sample])
+    X_old = X_new if old.featurizer_ is trained.model.featurizer_ else old.transform_texts([c.text for c in sample])
     kappa = round(decision_agreement(old.decide(old.predict_proba_features(X_old)),
                                      trained.model.decide(trained.model.predict_proba_features(X_new))), 4)
     store.update_model_metrics(trained.version.version, {"pool_agreement": kappa})
@@ -231,7 +232,9 @@ def run_cycle(settings: Settings, *, force: bool = False, train: bool = True) ->
     with project_lock(settings.home), Store(settings.store_url) as store:
         registry = ModelRegistry(settings.model_dir, store)
         out: dict = {"model_version": None, "push": None}
-        trained = retrain(settings, store, registry) if train and (force or needs_training(store)) else None
+        snapshot = CycleSnapshot.read(store, settings.labels)  # the cycle's one read of the labels
+        trained = (retrain(settings, store, registry, snapshot)
+                   if train and (force or needs_training(store, snapshot)) else None)
         out["model_version"] = trained.version.version if trained else None
         out["train_seconds"] = round(time.perf_counter() - started, 2)
         project_id = store.get_meta(PROJECT_KEY)
@@ -245,15 +248,16 @@ def run_cycle(settings: Settings, *, force: bool = False, train: bool = True) ->
                     if store.get_meta(WIRED_KEY) != project_id:
                         wire_project(client, int(project_id), settings)
                         store.set_meta(WIRED_KEY, project_id)
-                    out["push"] = refresh_queue(settings, store, registry, client, int(project_id)).to_dict()
+                    out["push"] = refresh_queue(settings, store, registry, client, int(project_id),
+                                                snapshot=snapshot).to_dict()
             except Exception as exc:  # the version is saved: measure it anyway, then report
                 failure = exc
         out["ready_seconds"] = round(time.perf_counter() - started, 2)
         if trained is not None:
             figures = evaluate_version(settings, store, trained)
             out["held_out"] = {k: figures[k] for k in ("n", "macro_f1", "micro_f1") if k in figures}
-            save_human_label_predictions(store, trained)
-            out["pool_agreement"] = measure_stability(store, registry, trained)
+            save_human_label_predictions(store, trained, snapshot)
+            out["pool_agreement"] = measure_stability(store, registry, trained, snapshot)
             out["pruned"] = prune_versions(settings, store, registry)
     out["seconds"] = round(time.perf_counter() - started, 2)
     if failure is not None:

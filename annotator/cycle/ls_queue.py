@@ -31,6 +31,7 @@ from ..labelstudio.client import (LabelStudioClient, LsTask, ls_model_version, p
 from ..text.normalize import clause_id as text_clause_id
 from ..text.normalize import match_key
 from .project import training_examples
+from .snapshot import CycleSnapshot
 from ..model.project_features import pool_cache
 from ..storage.registry import ModelRegistry
 from ..settings import Settings
@@ -38,7 +39,7 @@ from ..storage.store import Store
 from ..query.strategies import cold_start_batch, select_batch
 from .sync import record_annotation, remember_users, sync_project
 from ..model.training import label_matrix
-from ..types import Clause, PushedTask
+from ..types import Clause, Example, PushedTask
 
 log = logging.getLogger(__name__)
 
@@ -153,12 +154,13 @@ def unlabeled_pool(store: Store, clauses: Sequence[Clause], labeled: set[str]) -
 
 
 def rank_pool(settings: Settings, store: Store, model, X, pool: Sequence[Clause], n: int,
-              *, rng: np.random.Generator) -> list[int]:
-    """The strategy's best ``n`` rows of ``pool``, best first (the cold start's before any model)."""
+              *, rng: np.random.Generator, examples: Sequence[Example] | None = None) -> list[int]:
+    """The strategy's best ``n`` rows of ``pool``, best first (the cold start's before any model).
+    ``examples``: the labeled examples when already read (a cycle's snapshot)."""
     texts = [c.text for c in pool]
     if model is None:
         return cold_start_batch(texts, settings.labels, n, rng=rng)
-    examples = training_examples(store, settings.labels)
+    examples = training_examples(store, settings.labels) if examples is None else examples
     return select_batch(model, X, n, strategy=settings.strategy, rng=rng, texts=texts,
                         Y_labeled=label_matrix(examples, settings.labels))
 
@@ -217,19 +219,22 @@ def wire_project(client: LabelStudioClient, project_id: int, settings: Settings 
 
 
 def refresh_queue(settings: Settings, store: Store, registry: ModelRegistry, client: LabelStudioClient,
-                  project_id: int) -> QueueReport:
+                  project_id: int, *, snapshot: CycleSnapshot | None = None) -> QueueReport:
     """Give the waiting tasks the latest version's scores and pre-fills, top the queue up, switch
-    the project's model version. Call it holding the project's cycle lock."""
+    the project's model version. Call it holding the project's cycle lock. ``snapshot``: the
+    cycle's read of the store (default: read it now)."""
     started = time.perf_counter()
     config = settings.labels_config()
-    clauses = store.clauses()
-    known = {c.id for c in clauses}
+    snapshot = snapshot or CycleSnapshot.read(store, settings.labels)
+    known = {c.id for c in snapshot.clauses}
     live, returned, unmatched = settle_by_data(store, client.task_index(project_id, config.value_key),
                                                project_id, known)
     recovered = recover_missing_annotations(store, client, live, project_id, config)
+    if recovered:  # labels the snapshot did not have: those clauses are no longer to be asked
+        snapshot = CycleSnapshot.read(store, settings.labels)
     remember_users(store, client)  # people who joined since: their labels name them, not their ids
     records = {p.clause_id: p for p in store.pushed_tasks()}
-    labeled = store.labeled_clause_ids()
+    clauses, labeled = snapshot.clauses, snapshot.labeled_ids
     waiting = {cid: task for cid, task in live.items() if not task.is_labeled}
     try:
         info, model = registry.load("latest")
@@ -243,15 +248,16 @@ def refresh_queue(settings: Settings, store: Store, registry: ModelRegistry, cli
     rng = np.random.default_rng([settings.seed, batch])
     X = None
     if model is not None and pool:
-        X = pool_cache(settings, store, model.featurizer_,
-                       fingerprint=info.metrics.get("featurizer_fingerprint")).matrix([c.id for c in pool])
+        X = pool_cache(settings, store, model.featurizer_, fingerprint=info.metrics.get("featurizer_fingerprint"),
+                       clauses=clauses).matrix([c.id for c in pool])
     # A new version (or tasks never scored, e.g. adopted ones): every waiting task gets a prediction.
     new_version = store.get_meta(QUEUE_VERSION_KEY) != f"{project_id}:{version}" or any(
         records[cid].score is None for cid in waiting if cid in records and cid in row_of)
     room = settings.queue_window - len(waiting)
     ranked: list[int] = []
     if pool and (new_version or room > 0 or not waiting):
-        ranked = rank_pool(settings, store, model, X, pool, min(settings.queue_window, len(pool)), rng=rng)
+        ranked = rank_pool(settings, store, model, X, pool, min(settings.queue_window, len(pool)), rng=rng,
+                           examples=snapshot.examples)
     plan = plan_queue(len(pool), waiting_rows, ranked, window=settings.queue_window,
                       n_fresh=settings.batch_size if new_version or not waiting else 0, rng=rng)
     # Pre-fills for the new tasks and, after a retrain, for the waiting tasks nobody labeled yet.

@@ -72,15 +72,24 @@ def training_examples(store: Store, labels: Sequence[str]) -> list[Example]:
 
     Labels from annotators in Label Studio outrank the seed file: they are newer and made with
     the project's own guidelines. A clause whose annotators share no label is left out until a
-    lead adjudicates it.
+    lead adjudicates it. (A live cycle reads the same from its snapshot: :mod:`annotator.cycle.snapshot`.)
     """
     annotations = store.annotations()
-    adjudications = store.adjudications()
+    chosen = chosen_labels(annotations, store.adjudications(), labels)
+    return examples_from(chosen, {c.id: c.text for c in store.clauses(chosen)}, labels)
+
+
+def chosen_labels(annotations: Sequence[Annotation], adjudications: dict[str, tuple[str, ...]],
+                  labels: Sequence[str]) -> dict[str, tuple[str, ...]]:
+    """The label set training uses for each labeled clause (see :func:`training_examples`)."""
     human = [a for a in annotations if a.source != "seed"]
     seed = [a for a in annotations if a.source == "seed"]
     resolved = resolve_annotations(human, labels=labels, adjudications=adjudications, policy="majority")
     seeded = resolve_annotations([a for a in seed if a.clause_id not in resolved], labels=labels,
                                  policy="union")
-    chosen = {cid: r.labels for cid, r in {**seeded, **resolved}.items() if r.labels}
-    texts = {c.id: c.text for c in store.clauses(chosen)}
+    return {cid: r.labels for cid, r in {**seeded, **resolved}.items() if r.labels}
+
+
+def examples_from(chosen: dict[str, tuple[str, ...]], texts: dict[str, str], labels: Sequence[str]) -> list[Example]:
+    """Examples of the chosen label sets, for the clauses whose text is known, in ``chosen``'s order."""
     return [Example(cid, texts[cid], check_labels(chosen[cid], tuple(labels))) for cid in chosen if cid in texts]

@@ -7,6 +7,7 @@ features stay valid across retrains; past ``FEATURIZER_REFIT_GROWTH`` a new one 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ..errors import NotTrainedError
@@ -14,6 +15,7 @@ from .poolcache import PoolCache
 from ..storage.registry import ModelRegistry
 from ..settings import Settings
 from ..storage.store import Store
+from ..types import Clause
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +32,8 @@ class ProjectFeatures:
     cache: PoolCache
 
 
-def project_features(settings: Settings, store: Store, registry: ModelRegistry) -> ProjectFeatures:
+def project_features(settings: Settings, store: Store, registry: ModelRegistry, *,
+                     clauses: Sequence[Clause] | None = None) -> ProjectFeatures:
     """The project's featurizer and its feature cache, completed with every clause of the store.
 
     The latest model's featurizer is reused while the project has not grown much, so the pool's
@@ -39,29 +42,32 @@ def project_features(settings: Settings, store: Store, registry: ModelRegistry) 
     """
     from .features import PolicyTextFeaturizer
 
-    n_clauses = store.count_clauses()
+    clauses = list(store.clauses() if clauses is None else clauses)
+    n_clauses = len(clauses)
     try:
         info, model = registry.load("latest")
         n_fit = int(info.metrics.get("featurizer_clauses") or 0)
         if n_fit and n_clauses <= FEATURIZER_REFIT_GROWTH * n_fit:
             cache = pool_cache(settings, store, model.featurizer_,
-                               fingerprint=info.metrics.get("featurizer_fingerprint"))
+                               fingerprint=info.metrics.get("featurizer_fingerprint"), clauses=clauses)
             return ProjectFeatures(model.featurizer_, n_fit, cache)
     except NotTrainedError:
         pass
     log.info("fitting the project featurizer on %d clauses", n_clauses)
-    featurizer = PolicyTextFeaturizer().fit([c.text for c in store.clauses()])
-    return ProjectFeatures(featurizer, n_clauses, pool_cache(settings, store, featurizer))
+    featurizer = PolicyTextFeaturizer().fit([c.text for c in clauses])
+    return ProjectFeatures(featurizer, n_clauses, pool_cache(settings, store, featurizer, clauses=clauses))
 
 
-def pool_cache(settings: Settings, store: Store, featurizer, *, fingerprint: str | None = None) -> PoolCache:
+def pool_cache(settings: Settings, store: Store, featurizer, *, fingerprint: str | None = None,
+               clauses: Sequence[Clause] | None = None) -> PoolCache:
     """The feature cache of ``featurizer``, completed with every clause of the store.
 
-    ``fingerprint``: the featurizer's, when already known (saved with its model version). With
+    ``fingerprint``: the featurizer's, when already known (saved with its model version);
+    ``clauses``: the store's clauses when already read (a cycle's snapshot). With
     ``settings.dask_scheduler`` set, many new clauses are featurized on Dask (same features).
     """
     cache = PoolCache(settings.cache_dir, featurizer, fingerprint=fingerprint)
-    clauses = store.clauses()
+    clauses = store.clauses() if clauses is None else clauses
     ids, texts = [c.id for c in clauses], [c.text for c in clauses]
     if settings.dask_scheduler:  # a big batch of new clauses is featurized over the Dask cluster
         from .dask_features import add_on_dask

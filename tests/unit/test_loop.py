@@ -355,3 +355,21 @@ def test_a_waiting_task_never_keeps_more_than_ten_predictions(settings, store, p
     assert client.calls.count("delete_predictions") == 1  # every 10th refresh, not every one
     assert max(len(t["predictions"]) for t in client.by_id.values()) <= ls_queue.PREDICTIONS_KEPT
     assert all(client.current(t) for t in client.by_id.values())  # every waiting task can be served
+
+
+def test_a_label_arriving_during_a_cycle_is_trained_by_the_next_one(settings, store, project):
+    """The cycle reads the labels once: the version's fingerprint is that of exactly the labels it was
+    fitted on, so a label that lands meanwhile makes the next cycle retrain."""
+    from annotator.cycle.loop import needs_training
+    from annotator.cycle.project import training_examples
+    from annotator.cycle.snapshot import CycleSnapshot
+
+    snapshot = CycleSnapshot.read(store, settings.labels)
+    assert list(snapshot.examples) == training_examples(store, settings.labels)
+    assert snapshot.labeled_ids == store.labeled_clause_ids()
+    unlabeled = next(c for c in store.clauses() if c.id not in snapshot.labeled_ids)
+    store.save_annotation(Annotation(unlabeled.id, (settings.labels[0],), "ann@example.com", "label_studio",
+                                     ls_annotation_id=990))  # a webhook, while the cycle trains
+    trained = retrain(settings, store, project, snapshot)
+    assert trained.version.n_train == 200 and trained.version.metrics["data_fingerprint"] == snapshot.fingerprint
+    assert needs_training(store)  # the new label is not in that version: the next cycle trains it
