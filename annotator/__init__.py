@@ -22,7 +22,7 @@ _EXPORTS: dict[str, str] = {
     "AnnotatorError": "errors", "EmptyPoolError": "errors", "InputError": "errors",
     "LabelStudioError": "errors", "NotFoundError": "errors", "NotTrainedError": "errors",
     "PoolExhaustedError": "errors", "QueryError": "errors", "SchemaMismatchError": "errors",
-    "StoreError": "errors", "UnknownLabelError": "errors",
+    "StoreError": "errors", "UnknownLabelError": "errors", "JobQueueError": "errors", "CycleJobError": "errors",
     # shared leaves
     "Settings": "settings",
     "Annotation": "types", "Clause": "types", "Document": "types", "Example": "types",
@@ -52,6 +52,7 @@ _EXPORTS: dict[str, str] = {
     # the live loop
     "run_cycle": "cycle.loop", "missing_api_key_problem": "cycle.loop", "PROJECT_KEY": "cycle.loop",
     "connect_project": "cycle.connect",
+    "CycleQueue": "cycle.jobqueue", "CYCLE_JOB": "cycle.jobqueue", "CYCLE_TIMEOUT": "cycle.jobqueue",
 }
 
 __all__ = ["__version__", *_EXPORTS]
@@ -74,11 +75,12 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # for type checkers and IDEs only; at run time the table above is used
     from .review.agreement import AgreementReport, agreement_report
     from .cycle.connect import connect_project
+    from .cycle.jobqueue import CYCLE_JOB, CYCLE_TIMEOUT, CycleQueue
     from .review.disagreements import Disagreement
     from .review.resolve import adjudicate
-    from .errors import (AnnotatorError, EmptyPoolError, InputError, LabelStudioError, NotFoundError,
-                         NotTrainedError, PoolExhaustedError, QueryError, SchemaMismatchError, StoreError,
-                         UnknownLabelError)
+    from .errors import (AnnotatorError, CycleJobError, EmptyPoolError, InputError, JobQueueError, LabelStudioError,
+                         NotFoundError, NotTrainedError, PoolExhaustedError, QueryError, SchemaMismatchError,
+                         StoreError, UnknownLabelError)
     from .labels import LabelConfig, check_labels, load_label_config, parse_label_config
     from .labelstudio.client import (WEBHOOK_SECRET_HEADER, LabelStudioClient, choices_result, ls_model_version,
                                      prediction_payload, project_id_from_setup)

@@ -47,3 +47,11 @@ class StoreError(AnnotatorError):
 
 class LabelStudioError(AnnotatorError):
     """Label Studio answered with an error or could not be reached."""
+
+
+class JobQueueError(AnnotatorError):
+    """The RQ job queue cannot be used: Redis is unreachable. The message names the URL, never its password."""
+
+
+class CycleJobError(AnnotatorError):
+    """A training cycle failed in an RQ worker, or its job vanished; the message is the worker's ``Type: message``."""

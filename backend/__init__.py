@@ -11,12 +11,12 @@ import threading
 
 from flask import Flask
 
-from annotator import (MissingExtraError, ModelRegistry, NotTrainedError, Settings, Store, missing_api_key_problem,
-                       run_cycle)
+from annotator import (InputError, JobQueueError, MissingExtraError, ModelRegistry, NotTrainedError, Settings, Store,
+                       missing_api_key_problem, run_cycle)
 
 from .context import close_store
 from .errors import register_error_handlers
-from .jobs import JobQueueUnavailable, RedisTrainingQueue, TrainingQueue
+from .jobs import RedisTrainingQueue, TrainingQueue
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,8 @@ def _training_queue(settings: Settings, in_process_jobs: bool) -> TrainingQueue:
         try:
             return RedisTrainingQueue(settings, every=settings.retrain_every, delay=settings.retrain_delay,
                                       reconcile_every=settings.reconcile_every)
-        except (JobQueueUnavailable, MissingExtraError) as exc:  # Redis down, or redis/rq not installed
+        # Redis down, a URL that is not a Redis URL, or redis/rq not installed
+        except (JobQueueError, InputError, MissingExtraError) as exc:
             fallback = f"{exc}; training cycles run in this backend process instead"
             log.error("%s", fallback)
     queue = TrainingQueue(_cycle_job(settings), every=settings.retrain_every, delay=settings.retrain_delay,

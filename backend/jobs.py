@@ -13,14 +13,13 @@ so the first retrain does not wait for a fresh interpreter to import scikit-lear
 logs to this process's stderr at this process's log level.
 
 RedisTrainingQueue debounces the same way but hands each cycle to the project's RQ queue on Redis
-(``ANNOTATOR_REDIS_URL``), where ``annotator worker`` processes run it (``annotator.cycle.jobqueue``),
-and waits for its result, so ``status()`` reports the same running/last result/last error. A cycle
-is enqueued only when none that would do as much is already waiting in the queue: several
-backend processes share one queued cycle instead of stacking up copies.
+(``ANNOTATOR_REDIS_URL``) and waits for its result, so ``status()`` reports the same running/last
+result/last error; ``annotator worker`` processes run the cycles. Everything about that queue (its
+name, the job's settings, enqueueing without duplicates, waiting, connecting to Redis) lives in
+the library, ``annotator.cycle.jobqueue``; this module only debounces.
 """
 from __future__ import annotations
 
-import dataclasses
 import logging
 import multiprocessing
 import threading
@@ -28,10 +27,10 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from pathlib import Path
 from typing import Any
 
-from annotator import Settings, exit_when_parent_dies, install_log_redaction, require, settings_secrets
+from annotator import (CYCLE_JOB, CYCLE_TIMEOUT, CycleJobError, CycleQueue, Settings, exit_when_parent_dies,
+                       install_log_redaction, settings_secrets)
 
 log = logging.getLogger(__name__)
 
@@ -204,186 +203,46 @@ class TrainingQueue:
             raise
 
 
-class JobQueueUnavailable(RuntimeError):
-    """Redis is configured but cannot be used; the message names the URL (without its password)."""
-
-
-class CycleJobError(RuntimeError):
-    """A cycle failed in an rq worker; the message is the worker's ``Type: message`` line."""
-
-
-CYCLE_JOB = "annotator.cycle.jobqueue.cycle_job"  # run by `annotator worker`, found by this dotted name
-QUEUE_PREFIX = "annotator:"  # the naming rule of annotator.cycle.jobqueue.queue_name (a test keeps them equal)
-CYCLE_TIMEOUT = 3600  # seconds an rq worker lets one cycle run before it stops it
-RESULT_TTL = 86_400  # seconds Redis keeps a finished cycle's report ...
-FAILURE_TTL = 7 * 86_400  # ... and a failed cycle's traceback (`rq info`, the failed-job registry)
-LOST_JOB_GRACE = 120  # seconds past CYCLE_TIMEOUT after which a started job whose worker died is given up
-
-
-def rq_queue_name(home: str | Path) -> str:
-    """The project's RQ queue, ``annotator:<absolute home path>``, as ``annotator worker`` names it."""
-    return f"{QUEUE_PREFIX}{Path(home).resolve()}"
-
-
-def job_fields(settings: Settings) -> dict:
-    """The settings a queued cycle carries: every plain value, no secret.
-
-    Secrets are the fields ``Settings`` hides from its repr (API key, passwords, database and Redis
-    URLs); the worker reads them from its own environment or config file, so none is put in Redis.
-    """
-    out = {}
-    for f in dataclasses.fields(settings):
-        if f.repr:
-            value = getattr(settings, f.name)
-            out[f.name] = str(value) if isinstance(value, Path) else value
-    return out
-
-
 class RedisTrainingQueue(TrainingQueue):
     """A TrainingQueue whose cycles run in rq workers: the same debouncing and ``status()``.
 
-    Each due cycle is enqueued on the project's queue (:func:`rq_queue_name`) as
-    ``annotator.cycle.jobqueue.cycle_job(job_fields(settings), force=...)``, unless a cycle that does at
-    least as much (forced, or this one is not) is already waiting there; this process then waits
-    for that job's result. Enqueueing is serialized across backends by a short Redis lock, so two
-    backends never queue two copies.
+    Each due cycle goes to the project's RQ queue through the library's
+    :class:`annotator.cycle.jobqueue.CycleQueue` (naming, the job's settings, enqueueing without
+    duplicates, waiting for the result); this class only debounces, as TrainingQueue, and adds the
+    queue's state to ``status()["queue"]``.
 
     Parameters
     ----------
     settings : the project settings; ``settings.redis_url`` names the Redis server.
-    every, delay : as TrainingQueue.
+    every, delay, reconcile_every : as TrainingQueue.
     func : the job's dotted name (tests enqueue stand-ins).
     func_kwargs : extra keyword arguments for ``func``.
     job_timeout : seconds a worker lets a cycle run.
 
     Raises
     ------
-    JobQueueUnavailable
-        If Redis cannot be reached (or the URL is not a Redis URL); the message names it.
+    JobQueueError
+        If Redis cannot be reached; the message names the URL (without its password).
+    InputError
+        If ``settings.redis_url`` is not a Redis URL.
     MissingExtraError
         Without the 'scale' extra (redis, rq).
     """
 
-    _FEATURE = "the RQ job queue (ANNOTATOR_REDIS_URL)"  # what a missing 'scale' extra names
-
     def __init__(self, settings: Settings, *, every: int, delay: float, reconcile_every: float = 0.0,
-                 func: str = CYCLE_JOB,
-                 func_kwargs: dict | None = None, job_timeout: int = CYCLE_TIMEOUT) -> None:
-        redis = require("redis", self._FEATURE)
-        Queue = require("rq", self._FEATURE).Queue
-
-        self.queue_name = rq_queue_name(settings.home)
-        self.func = func
-        self.job_timeout = job_timeout
-        self._job_args = (job_fields(settings),)
-        self._func_kwargs = dict(func_kwargs or {})
-        self._job_id: str | None = None
-        self._warned_no_worker = False
-        try:
-            self._redis = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=5, socket_timeout=30)
-        except ValueError as exc:
-            raise JobQueueUnavailable(f"ANNOTATOR_REDIS_URL is not a Redis URL ({exc}); "
-                                      "expected redis://host:port/db") from None
-        self.redis_location = _location(self._redis)
-        try:
-            self._redis.ping()
-        except redis.RedisError as exc:
-            raise JobQueueUnavailable(f"cannot reach Redis at {self.redis_location} (ANNOTATOR_REDIS_URL): "
-                                      f"{exc}") from None
-        self._queue = Queue(self.queue_name, connection=self._redis)
+                 func: str = CYCLE_JOB, func_kwargs: dict | None = None, job_timeout: int = CYCLE_TIMEOUT) -> None:
+        self.cycle_queue = CycleQueue(settings, func=func, func_kwargs=func_kwargs, job_timeout=job_timeout)
         super().__init__(self._run_on_queue, every=every, delay=delay, reconcile_every=reconcile_every,
                          in_process=True)
 
     def status(self) -> dict:
         out = super().status()
-        out["queue"] = self._queue_status()
-        return out
-
-    def _queue_status(self) -> dict:
-        redis = require("redis", self._FEATURE)
-        Worker = require("rq", self._FEATURE).Worker
-
-        out: dict = {"backend": "rq", "name": self.queue_name, "redis": self.redis_location, "job": self._job_id}
-        try:
-            out.update(queued=self._queue.count, workers=Worker.count(connection=self._redis, queue=self._queue))
-        except redis.RedisError as exc:  # /health must answer while Redis is down, and say so
-            out["error"] = f"Redis unreachable: {exc}"
+        out["queue"] = self.cycle_queue.status()
         return out
 
     def _run_on_queue(self, force: bool, train: bool = True) -> Any:
-        job = self._enqueue(force, train)
-        self._job_id = job.id
-        try:
-            return self._wait(job)
-        finally:
-            self._job_id = None
-
-    def _enqueue(self, force: bool, train: bool = True):
-        """The queued cycle that covers this one: one already waiting, or a new one."""
-        Worker = require("rq", self._FEATURE).Worker
-
-        with self._redis.lock(f"{self.queue_name}:enqueue-lock", timeout=30, blocking_timeout=30):
-            for job in self._queue.get_jobs():
-                if job.func_name == self.func and (job.kwargs.get("force") or not force) and \
-                        (job.kwargs.get("train", True) or not train):
-                    log.info("a cycle is already queued (%s); waiting for it instead of queueing another", job.id)
-                    return job
-            job = self._queue.enqueue_call(self.func, args=self._job_args,
-                                           kwargs=dict(self._func_kwargs, force=force, train=train),
-                                           timeout=self.job_timeout, result_ttl=RESULT_TTL, failure_ttl=FAILURE_TTL,
-                                           description=f"training cycle (force={force}, train={train})")
-        if not self._warned_no_worker and Worker.count(connection=self._redis, queue=self._queue) == 0:
-            self._warned_no_worker = True
-            log.warning("no rq worker listens on %s at %s: the cycle waits until one starts "
-                        "(`annotator --home HOME worker`)", self.queue_name, self.redis_location)
-        return job
-
-    def _wait(self, job) -> Any:
-        """The job's result; CycleJobError if it failed, was stopped or vanished."""
-        rq_exceptions = require("rq.exceptions", self._FEATURE)
-        InvalidJobOperation, NoSuchJobError = rq_exceptions.InvalidJobOperation, rq_exceptions.NoSuchJobError
-        JobStatus = require("rq.job", self._FEATURE).JobStatus
-        Result = require("rq.results", self._FEATURE).Result
-
-        while True:
-            result = job.latest_result(timeout=1)  # blocks up to 1 s on the job's result stream
-            if result is not None:
-                if result.type == Result.Type.SUCCESSFUL:
-                    return result.return_value
-                raise CycleJobError(_failure_line(result.exc_string)
-                                    or f"cycle job {job.id} {result.type.name.lower()}")
-            if self._stopped:  # shutting down: the job stays queued for the workers
-                return self.last_result
-            try:
-                status = job.get_status(refresh=True)
-            except (InvalidJobOperation, NoSuchJobError):
-                raise CycleJobError(f"cycle job {job.id} vanished from Redis ({self.redis_location}) "
-                                    "before it finished") from None
-            if status in (JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED):
-                raise CycleJobError(f"cycle job {job.id} {status.value} without a result "
-                                    "(its worker was killed or stopped)")
-            started = job.started_at
-            if status == JobStatus.STARTED and started is not None and \
-                    time.time() - started.timestamp() > self.job_timeout + LOST_JOB_GRACE:
-                raise CycleJobError(f"cycle job {job.id} started {started:%H:%M:%S} UTC and never finished; "
-                                    "its worker probably died (see `rq info`)")
-
-
-def _location(connection) -> str:
-    """``redis://host:port/db`` of a connection, without the password."""
-    kwargs = connection.connection_pool.connection_kwargs
-    if "path" in kwargs:
-        return f"unix://{kwargs['path']}?db={kwargs.get('db', 0)}"
-    return f"redis://{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}/{kwargs.get('db', 0)}"
-
-
-def _failure_line(exc_string: str | None) -> str | None:
-    """``Type: message`` from a worker's traceback text (the module path of the type dropped)."""
-    lines = [line for line in (exc_string or "").splitlines() if line.strip()]
-    if not lines:
-        return None
-    head, sep, message = lines[-1].partition(": ")
-    return f"{head.rsplit('.', 1)[-1]}{sep}{message}"
+        """Run one cycle on the queue; when this queue shuts down meanwhile, the job stays queued."""
+        return self.cycle_queue.run(force, train, stopped=lambda: self._stopped, default=self.last_result)
 
 
 def _configure_worker(level: int, secrets: tuple[str, ...] = ()) -> None:

@@ -7,9 +7,7 @@ import time
 
 import pytest
 
-
-
-
+from annotator import CycleJobError
 from backend.jobs import TrainingQueue
 
 
@@ -259,12 +257,15 @@ def test_a_fallback_from_redis_is_reported_with_the_status(make_queue):
     assert queue.status()["queue"] == {"backend": "in-process", "fallback": queue.fallback}
 
 
-def test_a_worker_traceback_becomes_the_same_error_line_as_in_process():
-    from backend.jobs import _failure_line
+def test_a_cycle_that_failed_in_the_job_queue_is_reported_by_its_line_without_a_traceback(make_queue, caplog):
+    def queued_job(force: bool, train: bool = True) -> dict:
+        raise CycleJobError("ValueError: no labels to train on")
 
-    trace = ("Traceback (most recent call last):\n  File \"/srv/annotator/cycle/loop.py\", line 9, in run_cycle\n"
-             "    raise LabelStudioError(...)\n"
-             "annotator.errors.LabelStudioError: cannot reach http://ls:8080: Connection refused\n")
-    assert _failure_line(trace) == "LabelStudioError: cannot reach http://ls:8080: Connection refused"
-    assert _failure_line("ValueError: no labels to train on") == "ValueError: no labels to train on"
-    assert _failure_line("") is None and _failure_line(None) is None
+    queue = make_queue(queued_job, every=1, delay=60)
+    queue.request_now()
+    assert wait_for(lambda: queue.status()["cycles"] == 1)
+    assert queue.status()["last_error"] == "ValueError: no labels to train on"
+    failed = [r for r in caplog.records if r.name == "backend.jobs"]
+    assert [(r.levelname, r.getMessage(), r.exc_info) for r in failed] == [
+        ("ERROR", "training cycle failed in the job queue: ValueError: no labels to train on; "
+                  "the previous model keeps serving", None)]

@@ -1,11 +1,15 @@
-"""Training cycles on RQ: a real redis-server, real `annotator worker` processes, real backends.
+"""Training cycles on RQ (annotator.cycle.jobqueue, the one queue module of backends and workers):
+a real redis-server, real `annotator worker` processes, real backends.
 
-Two backends requesting cycles share one queued job and cycles never overlap; a failing job is
-reported as in-process ones are; a real cycle trains a version in a worker; an unreachable Redis
-at start is named and the backend falls back to its own worker process."""
+The queue's name, the job's dotted name and settings round trip; an unreachable Redis is one
+JobQueueError, named without its password, on both sides, and the backend falls back to its own
+worker process; two backends requesting cycles share one queued job and cycles never overlap; a
+failing job is reported as in-process ones are; a real cycle trains a version in a worker."""
 from __future__ import annotations
 
+import inspect
 import logging
+import re
 import threading
 import time
 from pathlib import Path
@@ -13,12 +17,14 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from annotator import Settings, Store
+from annotator import AnnotatorError, InputError, JobQueueError, Settings, Store
 from annotator.cli import main
-from annotator.cycle.jobqueue import job_settings, queue_name
+from annotator.cycle import jobqueue
+from annotator.cycle.jobqueue import (CYCLE_JOB, CycleQueue, _failure_line, job_fields, job_settings, queue_name,
+                                      redis_connection, redis_location)
 from annotator.cycle.project import import_labels
 from backend import create_app
-from backend.jobs import JobQueueUnavailable, RedisTrainingQueue, TrainingQueue, job_fields, rq_queue_name
+from backend.jobs import RedisTrainingQueue, TrainingQueue
 
 from ..conftest import seed_lines
 from ..redisserver import free_port, read_records, redis_server_or_skip, worker_process
@@ -36,9 +42,18 @@ def wait_for(predicate, timeout: float = 60.0) -> bool:
 
 
 # Without a Redis server ----------------------------------------------------------------------
-def test_the_backend_and_the_worker_name_the_queue_alike(tmp_path):
+def test_the_queue_is_named_after_the_absolute_home(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     for home in (tmp_path / "p", tmp_path / "项目 二", "relative/home"):
-        assert rq_queue_name(home) == queue_name(home) == f"annotator:{Path(home).resolve()}"
+        assert queue_name(home) == f"annotator:{Path(home).resolve()}"
+    assert queue_name("relative/home") == f"annotator:{tmp_path}/relative/home"
+
+
+def test_workers_find_the_cycle_job_by_the_name_backends_enqueue():
+    module, _, name = CYCLE_JOB.rpartition(".")
+    assert (module, name) == (jobqueue.__name__, "cycle_job") and getattr(jobqueue, name) is jobqueue.cycle_job
+    assert inspect.signature(RedisTrainingQueue).parameters["func"].default == CYCLE_JOB
+    assert inspect.signature(CycleQueue).parameters["func"].default == CYCLE_JOB
 
 
 def test_a_job_carries_the_plain_settings_and_no_secret(tmp_path):
@@ -51,27 +66,65 @@ def test_a_job_carries_the_plain_settings_and_no_secret(tmp_path):
     assert fields["home"] == str(tmp_path / "home") and fields["dask_scheduler"] == "local"
     rebuilt = job_settings(fields)
     assert rebuilt.home == settings.home and rebuilt.batch_size == 7 and rebuilt.retrain_delay == 0.5
+    assert job_fields(rebuilt) == fields  # the round trip loses nothing but the secrets
 
 
-def test_an_unreachable_redis_at_start_is_named_and_the_backend_falls_back(tmp_path, caplog):
+def test_a_redis_location_never_shows_the_password():
+    import redis
+
+    assert redis_location(redis.Redis.from_url("redis://ann:s3cret@10.0.0.5:6380/2")) == "redis://10.0.0.5:6380/2"
+    assert redis_location(redis.Redis.from_url("redis://:s3cret@localhost")) == "redis://localhost:6379/0"
+    assert redis_location(redis.Redis.from_url("unix://:s3cret@/run/redis.sock?db=3")) == "unix:///run/redis.sock?db=3"
+
+
+def test_an_unreachable_redis_is_one_error_on_both_sides_and_the_backend_falls_back(tmp_path, caplog):
     port = free_port()
     settings = Settings(home=tmp_path / "home", redis_url=f"redis://:pw@127.0.0.1:{port}/0")
-    with pytest.raises(JobQueueUnavailable, match=rf"^cannot reach Redis at redis://127\.0\.0\.1:{port}/0 "
-                                                  r"\(ANNOTATOR_REDIS_URL\): .*refused"):
+    reason = rf"^cannot reach Redis at redis://127\.0\.0\.1:{port}/0 \(ANNOTATOR_REDIS_URL\): .*refused.*; " \
+             r"start redis-server there or fix the URL$"
+    with pytest.raises(JobQueueError, match=reason) as worker_side:
+        redis_connection(settings.redis_url)
+    with pytest.raises(JobQueueError, match=reason) as backend_side:
         RedisTrainingQueue(settings, every=1, delay=60)
+    assert isinstance(backend_side.value, AnnotatorError) and str(backend_side.value) == str(worker_side.value)
+    assert "pw" not in str(backend_side.value)
     with caplog.at_level(logging.ERROR, logger="backend"):
         app = create_app(settings, in_process_jobs=True)
     queue = app.extensions["annotator"]["queue"]
     try:
         assert type(queue) is TrainingQueue
         fallback = queue.status()["queue"]["fallback"]
-        assert fallback.startswith(f"cannot reach Redis at redis://127.0.0.1:{port}/0 (ANNOTATOR_REDIS_URL): ")
-        assert fallback.endswith("; training cycles run in this backend process instead") and "pw" not in fallback
+        assert fallback == f"{backend_side.value}; training cycles run in this backend process instead"
         assert fallback in caplog.messages
         health = app.test_client().get("/health").get_json()
         assert health["training"]["queue"] == {"backend": "in-process", "fallback": fallback}
     finally:
         queue.shutdown()
+
+
+def test_a_url_that_is_not_a_redis_url_is_named_masked_and_the_backend_falls_back(tmp_path):
+    settings = Settings(home=tmp_path / "home", redis_url="http://ann:pw@127.0.0.1:1/0")
+    message = "ANNOTATOR_REDIS_URL 'http://ann:***@127.0.0.1:1/0' is not a Redis URL"
+    with pytest.raises(InputError, match=re.escape(message)):
+        RedisTrainingQueue(settings, every=1, delay=60)
+    app = create_app(settings, in_process_jobs=True)
+    queue = app.extensions["annotator"]["queue"]
+    try:
+        assert type(queue) is TrainingQueue
+        fallback = queue.status()["queue"]["fallback"]
+        assert fallback.startswith(message) and "pw@" not in fallback
+        assert fallback.endswith("; expected redis://host:port/db; training cycles run in this backend process instead")
+    finally:
+        queue.shutdown()
+
+
+def test_a_worker_traceback_becomes_the_same_error_line_as_in_process():
+    trace = ("Traceback (most recent call last):\n  File \"/srv/annotator/cycle/loop.py\", line 9, in run_cycle\n"
+             "    raise LabelStudioError(...)\n"
+             "annotator.errors.LabelStudioError: cannot reach http://ls:8080: Connection refused\n")
+    assert _failure_line(trace) == "LabelStudioError: cannot reach http://ls:8080: Connection refused"
+    assert _failure_line("ValueError: no labels to train on") == "ValueError: no labels to train on"
+    assert _failure_line("") is None and _failure_line(None) is None
 
 
 def test_the_worker_command_needs_a_reachable_redis(tmp_path):
@@ -84,6 +137,7 @@ def test_the_worker_command_needs_a_reachable_redis(tmp_path):
                            env={"ANNOTATOR_REDIS_URL": f"redis://127.0.0.1:{port}/0"})
     assert result.exit_code == 1
     assert f"Error: cannot reach Redis at redis://127.0.0.1:{port}/0 (ANNOTATOR_REDIS_URL): " in result.output
+    assert result.output.rstrip().endswith("; start redis-server there or fix the URL")
 
 
 # With a real Redis and two real workers --------------------------------------------------------
@@ -189,6 +243,36 @@ def test_a_failing_cycle_is_reported_and_the_next_one_runs(rig, make_queue):
     healthy.request_now()
     assert wait_for(lambda: healthy.status()["cycles"] == 1, timeout=60)
     assert healthy.status()["last_error"] is None and healthy.status()["last_result"]["force"] is True
+
+
+def test_the_cycle_queue_runs_a_job_and_reports_its_state(rig, caplog):
+    record = rig["base"] / "direct.jsonl"
+    cycles = CycleQueue(Settings(home=rig["home"], redis_url=rig["url"]), func=STAND_IN,
+                        func_kwargs={"record": str(record), "seconds": 0})
+    assert cycles.name == queue_name(rig["home"]) and cycles.location == rig["url"]
+    assert cycles.status() == {"backend": "rq", "name": cycles.name, "redis": rig["url"], "job": None, "queued": 0,
+                               "workers": 2}
+    with caplog.at_level(logging.INFO, logger="annotator.cycle.jobqueue"):
+        report = cycles.run(True, train=False)
+    assert report["force"] is True and cycles.status()["job"] is None
+    assert [r["force"] for r in read_records(record)] == [True]
+    assert not any("no rq worker listens" in m for m in caplog.messages)
+
+
+def test_a_queue_without_workers_warns_once_and_a_stopped_wait_leaves_the_job_queued(rig, tmp_path, caplog):
+    home = tmp_path / "unattended"  # a project no worker listens for
+    cycles = CycleQueue(Settings(home=home, redis_url=rig["url"]), func=STAND_IN,
+                        func_kwargs={"record": str(tmp_path / "never.jsonl")})
+    try:
+        with caplog.at_level(logging.WARNING, logger="annotator.cycle.jobqueue"):
+            assert cycles.run(False, stopped=lambda: True, default="stopped") == "stopped"
+            job = cycles.enqueue(False)  # the waiting job covers this one: no copy, no second warning
+        assert cycles.queue.job_ids == [job.id] and cycles.status()["queued"] == 1
+        assert caplog.messages == [f"no rq worker listens on {queue_name(home)} at {rig['url']}: the cycle waits "
+                                   "until one starts (`annotator --home HOME worker`)"]
+        assert cycles.enqueue(True).id != job.id  # a forced cycle does more than the waiting one
+    finally:
+        cycles.queue.empty()
 
 
 def test_a_real_cycle_trains_a_version_in_a_worker(rig, tmp_path):
