@@ -164,6 +164,8 @@ def test_a_new_version_rescores_every_waiting_task_and_deletes_none(settings, st
     for i, task in enumerate(ranked[:3]):
         annotation = client.annotate(task["id"], [settings.labels[i]], config, ann_id=100 + i)
         record_annotation(store, annotation, dict(task, project=1), config, project_id=1)
+    # Each annotation remembers the pre-fill its task showed (version 1's): agreement's blindness test.
+    assert [a.prefill_version for a in store.annotations(sources=["label_studio"])] == [1, 1, 1]
     retrain(settings, store, project)  # version 2
     second = refresh_queue(settings, store, project, client, 1)
 

@@ -74,11 +74,16 @@ def test_predict_returns_one_choices_result_per_task_in_order(client, trained_ho
     body = client.post("/predict", json={"tasks": tasks}).get_json()
     with Store(settings.db_path) as store:
         _, model = ModelRegistry(settings.model_dir, store).load("latest")
-    expected = model.predictions(model.predict_proba(texts))  # the classifier's one decision rule
+    # Computed here from the probabilities and the thresholds, not through the rule under test: the
+    # labels the classifier decides, in label-set order, scored by the lowest of their probabilities.
+    proba = model.predict_proba(texts)
+    decided = model.decide(proba).astype(bool)
+    expected = [(tuple(model.labels_[row]), round(float(p[row].min()), 4)) for p, row in zip(proba, decided)]
     assert body["model_version"] == "policy-clf-v1"
-    assert [(r["model_version"], r["score"], tuple(r["result"][0]["value"]["choices"])) for r in body["results"]] \
-        == [("policy-clf-v1", p.confidence, p.labels) for p in expected]
-    assert all(len(p.labels) < 5 for p in expected)  # a decision, not every label
+    assert [(tuple(r["result"][0]["value"]["choices"]), r["score"]) for r in body["results"]] == expected
+    assert all(r["model_version"] == "policy-clf-v1" for r in body["results"])
+    assert all(len(labels) < 5 and 0 < score <= 1 for labels, score in expected)  # a decision, not every label
+    assert [score for _, score in expected] != [0.5, 0.5]
     for result in body["results"]:
         (region,) = result["result"]
         assert (region["from_name"], region["to_name"], region["type"]) == ("labels", "text", "choices")
@@ -294,3 +299,40 @@ def test_health_is_degraded_with_the_reason_while_the_loop_fails(tmp_path):
     health = client.get("/health").get_json()
     assert health["status"] == "DEGRADED"
     assert health["reason"] == "the last training run failed: StoreError: disk I/O error"
+
+
+class RecordingQueue:
+    """The training queue at its boundary: what the webhook tells it."""
+
+    def __init__(self):
+        self.notified: list[int] = []
+        self.requested = 0
+
+    def notify(self, n_new: int = 1) -> None:
+        self.notified.append(n_new)
+
+    def request_now(self) -> None:
+        self.requested += 1
+
+    def request_refresh(self) -> None:
+        pass
+
+    def status(self) -> dict:
+        return {"last_error": None}
+
+
+def test_an_annotation_webhook_counts_toward_the_next_retrain(tmp_path):
+    """New, changed and deleted labels reach the training queue; a repeated event does not."""
+    client, settings = make_client(tmp_path / "h")
+    queue = RecordingQueue()
+    client.application.extensions["annotator"]["queue"] = queue
+    assert client.post("/webhook", json=annotation_event(settings)).status_code == 201
+    assert client.post("/webhook", json=annotation_event(settings)).status_code == 201  # the same again
+    changed = annotation_event(settings, labels=("财政支持",), action="ANNOTATION_UPDATED",
+                               updated_at="2026-11-24T11:00:00Z")
+    assert client.post("/webhook", json=changed).status_code == 201
+    deleted = {"action": "ANNOTATIONS_DELETED", "project": {"id": 1}, "annotations": [{"id": 101}]}
+    assert client.post("/webhook", json=deleted).status_code == 201
+    assert queue.notified == [1, 1, 1]
+    assert client.post("/webhook", json={"action": "START_TRAINING", "project": {"id": 1}}).status_code == 201
+    assert queue.requested == 1
