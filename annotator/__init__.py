@@ -38,7 +38,9 @@ _EXPORTS: dict[str, str] = {
     "ModelRegistry": "storage.registry",
     "PolicyClassifier": "model.classifier", "at_least_one": "model.classifier",
     # Label Studio
-    "WEBHOOK_SECRET_HEADER": "labelstudio.client", "LabelStudioClient": "labelstudio.client",
+    "WEBHOOK_SECRET_HEADER": "labelstudio.client", "ANNOTATION_ACTIONS": "labelstudio.client",
+    "DELETE_ACTION": "labelstudio.client", "TRAIN_ACTION": "labelstudio.client", "MAX_ID": "labelstudio.client",
+    "is_ls_id": "labelstudio.client", "LabelStudioClient": "labelstudio.client",
     "choices_result": "labelstudio.client", "ls_model_version": "labelstudio.client",
     "prediction_payload": "labelstudio.client",
     "project_id_from_setup": "labelstudio.client",
@@ -82,7 +84,8 @@ if TYPE_CHECKING:  # for type checkers and IDEs only; at run time the table abov
                          NotFoundError, NotTrainedError, PoolExhaustedError, QueryError, SchemaMismatchError,
                          StoreError, UnknownLabelError)
     from .labels import LabelConfig, check_labels, load_label_config, parse_label_config
-    from .labelstudio.client import (WEBHOOK_SECRET_HEADER, LabelStudioClient, choices_result, ls_model_version,
+    from .labelstudio.client import (ANNOTATION_ACTIONS, DELETE_ACTION, MAX_ID, TRAIN_ACTION, WEBHOOK_SECRET_HEADER,
+                                     LabelStudioClient, choices_result, is_ls_id, ls_model_version,
                                      prediction_payload, project_id_from_setup)
     from .cycle.loop import PROJECT_KEY, missing_api_key_problem, run_cycle
     from .model.classifier import PolicyClassifier, at_least_one

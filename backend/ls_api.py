@@ -12,14 +12,14 @@ import time
 from flask import Blueprint, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from annotator import (PROJECT_KEY, WEBHOOK_SECRET_HEADER, NotTrainedError, SchemaMismatchError, clause_id,
-                       ls_model_version, missing_api_key_problem, normalize_text, prediction_payload,
-                       project_id_from_setup, record_annotation, record_deletions, stop_signal_for_store)
+from annotator import (ANNOTATION_ACTIONS, DELETE_ACTION, PROJECT_KEY, TRAIN_ACTION, WEBHOOK_SECRET_HEADER,
+                       NotTrainedError, SchemaMismatchError, clause_id, ls_model_version, missing_api_key_problem,
+                       normalize_text, prediction_payload, project_id_from_setup, record_annotation, record_deletions,
+                       stop_signal_for_store)
 
 from .context import get_registry, get_settings, get_store, label_config, last_failed_run, training_queue
 from .errors import Unauthorized, redact
-from .ls_format import (ANNOTATION_ACTIONS, DELETE_ACTION, TRAIN_ACTION, check_setup, parse_json_body,
-                        parse_predict, parse_webhook)
+from .ls_format import check_setup, parse_json_body, parse_predict, parse_webhook
 
 log = logging.getLogger(__name__)
 bp = Blueprint("ls", __name__)

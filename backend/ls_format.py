@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from annotator import LabelConfig, SchemaMismatchError, normalize_text, parse_label_config
+from annotator import (ANNOTATION_ACTIONS, DELETE_ACTION, MAX_ID, LabelConfig, SchemaMismatchError, is_ls_id,
+                       normalize_text, parse_label_config)
 
 MAX_DEPTH = 64  # Label Studio's payloads nest about 6 deep; far deeper is an attack on the parser
-MAX_ID = 2**63 - 1  # SQLite's INTEGER range: a larger id cannot be stored; Label Studio's ids start at 1
 MAX_TEXT_CHARS = 5_000  # a task's text: clauses are at most 300 characters, a long paragraph fits
 MAX_NAME_CHARS = 254  # an annotator's email, username or name (the longest valid email address)
 MAX_FIELD_CHARS = 2_000  # any other string of an annotation or a task (times, sections, choices)
@@ -104,7 +104,7 @@ def parse_predict(payload: Any, config: LabelConfig) -> list[tuple[Any, str]]:
         if not isinstance(task, dict) or not isinstance(task.get("data"), dict):
             raise SchemaMismatchError(f"task {i} has no 'data' object")
         task_id = task.get("id")
-        if task_id is not None and not _is_id(task_id):
+        if task_id is not None and not is_ls_id(task_id):
             raise SchemaMismatchError(f"task {i}: 'id' must be an integer from 1 to {MAX_ID}, got {_show(task_id)}")
         text = task["data"].get(config.value_key)
         if not isinstance(text, str) or not text.strip():
@@ -140,9 +140,6 @@ class WebhookEvent:
     project_id: int | None = None
 
 
-ANNOTATION_ACTIONS = ("ANNOTATION_CREATED", "ANNOTATIONS_CREATED", "ANNOTATION_UPDATED")
-DELETE_ACTION = "ANNOTATIONS_DELETED"
-TRAIN_ACTION = "START_TRAINING"
 
 
 def parse_webhook(payload: Any, config: LabelConfig | None = None) -> WebhookEvent:
@@ -162,7 +159,7 @@ def parse_webhook(payload: Any, config: LabelConfig | None = None) -> WebhookEve
         raise SchemaMismatchError(f"the webhook 'action' has {len(action)} characters; at most {MAX_FIELD_CHARS}")
     project = payload.get("project")
     project_id = project.get("id") if isinstance(project, dict) else project
-    if isinstance(project_id, int) and not isinstance(project_id, bool) and not _is_id(project_id):
+    if isinstance(project_id, int) and not isinstance(project_id, bool) and not is_ls_id(project_id):
         raise SchemaMismatchError(f"the webhook's project id must be an integer from 1 to {MAX_ID}, got {project_id}")
     project_id = project_id if isinstance(project_id, int) and not isinstance(project_id, bool) else None
     if action in ANNOTATION_ACTIONS:
@@ -185,7 +182,7 @@ def parse_webhook(payload: Any, config: LabelConfig | None = None) -> WebhookEve
             task = (by_id.get(ref) if _is_key(ref) else None) or (tasks[0] if len(tasks) == 1 else None)
             task = require_object(task, "task")
             task_id = task.get("id", ref)  # what the store will keep as the annotation's task
-            if isinstance(task_id, int) and not _is_id(task_id):
+            if isinstance(task_id, int) and not is_ls_id(task_id):
                 raise SchemaMismatchError(f"task 'id' must be an integer from 1 to {MAX_ID}, got {task_id}")
             _check_task(task, task_id, config)
             pairs.append((annotation, task))
@@ -202,7 +199,7 @@ def parse_webhook(payload: Any, config: LabelConfig | None = None) -> WebhookEve
             ann_id = item.get("id") if isinstance(item, dict) else None
             if not isinstance(ann_id, int) or isinstance(ann_id, bool):
                 raise SchemaMismatchError("every deleted annotation needs an integer 'id'")
-            if not _is_id(ann_id):
+            if not is_ls_id(ann_id):
                 raise SchemaMismatchError(
                     f"deleted annotation 'id' must be an integer from 1 to {MAX_ID}, got {ann_id}")
             ids.append(ann_id)
@@ -213,11 +210,6 @@ def parse_webhook(payload: Any, config: LabelConfig | None = None) -> WebhookEve
 def _is_key(value: Any) -> bool:
     """A value that can look a task up by id (a JSON list or object cannot)."""
     return isinstance(value, (int, str, float)) or value is None
-
-
-def _is_id(value: Any) -> bool:
-    """A Label Studio id the store can hold: an integer (not a bool) from 1 to SQLite's INTEGER maximum."""
-    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_ID
 
 
 def _show(value: Any) -> str:
@@ -235,7 +227,7 @@ def _check_annotation(annotation: dict) -> dict:
     ann_id = annotation.get("id")
     if not isinstance(ann_id, int) or isinstance(ann_id, bool):
         raise SchemaMismatchError(f"annotation has no integer 'id' (got {_show(ann_id)})")
-    if not _is_id(ann_id):
+    if not is_ls_id(ann_id):
         raise SchemaMismatchError(f"annotation 'id' must be an integer from 1 to {MAX_ID}, got {ann_id}")
     _check_annotator(annotation.get("completed_by"), ann_id)
     for key in ("created_at", "updated_at"):
@@ -270,7 +262,7 @@ def _check_annotator(completed_by: Any, ann_id: int) -> None:
         user_id = completed_by.get("id")
     else:
         values, user_id = [("completed_by", completed_by)], completed_by
-    if isinstance(user_id, int) and not isinstance(user_id, bool) and not _is_id(user_id):
+    if isinstance(user_id, int) and not isinstance(user_id, bool) and not is_ls_id(user_id):
         raise SchemaMismatchError(f"{what}'s id must be an integer from 1 to {MAX_ID}, got {user_id}")
     for key, value in values:
         if not isinstance(value, str):

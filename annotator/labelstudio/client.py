@@ -24,7 +24,11 @@ from ..labels import LabelConfig
 log = logging.getLogger(__name__)
 
 # START_TRAINING is not a webhook event: Label Studio posts it to the ML backend's /webhook itself.
-WEBHOOK_ACTIONS = ("ANNOTATION_CREATED", "ANNOTATIONS_CREATED", "ANNOTATION_UPDATED", "ANNOTATIONS_DELETED")
+ANNOTATION_ACTIONS = ("ANNOTATION_CREATED", "ANNOTATIONS_CREATED", "ANNOTATION_UPDATED")
+DELETE_ACTION = "ANNOTATIONS_DELETED"
+TRAIN_ACTION = "START_TRAINING"  # Label Studio's "Start Training" posts it to /webhook itself
+WEBHOOK_ACTIONS = (*ANNOTATION_ACTIONS, DELETE_ACTION)  # the events the project's webhook sends
+MAX_ID = 2**63 - 1  # SQLite's INTEGER range: a larger id cannot be stored; Label Studio's ids start at 1
 WEBHOOK_SECRET_HEADER = "X-Annotator-Secret"
 UNCERTAINTY_SAMPLING = "Uncertainty sampling"  # Project.sampling: lowest prediction score first
 NO_RETRY = {"max_retries": 0}  # the SDK retries POSTs: a retried import would create duplicate tasks
@@ -327,7 +331,7 @@ def _project_id(value: Any) -> int | None:
     if isinstance(value, str):
         head = value.split(".", 1)[0]
         value = int(head) if head.isdigit() else None
-    return value if _storable_int(value) and value >= 0 else None
+    return value if is_ls_id(value) else None
 
 
 def project_id_from_setup(value: Any) -> int | None:
@@ -342,9 +346,9 @@ def _form_error(html: str) -> str | None:
     return re.sub(r"\s+", " ", text) or None
 
 
-def _storable_int(value: Any) -> bool:
-    """An int (not a bool) that fits the store's 64-bit INTEGER columns."""
-    return isinstance(value, int) and not isinstance(value, bool) and -2**63 <= value < 2**63
+def is_ls_id(value: Any) -> bool:
+    """A Label Studio id the store can hold: an integer (not a bool) from 1 to ``MAX_ID``."""
+    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_ID
 
 
 def annotation_from_ls(annotation: dict, task: dict, config: LabelConfig) -> tuple[dict, tuple[str, ...] | None]:
@@ -365,10 +369,10 @@ def annotation_from_ls(annotation: dict, task: dict, config: LabelConfig) -> tup
     from ..text.normalize import normalize_text
 
     ann_id = annotation.get("id")
-    if not _storable_int(ann_id):
+    if not is_ls_id(ann_id):
         raise SchemaMismatchError(f"annotation has no integer 'id' (got {ann_id!r})")
     task_id = task.get("id", annotation.get("task"))
-    if task_id is not None and isinstance(task_id, int) and not _storable_int(task_id):
+    if task_id is not None and isinstance(task_id, int) and not is_ls_id(task_id):
         raise SchemaMismatchError(f"task id {task_id} is out of range (a 64-bit integer is expected)")
     data = task.get("data") if isinstance(task.get("data"), dict) else {}
     text = data.get(config.value_key)
