@@ -26,7 +26,7 @@ _EXPORTS: dict[str, str] = {
     # shared leaves
     "Settings": "settings",
     "Annotation": "types", "Clause": "types", "Document": "types", "Example": "types",
-    "ModelVersion": "types", "Segment": "types",
+    "ModelVersion": "types", "TrainRun": "types", "Segment": "types",
     "LabelConfig": "labels", "check_labels": "labels", "load_label_config": "labels",
     "parse_label_config": "labels",
     "clause_id": "text.normalize", "match_key": "text.normalize", "normalize_text": "text.normalize",
@@ -98,4 +98,4 @@ if TYPE_CHECKING:  # for type checkers and IDEs only; at run time the table abov
     from .settings import Settings
     from .storage.store import Store
     from .cycle.sync import record_annotation, record_deletions, sync_project
-    from .types import Annotation, Clause, Document, Example, ModelVersion, Segment
+    from .types import Annotation, Clause, Document, Example, ModelVersion, Segment, TrainRun

@@ -78,6 +78,19 @@ class ModelVersion:
 
 
 @dataclass(frozen=True)
+class TrainRun:
+    """One training run: started, then done (with the version it saved) or failed (with the error)."""
+
+    id: int
+    status: str  # "running", "done" or "failed"
+    started_at: str
+    finished_at: str | None = None
+    n_labels: int | None = None
+    model_version: int | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
 class PushedTask:
     """A clause the loop put into a Label Studio project, and what its task shows.
 

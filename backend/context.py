@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from flask import current_app, g
 
-from annotator import LabelConfig, ModelRegistry, Settings, Store
+from annotator import LabelConfig, ModelRegistry, Settings, Store, TrainRun
 
 
 def get_settings() -> Settings:
@@ -33,10 +33,10 @@ def get_registry() -> ModelRegistry:
     return registry.using(get_store())
 
 
-def last_failed_run(store: Store) -> dict | None:
+def last_failed_run(store: Store) -> TrainRun | None:
     """The newest training run when it failed (its row), else None."""
     runs = store.train_runs(limit=1)
-    return runs[0] if runs and runs[0]["status"] == "failed" else None
+    return runs[0] if runs and runs[0].status == "failed" else None
 
 
 def training_queue():

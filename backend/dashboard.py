@@ -263,8 +263,8 @@ def pipeline_alerts(settings: Settings, store: Store, data: DashboardData, queue
     if problem := missing_api_key_problem(settings, store):
         alerts.append(f"Batches cannot be pushed: {problem}.")
     if failed := last_failed_run(store):
-        error = (failed["error"] or "no error recorded").strip().splitlines()[0]
-        alerts.append(f"The last retrain (started {failed['started_at'][:16].replace('T', ' ')} UTC) failed: "
+        error = (failed.error or "no error recorded").strip().splitlines()[0]
+        alerts.append(f"The last retrain (started {failed.started_at[:16].replace('T', ' ')} UTC) failed: "
                       f"{redact(error)}. The previous model version keeps serving.")
     last_error = (queue_status or {}).get("last_error")
     if last_error and not any(last_error.split(": ", 1)[-1] in alert for alert in alerts):

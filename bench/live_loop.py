@@ -144,13 +144,13 @@ def main() -> None:
                 print(f"20th label -> new version -> every waiting task re-scored in Label Studio: "
                       f"{switched_at - t20:.1f} s")
                 latest = store.latest_model_version()
-                run = next(r for r in store.train_runs() if r["model_version"] == latest.version)
+                run = next(r for r in store.train_runs() if r.model_version == latest.version)
 
                 def after(stamp: str) -> float:
                     return datetime.fromisoformat(stamp).timestamp() - wall20
 
-                print(f"  retrain started +{after(run['started_at']):.1f} s, version saved "
-                      f"+{after(run['finished_at']):.1f} s (fit {latest.metrics.get('seconds')} s); "
+                print(f"  retrain started +{after(run.started_at):.1f} s, version saved "
+                      f"+{after(run.finished_at):.1f} s (fit {latest.metrics.get('seconds')} s); "
                       f"the cycle: {backend_cycle(backend, latest.version)}")
             print(f"/webhook while retraining: p50 {percentile(hook_lat, 50)*1000:.1f} ms, "
                   f"p99 {percentile(hook_lat, 99)*1000:.1f} ms (n={len(hook_lat)})")

@@ -148,14 +148,14 @@ def run(args, database_url: str) -> int:
         # Let the retrains finish: the latest version covers every stored label and none is running.
         with Store(settings.store_url) as store:
             while time.monotonic() < deadline and (
-                    needs_training(store) or any(r["status"] == "running" for r in store.train_runs())):
+                    needs_training(store) or any(r.status == "running" for r in store.train_runs())):
                 time.sleep(1)
         settled_after = time.monotonic() - started - sent_for
 
     with Store(settings.store_url) as store:
         annotations = store.annotations(sources=["label_studio"])
         versions = [v.version for v in store.model_versions()]
-        runs = Counter(r["status"] for r in store.train_runs(limit=10_000))
+        runs = Counter(r.status for r in store.train_runs(limit=10_000))
     stored: dict[int, list] = {}
     for annotation in annotations:
         stored.setdefault(annotation.ls_annotation_id, []).append(annotation.labels)

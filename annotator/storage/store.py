@@ -19,7 +19,7 @@ from pathlib import Path
 
 from .dbengine import Connection, connect
 from ..errors import NotFoundError, StoreError
-from ..types import Annotation, Clause, Document, ModelVersion, PushedTask
+from ..types import Annotation, Clause, Document, ModelVersion, PushedTask, TrainRun
 
 # Written with SQLite's type names; dbengine translates them for PostgreSQL. ``{rowid}`` gives a
 # table read in insertion order an explicit ``rowid`` column where the engine has none built in.
@@ -459,9 +459,11 @@ class Store:
                           "WHERE status = 'running'", (now(), error))
         return cur.rowcount
 
-    def train_runs(self, limit: int = 20) -> list[dict]:
+    def train_runs(self, limit: int = 20) -> list[TrainRun]:
+        """The newest ``limit`` training runs, newest first."""
         rows = self._execute("SELECT * FROM train_runs ORDER BY id DESC LIMIT ?", (limit,))
-        return [dict(r) for r in rows]
+        return [TrainRun(r["id"], r["status"], r["started_at"], r["finished_at"], r["n_labels"],
+                         r["model_version"], r["error"]) for r in rows]
 
     # Pushed tasks -------------------------------------------------------------------------
     def record_push(self, project_id: int, rows: Iterable[tuple[str, int | None, int]], *,

@@ -47,7 +47,7 @@ def test_kill_9_during_a_retrain_loses_nothing(settings, tiny_corpus):
         assert requests.post(f"{backend.url}/webhook", json={"action": "START_TRAINING"},
                              timeout=30).status_code == 201
         with Store(settings.db_path) as store:
-            killed = wait_for(lambda: [r["id"] for r in store.train_runs() if r["status"] == "running"], 60,
+            killed = wait_for(lambda: [r.id for r in store.train_runs() if r.status == "running"], 60,
                               "the retrain to start")
         backend.kill()  # SIGKILL to the server and its training worker, mid-fit
     finally:
@@ -57,7 +57,7 @@ def test_kill_9_during_a_retrain_loses_nothing(settings, tiny_corpus):
         human = store.annotations(sources=["label_studio"])
         assert sorted(a.ls_annotation_id for a in human) == [700, 701, 702]
         assert [v.version for v in store.model_versions()] == [1]  # the interrupted fit saved nothing
-        assert {r["id"]: r["status"] for r in store.train_runs()}[killed[0]] == "running"  # left behind
+        assert {r.id: r.status for r in store.train_runs()}[killed[0]] == "running"  # left behind
 
     backend = BackendServer(settings.home, env=env)
     try:
@@ -70,8 +70,8 @@ def test_kill_9_during_a_retrain_loses_nothing(settings, tiny_corpus):
         requests.post(f"{backend.url}/webhook", json={"action": "START_TRAINING"}, timeout=30)
         with Store(settings.db_path) as store:
             wait_for(lambda: store.latest_model_version().version == 2, 180, "the next retrain")
-            run = {r["id"]: r for r in store.train_runs()}[killed[0]]
-            assert run["status"] == "failed" and run["error"].startswith("interrupted")
+            run = {r.id: r for r in store.train_runs()}[killed[0]]
+            assert run.status == "failed" and run.error.startswith("interrupted")
             assert store.latest_model_version().n_train == len(store.labeled_clause_ids())
         assert not list(settings.model_dir.glob(".model-*.tmp"))  # a half-written file is cleaned up
     finally:

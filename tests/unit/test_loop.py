@@ -284,9 +284,9 @@ def test_one_cycle_at_a_time_across_processes_and_a_killed_holder_frees_the_lock
 def test_a_run_left_running_by_a_killed_process_is_reported_and_training_goes_on(settings, store, project):
     run_id = store.start_train_run(200)  # a worker was killed in the middle of this one
     trained = retrain(settings, store, project)
-    runs = {r["id"]: r for r in store.train_runs()}
-    assert runs[run_id]["status"] == "failed" and runs[run_id]["error"].startswith("interrupted")
-    assert trained.version.version == 1 and runs[max(runs)]["status"] == "done"
+    runs = {r.id: r for r in store.train_runs()}
+    assert runs[run_id].status == "failed" and runs[run_id].error.startswith("interrupted")
+    assert trained.version.version == 1 and runs[max(runs)].status == "done"
 
 
 def test_label_studio_unreachable_fails_the_push_but_the_new_version_is_measured(settings, store, project):

@@ -175,7 +175,7 @@ def test_a_training_run_that_fills_the_disk_records_the_real_error(settings, sto
     with pytest.raises(OSError):
         retrain(settings, store, ModelRegistry(settings.model_dir, store))
     (run,) = store.train_runs()
-    assert run["status"] == "failed"
-    assert run["error"].startswith("OSError: [Errno 28] No space left on device")
+    assert run.status == "failed"
+    assert run.error.startswith("OSError: [Errno 28] No space left on device")
     assert store.model_versions() == []
     assert [p.name for p in settings.cache_dir.rglob("*") if p.is_file() and p.name != "meta.json"] == []

@@ -437,7 +437,7 @@ def test_train_runs(store):
     store.finish_train_run(ok, model_version=1)
     store.finish_train_run(bad, error="ValueError: boom")
     runs = store.train_runs()
-    assert [(r["id"], r["status"], r["model_version"], r["error"]) for r in runs] == [
+    assert [(r.id, r.status, r.model_version, r.error) for r in runs] == [
         (bad, "failed", None, "ValueError: boom"), (ok, "done", 1, None)]
 
 
