@@ -169,7 +169,7 @@ def predict():
         return jsonify({"results": [], "model_version": ls_model_version(info.version)})
     texts = [normalize_text(text) for _, text in tasks]
     store = get_store()
-    labeled = store.labeled_clause_ids()
+    labeled = store.labeled_clause_ids(among=[clause_id(text) for text in texts])
     predicted = model.predictions(model.predict_proba(texts))
     results = []
     for text, p in zip(texts, predicted):

@@ -95,7 +95,7 @@ def run(target: str, args, labels: tuple[str, ...]) -> dict:
         figures["training_examples_s"] = time.perf_counter() - started
         figures["n_examples"] = len(examples)
         started = time.perf_counter()
-        pool = unlabeled_pool(store, store.clauses(), store.labeled_clause_ids())
+        pool = unlabeled_pool(store.clauses(), store.labeled_clause_ids())
         figures["unlabeled_pool_s"] = time.perf_counter() - started
         figures["n_pool"] = len(pool)
         started = time.perf_counter()

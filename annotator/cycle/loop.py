@@ -34,14 +34,10 @@ PROJECT_KEY = "ls_project_id"
 WIRED_KEY = "ls_wired_project"  # the project whose sampling mode and webhook this home has set up
 
 
-def data_fingerprint(store: Store) -> str:
-    """Changes whenever a label that training would read changes."""
-    return CycleSnapshot.read(store, ()).fingerprint
-
-
 def needs_training(store: Store, snapshot: CycleSnapshot | None = None) -> bool:
+    """Whether the labels changed since the latest version (its saved fingerprint differs)."""
     latest = store.latest_model_version()
-    fingerprint = snapshot.fingerprint if snapshot is not None else data_fingerprint(store)
+    fingerprint = (snapshot or CycleSnapshot.read(store, ())).fingerprint
     return latest is None or latest.metrics.get("data_fingerprint") != fingerprint
 
 

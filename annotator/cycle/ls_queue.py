@@ -147,7 +147,7 @@ def recover_missing_annotations(store: Store, client: LabelStudioClient, live: d
     return recovered
 
 
-def unlabeled_pool(store: Store, clauses: Sequence[Clause], labeled: set[str]) -> list[Clause]:
+def unlabeled_pool(clauses: Sequence[Clause], labeled: set[str]) -> list[Clause]:
     """Clauses nobody labeled, whose text is not labeled elsewhere either (in store order)."""
     labeled_keys = {match_key(c.text) for c in clauses if c.id in labeled}
     return [c for c in clauses if c.id not in labeled and match_key(c.text) not in labeled_keys]
@@ -241,7 +241,7 @@ def refresh_queue(settings: Settings, store: Store, registry: ModelRegistry, cli
         version: int | None = info.version
     except NotTrainedError:
         info, model, version = None, None, None
-    pool = unlabeled_pool(store, clauses, labeled)
+    pool = unlabeled_pool(clauses, labeled)
     row_of = {c.id: i for i, c in enumerate(pool)}
     waiting_rows = {row_of[cid] for cid in waiting if cid in row_of}
     batch = store.next_batch_number()

@@ -542,7 +542,7 @@ def run_project(settings, target: str, tmp_path) -> dict:
         store.adjudicate(unlabeled[3].id, [settings.labels[0], settings.labels[5]], "lead")
         registry = ModelRegistry(settings.model_dir, store)
         trained, _ = train_project(settings, store, registry, holdout=0)
-        pool = unlabeled_pool(store, store.clauses(), store.labeled_clause_ids())
+        pool = unlabeled_pool(store.clauses(), store.labeled_clause_ids())
         X = trained.cache.matrix([c.id for c in pool])
         batch = [pool[i] for i in rank_pool(settings, store, trained.model, X, pool, 10,
                                             rng=np.random.default_rng(0))]
@@ -572,3 +572,10 @@ def test_a_project_gives_the_same_answers_on_both_engines(settings, pg_url, tmp_
     assert on_sqlite["n_clauses"] > 100 and len(on_sqlite["batch"]) == 10
     assert on_sqlite["version"][0] == 1 and len(on_sqlite["annotations"]) > 60
     assert on_postgres == on_sqlite
+
+
+def test_labeled_clause_ids_among_a_few_reads_only_those(filled):
+    filled.adjudicate("c-fund", ["财政支持"], "lead")
+    everything = filled.labeled_clause_ids()
+    assert filled.labeled_clause_ids(among=["c-loan", "c-fund", "c-none"]) == everything & {"c-loan", "c-fund"}
+    assert filled.labeled_clause_ids(among=[]) == set()
