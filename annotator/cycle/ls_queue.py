@@ -121,17 +121,20 @@ def settle_by_data(store: Store, tasks: Sequence[LsTask], project_id: int,
 
 
 def recover_missing_annotations(store: Store, client: LabelStudioClient, live: dict[str, LsTask],
-                                project_id: int, config) -> int:
+                                project_id: int, config, snapshot: CycleSnapshot | None = None) -> int:
     """Store the annotations Label Studio holds for our tasks that no webhook brought.
 
     Label Studio sends no webhook for a submit by a user without an active organization, and a
     webhook can be lost in an outage: a task with more annotations in Label Studio than in the
     store is read back and its annotations recorded (idempotent by annotation id). Returns how
-    many annotations were new or changed.
+    many annotations were new or changed. ``snapshot``: the cycle's read of the store, if any.
     """
+    answers = ((*snapshot.annotations, *snapshot.not_policy) if snapshot is not None
+               else store.annotations(not_policy=None))
     stored: dict[str, int] = {}
-    for a in store.annotations(sources=["label_studio"], not_policy=None):
-        stored[a.clause_id] = stored.get(a.clause_id, 0) + 1
+    for a in answers:
+        if a.source == "label_studio":
+            stored[a.clause_id] = stored.get(a.clause_id, 0) + 1
     behind = [task for cid, task in live.items() if task.n_annotations > stored.get(cid, 0)]
     recovered = 0
     for task in behind:
@@ -229,7 +232,7 @@ def refresh_queue(settings: Settings, store: Store, registry: ModelRegistry, cli
     known = {c.id for c in snapshot.clauses}
     live, returned, unmatched = settle_by_data(store, client.task_index(project_id, config.value_key),
                                                project_id, known)
-    recovered = recover_missing_annotations(store, client, live, project_id, config)
+    recovered = recover_missing_annotations(store, client, live, project_id, config, snapshot)
     if recovered:  # labels the snapshot did not have: those clauses are no longer to be asked
         snapshot = CycleSnapshot.read(store, settings.labels)
     remember_users(store, client)  # people who joined since: their labels name them, not their ids
