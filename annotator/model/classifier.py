@@ -420,7 +420,7 @@ def merge_group_labels(Y: np.ndarray, groups: np.ndarray) -> np.ndarray:
 
 
 def tune_thresholds(proba: np.ndarray, Y: np.ndarray, *, relative: float = 0.0,
-                    trainable: Sequence[int] | None = None, grid: np.ndarray = THRESHOLD_GRID,
+                    trainable: Sequence[int] | np.ndarray | None = None, grid: np.ndarray = THRESHOLD_GRID,
                     shrinkage: float = THRESHOLD_SHRINKAGE) -> np.ndarray:
     """Per-label thresholds that maximize F1 under the full decision rule of :func:`at_least_one`.
 
@@ -431,21 +431,21 @@ def tune_thresholds(proba: np.ndarray, Y: np.ndarray, *, relative: float = 0.0,
     ``MIN_TUNING_POSITIVES`` positives).
     """
     n_labels = Y.shape[1]
-    trainable = np.arange(n_labels) if trainable is None else np.asarray(trainable, dtype=int)
+    tuned = np.arange(n_labels) if trainable is None else np.asarray(trainable, dtype=int)
     thresholds = np.full(n_labels, 0.5)
-    if not len(trainable):
+    if not len(tuned):
         return thresholds
     top = np.zeros(proba.shape, dtype=bool)
     top[np.arange(len(proba)), proba.argmax(axis=1)] = True
     allowed = proba >= relative * proba.max(axis=1, keepdims=True) if relative else np.ones_like(top)
-    f1 = np.zeros((len(trainable), len(grid)))
-    for k, j in enumerate(trainable):
+    f1 = np.zeros((len(tuned), len(grid)))
+    for k, j in enumerate(tuned):
         y = Y[:, j].astype(bool)
         pred = top[:, j, None] | ((proba[:, j, None] >= grid) & allowed[:, j, None])
         tp = (pred & y[:, None]).sum(axis=0)
         f1[k] = 2 * tp / np.maximum(1, pred.sum(axis=0) + y.sum())
     shared = grid[_argmax_near_middle(f1.mean(axis=0), grid)]
-    for k, j in enumerate(trainable):
+    for k, j in enumerate(tuned):
         if Y[:, j].sum() < MIN_TUNING_POSITIVES:
             thresholds[j] = shared
         else:

@@ -121,7 +121,7 @@ class JiebaTokenizer:
         return {"user_dict": self.user_dict}
 
     def __setstate__(self, state: dict) -> None:
-        self.__init__(portable_user_dict(state["user_dict"]))
+        JiebaTokenizer.__init__(self, portable_user_dict(state["user_dict"]))
 
     def __repr__(self) -> str:
         return f"JiebaTokenizer(user_dict={self.user_dict!r})"
@@ -234,8 +234,9 @@ class PolicyTextFeaturizer(TransformerMixin, BaseEstimator):
         blocks = [self.char_.transform(docs)]
         if self.word_ is not None:
             blocks.append(self.word_.transform(docs) * np.float32(self.word_weight))
-        if getattr(self, "prefix_", None) is not None:  # getattr: featurizers pickled before the block
-            blocks.append(self.prefix_.transform(self._openings(docs)) * np.float32(self.prefix_weight))
+        prefix = getattr(self, "prefix_", None)  # getattr: featurizers pickled before the block
+        if prefix is not None:
+            blocks.append(prefix.transform(self._openings(docs)) * np.float32(self.prefix_weight))
         return sp.hstack(blocks, format="csr")
 
     def _openings(self, docs: list[str]) -> list[str]:
@@ -248,6 +249,7 @@ class PolicyTextFeaturizer(TransformerMixin, BaseEstimator):
         names = [f"c:{n}" for n in self.char_.get_feature_names_out()]
         if self.word_ is not None:
             names += [f"w:{n}" for n in self.word_.get_feature_names_out()]
-        if getattr(self, "prefix_", None) is not None:
-            names += [f"p:{n}" for n in self.prefix_.get_feature_names_out()]
+        prefix = getattr(self, "prefix_", None)
+        if prefix is not None:
+            names += [f"p:{n}" for n in prefix.get_feature_names_out()]
         return np.asarray(names, dtype=object)

@@ -313,8 +313,9 @@ class PoolCache:
                           self.directory, shard["name"], exc.strerror or exc)
             raise
         meta["shards"].append(shard)
-        start = len(self._positions())
-        self._index.update({clause_id: start + k for k, clause_id in enumerate(ids)})
+        positions = self._positions()
+        start = len(positions)
+        positions.update({clause_id: start + k for k, clause_id in enumerate(ids)})
 
     def clear_stale(self) -> list[Path]:
         """Delete the caches of other featurizers; return the directories removed."""

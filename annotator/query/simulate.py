@@ -20,6 +20,7 @@ folds and report it on the others.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import time
@@ -129,7 +130,7 @@ def simulate(pool_texts: Sequence[str], Y_pool: np.ndarray, test_texts: Sequence
                                      budget=budget, rng=np.random.default_rng([random_state, s]),
                                      groups=groups, track_agreement=track_agreement,
                                      progress=None if progress is None else
-                                     (lambda n, name=strategy.name, s=s: progress(name, s, n))))
+                                     functools.partial(progress, strategy.name, s)))
         curves[strategy.name], spread[strategy.name] = _mean_curve(per_seed)
         runs[strategy.name] = per_seed
     return {
@@ -202,6 +203,7 @@ every point ``multi_label``, how many labeled clauses the oracle answered with t
             multi += int((Y_pool[new].sum(axis=1) >= 2).sum())
             curve[-1]["multi_label"] = multi
             if not labeled.all():
+                assert decisions is not None  # predicted before the loop when track_agreement is set
                 previous, decisions = decisions, learner.estimator.predict(X_pool)
                 curve[-1]["pool_agreement"] = round(decision_agreement(previous[~labeled], decisions[~labeled]), 5)
         if progress is not None:
@@ -357,6 +359,13 @@ def grouped_folds(texts: Sequence[str], n_folds: int, *, rng: np.random.Generato
     return fold_of_group[index.ravel()]
 
 
+def _fold_progress(progress: Callable, fold: int) -> Callable:
+    """The per-run progress callback of one fold: the strategy's name is suffixed with the fold."""
+    def report(name: str, seed: int, n_labels: int) -> None:
+        progress(f"{name} fold {fold}", seed, n_labels)
+    return report
+
+
 def simulate_folds(texts: Sequence[str], Y: np.ndarray, labels: Sequence[str],
                    strategies: Sequence[str | Strategy] = ("random", "default"), *, folds: int = 5,
                    fold_ids: Sequence[int] | None = None, split_seed: int = 0, baseline: str = "random",
@@ -412,8 +421,7 @@ def simulate_folds(texts: Sequence[str], Y: np.ndarray, labels: Sequence[str],
         log.info("fold %d: pool %d, test %d", k, len(pool), len(test))
         result = simulate([texts[i] for i in pool], Y[pool], [texts[i] for i in test], Y[test], labels,
                           chosen, features=(X[pool], X[test]), track_agreement=True,
-                          progress=None if progress is None else
-                          (lambda name, s, n, k=k: progress(f"{name} fold {k}", s, n)), **kwargs)
+                          progress=None if progress is None else _fold_progress(progress, k), **kwargs)
         per_fold.append({"fold": k, **result})
     first = per_fold[0]
     return {
@@ -482,7 +490,11 @@ def paired_summary(per_fold: Sequence[dict], baseline: str = "random",
     out: dict = {}
     names = per_fold[0]["strategies"]
     for name in names:
-        ratios, auc, gains, unreached, pairs, fine = [], [], {}, 0, [], {}
+        ratios: list[float] = []
+        auc: list[float] = []
+        gains: dict[int, list[float]] = {}
+        fine: dict[int, list[float]] = {}
+        unreached, pairs = 0, []
         for result in per_fold:
             censor = result["budget"] + result["batch_size"]
             start, stop = result["seed_size"], result["budget"]

@@ -119,7 +119,7 @@ class CurveGain:
     exponent: float
 
 
-def spaced(n_labels: Sequence[float], min_spacing: float) -> np.ndarray:
+def spaced(n_labels: Sequence[float] | np.ndarray, min_spacing: float) -> np.ndarray:
     """Indices of the points kept ``min_spacing`` labels apart, walking back from the latest.
 
     Versions a few labels apart share nearly all their training data, so their figures are not
@@ -229,7 +229,7 @@ def stop_signal(points: Sequence[VersionPoint], *, n_next: int = 200, min_gain: 
         return StopSignal(n_next, None, None, None, 0, False,
                           "not enough versions yet: no model has been trained")
     scored = [p for p in ordered if p.macro_f1 is not None and p.n_labels > 0]
-    fit = learning_curve_gain([p.n_labels for p in scored], [p.macro_f1 for p in scored], n_next,
+    fit = learning_curve_gain([p.n_labels for p in scored], [float(p.macro_f1) for p in scored if p.macro_f1 is not None], n_next,
                               min_spacing=min_spacing)
     stable = 0
     for p in reversed(ordered):
@@ -267,7 +267,7 @@ def _low_gain_since(scored: Sequence[VersionPoint], since: float, n_next: int, m
     for k in range(len(scored)):
         if scored[k].n_labels < since:
             continue
-        fit = learning_curve_gain([p.n_labels for p in scored[: k + 1]], [p.macro_f1 for p in scored[: k + 1]],
+        fit = learning_curve_gain([p.n_labels for p in scored[: k + 1]], [float(p.macro_f1) for p in scored[: k + 1] if p.macro_f1 is not None],
                                   n_next, min_spacing=min_spacing)
         if fit is None or fit.high is None or fit.high >= min_gain:
             return False

@@ -32,6 +32,8 @@ needs 0.86 of random's labels to reach 95% of the full-data macro-F1; see docs/b
 """
 from __future__ import annotations
 
+from typing import Any
+
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -170,7 +172,9 @@ class PolicyActiveLearner(ActiveLearner):
     - No ``bootstrap``: modAL draws it from the global numpy RNG.
     """
 
-    groups_training = None  # near-duplicate group id per training row, if the caller keeps them
+    groups_training: np.ndarray | None = None  # near-duplicate group id per training row, if kept
+    X_training: Any
+    y_training: Any
 
     def _add_training_data(self, X, y, groups=None) -> None:
         _check_rows(X, y)
