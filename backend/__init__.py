@@ -10,6 +10,7 @@ import logging
 import threading
 
 from flask import Flask
+from flask.json.provider import DefaultJSONProvider
 
 from annotator import (InputError, JobQueueError, MissingExtraError, ModelRegistry, NotTrainedError, Settings, Store,
                        missing_api_key_problem, run_cycle)
@@ -37,6 +38,7 @@ def create_app(settings: Settings | None = None, *, registry: ModelRegistry | No
     app.config["ANNOTATOR"] = settings
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
     app.config["JSON_AS_ASCII"] = False
+    assert isinstance(app.json, DefaultJSONProvider), "the app keeps Flask's default JSON provider"
     app.json.ensure_ascii = False
     settings.home.mkdir(parents=True, exist_ok=True)
     with Store(settings.store_url) as store:  # migrate once at start-up, not inside a request

@@ -317,7 +317,8 @@ def resolve():
     session["dashboard_resolver"] = resolver
     flash(f"Resolved {clause_id} as {'、'.join(ordered) or '(no label)'} — by {resolver}.")
     queue = request.form.get("queue", "")
-    return redirect(url_for(".index", **({"queue": queue} if queue else {})) + "#queue", code=303)
+    # url_for leaves out a None value: no ?queue= when the form had none.
+    return redirect(url_for(".index", queue=queue or None) + "#queue", code=303)
 
 
 @bp.errorhandler(InputError)

@@ -210,6 +210,7 @@ def webhook():
     else:
         adopted = False
     project_id = connected_project(store)
+    body: dict[str, object]  # the 201 answer: status, action, and what the event changed
     if event.action in ANNOTATION_ACTIONS:
         config = label_config()
         with store.transaction():  # a bulk event with one bad annotation stores none of them

@@ -25,6 +25,7 @@ from .snapshot import CycleSnapshot
 from ..storage.registry import ModelRegistry
 from ..settings import Settings
 from ..storage.store import Store
+from ..model.classifier import PolicyClassifier
 from ..model.training import train_model
 from ..types import Example, ModelVersion
 
@@ -46,11 +47,13 @@ class Retrained:
     """A freshly saved model version with the labels and feature rows it was fitted on."""
 
     version: ModelVersion
-    model: object
+    model: PolicyClassifier
     examples: list[Example]
     X: sp.csr_matrix
     cache: PoolCache
-    groups: np.ndarray  # near-duplicate group of each example, for the evaluation's split
+    # Near-duplicate group of each example, for the evaluation's split (None: the evaluation computes them;
+    # train_model always returns them, but TrainResult.groups is typed optional).
+    groups: np.ndarray | None
 
 
 def retrain(settings: Settings, store: Store, registry: ModelRegistry,

@@ -39,7 +39,7 @@ from ..storage.store import Store
 from ..query.strategies import cold_start_batch, select_batch
 from .sync import record_annotation, remember_users, sync_project
 from ..model.training import label_matrix
-from ..types import Clause, Example, PushedTask
+from ..types import Clause, Example, ModelVersion, PushedTask
 
 log = logging.getLogger(__name__)
 
@@ -239,18 +239,19 @@ def refresh_queue(settings: Settings, store: Store, registry: ModelRegistry, cli
     records = {p.clause_id: p for p in store.pushed_tasks()}
     clauses, labeled = snapshot.clauses, snapshot.labeled_ids
     waiting = {cid: task for cid, task in live.items() if not task.is_labeled}
+    info: ModelVersion | None
     try:
         info, model = registry.load("latest")
-        version: int | None = info.version
     except NotTrainedError:
-        info, model, version = None, None, None
+        info, model = None, None
+    version = info.version if info is not None else None
     pool = unlabeled_pool(clauses, labeled)
     row_of = {c.id: i for i, c in enumerate(pool)}
     waiting_rows = {row_of[cid] for cid in waiting if cid in row_of}
     batch = store.next_batch_number()
     rng = np.random.default_rng([settings.seed, batch])
     X = None
-    if model is not None and pool:
+    if info is not None and pool:  # a model was loaded (with its version's row)
         X = pool_cache(settings, store, model.featurizer_, fingerprint=info.metrics.get("featurizer_fingerprint"),
                        clauses=clauses).matrix([c.id for c in pool])
     # A new version (or tasks never scored, e.g. adopted ones): every waiting task gets a prediction.
@@ -289,6 +290,7 @@ def _prefills(store: Store, model, version: int | None, X, pool: Sequence[Clause
     """The model's labels for these pool rows (stored as the version's predictions); none before a model."""
     if model is None or not rows:
         return {}
+    assert version is not None, "a loaded model always comes with its version number"
     predicted = model.predictions(model.predict_proba_features(X[list(rows)]))
     store.save_predictions(version, [(pool[row].id, p.labels, p.confidence) for row, p in zip(rows, predicted)])
     return {row: p.labels for row, p in zip(rows, predicted)}

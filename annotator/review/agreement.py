@@ -283,7 +283,7 @@ def _latest_sets(
             unknown = next(label for label in ann.labels if label not in known)
             raise UnknownLabelError(f"clause {ann.clause_id}, annotator {ann.annotator}: "
                                     + unknown_label_message(unknown, labels))
-        latest.setdefault(ann.clause_id, {})[ann.annotator] = tuple(sorted(set(ann.labels), key=order.get))
+        latest.setdefault(ann.clause_id, {})[ann.annotator] = tuple(sorted(set(ann.labels), key=order.__getitem__))
     return latest, n_seed
 
 
@@ -297,7 +297,7 @@ def _check_sets(sets: LabelSets | None, labels: tuple[str, ...], what: str) -> d
         unknown = next((label for label in chosen if label not in known), None)
         if unknown is not None:
             raise UnknownLabelError(f"{what} set of clause {cid}: " + unknown_label_message(unknown, labels))
-        checked[cid] = tuple(sorted(chosen, key=order.get))
+        checked[cid] = tuple(sorted(chosen, key=order.__getitem__))
     return checked
 
 
@@ -571,7 +571,8 @@ def _annotator_stats(latest, annotators, rated, adjudicated, model, shown) -> tu
     """The shown annotators' counts and agreement with the adjudicated and the predicted sets."""
     names = {annotators[a] for a in shown}
     n_annotations = dict.fromkeys(names, 0)
-    compared = {(name, ref): [] for name in names for ref in ("adjudicated", "model")}
+    compared: dict[tuple[str, str], list[tuple[set[str], set[str]]]] = {
+        (name, ref): [] for name in names for ref in ("adjudicated", "model")}
     for cid, sets in latest.items():
         for name, chosen in sets.items():
             if name not in names:

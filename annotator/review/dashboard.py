@@ -344,7 +344,8 @@ def _rate(n: int, hours: int) -> float | None:
 
 def _label_counts(inputs: ReviewInputs, labels: tuple[str, ...]) -> tuple[LabelCount, ...]:
     """How many seed and human annotations, and adjudicated sets, chose each label."""
-    seed, human = Counter(), Counter()
+    seed: Counter[str] = Counter()
+    human: Counter[str] = Counter()
     for a in inputs.annotations:
         (seed if a.source == SEED_SOURCE else human).update(set(a.labels))
     adjudicated = Counter(label for chosen in inputs.adjudicated.values() for label in set(chosen))

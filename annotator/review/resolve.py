@@ -186,6 +186,7 @@ def resolve_group(
     votes = votes_by_annotator(annotations)
     voted = {label for label_set in votes.values() for label in label_set}
     annotators = tuple(votes)
+    sources: tuple[str, ...]
     if adjudications:
         chosen = check_labels({label for decision in adjudications for label in decision}, labels)
         status, sources = (ADJUDICATED if chosen else UNRESOLVED), (ADJUDICATION,)
