@@ -57,7 +57,7 @@ class TrainResult:
     n_train: int
     metrics: dict
     seconds: float
-    groups: np.ndarray | None = None  # near-duplicate group of each example (reusable by the caller)
+    groups: np.ndarray  # near-duplicate group of each example (reusable by the caller)
 
 
 def holdout_split(texts: Sequence[str], test_size: float, seed: int,

@@ -187,6 +187,11 @@ def learning_curve_gain(n_labels: Sequence[float], macro_f1: Sequence[float], n_
     return CurveGain(gain, min(lows, default=gain), max(highs, default=gain), c_best)
 
 
+def _f1s(points: Sequence[VersionPoint]) -> list[float]:
+    """The held-out macro-F1 of versions that have one (callers pass only scored versions)."""
+    return [float(p.macro_f1) for p in points if p.macro_f1 is not None]
+
+
 def stop_signal(points: Sequence[VersionPoint], *, n_next: int = 200, min_gain: float = MIN_GAIN,
                 agreement_threshold: float = AGREEMENT_THRESHOLD,
                 min_stable: int = MIN_STABLE_VERSIONS, min_spacing: int = MIN_SPACING,
@@ -229,8 +234,7 @@ def stop_signal(points: Sequence[VersionPoint], *, n_next: int = 200, min_gain: 
         return StopSignal(n_next, None, None, None, 0, False,
                           "not enough versions yet: no model has been trained")
     scored = [p for p in ordered if p.macro_f1 is not None and p.n_labels > 0]
-    fit = learning_curve_gain([p.n_labels for p in scored], [float(p.macro_f1) for p in scored if p.macro_f1 is not None], n_next,
-                              min_spacing=min_spacing)
+    fit = learning_curve_gain([p.n_labels for p in scored], _f1s(scored), n_next, min_spacing=min_spacing)
     stable = 0
     for p in reversed(ordered):
         if p.pool_agreement is None or p.pool_agreement < agreement_threshold:
@@ -267,8 +271,8 @@ def _low_gain_since(scored: Sequence[VersionPoint], since: float, n_next: int, m
     for k in range(len(scored)):
         if scored[k].n_labels < since:
             continue
-        fit = learning_curve_gain([p.n_labels for p in scored[: k + 1]], [float(p.macro_f1) for p in scored[: k + 1] if p.macro_f1 is not None],
-                                  n_next, min_spacing=min_spacing)
+        fit = learning_curve_gain([p.n_labels for p in scored[: k + 1]], _f1s(scored[: k + 1]), n_next,
+                                  min_spacing=min_spacing)
         if fit is None or fit.high is None or fit.high >= min_gain:
             return False
     return True
