@@ -37,7 +37,7 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 STRATEGY_NAMES = ("default", "random", "min_confidence", "avg_confidence", "max_score", "avg_score",
                   "max_loss", "mean_max_loss", "svm_binary_minimum", "entropy", "mmu", "lci_mmu", "density",
                   "cluster_margin", "ranked_batch", "rarity", "eps_mmu", "qbc", "labelwise", "badge",
-                  "coverage", "tempered", "quota", "representative")
+                  "coverage", "tempered", "staged", "quota", "representative")
 # Sane ranges: beyond them a value is a typo (a seed numpy cannot take, a week-long delay, a
 # batch larger than any pool), refused when the settings are read.
 _BOUNDS: dict[str, tuple[float, float]] = {

@@ -55,7 +55,8 @@ BUDGETS = (200, 400, 800, 1200, 1600, 2000)
 # Strategies that take keyword parameters, for "name[key=value,...]" variants.
 PARAMETRIC = {"coverage": S.coverage_batch, "cluster_margin": S.cluster_margin,
               "ranked_batch": S.ranked_batch_sampling, "badge": S.badge, "labelwise": S.labelwise_margin,
-              "tempered": S.tempered_sampling, "quota": S.label_quota}
+              "tempered": S.tempered_sampling, "staged": S.staged_sampling,
+              "quota": S.label_quota}
 
 
 def load_split(test_size: float = 0.25, seed: int = 0):

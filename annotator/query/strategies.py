@@ -53,14 +53,15 @@ from .queries import (_by_score, _committee_disagreement, _density_weighted, _ep
                       _modal_multilabel, _rarity_weighted, _svm_binary_minimum, badge, blended,
                       cluster_margin, coverage_batch, gumbel_order, label_quota, labelwise_margin,
                       pool_density, random_sampling, ranked_batch_sampling, representative, scheduled,
-                      tempered_sampling)
+                      staged_sampling, tempered_sampling, TOP_UNCERTAINTY_AFTER)
 
 __all__ = [  # the registry and learners defined here, and the pieces callers reach through this module
     "DEFAULT_STRATEGY", "STRATEGIES", "FeatureClassifier", "PolicyActiveLearner", "PolicyCommittee",
     "Strategy", "StrategyFn", "badge", "blended", "check_pool", "cluster_margin", "cold_start_batch",
     "coverage_batch", "get_strategy", "gumbel_order", "label_keywords", "label_quota",
     "labelwise_margin", "make_learner", "pool_density", "random_sampling", "rank_top",
-    "ranked_batch_sampling", "representative", "scheduled", "select_batch", "tempered_sampling",
+    "ranked_batch_sampling", "representative", "scheduled", "select_batch", "staged_sampling",
+    "tempered_sampling", "TOP_UNCERTAINTY_AFTER",
 ]
 
 log = logging.getLogger(__name__)
@@ -135,6 +136,8 @@ _ALL = [
     Strategy("coverage", _partial(coverage_batch), "label coverage (expected positives of "
              "starved labels) mixed with MMU"),
     Strategy("tempered", _partial(tempered_sampling), "random draws weighted by rank(MMU)^2"),
+    Strategy("staged", _partial(staged_sampling), "tempered below 1,000 labels, then the most "
+             "uncertain (MMU) first"),
     Strategy("quota", _partial(label_quota), "per-label quotas by need, drawn near each label's threshold"),
     Strategy("representative", representative, "k-means representatives of the pool (diversity only)"),
 ]

@@ -143,6 +143,22 @@ def test_tempered_sampling_leans_to_uncertain_clauses_and_is_random_at_gamma_zer
     assert leaning > 0.65 and 0.4 < flat < 0.6  # rank^3 draws average 0.75; uniform ones 0.5
 
 
+def test_staged_sampling_draws_tempered_early_and_takes_the_most_uncertain_after_the_switch(corpus):
+    """Below ``switch_at`` labels a staged batch is exactly the tempered draw; from it on, the
+    clauses of highest MMU uncertainty, best first (the live loop's ranking after 1,000 labels)."""
+    est = S.FeatureClassifier.from_fitted(corpus.model, corpus.Y[:120])  # 120 labeled clauses
+    X = corpus.X[120:]
+    assert (S.staged_sampling(est, X, 15, rng=rng(3), switch_at=121).tolist()
+            == S.tempered_sampling(est, X, 15, rng=rng(3)).tolist())
+    uncertainty = S.mmu_scores(_outputs(est, X))
+    top = S.staged_sampling(est, X, 15, rng=rng(3), switch_at=120)
+    assert top.tolist() == S.rank_top(uncertainty, 15, rng(3)).tolist()
+    assert uncertainty[top].min() >= np.sort(uncertainty)[-15]  # exactly the 15 most uncertain
+    assert S.get_strategy("staged").fn(est, X, 15, rng=rng(3)).tolist() == S.staged_sampling(
+        est, X, 15, rng=rng(3)).tolist()  # registered with the 1,000-label default: tempered at 120
+    assert S.TOP_UNCERTAINTY_AFTER == 1000
+
+
 def test_tempered_need_power_leans_to_starved_labels(corpus):
     """need_power > 0 draws more of the likely positives of a label with no positives yet; 0 is plain tempered."""
     est = S.FeatureClassifier.from_fitted(corpus.model, corpus.Y[:120])
