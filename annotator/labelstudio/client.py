@@ -1,5 +1,6 @@
 """Label Studio, seen from the product: one client object over the label-studio-sdk 2.x ``LabelStudio``,
-and the one place that knows Label Studio's task, prediction and result formats.
+and the one place that knows Label Studio's prediction and result formats (a task's data has its
+own home, the leaf :mod:`annotator.task_format`, shared with the task file ``annotator ingest`` writes).
 
 Creates or reuses the project, connects the ML backend and the webhook, switches the project to
 Label Studio's own uncertainty sampling, imports tasks and refreshes their predictions (a score
@@ -20,6 +21,8 @@ from typing import Any
 
 from ..errors import LabelStudioError
 from ..labels import LabelConfig
+from .. import task_format
+from ..task_format import CLAUSE_ID_KEY, SECTION_KEY
 
 log = logging.getLogger(__name__)
 
@@ -58,9 +61,10 @@ class LsTask:
     is_labeled: bool  # Label Studio's own flag: as many annotations as the task's overlap asks
 
 
-def task_data(clause_id: str, text: str, section: str, config: LabelConfig) -> dict:
-    """The ``data`` of a clause's task: the text the labeling config shows, its section and clause id."""
-    return {config.value_key: text, "section": section or "", "clause_id": clause_id}
+def task_data(clause_id: str, text: str, section: str | None, config: LabelConfig) -> dict[str, str]:
+    """The ``data`` of a clause's task in this project: the text under the labeling config's
+    ``<Text>`` key, its section and clause id (:func:`annotator.task_format.task_data`)."""
+    return task_format.task_data(clause_id, text, section, value_key=config.value_key)
 
 
 def prediction_payload(labels: Sequence[str], score: float, model_version: str, config: LabelConfig,
@@ -231,7 +235,7 @@ class LabelStudioClient:
         for task in pager:
             task = task.model_dump() if hasattr(task, "model_dump") else dict(task)
             data = task.get("data") if isinstance(task.get("data"), dict) else {}
-            clause_id, text = data.get("clause_id"), data.get(value_key)
+            clause_id, text = data.get(CLAUSE_ID_KEY), data.get(value_key)
             out.append(LsTask(id=int(task["id"]), clause_id=clause_id if isinstance(clause_id, str) else None,
                               text=text if isinstance(text, str) else None,
                               n_annotations=int(task.get("total_annotations") or 0),
@@ -383,7 +387,7 @@ def annotation_from_ls(annotation: dict, task: dict, config: LabelConfig) -> tup
     text = normalize_text(text)
     if not text:
         raise SchemaMismatchError(f"task {task_id} has no text at data['{config.value_key}'] once normalized")
-    given_id = data.get("clause_id")
+    given_id = data.get(CLAUSE_ID_KEY)
     completed_by = annotation.get("completed_by")
     if isinstance(completed_by, dict):
         completed_by = completed_by.get("email") or completed_by.get("id")
@@ -399,7 +403,7 @@ def annotation_from_ls(annotation: dict, task: dict, config: LabelConfig) -> tup
         # never trusted to pick the stored clause a label attaches to (see clause_id_given).
         "clause_id": make_clause_id(text),
         "clause_id_given": given_id if isinstance(given_id, str) else None,
-        "section": str(data.get("section") or ""),
+        "section": str(data.get(SECTION_KEY) or ""),
         "project_id": _project_id(task.get("project", annotation.get("project"))),
     }
     return fields, labels_from_result(annotation.get("result"), config)

@@ -20,6 +20,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 from ..errors import InputError
+from ..task_format import task, task_data
 from .normalize import normalize_text
 from .segment import DEFAULT_MAX_CHARS, DEFAULT_MIN_CHARS, segment_text
 from ..types import Document
@@ -168,8 +169,9 @@ def ingest_paths(
 def write_ls_tasks(documents: Sequence[Document], out_path: str | Path) -> int:
     """Write the documents' clauses as a Label Studio task list (JSON), atomically.
 
-    Each task is ``{"data": {"text", "section", "clause_id", "document", "source"}}`` where
-    ``document`` is the document title and ``source`` its file name. A clause that occurs in
+    Each task is ``{"data": {"text", "section", "clause_id", "document", "source"}}``
+    (:func:`annotator.task_format.task_data`) where ``document`` is the document title and ``source``
+    its file name. A clause that occurs in
     several documents is written once (first occurrence), so it is labeled once.
 
     Parameters
@@ -201,8 +203,7 @@ def write_ls_tasks(documents: Sequence[Document], out_path: str | Path) -> int:
             if seg.id in written:
                 continue
             written.add(seg.id)
-            tasks.append({"data": {"text": seg.text, "section": seg.section, "clause_id": seg.id,
-                                   "document": doc.title, "source": source}})
+            tasks.append(task(task_data(seg.id, seg.text, seg.section, document=doc.title, source=source)))
     out = check_tasks_out(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")

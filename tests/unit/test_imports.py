@@ -15,7 +15,8 @@ BACKEND = sorted((REPO / "backend").glob("*.py"))
 # The layers, bottom first (ARCHITECTURE.md). A module may import its own package and the packages
 # of lower layers, never a higher one. "leaves" are the shared top-level modules of annotator/.
 PACKAGES = ("leaves", "text", "storage", "model", "query", "labelstudio", "review", "dataset", "cycle", "cli")
-LEAVES = ("errors", "types", "labels", "settings", "redaction", "optional", "lifecycle", "resources")
+LEAVES = ("errors", "types", "labels", "settings", "redaction", "optional", "lifecycle", "task_format",
+          "resources")
 FACE = ("__init__", "__main__")  # annotator's own face: the lazy public table and `python -m annotator`
 RANK = {name: rank for rank, name in enumerate(PACKAGES)}
 

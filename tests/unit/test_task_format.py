@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 
+from annotator import task_format
 from annotator.labels import load_label_config, parse_label_config
 from annotator.labelstudio.client import task_data
 from annotator.text.ingest import ingest_paths, write_ls_tasks
@@ -103,3 +104,25 @@ def test_pushed_task_data_uses_the_labeling_configs_text_key():
     assert config.value_key == "clause"
     data = task_data("c1", "支持人才引进。", "二、人才", config)
     assert list(data.items()) == [("clause", "支持人才引进。"), ("section", "二、人才"), ("clause_id", "c1")]
+
+
+# The one home -------------------------------------------------------------------------------------------
+def test_both_writers_build_the_data_in_task_format():
+    """The task file's data is the pushed data plus the document and source, from the same function."""
+    pushed = task_data("c1", "支持人才引进。", "二、人才", CONFIG)
+    assert task_format.task_data("c1", "支持人才引进。", "二、人才") == pushed
+    written = task_format.task_data("c1", "支持人才引进。", "二、人才", document="甲", source="a.txt")
+    assert list(written.items()) == [*pushed.items(), ("document", "甲"), ("source", "a.txt")]
+    assert list(task_format.task_data("c1", "x", "", source="a.txt")) == ["text", "section", "clause_id", "source"]
+
+
+def test_task_wraps_data_then_predictions_in_order():
+    data = task_format.task_data("c1", "支持人才引进。", "")
+    assert task_format.task(data) == {"data": data}
+    prediction = {"model_version": "policy-clf-v1", "score": 0.5, "result": []}
+    assert list(task_format.task(data, (prediction,)).items()) == [("data", data), ("predictions", [prediction])]
+
+
+def test_readers_use_the_same_keys():
+    assert (task_format.TEXT_KEY, task_format.SECTION_KEY, task_format.CLAUSE_ID_KEY, task_format.DOCUMENT_KEY,
+            task_format.SOURCE_KEY) == ("text", "section", "clause_id", "document", "source")
