@@ -10,6 +10,7 @@ import json
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -20,6 +21,10 @@ from ..errors import AnnotatorError
 from ..redaction import install_log_redaction, redact, settings_secrets
 from ..settings import Settings
 from ..storage.store import Store
+from ..types import ImportLabelsReport, IngestReport
+
+if TYPE_CHECKING:
+    from ..dataset.export import ExportReport
 
 log = logging.getLogger("annotator")
 
@@ -126,22 +131,21 @@ def ingest(obj: Context, paths, tasks_out, as_json) -> None:
     Example: annotator ingest tasks/sources/
     """
     from ..cycle.project import ingest_documents
-
     from ..text.ingest import check_tasks_out
 
     check_tasks_out(tasks_out or obj.settings.home / "tasks.json")  # before the documents are read
-    report = ingest_documents(obj.store, paths, tasks_out=tasks_out or obj.settings.home / "tasks.json")
-    lines = [f"{d['path']}: {d['clauses']} clauses ({d['new']} new, {d['dropped']} lines dropped)"
-             for d in report["documents"]]
-    lines += [f"error: {e}" for e in report["errors"]]
-    lines.append(f"{report['new_clauses']} new clauses; {report['total_clauses']} in the project"
-                 + (f"; tasks written to {report['tasks_file']}" if report["tasks_file"] else ""))
-    if feedback := report["not_policy"]["n"]:
-        openings = ", ".join(f"{o}… ({n})" for o, n in report["not_policy"]["openings"][:5])
+    report = IngestReport.from_dict(
+        ingest_documents(obj.store, paths, tasks_out=tasks_out or obj.settings.home / "tasks.json"))
+    lines = [f"{d.path}: {d.clauses} clauses ({d.new} new, {d.dropped} lines dropped)" for d in report.documents]
+    lines += [f"error: {e}" for e in report.errors]
+    lines.append(f"{report.new_clauses} new clauses; {report.total_clauses} in the project"
+                 + (f"; tasks written to {report.tasks_file}" if report.tasks_file else ""))
+    if feedback := report.not_policy.n:
+        openings = ", ".join(f"{o}… ({n})" for o, n in report.not_policy.openings[:5])
         lines.append(f"annotators marked {feedback} earlier line(s) 'not a policy measure'; most open with {openings}"
                      " (lines like these are worth dropping at ingestion)")
-    emit(report, as_json, "\n".join(lines))
-    if not report["documents"]:
+    emit(report.to_dict(), as_json, "\n".join(lines))
+    if not report.documents:
         raise click.ClickException("no document could be ingested")
 
 
@@ -157,15 +161,15 @@ def import_labels_cmd(obj: Context, file, as_json) -> None:
     """
     from ..cycle.project import import_labels
 
-    report = import_labels(obj.store, file, obj.settings.labels)
-    human = [f"{report['examples']} labeled clauses from {report['n_lines']} lines "
-             f"({report['exact_duplicates']} duplicate lines, {report['n_conflicts']} near-duplicates "
-             f"with conflicting labels, {report['n_problems']} problem lines)",
-             f"annotations: {report['annotations']}"]
-    human += [f"  {p}" for p in report["problems"][:10]]
-    if report["n_problems"] > 10:
-        human.append(f"  ... and {report['n_problems'] - 10} more (use --json)")
-    emit(report, as_json, "\n".join(human))
+    report = ImportLabelsReport.from_dict(import_labels(obj.store, file, obj.settings.labels))
+    human = [f"{report.examples} labeled clauses from {report.n_lines} lines "
+             f"({report.exact_duplicates} duplicate lines, {report.n_conflicts} near-duplicates "
+             f"with conflicting labels, {report.n_problems} problem lines)",
+             f"annotations: {dict(report.annotations)}"]
+    human += [f"  {p}" for p in report.problems[:10]]
+    if report.n_problems > 10:
+        human.append(f"  ... and {report.n_problems - 10} more (use --json)")
+    emit(report.to_dict(), as_json, "\n".join(human))
 
 
 @main.command()
@@ -668,15 +672,14 @@ def export(obj: Context, fmt, out, root, policy, ratios, no_noise_check, overwri
         raise click.BadParameter(f"expected three numbers like 0.8,0.1,0.1, got {ratios!r}", param_hint="--split")
     report = export_project(obj.store, obj.settings, out, fmt=fmt, root=root, policy=policy, splits=splits,
                             noise_check=not no_noise_check, overwrite=overwrite)
-    emit(report, as_json, _export_summary(report))
+    emit(report.to_dict(), as_json, _export_summary(report))
 
 
-def _export_summary(report: dict) -> str:
-    lines = [f"wrote {report['out']} ({report['fmt']}): {report['n_examples']} examples, "
-             f"{report['n_review']} for review"]
-    for name, n in report["split_sizes"].items():
+def _export_summary(report: ExportReport) -> str:
+    lines = [f"wrote {report.out} ({report.fmt}): {report.n_examples} examples, {report.n_review} for review"]
+    for name, n in report.split_sizes.items():
         lines.append(f"  {name}: {n} clauses")
-    for step, n in report["steps"].items():
+    for step, n in report.steps.items():
         lines.append(f"  removed/flagged by {step}: {n}")
     return "\n".join(lines)
 

@@ -15,6 +15,7 @@ from ..storage.registry import ModelRegistry
 from .services import DEMO_TOKEN, BackendServer, LabelStudioServer, stop_signals_interrupt
 from ..settings import Settings
 from ..storage.store import Store
+from ..types import ImportLabelsReport, IngestReport
 
 log = logging.getLogger(__name__)
 
@@ -30,11 +31,11 @@ def prepare_project(settings: Settings, store: Store, echo: Callable[[str], None
         If they are missing (a wheel install); the message says where to get them.
     """
     sources, seed_file = demo_files()
-    report = ingest_documents(store, [sources], tasks_out=settings.home / "tasks.json")
-    echo(f"ingested {len(report['documents'])} documents: {report['new_clauses']} new clauses "
-         f"({report['total_clauses']} in the project)")
-    report = import_labels(store, seed_file, settings.labels)
-    echo(f"seed labels: {report['examples']} labeled clauses ({report['annotations']['created']} new)")
+    ingested = IngestReport.from_dict(ingest_documents(store, [sources], tasks_out=settings.home / "tasks.json"))
+    echo(f"ingested {len(ingested.documents)} documents: {ingested.new_clauses} new clauses "
+         f"({ingested.total_clauses} in the project)")
+    imported = ImportLabelsReport.from_dict(import_labels(store, seed_file, settings.labels))
+    echo(f"seed labels: {imported.examples} labeled clauses ({imported.annotations['created']} new)")
     registry = ModelRegistry(settings.model_dir, store)
     if store.latest_model_version() is None:
         echo("training the first model on the seed set ...")

@@ -69,7 +69,8 @@ class ExportReport:
     max_deviation: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-serializable dict (for ``--json``)."""
+        """The ``--json`` document of ``annotator export``: the fields in order, ``files`` as a list
+        (a contract other tools read; pinned by tests/unit/test_report_records.py)."""
         return asdict(self) | {"files": list(self.files)}
 
 

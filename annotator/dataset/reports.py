@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..review.agreement import agreement_report
-from .export import export_dataset
+from .export import ExportReport, export_dataset
 from ..redaction import settings_secrets
 from ..review.dashboard import agreement_for_store, review_inputs, review_queue
 from ..settings import Settings
@@ -33,8 +33,9 @@ def agreement_summary(store: Store, labels: Sequence[str], *, queue_size: int = 
 def export_project(store: Store, settings: Settings, out: str | Path, *, fmt: str = "jsonl",
                    root: str | Path = "exports", policy: str = "majority",
                    splits: Sequence[float] = (0.8, 0.1, 0.1), noise_check: bool = True,
-                   overwrite: bool = False) -> dict:
-    """Export the project's labels as a cleaned dataset; returns the export report as a dict."""
+                   overwrite: bool = False) -> ExportReport:
+    """Export the project's labels as a cleaned dataset; returns the export report
+    (``report.to_dict()`` is what ``annotator export --json`` prints)."""
     from .. import __version__
 
     annotations = store.annotations()
@@ -43,9 +44,8 @@ def export_project(store: Store, settings: Settings, out: str | Path, *, fmt: st
     labels = settings.labels
     agreement = agreement_report(annotations, labels, adjudicated=store.adjudications()).to_dict()
     latest = store.latest_model_version()
-    report = export_dataset(annotations, texts, labels, out, fmt=fmt, root=root,
-                            adjudications=store.adjudications(), policy=policy, splits=splits,
-                            seed=settings.seed, noise_check=noise_check, agreement=agreement,
-                            model_version=latest.version if latest else None, tool_version=__version__,
-                            overwrite=overwrite, secrets=settings_secrets(settings))
-    return report.to_dict()
+    return export_dataset(annotations, texts, labels, out, fmt=fmt, root=root,
+                          adjudications=store.adjudications(), policy=policy, splits=splits,
+                          seed=settings.seed, noise_check=noise_check, agreement=agreement,
+                          model_version=latest.version if latest else None, tool_version=__version__,
+                          overwrite=overwrite, secrets=settings_secrets(settings))

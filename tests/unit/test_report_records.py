@@ -3,6 +3,7 @@ contract other tools read, so the keys, their order and the values over the real
 here (issue #17: the reports became typed records; what they print did not change)."""
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 
@@ -11,7 +12,8 @@ from click.testing import CliRunner
 
 from annotator import Store
 from annotator.cli import main
-from annotator.types import Annotation
+from annotator.dataset.export import ExportReport
+from annotator.types import Annotation, ImportLabelsReport, IngestedDocument, IngestReport, NotPolicyReport
 from tests.conftest import SEED_TSV, SEEDS, SOURCES
 
 from .test_cli_core import clean_environment
@@ -193,3 +195,64 @@ def test_export_human_summary(project):
         f"wrote {out} (jsonl): 5488 examples, 74 for review\n"
         "  train: 4363 clauses\n  dev: 561 clauses\n  test: 564 clauses\n"
         + "".join(f"  removed/flagged by {step}: {n}\n" for step, n in STEPS.items()))
+
+
+# The records ---------------------------------------------------------------------------------------------
+def printed(document: dict) -> str:
+    """What ``--json`` prints for ``document`` (annotator.cli.commands.emit)."""
+    return json.dumps(document, ensure_ascii=False, indent=None, default=str) + "\n"
+
+
+def test_each_record_gives_back_the_printed_document_exactly(project):
+    for name, record in (("ingest", IngestReport), ("import", ImportLabelsReport)):
+        stdout = project[name].stdout
+        assert printed(record.from_dict(json.loads(stdout)).to_dict()) == stdout
+
+
+def test_the_reports_are_frozen_and_typed(project):
+    ingest = IngestReport.from_dict(json.loads(project["ingest"].stdout))
+    assert ingest.documents[1] == IngestedDocument(str(SEED_DOCUMENTS[1]), "简报·第294期（下）", 131, 131, 73)
+    assert ingest.not_policy == NotPolicyReport(0, (), ())
+    imported = ImportLabelsReport.from_dict(json.loads(project["import"].stdout))
+    assert (imported.n_problems, imported.n_conflicts, imported.annotations["created"]) == (0, 37, 5602)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        ingest.tasks = 0  # type: ignore[misc]
+
+
+def test_export_project_returns_the_record(project, tmp_path, monkeypatch):
+    from annotator import Settings
+    from annotator.dataset.reports import export_project
+
+    monkeypatch.chdir(project["root"])
+    settings = Settings(home=project["root"] / "home")
+    with Store(settings.db_path) as store:
+        report = export_project(store, settings, "exports/v3", noise_check=False)
+    assert isinstance(report, ExportReport)
+    expected = json.loads(project["export"].stdout) | {"out": str((project["root"] / "exports" / "v3").resolve())}
+    assert printed(report.to_dict()) == printed(expected)
+
+
+def test_not_policy_openings_print_as_pairs():
+    report = IngestReport((), 0, (), None, 0, 0, NotPolicyReport(2, (("日前，", 1), ("近日，", 1)), ("甲", "乙")))
+    assert report.to_dict()["not_policy"] == {"n": 2, "openings": [["日前，", 1], ["近日，", 1]],
+                                              "examples": ["甲", "乙"]}
+    assert IngestReport.from_dict(report.to_dict()) == report
+
+
+def test_the_demo_reads_the_reports(settings, monkeypatch):
+    """`annotator demo`'s preparation prints from the ingest and import-labels records (training stubbed)."""
+    from annotator.cli import demo
+
+    class Trained(Exception):
+        pass
+
+    def train_project(*args, **kwargs):
+        raise Trained
+
+    monkeypatch.setattr(demo, "demo_files", lambda: (SEED_DOCUMENTS[0].parent, SEED_TSV))
+    monkeypatch.setattr(demo, "train_project", train_project)
+    lines: list[str] = []
+    with Store(settings.db_path) as store, pytest.raises(Trained):
+        demo.prepare_project(settings, store, lines.append)
+    assert lines == ["ingested 4 documents: 390 new clauses (390 in the project)",
+                     "seed labels: 5602 labeled clauses (5602 new)", "training the first model on the seed set ..."]
