@@ -11,7 +11,7 @@ same bytes, and Label Studio shows ``$section`` in the default config's header.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 TEXT_KEY = "text"  # the default labeling config's <Text value="$text">
@@ -56,6 +56,12 @@ def task_data(clause_id: str, text: str, section: str | None, *, value_key: str 
     if source is not None:
         data[SOURCE_KEY] = source
     return data
+
+
+def data_of(task: Mapping[str, Any]) -> dict[str, Any]:
+    """A task's ``data`` as Label Studio returns it (``{}`` when it has none, or not a dict)."""
+    data = task.get("data")
+    return data if isinstance(data, dict) else {}
 
 
 def task(data: dict[str, str], predictions: Sequence[dict[str, Any]] | None = None) -> dict[str, Any]:

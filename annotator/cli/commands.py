@@ -10,7 +10,7 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -256,7 +256,7 @@ def predict(obj: Context, model_dir, version, top, as_json) -> None:
         raise click.UsageError("no text on stdin; give one clause per line")
     proba = model.predict_proba(texts)
     chosen = model.predict(texts)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for text, p, y in zip(texts, proba, chosen):
         order = p.argsort()[::-1]
         rows.append({"text": text,

@@ -294,7 +294,7 @@ def clean_and_resolve(
             policy=policy,
             clause_ids=members,
         )
-        item = {
+        item: dict[str, Any] = {
             "id": first,
             "text": text,
             "labels": list(resolution.labels),

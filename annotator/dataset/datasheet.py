@@ -41,6 +41,7 @@ def _card_metadata(dataset: PreparedDataset, fmt: str) -> dict[str, Any]:
         for name in SPLIT_NAMES
         if len(dataset.splits[name])  # datasets cannot read an empty split file
     ]
+    features: list[dict[str, Any]]
     if fmt == "csv":
         features = [
             {"name": "id", "dtype": "string"},

@@ -197,7 +197,7 @@ def find_label_issues(
     given = [list(np.flatnonzero(row)) for row in Yc]
     per_label = np.asarray(find_multilabel_issues_per_class(given, proba, n_jobs=1), dtype=bool)
     result.per_label = per_label
-    result.issues = per_label.any(axis=1)
+    result.issues = np.asarray(per_label.any(axis=1), dtype=bool)
     result.scores = np.asarray(get_label_quality_scores(given, proba), dtype=float)
     result.proba[:, checked] = proba
     logger.info("label-noise check: %d of %d examples flagged", int(result.issues.sum()), n_rows)

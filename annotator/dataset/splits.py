@@ -21,7 +21,7 @@ SPLIT_NAMES = ("train", "dev", "test")
 DEFAULT_RATIOS = (0.8, 0.1, 0.1)
 
 
-def check_ratios(ratios: Sequence[float], n_splits: int | None = None) -> np.ndarray:
+def check_ratios(ratios: Sequence[float] | np.ndarray, n_splits: int | None = None) -> np.ndarray:
     """Return ``ratios`` as an array after checking they are non-negative and sum to 1."""
     try:
         values = np.asarray([float(r) for r in ratios], dtype=float)
@@ -46,7 +46,7 @@ def _pick(candidates: np.ndarray, rng: np.random.Generator) -> int:
 
 def stratify_groups(
     Y: np.ndarray,
-    ratios: Sequence[float],
+    ratios: Sequence[float] | np.ndarray,
     *,
     groups: Sequence[int] | np.ndarray | None = None,
     seed: int = 0,
@@ -57,7 +57,7 @@ def stratify_groups(
     ----------
     Y : ndarray of shape (n_samples, n_labels)
         0/1 label matrix.
-    ratios : sequence of float
+    ratios : sequence or 1-d array of float
         Wanted share of rows per fold, summing to 1 (e.g. ``(0.8, 0.1, 0.1)``).
     groups : array-like of shape (n_samples,), optional
         Group id per row; rows of one group land in the same fold. Default: every row alone.
@@ -86,6 +86,7 @@ def stratify_groups(
     if Y.ndim != 2:
         raise InputError(f"Y must be a 2-d 0/1 matrix, got shape {Y.shape}")
     n_rows = Y.shape[0]
+    group_of: np.ndarray  # any ids at first, then their index among the distinct ids
     if groups is None:
         group_of = np.arange(n_rows)
     else:
@@ -96,7 +97,7 @@ def stratify_groups(
             )
     _, group_of = np.unique(group_of, return_inverse=True)
     n_groups = int(group_of.max()) + 1 if n_rows else 0
-    counts = np.zeros((n_groups, Y.shape[1]), dtype=np.int64)
+    counts: np.ndarray = np.zeros((n_groups, Y.shape[1]), dtype=np.int64)  # (n_groups, n_labels)
     np.add.at(counts, group_of, Y)
     weights = np.bincount(group_of, minlength=n_groups).astype(float)
 
@@ -139,7 +140,7 @@ def stratify_groups(
 
 def split_rows(
     Y: np.ndarray,
-    ratios: Sequence[float] = DEFAULT_RATIOS,
+    ratios: Sequence[float] | np.ndarray = DEFAULT_RATIOS,
     *,
     groups: Sequence[int] | np.ndarray | None = None,
     seed: int = 0,

@@ -17,12 +17,15 @@ import logging
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import LabelStudioError
 from ..labels import LabelConfig
 from .. import task_format
-from ..task_format import CLAUSE_ID_KEY, SECTION_KEY
+from ..task_format import CLAUSE_ID_KEY, SECTION_KEY, data_of
+
+if TYPE_CHECKING:
+    from label_studio_sdk.core.request_options import RequestOptions
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +37,7 @@ WEBHOOK_ACTIONS = (*ANNOTATION_ACTIONS, DELETE_ACTION)  # the events the project
 MAX_ID = 2**63 - 1  # SQLite's INTEGER range: a larger id cannot be stored; Label Studio's ids start at 1
 WEBHOOK_SECRET_HEADER = "X-Annotator-Secret"
 UNCERTAINTY_SAMPLING = "Uncertainty sampling"  # Project.sampling: lowest prediction score first
-NO_RETRY = {"max_retries": 0}  # the SDK retries POSTs: a retried import would create duplicate tasks
+NO_RETRY: RequestOptions = {"max_retries": 0}  # the SDK retries POSTs: a retried import would create duplicate tasks
 MODEL_VERSION_PREFIX = "policy-clf-v"
 COLD_START_VERSION = "policy-clf-cold-start"  # the ranking before the first model
 
@@ -234,7 +237,7 @@ class LabelStudioClient:
         out = []
         for task in pager:
             task = task.model_dump() if hasattr(task, "model_dump") else dict(task)
-            data = task.get("data") if isinstance(task.get("data"), dict) else {}
+            data = data_of(task)
             clause_id, text = data.get(CLAUSE_ID_KEY), data.get(value_key)
             out.append(LsTask(id=int(task["id"]), clause_id=clause_id if isinstance(clause_id, str) else None,
                               text=text if isinstance(text, str) else None,
@@ -312,7 +315,7 @@ class LabelStudioClient:
         try:
             with httpx.Client(timeout=30, follow_redirects=False) as browser:
                 page = browser.get(invite)
-                token = browser.cookies.get("csrftoken", "")
+                token = browser.cookies.get("csrftoken") or ""
                 response = browser.post(invite, data={"email": email, "password": password,
                                                       "csrfmiddlewaretoken": token},
                                         headers={"Referer": invite, "X-CSRFToken": token})
@@ -378,7 +381,7 @@ def annotation_from_ls(annotation: dict, task: dict, config: LabelConfig) -> tup
     task_id = task.get("id", annotation.get("task"))
     if task_id is not None and isinstance(task_id, int) and not is_ls_id(task_id):
         raise SchemaMismatchError(f"task id {task_id} is out of range (a 64-bit integer is expected)")
-    data = task.get("data") if isinstance(task.get("data"), dict) else {}
+    data = data_of(task)
     text = data.get(config.value_key)
     if not isinstance(text, str) or not text.strip():
         raise SchemaMismatchError(

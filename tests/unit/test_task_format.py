@@ -126,3 +126,10 @@ def test_task_wraps_data_then_predictions_in_order():
 def test_readers_use_the_same_keys():
     assert (task_format.TEXT_KEY, task_format.SECTION_KEY, task_format.CLAUSE_ID_KEY, task_format.DOCUMENT_KEY,
             task_format.SOURCE_KEY) == ("text", "section", "clause_id", "document", "source")
+
+
+def test_data_of_reads_a_tasks_data_or_nothing():
+    data = {"text": "支持人才引进。", "clause_id": "c1"}
+    assert task_format.data_of({"id": 1, "data": data}) is data
+    assert task_format.data_of({"id": 1}) == {} and task_format.data_of({"data": ["x"]}) == {}
+    assert task_format.data_of({"data": None}) == {}
