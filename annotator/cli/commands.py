@@ -21,7 +21,6 @@ from ..errors import AnnotatorError
 from ..redaction import install_log_redaction, redact, settings_secrets
 from ..settings import Settings
 from ..storage.store import Store
-from ..types import ImportLabelsReport, IngestReport
 
 if TYPE_CHECKING:
     from ..dataset.export import ExportReport
@@ -134,8 +133,7 @@ def ingest(obj: Context, paths, tasks_out, as_json) -> None:
     from ..text.ingest import check_tasks_out
 
     check_tasks_out(tasks_out or obj.settings.home / "tasks.json")  # before the documents are read
-    report = IngestReport.from_dict(
-        ingest_documents(obj.store, paths, tasks_out=tasks_out or obj.settings.home / "tasks.json"))
+    report = ingest_documents(obj.store, paths, tasks_out=tasks_out or obj.settings.home / "tasks.json")
     lines = [f"{d.path}: {d.clauses} clauses ({d.new} new, {d.dropped} lines dropped)" for d in report.documents]
     lines += [f"error: {e}" for e in report.errors]
     lines.append(f"{report.new_clauses} new clauses; {report.total_clauses} in the project"
@@ -161,7 +159,7 @@ def import_labels_cmd(obj: Context, file, as_json) -> None:
     """
     from ..cycle.project import import_labels
 
-    report = ImportLabelsReport.from_dict(import_labels(obj.store, file, obj.settings.labels))
+    report = import_labels(obj.store, file, obj.settings.labels)
     human = [f"{report.examples} labeled clauses from {report.n_lines} lines "
              f"({report.exact_duplicates} duplicate lines, {report.n_conflicts} near-duplicates "
              f"with conflicting labels, {report.n_problems} problem lines)",

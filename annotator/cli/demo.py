@@ -15,7 +15,6 @@ from ..storage.registry import ModelRegistry
 from .services import DEMO_TOKEN, BackendServer, LabelStudioServer, stop_signals_interrupt
 from ..settings import Settings
 from ..storage.store import Store
-from ..types import ImportLabelsReport, IngestReport
 
 log = logging.getLogger(__name__)
 
@@ -31,10 +30,10 @@ def prepare_project(settings: Settings, store: Store, echo: Callable[[str], None
         If they are missing (a wheel install); the message says where to get them.
     """
     sources, seed_file = demo_files()
-    ingested = IngestReport.from_dict(ingest_documents(store, [sources], tasks_out=settings.home / "tasks.json"))
+    ingested = ingest_documents(store, [sources], tasks_out=settings.home / "tasks.json")
     echo(f"ingested {len(ingested.documents)} documents: {ingested.new_clauses} new clauses "
          f"({ingested.total_clauses} in the project)")
-    imported = ImportLabelsReport.from_dict(import_labels(store, seed_file, settings.labels))
+    imported = import_labels(store, seed_file, settings.labels)
     echo(f"seed labels: {imported.examples} labeled clauses ({imported.annotations['created']} new)")
     registry = ModelRegistry(settings.model_dir, store)
     if store.latest_model_version() is None:

@@ -39,6 +39,7 @@ from ..storage.store import Store
 from ..query.strategies import cold_start_batch, select_batch
 from .sync import record_annotation, remember_users, sync_project
 from ..model.training import label_matrix
+from .. import task_format
 from ..types import Clause, Example, ModelVersion, PushedTask
 
 log = logging.getLogger(__name__)
@@ -306,8 +307,8 @@ def _import_new(store: Store, client: LabelStudioClient, project_id: int, config
     store.record_push(project_id, [(c.id, None, r) for r, (c, _, _) in enumerate(new)], batch=batch,
                       model_version=version)
     task_ids = client.import_tasks(project_id, [
-        {"data": task_data(c.id, c.text, c.section, config),
-         "predictions": [prediction_payload(labels, score, name, config)]} for c, score, labels in new])
+        task_format.task(task_data(c.id, c.text, c.section, config), [prediction_payload(labels, score, name, config)])
+        for c, score, labels in new])
     store.set_task_ids({c.id: t for (c, _, _), t in zip(new, task_ids)})
     store.set_priorities([(c.id, score, version, labels) for c, score, labels in new], model_version=version)
     return len(new)

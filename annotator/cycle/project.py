@@ -14,14 +14,15 @@ from ..labels import check_labels
 from ..review.resolve import resolve_annotations
 from ..text.seedset import read_labeled_file
 from ..storage.store import Store
-from ..types import Annotation, Clause, Example
+from ..types import Annotation, Clause, Example, ImportLabelsReport, IngestedDocument, IngestReport
 
 log = logging.getLogger(__name__)
 
 SEED_ANNOTATOR = "seed"
 
 
-def ingest_documents(store: Store, paths: Iterable[str | Path], *, tasks_out: str | Path | None = None) -> dict:
+def ingest_documents(store: Store, paths: Iterable[str | Path], *,
+                     tasks_out: str | Path | None = None) -> IngestReport:
     """Segment documents into clauses and add the new ones to the store.
 
     Re-ingesting a file adds nothing: clause ids are hashes of their normalized text. The Label
@@ -34,22 +35,19 @@ def ingest_documents(store: Store, paths: Iterable[str | Path], *, tasks_out: st
         for document in result.documents:
             added = store.add_document(document)
             n_new += added
-            documents.append({"path": document.path, "title": document.title,
-                              "clauses": len(document.segments), "new": added,
-                              "dropped": document.dropped})
+            documents.append(IngestedDocument(document.path, document.title, len(document.segments), added,
+                                              document.dropped))
     n_tasks = write_ls_tasks(result.documents, tasks_out) if tasks_out and result.documents else 0
     from ..review.dashboard import not_policy_report
 
-    feedback = not_policy_report(store)
-    return {"documents": documents, "new_clauses": n_new, "errors": result.errors,
-            "tasks_file": str(tasks_out) if n_tasks else None, "tasks": n_tasks,
-            "total_clauses": store.count_clauses(),
-            # What annotators answered "not a policy measure" so far: the segmenter's blind spots.
-            "not_policy": {"n": feedback.n, "openings": [list(o) for o in feedback.openings],
-                           "examples": list(feedback.examples)}}
+    return IngestReport(documents=tuple(documents), new_clauses=n_new, errors=tuple(result.errors),
+                        tasks_file=str(tasks_out) if n_tasks else None, tasks=n_tasks,
+                        total_clauses=store.count_clauses(),
+                        # What annotators answered "not a policy measure" so far: the segmenter's blind spots.
+                        not_policy=not_policy_report(store))
 
 
-def import_labels(store: Store, path: str | Path, labels: tuple[str, ...]) -> dict:
+def import_labels(store: Store, path: str | Path, labels: tuple[str, ...]) -> ImportLabelsReport:
     """Read a labeled file, store its clauses and one ``seed`` annotation per clause.
 
     Importing the same file twice changes nothing; a clause whose seed labels changed is updated
@@ -62,9 +60,10 @@ def import_labels(store: Store, path: str | Path, labels: tuple[str, ...]) -> di
         for example in data.examples:
             _, what = store.save_annotation(Annotation(example.id, example.labels, SEED_ANNOTATOR, "seed"))
             counts[what] += 1
-    report = data.report.to_dict()
-    report.update(examples=len(data.examples), annotations=counts)
-    return report
+    r = data.report
+    return ImportLabelsReport(path=r.path, n_lines=r.n_lines, n_pairs=r.n_pairs,
+                              exact_duplicates=r.exact_duplicates, problems=tuple(r.problems),
+                              conflicts=tuple(r.conflicts), examples=len(data.examples), annotations=counts)
 
 
 def training_examples(store: Store, labels: Sequence[str]) -> list[Example]:

@@ -31,7 +31,7 @@ from .agreement import SEED_SOURCE, AgreementReport, agreement_report
 from .disagreements import MODEL_DISAGREES, Disagreement, disagreements
 from ..query.stopping import StopSignal, VersionPoint, stop_signal
 from ..storage.store import Store
-from ..types import Annotation, Clause, ModelVersion
+from ..types import Annotation, Clause, ModelVersion, NotPolicyReport
 
 HOURS_SHOWN = 48
 
@@ -120,15 +120,6 @@ class QueueItem:
     text: str
     candidates: tuple[str, ...]  # labels offered first: every set involved, in label-set order
     preselected: tuple[str, ...]  # the best starting point: adjudicated, else agreed labels
-
-
-@dataclass(frozen=True)
-class NotPolicyReport:
-    """The lines annotators answered "not a policy measure": what ingestion should have dropped."""
-
-    n: int  # clauses with such an answer
-    openings: tuple[tuple[str, int], ...]  # their most common first characters (e.g. "近日，"), with counts
-    examples: tuple[str, ...]  # a few of the lines, newest first
 
 
 @dataclass(frozen=True)

@@ -167,8 +167,8 @@ def test_files_load_with_line_numbered_problems_or_are_refused_cleanly(workdir, 
         assert snapshot(store.path) == before
         RUN["refused"] += 1
         return
-    assert report["examples"] >= 1 and report["n_problems"] == len(report["problems"])
-    for problem in report["problems"]:
+    assert report.examples >= 1 and report.n_problems == len(report.problems)
+    for problem in report.problems:
         match = PROBLEM.match(problem)
         assert match, problem
         assert 1 <= int(match.group(1)) <= n_physical_lines(data.replace(b"\r\n", b"\n")), problem
