@@ -2,6 +2,7 @@
 
 Messages say what was wrong, the offending value, and how to fix it. Imports nothing local.
 """
+
 from __future__ import annotations
 
 

@@ -4,6 +4,7 @@ The labels are the ``<Choice value=...>`` entries of the ``<Choices>`` tag in th
 by default the one shipped as package data (``annotator/resources/label_config.xml``); the same
 parser reads a project's config back from Label Studio, so names are never hard-coded.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -30,9 +31,11 @@ def demo_files() -> tuple[Path, Path]:
     """
     sources, seeds = TASKS_DIR / "sources", TASKS_DIR / "seed_labels.tsv"
     if not (sources.is_dir() and seeds.is_file()):
-        raise InputError("the demo's documents and seed labels come with the source repository, not with the "
-                         "installed package: git clone the repository and run `make demo` there (or ingest "
-                         "your own documents: annotator ingest DIR)")
+        raise InputError(
+            "the demo's documents and seed labels come with the source repository, not with the "
+            "installed package: git clone the repository and run `make demo` there (or ingest "
+            "your own documents: annotator ingest DIR)"
+        )
     return sources, seeds
 
 
@@ -68,8 +71,8 @@ def parse_label_config(xml: str) -> LabelConfig:
     choices = root.find(".//Choices")
     if choices is None:
         raise SchemaMismatchError(
-            "labeling config has no <Choices> tag; add <Choices name=\"labels\" toName=\"text\" "
-            "choice=\"multiple\"> with one <Choice value=...> per label"
+            'labeling config has no <Choices> tag; add <Choices name="labels" toName="text" '
+            'choice="multiple"> with one <Choice value=...> per label'
         )
     values = [(c.get("value", "").strip(), c.get("not_policy", "").lower() == "true") for c in choices.iter("Choice")]
     not_policy = next((v for v, marked in values if marked or v == NOT_POLICY_CHOICE), None)
@@ -83,9 +86,7 @@ def parse_label_config(xml: str) -> LabelConfig:
         raise SchemaMismatchError("labeling config: <Choices> needs both name and toName attributes")
     text_tag = next((t for t in root.iter() if t.get("name") == to_name), None)
     if text_tag is None or not text_tag.get("value", "").startswith("$"):
-        raise SchemaMismatchError(
-            f"labeling config: no tag named '{to_name}' with value=\"$key\" for <Choices toName>"
-        )
+        raise SchemaMismatchError(f"labeling config: no tag named '{to_name}' with value=\"$key\" for <Choices toName>")
     return LabelConfig(xml, labels, from_name, to_name, text_tag.get("value", "")[1:], not_policy)
 
 

@@ -14,6 +14,7 @@ a model version afterwards (the docs call such a run "interrupted"). Two tools:
 A process not started by :mod:`multiprocessing` (the CLI, an ``annotator worker``) has no parent to
 outlive: for it the parent is always "alive".
 """
+
 from __future__ import annotations
 
 import logging
@@ -52,8 +53,10 @@ def check_parent_alive(what: str = "the result") -> None:
     """Raise :class:`ParentDiedError` if this worker's parent died; call it before publishing ``what``."""
     if not parent_alive():
         parent = multiprocessing.parent_process()
-        raise ParentDiedError(f"the parent process (pid {parent.pid if parent else '?'}) of this worker "
-                              f"(pid {os.getpid()}) died; {what} is not published (the run is interrupted)")
+        raise ParentDiedError(
+            f"the parent process (pid {parent.pid if parent else '?'}) of this worker "
+            f"(pid {os.getpid()}) died; {what} is not published (the run is interrupted)"
+        )
 
 
 def exit_when_parent_dies(*, exit_code: int = PARENT_DIED_EXIT_CODE) -> threading.Thread | None:
@@ -104,5 +107,6 @@ def check_can_listen(host: str, port: int) -> None:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the WSGI servers do
             sock.bind(address)
     except OSError as exc:
-        raise InputError(f"cannot listen on {host}:{port}: {exc.strerror or exc}; stop what uses that port "
-                         "or choose another --port") from None
+        raise InputError(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc}; stop what uses that port or choose another --port"
+        ) from None

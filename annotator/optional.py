@@ -16,6 +16,7 @@ hf         pyarrow, datasets                       ``export --format parquet`` /
 plot       matplotlib                              ``simulate --plot``
 =========  ======================================  ==============================================
 """
+
 from __future__ import annotations
 
 import importlib

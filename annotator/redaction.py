@@ -17,6 +17,7 @@ the root logger's handlers (and on :data:`logging.lastResort`, which prints when
 configured); it also redacts a record's traceback text, which handlers would otherwise format
 from the live exception.
 """
+
 from __future__ import annotations
 
 import base64
@@ -37,20 +38,24 @@ _URL_FIELDS = ("ls_url", "database_url", "redis_url", "backend_url")
 # `Authorization: Token abc`, `"Authorization": "Bearer abc"`, `'authorization': 'Basic abc'`.
 _AUTH_HEADER = re.compile(
     r"""(?P<head>\bauthorization["']?\s*[:=]\s*["']?(?:(?:bearer|token|basic|digest)\s+)?)"""
-    r"""(?P<value>[^\s"',;}\]]+)""", re.IGNORECASE)
+    r"""(?P<value>[^\s"',;}\]]+)""",
+    re.IGNORECASE,
+)
 # Stand-alone credentials: "Bearer eyJhbGciOi...", "Token 0123abcd..." (a value with a digit, so
 # "Token expired" stays readable).
-_SCHEME_TOKEN = re.compile(r"\b(?P<head>(?:bearer|token)\s+)(?P<value>(?=[^\s\"']*\d)[A-Za-z0-9._~+/=-]{8,})",
-                           re.IGNORECASE)
+_SCHEME_TOKEN = re.compile(
+    r"\b(?P<head>(?:bearer|token)\s+)(?P<value>(?=[^\s\"']*\d)[A-Za-z0-9._~+/=-]{8,})", re.IGNORECASE
+)
 _BASIC_TOKEN = re.compile(r"\b(?P<head>basic\s+)(?P<value>[A-Za-z0-9+/]{6,}={0,2})", re.IGNORECASE)
 # scheme://user:password@host (the user stays: it names the account, it opens nothing).
-_URL_PASSWORD = re.compile(r"(?P<head>\b[a-z][a-z0-9+.-]*://[^\s:/?#@\"']*:)(?P<value>[^\s/?#@\"']*)@",
-                           re.IGNORECASE)
+_URL_PASSWORD = re.compile(r"(?P<head>\b[a-z][a-z0-9+.-]*://[^\s:/?#@\"']*:)(?P<value>[^\s/?#@\"']*)@", re.IGNORECASE)
 # password=..., "api_key": "...", token: ..., secret='...'
 _KEY_VALUE = re.compile(
     r"""(?P<head>\b(?:password|passwd|api[_-]?key|apikey|access[_-]?token|auth[_-]?token|token|"""
     r"""secret|webhook[_-]?secret|client[_-]?secret|private[_-]?key)["']?\s*[:=]\s*["']?)"""
-    r"""(?P<value>[^\s"'&,;}\])]+)""", re.IGNORECASE)
+    r"""(?P<value>[^\s"'&,;}\])]+)""",
+    re.IGNORECASE,
+)
 
 
 def redact(text: str, secrets: Iterable[str] = ()) -> str:
@@ -196,8 +201,9 @@ class RedactingFilter(logging.Filter):
         return True
 
 
-def install_log_redaction(secrets: Iterable[str] = (), *, owner: Any = None,
-                          logger: logging.Logger | None = None) -> RedactingFilter:
+def install_log_redaction(
+    secrets: Iterable[str] = (), *, owner: Any = None, logger: logging.Logger | None = None
+) -> RedactingFilter:
     """Put a :class:`RedactingFilter` on every handler of ``logger`` (the root) and on lastResort.
 
     Calling it again (another app, another Settings) adds the new secrets to the filters already

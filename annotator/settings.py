@@ -9,6 +9,7 @@ Names that Label Studio's own tools use are read without the prefix (``LABEL_STU
 ML-backend examples' ``LOG_LEVEL``, ``PORT``, ``WORKERS``, ``THREADS``); the ``ANNOTATOR_*`` name
 wins when both are set.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -27,24 +28,61 @@ from .labels import DEFAULT_LABEL_CONFIG, LabelConfig, load_label_config
 ENV_PREFIX = "ANNOTATOR_"
 # Names read without the prefix because Label Studio's own tools (its SDK, its ML-backend examples)
 # use them; the ANNOTATOR_* name wins when both are set.
-_PLAIN_ENV = {"LABEL_STUDIO_URL": "ls_url", "LABEL_STUDIO_API_KEY": "ls_api_key",
-              "LABEL_STUDIO_API_KEY_FILE": "ls_api_key_file",
-              "BASIC_AUTH_USER": "basic_auth_user", "BASIC_AUTH_PASS": "basic_auth_pass",
-              "LOG_LEVEL": "log_level", "WORKERS": "workers", "THREADS": "threads", "PORT": "port"}
+_PLAIN_ENV = {
+    "LABEL_STUDIO_URL": "ls_url",
+    "LABEL_STUDIO_API_KEY": "ls_api_key",
+    "LABEL_STUDIO_API_KEY_FILE": "ls_api_key_file",
+    "BASIC_AUTH_USER": "basic_auth_user",
+    "BASIC_AUTH_PASS": "basic_auth_pass",
+    "LOG_LEVEL": "log_level",
+    "WORKERS": "workers",
+    "THREADS": "threads",
+    "PORT": "port",
+}
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 # The names annotator.query.strategies.get_strategy accepts (a test keeps them equal; importing the
 # strategies here would load scikit-learn and modAL for every command).
-STRATEGY_NAMES = ("default", "random", "min_confidence", "avg_confidence", "max_score", "avg_score",
-                  "max_loss", "mean_max_loss", "svm_binary_minimum", "entropy", "mmu", "lci_mmu", "density",
-                  "cluster_margin", "ranked_batch", "rarity", "eps_mmu", "qbc", "labelwise", "badge",
-                  "coverage", "tempered", "staged", "quota", "representative")
+STRATEGY_NAMES = (
+    "default",
+    "random",
+    "min_confidence",
+    "avg_confidence",
+    "max_score",
+    "avg_score",
+    "max_loss",
+    "mean_max_loss",
+    "svm_binary_minimum",
+    "entropy",
+    "mmu",
+    "lci_mmu",
+    "density",
+    "cluster_margin",
+    "ranked_batch",
+    "rarity",
+    "eps_mmu",
+    "qbc",
+    "labelwise",
+    "badge",
+    "coverage",
+    "tempered",
+    "staged",
+    "quota",
+    "representative",
+)
 # Sane ranges: beyond them a value is a typo (a seed numpy cannot take, a week-long delay, a
 # batch larger than any pool), refused when the settings are read.
 _BOUNDS: dict[str, tuple[float, float]] = {
-    "seed": (0, 2**32 - 1), "batch_size": (1, 10_000), "queue_window": (1, 100_000),
-    "retrain_every": (1, 1_000_000), "min_train_labels": (1, 1_000_000), "keep_versions": (1, 10_000),
-    "low_water": (1, 100_000), "max_request_bytes": (1024, 2**30),
-    "retrain_delay": (0, 7 * 86_400), "reconcile_every": (0, 7 * 86_400), "overlap_share": (0, 1),
+    "seed": (0, 2**32 - 1),
+    "batch_size": (1, 10_000),
+    "queue_window": (1, 100_000),
+    "retrain_every": (1, 1_000_000),
+    "min_train_labels": (1, 1_000_000),
+    "keep_versions": (1, 10_000),
+    "low_water": (1, 100_000),
+    "max_request_bytes": (1024, 2**30),
+    "retrain_delay": (0, 7 * 86_400),
+    "reconcile_every": (0, 7 * 86_400),
+    "overlap_share": (0, 1),
 }
 _SECRET_FIELDS = {"ls_api_key", "basic_auth_pass", "webhook_secret", "dashboard_password"}
 _URL_FIELDS = {"database_url", "redis_url"}  # shown with only their password masked
@@ -98,15 +136,20 @@ class Settings:
         object.__setattr__(self, "home", Path(self.home))
         object.__setattr__(self, "label_config", Path(self.label_config))
         self._check_types()
-        for name in ("batch_size", "low_water", "queue_window", "retrain_every", "min_train_labels",
-                     "max_request_bytes", "keep_versions"):
+        for name in (
+            "batch_size",
+            "low_water",
+            "queue_window",
+            "retrain_every",
+            "min_train_labels",
+            "max_request_bytes",
+            "keep_versions",
+        ):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise InputError(f"{ENV_PREFIX}{name.upper()} must be a positive integer, got {value!r}")
         if not 0.0 <= self.overlap_share <= 1.0:
-            raise InputError(
-                f"{ENV_PREFIX}OVERLAP_SHARE must be between 0 and 1, got {self.overlap_share!r}"
-            )
+            raise InputError(f"{ENV_PREFIX}OVERLAP_SHARE must be between 0 and 1, got {self.overlap_share!r}")
         if self.retrain_delay < 0:
             raise InputError(f"{ENV_PREFIX}RETRAIN_DELAY must be >= 0, got {self.retrain_delay!r}")
         if self.reconcile_every < 0:
@@ -114,12 +157,14 @@ class Settings:
         for name, high in (("port", 65535), ("workers", 64), ("threads", 64)):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= high:
-                raise InputError(f"{name.upper()} (or {ENV_PREFIX}{name.upper()}) must be an integer from 1 to "
-                                 f"{high}, got {value!r}")
+                raise InputError(
+                    f"{name.upper()} (or {ENV_PREFIX}{name.upper()}) must be an integer from 1 to {high}, got {value!r}"
+                )
         level = self.log_level.strip().upper()
         if level and level not in LOG_LEVELS:
-            raise InputError(f"LOG_LEVEL (or {ENV_PREFIX}LOG_LEVEL) must be one of {', '.join(LOG_LEVELS)}, "
-                             f"got {self.log_level!r}")
+            raise InputError(
+                f"LOG_LEVEL (or {ENV_PREFIX}LOG_LEVEL) must be one of {', '.join(LOG_LEVELS)}, got {self.log_level!r}"
+            )
         object.__setattr__(self, "log_level", level)
         if not self.ls_api_key and self.ls_api_key_file:
             object.__setattr__(self, "ls_api_key", _read_key_file(self.ls_api_key_file))
@@ -133,12 +178,19 @@ class Settings:
                 continue  # checked whole below, with the names Label Studio's tools use
             value = getattr(self, f.name)
             kind = str(f.type)
-            ok = {"int": isinstance(value, int) and not isinstance(value, bool),
-                  "float": isinstance(value, (int, float)) and not isinstance(value, bool),
-                  "bool": isinstance(value, bool), "str": isinstance(value, str)}.get(kind, True)
+            ok = {
+                "int": isinstance(value, int) and not isinstance(value, bool),
+                "float": isinstance(value, (int, float)) and not isinstance(value, bool),
+                "bool": isinstance(value, bool),
+                "str": isinstance(value, str),
+            }.get(kind, True)
             if not ok:
-                expected = {"int": "a positive integer" if _BOUNDS.get(f.name, (0,))[0] >= 1 else "an integer",
-                            "float": "a number", "bool": "true or false", "str": "a string"}[kind]
+                expected = {
+                    "int": "a positive integer" if _BOUNDS.get(f.name, (0,))[0] >= 1 else "an integer",
+                    "float": "a number",
+                    "bool": "true or false",
+                    "str": "a string",
+                }[kind]
                 raise InputError(f"{ENV_PREFIX}{f.name.upper()} must be {expected}, got {value!r}")
             if kind == "float" and not math.isfinite(value):
                 raise InputError(f"{ENV_PREFIX}{f.name.upper()} must be a finite number, got {value!r}")
@@ -151,16 +203,20 @@ class Settings:
         for name, (low, high) in _BOUNDS.items():
             value = getattr(self, name)
             if not low <= value <= high:
-                raise InputError(f"{ENV_PREFIX}{name.upper()} must be from {_number(low)} to {_number(high)}, "
-                                 f"got {value!r}")
+                raise InputError(
+                    f"{ENV_PREFIX}{name.upper()} must be from {_number(low)} to {_number(high)}, got {value!r}"
+                )
         if self.strategy not in STRATEGY_NAMES:
-            raise InputError(f"{ENV_PREFIX}STRATEGY: unknown strategy {self.strategy!r}; valid: "
-                             f"{', '.join(STRATEGY_NAMES)}")
+            raise InputError(
+                f"{ENV_PREFIX}STRATEGY: unknown strategy {self.strategy!r}; valid: {', '.join(STRATEGY_NAMES)}"
+            )
         for name in ("ls_url", "backend_url"):
             value = getattr(self, name)
             if not re.match(r"^https?://[^/\s]+", value, flags=re.IGNORECASE):
-                raise InputError(f"{ENV_PREFIX}{name.upper()} must be an http:// or https:// URL such as "
-                                 f"'http://127.0.0.1:8080', got {mask_password(value)!r}")
+                raise InputError(
+                    f"{ENV_PREFIX}{name.upper()} must be an http:// or https:// URL such as "
+                    f"'http://127.0.0.1:8080', got {mask_password(value)!r}"
+                )
 
     # Derived paths -------------------------------------------------------------------------
     @property
@@ -271,8 +327,17 @@ def _number(value: float) -> str:
 def _coerce(key: str, raw: str, type_name: Any) -> Any:
     type_name = str(type_name)
     if type_name == "bool":
-        value = {"1": True, "true": True, "yes": True, "on": True,
-                 "0": False, "false": False, "no": False, "off": False, "": False}.get(raw.strip().lower())
+        value = {
+            "1": True,
+            "true": True,
+            "yes": True,
+            "on": True,
+            "0": False,
+            "false": False,
+            "no": False,
+            "off": False,
+            "": False,
+        }.get(raw.strip().lower())
         if value is None:
             raise InputError(f"{key} must be true or false (1/0, yes/no, on/off), got {raw!r}")
         return value
@@ -295,22 +360,24 @@ def _read_toml(path: Path, types: Mapping[str, Any]) -> dict[str, Any]:
     except tomllib.TOMLDecodeError as exc:
         raise InputError(f"config file {path} is not valid TOML: {exc}") from exc
     except UnicodeDecodeError as exc:
-        raise InputError(f"config file {path} is not UTF-8 text (invalid byte 0x{exc.object[exc.start]:02x} at "
-                         f"offset {exc.start}); save it as UTF-8") from None
+        raise InputError(
+            f"config file {path} is not UTF-8 text (invalid byte 0x{exc.object[exc.start]:02x} at "
+            f"offset {exc.start}); save it as UTF-8"
+        ) from None
     data = data.get("annotator", data)
     if not isinstance(data, dict):
         raise InputError(f"config file {path}: [annotator] must be a table of settings, got {data!r:.60}")
     unknown = sorted(set(data) - set(types))
     if unknown:
-        raise InputError(
-            f"config file {path}: unknown key(s) {', '.join(unknown)}; known: {', '.join(types)}"
-        )
+        raise InputError(f"config file {path}: unknown key(s) {', '.join(unknown)}; known: {', '.join(types)}")
     checked = {}
     for key, value in data.items():
         kind = str(types[key])
-        ok = {"int": isinstance(value, int) and not isinstance(value, bool),
-              "float": isinstance(value, (int, float)) and not isinstance(value, bool),
-              "bool": isinstance(value, bool)}.get(kind, isinstance(value, str))
+        ok = {
+            "int": isinstance(value, int) and not isinstance(value, bool),
+            "float": isinstance(value, (int, float)) and not isinstance(value, bool),
+            "bool": isinstance(value, bool),
+        }.get(kind, isinstance(value, str))
         if not ok:
             expected = {"int": "an integer", "float": "a number", "bool": "true or false"}.get(kind, "a string")
             raise InputError(f"config file {path}: '{key}' must be {expected}, got {value!r}")

@@ -9,6 +9,7 @@ below ``labelstudio/`` and both need it.
 The keys and their order are a contract: a task file written before and after a release must be the
 same bytes, and Label Studio shows ``$section`` in the default config's header.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -21,8 +22,15 @@ DOCUMENT_KEY = "document"  # task files only: the title of the document the clau
 SOURCE_KEY = "source"  # task files only: the document's file name
 
 
-def task_data(clause_id: str, text: str, section: str | None, *, value_key: str = TEXT_KEY,
-              document: str | None = None, source: str | None = None) -> dict[str, str]:
+def task_data(
+    clause_id: str,
+    text: str,
+    section: str | None,
+    *,
+    value_key: str = TEXT_KEY,
+    document: str | None = None,
+    source: str | None = None,
+) -> dict[str, str]:
     """The ``data`` of one clause's Label Studio task.
 
     Parameters

@@ -1,5 +1,6 @@
 """Frozen dataclasses shared across modules: what a document, clause, annotation and model version are,
 and the reports of ingesting documents and importing labeled files."""
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -138,8 +139,11 @@ class NotPolicyReport:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> NotPolicyReport:
         """The record of a :meth:`to_dict` document."""
-        return cls(int(data["n"]), tuple((str(o), int(n)) for o, n in data["openings"]),
-                   tuple(str(e) for e in data["examples"]))
+        return cls(
+            int(data["n"]),
+            tuple((str(o), int(n)) for o, n in data["openings"]),
+            tuple(str(e) for e in data["examples"]),
+        )
 
 
 @dataclass(frozen=True)
@@ -153,8 +157,13 @@ class IngestedDocument:
     dropped: int
 
     def to_dict(self) -> dict[str, Any]:
-        return {"path": self.path, "title": self.title, "clauses": self.clauses, "new": self.new,
-                "dropped": self.dropped}
+        return {
+            "path": self.path,
+            "title": self.title,
+            "clauses": self.clauses,
+            "new": self.new,
+            "dropped": self.dropped,
+        }
 
 
 @dataclass(frozen=True)
@@ -177,19 +186,31 @@ class IngestReport:
     def to_dict(self) -> dict[str, Any]:
         """The ``--json`` document: ``{"documents", "new_clauses", "errors", "tasks_file", "tasks",
         "total_clauses", "not_policy"}``."""
-        return {"documents": [d.to_dict() for d in self.documents], "new_clauses": self.new_clauses,
-                "errors": list(self.errors), "tasks_file": self.tasks_file, "tasks": self.tasks,
-                "total_clauses": self.total_clauses, "not_policy": self.not_policy.to_dict()}
+        return {
+            "documents": [d.to_dict() for d in self.documents],
+            "new_clauses": self.new_clauses,
+            "errors": list(self.errors),
+            "tasks_file": self.tasks_file,
+            "tasks": self.tasks,
+            "total_clauses": self.total_clauses,
+            "not_policy": self.not_policy.to_dict(),
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> IngestReport:
         """The record of a :meth:`to_dict` document."""
         return cls(
-            documents=tuple(IngestedDocument(str(d["path"]), str(d["title"]), int(d["clauses"]), int(d["new"]),
-                                             int(d["dropped"])) for d in data["documents"]),
-            new_clauses=int(data["new_clauses"]), errors=tuple(str(e) for e in data["errors"]),
-            tasks_file=None if data["tasks_file"] is None else str(data["tasks_file"]), tasks=int(data["tasks"]),
-            total_clauses=int(data["total_clauses"]), not_policy=NotPolicyReport.from_dict(data["not_policy"]))
+            documents=tuple(
+                IngestedDocument(str(d["path"]), str(d["title"]), int(d["clauses"]), int(d["new"]), int(d["dropped"]))
+                for d in data["documents"]
+            ),
+            new_clauses=int(data["new_clauses"]),
+            errors=tuple(str(e) for e in data["errors"]),
+            tasks_file=None if data["tasks_file"] is None else str(data["tasks_file"]),
+            tasks=int(data["tasks"]),
+            total_clauses=int(data["total_clauses"]),
+            not_policy=NotPolicyReport.from_dict(data["not_policy"]),
+        )
 
 
 @dataclass(frozen=True)
@@ -222,16 +243,29 @@ class ImportLabelsReport:
     def to_dict(self) -> dict[str, Any]:
         """The ``--json`` document: ``{"path", "n_lines", "n_pairs", "exact_duplicates", "n_problems",
         "problems", "n_conflicts", "conflicts", "examples", "annotations"}``."""
-        return {"path": self.path, "n_lines": self.n_lines, "n_pairs": self.n_pairs,
-                "exact_duplicates": self.exact_duplicates, "n_problems": self.n_problems,
-                "problems": list(self.problems), "n_conflicts": self.n_conflicts,
-                "conflicts": [dict(c) for c in self.conflicts], "examples": self.examples,
-                "annotations": dict(self.annotations)}
+        return {
+            "path": self.path,
+            "n_lines": self.n_lines,
+            "n_pairs": self.n_pairs,
+            "exact_duplicates": self.exact_duplicates,
+            "n_problems": self.n_problems,
+            "problems": list(self.problems),
+            "n_conflicts": self.n_conflicts,
+            "conflicts": [dict(c) for c in self.conflicts],
+            "examples": self.examples,
+            "annotations": dict(self.annotations),
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ImportLabelsReport:
         """The record of a :meth:`to_dict` document (``n_problems`` and ``n_conflicts`` are recounted)."""
-        return cls(path=str(data["path"]), n_lines=int(data["n_lines"]), n_pairs=int(data["n_pairs"]),
-                   exact_duplicates=int(data["exact_duplicates"]), problems=tuple(str(p) for p in data["problems"]),
-                   conflicts=tuple(data["conflicts"]), examples=int(data["examples"]),
-                   annotations={str(k): int(v) for k, v in data["annotations"].items()})
+        return cls(
+            path=str(data["path"]),
+            n_lines=int(data["n_lines"]),
+            n_pairs=int(data["n_pairs"]),
+            exact_duplicates=int(data["exact_duplicates"]),
+            problems=tuple(str(p) for p in data["problems"]),
+            conflicts=tuple(data["conflicts"]),
+            examples=int(data["examples"]),
+            annotations={str(k): int(v) for k, v in data["annotations"].items()},
+        )

@@ -4,6 +4,7 @@
 tutorial app: defaults, then the environment (``Settings.from_env``), then the ``settings``
 argument. No module-level app; ``backend.wsgi`` builds one for production servers.
 """
+
 from __future__ import annotations
 
 import logging
@@ -12,8 +13,17 @@ import threading
 from flask import Flask
 from flask.json.provider import DefaultJSONProvider
 
-from annotator import (InputError, JobQueueError, MissingExtraError, ModelRegistry, NotTrainedError, Settings, Store,
-                       missing_api_key_problem, run_cycle)
+from annotator import (
+    InputError,
+    JobQueueError,
+    MissingExtraError,
+    ModelRegistry,
+    NotTrainedError,
+    Settings,
+    Store,
+    missing_api_key_problem,
+    run_cycle,
+)
 
 from .context import close_store
 from .errors import register_error_handlers
@@ -22,8 +32,13 @@ from .jobs import RedisTrainingQueue, TrainingQueue
 log = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings | None = None, *, registry: ModelRegistry | None = None,
-               start_queue: bool = True, in_process_jobs: bool = False) -> Flask:
+def create_app(
+    settings: Settings | None = None,
+    *,
+    registry: ModelRegistry | None = None,
+    start_queue: bool = True,
+    in_process_jobs: bool = False,
+) -> Flask:
     """Build the app.
 
     Parameters
@@ -50,10 +65,8 @@ def create_app(settings: Settings | None = None, *, registry: ModelRegistry | No
     queue = None
     if start_queue:
         queue = _training_queue(settings, in_process_jobs)
-        threading.Thread(target=_warm_serving, args=(settings, registry), name="annotator-warm-up",
-                         daemon=True).start()
-    app.extensions["annotator"] = {"registry": registry, "queue": queue,
-                                   "label_config": settings.labels_config()}
+        threading.Thread(target=_warm_serving, args=(settings, registry), name="annotator-warm-up", daemon=True).start()
+    app.extensions["annotator"] = {"registry": registry, "queue": queue, "label_config": settings.labels_config()}
     app.teardown_appcontext(close_store)
     register_error_handlers(app)
 
@@ -73,14 +86,23 @@ def _training_queue(settings: Settings, in_process_jobs: bool) -> TrainingQueue:
     fallback = None
     if settings.redis_url:
         try:
-            return RedisTrainingQueue(settings, every=settings.retrain_every, delay=settings.retrain_delay,
-                                      reconcile_every=settings.reconcile_every)
+            return RedisTrainingQueue(
+                settings,
+                every=settings.retrain_every,
+                delay=settings.retrain_delay,
+                reconcile_every=settings.reconcile_every,
+            )
         # Redis down, a URL that is not a Redis URL, or redis/rq not installed
         except (JobQueueError, InputError, MissingExtraError) as exc:
             fallback = f"{exc}; training cycles run in this backend process instead"
             log.error("%s", fallback)
-    queue = TrainingQueue(_cycle_job(settings), every=settings.retrain_every, delay=settings.retrain_delay,
-                          reconcile_every=settings.reconcile_every, in_process=in_process_jobs)
+    queue = TrainingQueue(
+        _cycle_job(settings),
+        every=settings.retrain_every,
+        delay=settings.retrain_delay,
+        reconcile_every=settings.reconcile_every,
+        in_process=in_process_jobs,
+    )
     queue.fallback = fallback
     return queue
 

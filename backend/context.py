@@ -1,4 +1,5 @@
 """Per-app and per-request objects: settings, the store on ``g``, the registry and the queue."""
+
 from __future__ import annotations
 
 from flask import current_app, g

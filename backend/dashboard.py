@@ -17,6 +17,7 @@ Every figure on the page is the value of :func:`annotator.review.dashboard.dashb
 ``AgreementReport.to_dict()``), ``data-kind`` and the unrounded ``data-value``, so tests can check
 the page against the report. Pictures are inline SVG and CSS bars built from those values.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -30,17 +31,24 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from flask import (Blueprint, current_app, flash, jsonify, redirect, render_template, request, session,
-                   url_for)
+from flask import Blueprint, current_app, flash, jsonify, redirect, render_template, request, session, url_for
 
-from annotator import (HOURS_SHOWN, DashboardData, InputError, Settings, Store, adjudicate, agreement_for_store,
-                       dashboard_data, missing_api_key_problem)
+from annotator import (
+    HOURS_SHOWN,
+    DashboardData,
+    InputError,
+    Settings,
+    Store,
+    adjudicate,
+    agreement_for_store,
+    dashboard_data,
+    missing_api_key_problem,
+)
 
 from .context import get_registry, get_settings, get_store, label_config, last_failed_run, training_queue
 from .errors import redact
 
-bp = Blueprint("dashboard", __name__, template_folder="templates", static_folder="static",
-               static_url_path="/static")
+bp = Blueprint("dashboard", __name__, template_folder="templates", static_folder="static", static_url_path="/static")
 
 DEFAULT_QUEUE = 20
 MAX_QUEUE = 500
@@ -96,8 +104,10 @@ def _project_secret(path: Path) -> bytes:
     except ValueError:
         key = b""
     if len(key) < 16:
-        raise InputError(f"{path} does not hold a session key (32 random bytes as hex); delete it and "
-                         "start the backend again to make a new one")
+        raise InputError(
+            f"{path} does not hold a session key (32 random bytes as hex); delete it and "
+            "start the backend again to make a new one"
+        )
     return key
 
 
@@ -132,8 +142,14 @@ class LoginThrottle:
     Each backend process counts its own failures (gunicorn workers: up to ``limit`` per worker).
     """
 
-    def __init__(self, *, limit: int = LOGIN_FAILURES_ALLOWED, window: float = LOGIN_WINDOW_S,
-                 max_addresses: int = 10_000, clock=time.monotonic) -> None:
+    def __init__(
+        self,
+        *,
+        limit: int = LOGIN_FAILURES_ALLOWED,
+        window: float = LOGIN_WINDOW_S,
+        max_addresses: int = 10_000,
+        clock=time.monotonic,
+    ) -> None:
         self.limit, self.window, self.max_addresses, self.clock = limit, window, max_addresses, clock
         self._failures: dict[str, list[float]] = {}
         self._lock = threading.Lock()
@@ -188,12 +204,16 @@ def _check_form_origin() -> None:
     """Reject a form posted from another site: a foreign Origin header or a missing/wrong token."""
     origin = request.headers.get("Origin")
     if origin and origin != "null" and urlsplit(origin).netloc != request.host:
-        raise InputError(f"form posted from {origin}, not from this dashboard ({request.host}); "
-                         "open the dashboard and submit it there")
+        raise InputError(
+            f"form posted from {origin}, not from this dashboard ({request.host}); "
+            "open the dashboard and submit it there"
+        )
     sent = request.form.get("csrf_token", "")
     if not sent or not hmac.compare_digest(sent, session.get(_CSRF_KEY, "")):
-        raise InputError("the form's security token is missing or out of date (the session expired or "
-                         "the secret key changed); reload the dashboard and submit again")
+        raise InputError(
+            "the form's security token is missing or out of date (the session expired or "
+            "the secret key changed); reload the dashboard and submit again"
+        )
 
 
 def _safe_next(target: str | None) -> str:
@@ -216,10 +236,13 @@ def login():
         address = request.remote_addr or "unknown"
         wait = throttle.retry_after(address)
         if wait:  # checked before the password: a throttled guess learns nothing
-            error = (f"Too many failed logins from this address ({throttle.limit} within "
-                     f"{throttle.window:g} seconds). Try again in {wait} seconds.")
+            error = (
+                f"Too many failed logins from this address ({throttle.limit} within "
+                f"{throttle.window:g} seconds). Try again in {wait} seconds."
+            )
             response = current_app.make_response(
-                (render_template("dashboard_login.html", error=error, next=target), 429))
+                (render_template("dashboard_login.html", error=error, next=target), 429)
+            )
             response.headers["Retry-After"] = str(wait)
             return response
         _check_form_origin()
@@ -248,8 +271,15 @@ def logout():
 @bp.context_processor
 def _template_helpers() -> dict:
     """Formatting and picture helpers, the form token and the login state, for every dashboard page."""
-    return {"fmt": format_figure, "heat": heat_color, "bar": bar_span, "ticks": nice_ticks,
-            "alpha_class": alpha_class, "csrf_token": csrf_token(), "login_enabled": bool(_password())}
+    return {
+        "fmt": format_figure,
+        "heat": heat_color,
+        "bar": bar_span,
+        "ticks": nice_ticks,
+        "alpha_class": alpha_class,
+        "csrf_token": csrf_token(),
+        "login_enabled": bool(_password()),
+    }
 
 
 def pipeline_alerts(settings: Settings, store: Store, data: DashboardData, queue_status: dict | None) -> list[str]:
@@ -264,17 +294,23 @@ def pipeline_alerts(settings: Settings, store: Store, data: DashboardData, queue
         alerts.append(f"Batches cannot be pushed: {problem}.")
     if failed := last_failed_run(store):
         error = (failed.error or "no error recorded").strip().splitlines()[0]
-        alerts.append(f"The last retrain (started {failed.started_at[:16].replace('T', ' ')} UTC) failed: "
-                      f"{redact(error)}. The previous model version keeps serving.")
+        alerts.append(
+            f"The last retrain (started {failed.started_at[:16].replace('T', ' ')} UTC) failed: "
+            f"{redact(error)}. The previous model version keeps serving."
+        )
     last_error = (queue_status or {}).get("last_error")
     if last_error and not any(last_error.split(": ", 1)[-1] in alert for alert in alerts):
         alerts.append(f"The last training cycle of this backend process ended with an error: {redact(last_error)}")
     if progress.n_pushed and not progress.n_pending and progress.n_unlabeled:
-        alerts.append(f"No task is waiting in Label Studio, although {progress.n_unlabeled:,} clauses are "
-                      "unlabeled: the annotators have nothing to label until a cycle pushes the next batch.")
+        alerts.append(
+            f"No task is waiting in Label Studio, although {progress.n_unlabeled:,} clauses are "
+            "unlabeled: the annotators have nothing to label until a cycle pushes the next batch."
+        )
     for broken in get_registry().broken_versions():
-        alerts.append(f"Model version {broken['version']} cannot be used ({broken['reason']}); the newest intact "
-                      "version serves instead.")
+        alerts.append(
+            f"Model version {broken['version']} cannot be used ({broken['reason']}); the newest intact "
+            "version serves instead."
+        )
     return alerts
 
 
@@ -312,8 +348,14 @@ def resolve():
     """Store a lead's final label set for one clause; the clause leaves the queue."""
     _check_form_origin()
     resolver, clause_id = request.form.get("resolver", "").strip(), request.form.get("clause_id", "").strip()
-    ordered = adjudicate(get_store(), clause_id, request.form.getlist("labels"),
-                         resolver=resolver, note=request.form.get("note", ""), label_set=label_config().labels)
+    ordered = adjudicate(
+        get_store(),
+        clause_id,
+        request.form.getlist("labels"),
+        resolver=resolver,
+        note=request.form.get("note", ""),
+        label_set=label_config().labels,
+    )
     session["dashboard_resolver"] = resolver
     flash(f"Resolved {clause_id} as {'、'.join(ordered) or '(no label)'} — by {resolver}.")
     queue = request.form.get("queue", "")
@@ -361,8 +403,13 @@ def format_figure(value: float | None, kind: str = "coef") -> str:
 
 
 # Light yellow to dark blue (ColorBrewer YlGnBu), for values from 0 to 1; below 0 is red.
-_HEAT_STOPS = ((0.0, (255, 255, 217)), (0.25, (199, 233, 180)), (0.5, (127, 205, 187)),
-               (0.75, (29, 145, 192)), (1.0, (12, 44, 132)))
+_HEAT_STOPS = (
+    (0.0, (255, 255, 217)),
+    (0.25, (199, 233, 180)),
+    (0.5, (127, 205, 187)),
+    (0.75, (29, 145, 192)),
+    (1.0, (12, 44, 132)),
+)
 
 
 def heat_color(value: float | None) -> tuple[str, str]:

@@ -1,4 +1,5 @@
 """Error handlers: every failure answers JSON with a 4xx/5xx status, never a traceback."""
+
 from __future__ import annotations
 
 import logging
@@ -8,8 +9,14 @@ import uuid
 from flask import Flask, current_app, jsonify
 from werkzeug.exceptions import HTTPException
 
-from annotator import (AnnotatorError, InputError, NotFoundError, NotTrainedError, install_log_redaction,
-                       settings_secrets)
+from annotator import (
+    AnnotatorError,
+    InputError,
+    NotFoundError,
+    NotTrainedError,
+    install_log_redaction,
+    settings_secrets,
+)
 from annotator import redact as redact_text
 
 log = logging.getLogger(__name__)

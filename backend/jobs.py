@@ -18,6 +18,7 @@ result/last error; ``annotator worker`` processes run the cycles. Everything abo
 name, the job's settings, enqueueing without duplicates, waiting, connecting to Redis) lives in
 the library, ``annotator.cycle.jobqueue``; this module only debounces.
 """
+
 from __future__ import annotations
 
 import logging
@@ -29,8 +30,16 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
-from annotator import (CYCLE_JOB, CYCLE_TIMEOUT, CycleJobError, CycleQueue, Settings, exit_when_parent_dies,
-                       install_log_redaction, settings_secrets)
+from annotator import (
+    CYCLE_JOB,
+    CYCLE_TIMEOUT,
+    CycleJobError,
+    CycleQueue,
+    Settings,
+    exit_when_parent_dies,
+    install_log_redaction,
+    settings_secrets,
+)
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +57,15 @@ class TrainingQueue:
     in_process : run the job in a thread of this process instead (tests, debugging).
     """
 
-    def __init__(self, job: Callable[..., Any], *, every: int, delay: float, reconcile_every: float = 0.0,
-                 in_process: bool = False) -> None:
+    def __init__(
+        self,
+        job: Callable[..., Any],
+        *,
+        every: int,
+        delay: float,
+        reconcile_every: float = 0.0,
+        in_process: bool = False,
+    ) -> None:
         self.job = job
         self.every = every
         self.delay = delay
@@ -97,9 +113,14 @@ class TrainingQueue:
 
     def status(self) -> dict:
         with self._cond:
-            out = {"running": self._running, "pending_labels": self._pending, "cycles": self.cycles,
-                   "last_error": self.last_error, "last_result": self.last_result,
-                   "last_finished_at": self.last_finished_at}
+            out = {
+                "running": self._running,
+                "pending_labels": self._pending,
+                "cycles": self.cycles,
+                "last_error": self.last_error,
+                "last_result": self.last_result,
+                "last_finished_at": self.last_finished_at,
+            }
         if self.fallback is not None:
             out["queue"] = {"backend": "in-process", "fallback": self.fallback}
         return out
@@ -128,12 +149,16 @@ class TrainingQueue:
     def _due(self) -> bool:
         if self._forced or self._pending >= self.every:
             return True
-        return (self._pending > 0 and self._last_label_at is not None
-                and time.monotonic() - self._last_label_at >= self.delay)
+        return (
+            self._pending > 0
+            and self._last_label_at is not None
+            and time.monotonic() - self._last_label_at >= self.delay
+        )
 
     def _reconcile_due(self) -> bool:
         return self._refresh_requested or (
-            self.reconcile_every > 0 and time.monotonic() - self._last_cycle_at >= self.reconcile_every)
+            self.reconcile_every > 0 and time.monotonic() - self._last_cycle_at >= self.reconcile_every
+        )
 
     def _warm_up(self) -> None:
         """Start the worker process and let the job import what it needs before the first cycle."""
@@ -192,10 +217,14 @@ class TrainingQueue:
             # The worker exits when this process dies (kill -9 included) and redacts its logs with
             # this job's secrets (initializer: _configure_worker).
             self._executor = ProcessPoolExecutor(
-                max_workers=1, mp_context=multiprocessing.get_context("spawn"),
+                max_workers=1,
+                mp_context=multiprocessing.get_context("spawn"),
                 initializer=_configure_worker,
-                initargs=(logging.getLogger().getEffectiveLevel(),
-                          settings_secrets(getattr(self.job, "settings", None))))
+                initargs=(
+                    logging.getLogger().getEffectiveLevel(),
+                    settings_secrets(getattr(self.job, "settings", None)),
+                ),
+            )
         try:
             return self._executor.submit(fn, *args).result()
         except BrokenProcessPool:
@@ -229,11 +258,19 @@ class RedisTrainingQueue(TrainingQueue):
         Without the 'scale' extra (redis, rq).
     """
 
-    def __init__(self, settings: Settings, *, every: int, delay: float, reconcile_every: float = 0.0,
-                 func: str = CYCLE_JOB, func_kwargs: dict | None = None, job_timeout: int = CYCLE_TIMEOUT) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        every: int,
+        delay: float,
+        reconcile_every: float = 0.0,
+        func: str = CYCLE_JOB,
+        func_kwargs: dict | None = None,
+        job_timeout: int = CYCLE_TIMEOUT,
+    ) -> None:
         self.cycle_queue = CycleQueue(settings, func=func, func_kwargs=func_kwargs, job_timeout=job_timeout)
-        super().__init__(self._run_on_queue, every=every, delay=delay, reconcile_every=reconcile_every,
-                         in_process=True)
+        super().__init__(self._run_on_queue, every=every, delay=delay, reconcile_every=reconcile_every, in_process=True)
 
     def status(self) -> dict:
         out = super().status()

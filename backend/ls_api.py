@@ -3,6 +3,7 @@
 Handlers validate, read or write the store, and return; they never fit a model. Training and
 batch pushes run in the TrainingQueue.
 """
+
 from __future__ import annotations
 
 import hmac
@@ -12,10 +13,24 @@ import time
 from flask import Blueprint, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from annotator import (ANNOTATION_ACTIONS, DELETE_ACTION, PROJECT_KEY, TRAIN_ACTION, WEBHOOK_SECRET_HEADER,
-                       NotTrainedError, SchemaMismatchError, clause_id, ls_model_version, missing_api_key_problem,
-                       normalize_text, prediction_payload, project_id_from_setup, record_annotation, record_deletions,
-                       stop_signal_for_store)
+from annotator import (
+    ANNOTATION_ACTIONS,
+    DELETE_ACTION,
+    PROJECT_KEY,
+    TRAIN_ACTION,
+    WEBHOOK_SECRET_HEADER,
+    NotTrainedError,
+    SchemaMismatchError,
+    clause_id,
+    ls_model_version,
+    missing_api_key_problem,
+    normalize_text,
+    prediction_payload,
+    project_id_from_setup,
+    record_annotation,
+    record_deletions,
+    stop_signal_for_store,
+)
 
 from .context import get_registry, get_settings, get_store, label_config, last_failed_run, training_queue
 from .errors import Unauthorized, redact
@@ -92,25 +107,31 @@ def health():
     if problem := missing_api_key_problem(settings, store):
         reasons.append(problem)
     broken = get_registry().broken_versions()
-    reasons += [f"model version {b['version']} cannot be used ({b['reason']}); the newest intact version serves"
-                for b in broken]
+    reasons += [
+        f"model version {b['version']} cannot be used ({b['reason']}); the newest intact version serves" for b in broken
+    ]
     if training and training.get("last_error"):
         training = dict(training, last_error=redact(training["last_error"]))
-    return jsonify({
-        "status": "DEGRADED" if reasons else "UP",
-        "reason": redact("; ".join(reasons)) if reasons else None,
-        "model_class": "PolicyClassifier",
-        "model_version": str(latest.version) if latest else None,
-        "ls_model_version": ls_model_version(latest.version) if latest else None,
-        # Without a key, retrains cannot push batches to Label Studio (the URL is no secret).
-        "label_studio": {"url": redact(settings.ls_url), "api_key_set": bool(settings.ls_api_key),
-                         "project_id": connected_project(store)},
-        "training": training,
-        "last_training_error": redact(failed.error or "") or None if failed else None,
-        "broken_versions": [{"version": b["version"], "reason": b["reason"]} for b in broken],
-        # When to stop labeling: "about +0.01 macro-F1 per 200 more labels; predictions stable for 3 versions".
-        "stop_signal": stop_signal_for_store(store).to_dict(),
-    })
+    return jsonify(
+        {
+            "status": "DEGRADED" if reasons else "UP",
+            "reason": redact("; ".join(reasons)) if reasons else None,
+            "model_class": "PolicyClassifier",
+            "model_version": str(latest.version) if latest else None,
+            "ls_model_version": ls_model_version(latest.version) if latest else None,
+            # Without a key, retrains cannot push batches to Label Studio (the URL is no secret).
+            "label_studio": {
+                "url": redact(settings.ls_url),
+                "api_key_set": bool(settings.ls_api_key),
+                "project_id": connected_project(store),
+            },
+            "training": training,
+            "last_training_error": redact(failed.error or "") or None if failed else None,
+            "broken_versions": [{"version": b["version"], "reason": b["reason"]} for b in broken],
+            # When to stop labeling: "about +0.01 macro-F1 per 200 more labels; predictions stable for 3 versions".
+            "stop_signal": stop_signal_for_store(store).to_dict(),
+        }
+    )
 
 
 @bp.post("/setup")
@@ -143,7 +164,8 @@ def adopt_project(store, project_id: int) -> bool:
     if connected != project_id:
         raise SchemaMismatchError(
             f"this backend serves Label Studio project {connected}, not project {project_id}: one backend "
-            "serves one project home; start another backend with its own --home for that project")
+            "serves one project home; start another backend with its own --home for that project"
+        )
     return False
 
 
@@ -178,8 +200,14 @@ def predict():
             frozen = store.pushed_task(cid)
             labels = frozen.prefill_labels if frozen else ()
             version = frozen.prefill_version if frozen else None
-            results.append(prediction_payload(labels, p.confidence if labels == p.labels else 0.0,
-                                              ls_model_version(version) if version else "blind", config))
+            results.append(
+                prediction_payload(
+                    labels,
+                    p.confidence if labels == p.labels else 0.0,
+                    ls_model_version(version) if version else "blind",
+                    config,
+                )
+            )
         else:
             results.append(prediction_payload(p.labels, p.confidence, ls_model_version(info.version), config))
     return jsonify({"results": results, "model_version": ls_model_version(info.version)})
@@ -187,8 +215,7 @@ def predict():
 
 def check_webhook_secret() -> None:
     secret = get_settings().webhook_secret
-    if secret and not hmac.compare_digest(_header_bytes(request.headers.get(WEBHOOK_SECRET_HEADER, "")),
-                                          _utf8(secret)):
+    if secret and not hmac.compare_digest(_header_bytes(request.headers.get(WEBHOOK_SECRET_HEADER, "")), _utf8(secret)):
         raise Unauthorized("webhook secret header missing or wrong")
 
 
@@ -214,8 +241,10 @@ def webhook():
     if event.action in ANNOTATION_ACTIONS:
         config = label_config()
         with store.transaction():  # a bulk event with one bad annotation stores none of them
-            outcomes = [record_annotation(store, annotation, task, config, project_id=project_id)
-                        for annotation, task in event.annotations]
+            outcomes = [
+                record_annotation(store, annotation, task, config, project_id=project_id)
+                for annotation, task in event.annotations
+            ]
         changed = sum(o in ("created", "updated", "deleted") for o in outcomes)
         if queue and changed:
             queue.notify(changed)

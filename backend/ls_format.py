@@ -10,16 +10,25 @@ Bidi control characters: clause text loses them in :func:`annotator.normalize_te
 zero-width characters); an annotator's name or email carrying one is refused, since a name is an
 identity that must not change silently. A text that normalizes to nothing is refused.
 """
+
 from __future__ import annotations
 
 import json
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from typing import Any
 
-from annotator import (ANNOTATION_ACTIONS, DELETE_ACTION, MAX_ID, LabelConfig, SchemaMismatchError, is_ls_id,
-                       normalize_text, parse_label_config)
+from annotator import (
+    ANNOTATION_ACTIONS,
+    DELETE_ACTION,
+    MAX_ID,
+    LabelConfig,
+    SchemaMismatchError,
+    is_ls_id,
+    normalize_text,
+    parse_label_config,
+)
 
 MAX_DEPTH = 64  # Label Studio's payloads nest about 6 deep; far deeper is an attack on the parser
 MAX_TEXT_CHARS = 5_000  # a task's text: clauses are at most 300 characters, a long paragraph fits
@@ -46,14 +55,14 @@ def parse_json_body(data: bytes, *, is_json: bool, content_type: str = "") -> An
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise SchemaMismatchError(
-            f"{what}: not UTF-8 text (invalid byte 0x{data[exc.start]:02x} at offset {exc.start})") from None
+            f"{what}: not UTF-8 text (invalid byte 0x{data[exc.start]:02x} at offset {exc.start})"
+        ) from None
     if not text.strip():
         raise SchemaMismatchError(f"{what}: the body is empty")
     try:
         payload = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise SchemaMismatchError(
-            f"{what}: invalid JSON at line {exc.lineno} column {exc.colno} ({exc.msg})") from None
+        raise SchemaMismatchError(f"{what}: invalid JSON at line {exc.lineno} column {exc.colno} ({exc.msg})") from None
     except RecursionError:
         raise SchemaMismatchError(f"{what}: nested deeper than {MAX_DEPTH} levels") from None
     except ValueError:  # Python refuses to read an integer of more than 4300 digits
@@ -75,7 +84,8 @@ def _check_strings(payload: Any, what: str) -> None:
         elif isinstance(item, str) and not item.isascii() and (bad := _SURROGATE.search(item)):
             raise SchemaMismatchError(
                 f"{what}: a string holds an unpaired UTF-16 surrogate "
-                f"(\\u{ord(bad.group()):04x}); send valid Unicode text")
+                f"(\\u{ord(bad.group()):04x}); send valid Unicode text"
+            )
 
 
 def require_object(payload: Any, what: str) -> dict:
@@ -96,8 +106,10 @@ def parse_predict(payload: Any, config: LabelConfig) -> list[tuple[Any, str]]:
     if not isinstance(tasks, list):
         raise SchemaMismatchError("the /predict body needs a 'tasks' list")
     if len(tasks) > MAX_PREDICT_TASKS:
-        raise SchemaMismatchError(f"the /predict body has {len(tasks)} tasks; at most {MAX_PREDICT_TASKS} are "
-                                  "predicted per request: send them in smaller batches")
+        raise SchemaMismatchError(
+            f"the /predict body has {len(tasks)} tasks; at most {MAX_PREDICT_TASKS} are "
+            "predicted per request: send them in smaller batches"
+        )
     out = []
     total = 0
     for i, task in enumerate(tasks):
@@ -110,12 +122,15 @@ def parse_predict(payload: Any, config: LabelConfig) -> list[tuple[Any, str]]:
         if not isinstance(text, str) or not text.strip():
             raise SchemaMismatchError(
                 f"task {task.get('id', i)} has no text at data['{config.value_key}']; the labeling config "
-                f"must contain <Text value=\"${config.value_key}\">")
+                f'must contain <Text value="${config.value_key}">'
+            )
         _check_text(text, f"task {task_id if task_id is not None else i}", config.value_key)
         total += len(text)
         if total > MAX_PREDICT_CHARS:
-            raise SchemaMismatchError(f"the /predict body holds more than {MAX_PREDICT_CHARS} characters of text "
-                                      f"(at task {i}); send the tasks in smaller batches")
+            raise SchemaMismatchError(
+                f"the /predict body holds more than {MAX_PREDICT_CHARS} characters of text "
+                f"(at task {i}); send the tasks in smaller batches"
+            )
         out.append((task_id, text))
     return out
 
@@ -123,11 +138,15 @@ def parse_predict(payload: Any, config: LabelConfig) -> list[tuple[Any, str]]:
 def _check_text(text: str, what: str, key: str) -> None:
     """A task text within ``MAX_TEXT_CHARS`` that does not normalize to nothing."""
     if len(text) > MAX_TEXT_CHARS:
-        raise SchemaMismatchError(f"{what}: data['{key}'] has {len(text)} characters; at most {MAX_TEXT_CHARS} "
-                                  "are accepted (a clause is a sentence or a short paragraph)")
+        raise SchemaMismatchError(
+            f"{what}: data['{key}'] has {len(text)} characters; at most {MAX_TEXT_CHARS} "
+            "are accepted (a clause is a sentence or a short paragraph)"
+        )
     if not normalize_text(text):
-        raise SchemaMismatchError(f"{what}: data['{key}'] is empty once normalized (only invisible characters "
-                                  "such as zero-width spaces or bidi controls); send the clause's text")
+        raise SchemaMismatchError(
+            f"{what}: data['{key}'] is empty once normalized (only invisible characters "
+            "such as zero-width spaces or bidi controls); send the clause's text"
+        )
 
 
 @dataclass(frozen=True)
@@ -138,8 +157,6 @@ class WebhookEvent:
     annotations: tuple[tuple[dict, dict], ...] = ()  # (annotation, task) pairs
     deleted_ids: tuple[int, ...] = ()
     project_id: int | None = None
-
-
 
 
 def parse_webhook(payload: Any, config: LabelConfig | None = None) -> WebhookEvent:
@@ -170,8 +187,10 @@ def parse_webhook(payload: Any, config: LabelConfig | None = None) -> WebhookEve
         if not isinstance(annotations, list) or not annotations:
             raise SchemaMismatchError(f"{action} needs an 'annotation' object")
         if len(annotations) > MAX_EVENT_ANNOTATIONS:
-            raise SchemaMismatchError(f"{action} carries {len(annotations)} annotations; at most "
-                                      f"{MAX_EVENT_ANNOTATIONS} are accepted per event")
+            raise SchemaMismatchError(
+                f"{action} carries {len(annotations)} annotations; at most "
+                f"{MAX_EVENT_ANNOTATIONS} are accepted per event"
+            )
         if not isinstance(tasks, list) or len(tasks) not in (1, len(annotations)):
             raise SchemaMismatchError(f"{action} needs the 'task' the annotation belongs to")
         by_id = {t.get("id"): t for t in tasks if isinstance(t, dict) and _is_key(t.get("id"))}
@@ -192,8 +211,10 @@ def parse_webhook(payload: Any, config: LabelConfig | None = None) -> WebhookEve
         if not isinstance(deleted, list):
             raise SchemaMismatchError("ANNOTATIONS_DELETED needs an 'annotations' list")
         if len(deleted) > MAX_EVENT_ANNOTATIONS:
-            raise SchemaMismatchError(f"ANNOTATIONS_DELETED carries {len(deleted)} annotations; at most "
-                                      f"{MAX_EVENT_ANNOTATIONS} are accepted per event")
+            raise SchemaMismatchError(
+                f"ANNOTATIONS_DELETED carries {len(deleted)} annotations; at most "
+                f"{MAX_EVENT_ANNOTATIONS} are accepted per event"
+            )
         ids = []
         for item in deleted:
             ann_id = item.get("id") if isinstance(item, dict) else None
@@ -201,7 +222,8 @@ def parse_webhook(payload: Any, config: LabelConfig | None = None) -> WebhookEve
                 raise SchemaMismatchError("every deleted annotation needs an integer 'id'")
             if not is_ls_id(ann_id):
                 raise SchemaMismatchError(
-                    f"deleted annotation 'id' must be an integer from 1 to {MAX_ID}, got {ann_id}")
+                    f"deleted annotation 'id' must be an integer from 1 to {MAX_ID}, got {ann_id}"
+                )
             ids.append(ann_id)
         return WebhookEvent(action, deleted_ids=tuple(ids), project_id=project_id)
     return WebhookEvent(action, project_id=project_id)
@@ -237,7 +259,8 @@ def _check_annotation(annotation: dict) -> dict:
         if not isinstance(value, str):
             raise SchemaMismatchError(
                 f"annotation {ann_id}: '{key}' must be an ISO-8601 time string such as "
-                f"'2026-11-24T09:00:00Z', got {type(value).__name__}")
+                f"'2026-11-24T09:00:00Z', got {type(value).__name__}"
+            )
         if len(value) > MAX_FIELD_CHARS:
             break  # refused with the other long strings below
         try:
@@ -245,11 +268,12 @@ def _check_annotation(annotation: dict) -> dict:
         except ValueError:
             continue  # the store dates an unreadable time "now", as Label Studio's own API may send
         try:
-            (parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)
+            (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)
         except OverflowError:
             raise SchemaMismatchError(
                 f"annotation {ann_id}: '{key}' {value!r} is out of range in UTC; "
-                "send a time such as '2026-11-24T09:00:00Z'") from None
+                "send a time such as '2026-11-24T09:00:00Z'"
+            ) from None
     _check_lengths(annotation, f"annotation {ann_id}", MAX_FIELD_CHARS)
     return annotation
 
@@ -268,11 +292,15 @@ def _check_annotator(completed_by: Any, ann_id: int) -> None:
         if not isinstance(value, str):
             continue
         if len(value) > MAX_NAME_CHARS:
-            raise SchemaMismatchError(f"{what} ('{key}') has {len(value)} characters; at most {MAX_NAME_CHARS} "
-                                      "are accepted for an email, username or name")
+            raise SchemaMismatchError(
+                f"{what} ('{key}') has {len(value)} characters; at most {MAX_NAME_CHARS} "
+                "are accepted for an email, username or name"
+            )
         if bad := _BIDI.search(value):
-            raise SchemaMismatchError(f"{what} ('{key}') holds the bidi control character U+{ord(bad.group()):04X}, "
-                                      "which can make a name display as another; send the plain name")
+            raise SchemaMismatchError(
+                f"{what} ('{key}') holds the bidi control character U+{ord(bad.group()):04X}, "
+                "which can make a name display as another; send the plain name"
+            )
 
 
 def _check_task(task: dict, task_id: Any, config: LabelConfig | None) -> None:
@@ -299,8 +327,9 @@ def _check_lengths(item: Any, what: str, limit: int) -> None:
         if isinstance(value, dict):
             for key, child in value.items():
                 if isinstance(key, str) and len(key) > limit:
-                    raise SchemaMismatchError(f"{what}: a key of {path or 'the object'} has {len(key)} characters; "
-                                              f"at most {limit}")
+                    raise SchemaMismatchError(
+                        f"{what}: a key of {path or 'the object'} has {len(key)} characters; at most {limit}"
+                    )
                 stack.append((child, f"{path}.{key}" if path else str(key)))
         elif isinstance(value, list):
             stack.extend((child, f"{path}[{i}]") for i, child in enumerate(value))
@@ -309,7 +338,7 @@ def _check_lengths(item: Any, what: str, limit: int) -> None:
 
 
 def _cut(text: str, n: int = 80) -> str:
-    return text if len(text) <= n else f"{text[:n - 3]}..."
+    return text if len(text) <= n else f"{text[: n - 3]}..."
 
 
 def check_setup(payload: Any, config: LabelConfig) -> None:
@@ -323,24 +352,27 @@ def check_setup(payload: Any, config: LabelConfig) -> None:
     if schema is None:
         return
     if not isinstance(schema, str):
-        raise SchemaMismatchError(f"the /setup 'schema' must be the labeling config XML string, "
-                                  f"got {type(schema).__name__}")
+        raise SchemaMismatchError(
+            f"the /setup 'schema' must be the labeling config XML string, got {type(schema).__name__}"
+        )
     try:
         theirs = parse_label_config(schema)
     except SchemaMismatchError as exc:
         raise SchemaMismatchError(f"the /setup 'schema' (the project's labeling config) is unusable: {exc}") from None
-    if (theirs.from_name, theirs.to_name, theirs.value_key) != (config.from_name, config.to_name,
-                                                                config.value_key):
+    if (theirs.from_name, theirs.to_name, theirs.value_key) != (config.from_name, config.to_name, config.value_key):
         raise SchemaMismatchError(
-            f"the project's labeling config has <Choices name=\"{theirs.from_name}\" "
+            f'the project\'s labeling config has <Choices name="{theirs.from_name}" '
             f"toName=\"{theirs.to_name}\"> reading data['{theirs.value_key}']; this backend expects "
-            f"<Choices name=\"{config.from_name}\" toName=\"{config.to_name}\"> reading "
-            f"data['{config.value_key}']")
+            f'<Choices name="{config.from_name}" toName="{config.to_name}"> reading '
+            f"data['{config.value_key}']"
+        )
     missing = [label for label in config.labels if label not in theirs.labels]
     extra = [label for label in theirs.labels if label not in config.labels]
     if missing or extra:
         parts = ([f"lacks {', '.join(missing)}"] if missing else []) + (
-            [f"has {', '.join(extra)} unknown to the backend"] if extra else [])
+            [f"has {', '.join(extra)} unknown to the backend"] if extra else []
+        )
         raise SchemaMismatchError(
             f"the project's labeling config {' and '.join(parts)}; give Label Studio the backend's "
-            "label config (annotator connect) or retrain with the new label set")
+            "label config (annotator connect) or retrain with the new label set"
+        )

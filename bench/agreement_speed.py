@@ -2,6 +2,7 @@
 
 Usage: .venv/bin/python bench/agreement_speed.py
 """
+
 from __future__ import annotations
 
 import statistics
@@ -22,5 +23,7 @@ for _ in range(5):
     agreement_report(annotations, labels)
     disagreements(annotations, labels)
     times.append(time.perf_counter() - start)
-print(f"agreement report + disagreement queue, {len(annotations):,} annotations from 10 annotators: "
-      f"median {statistics.median(times):.3f} s, min {min(times):.3f} s (5 runs)")
+print(
+    f"agreement report + disagreement queue, {len(annotations):,} annotations from 10 annotators: "
+    f"median {statistics.median(times):.3f} s, min {min(times):.3f} s (5 runs)"
+)

@@ -1,4 +1,5 @@
 """What the live benchmarks share: a project home seeded from the shipped labels, and percentiles."""
+
 from __future__ import annotations
 
 import multiprocessing as mp
@@ -32,8 +33,9 @@ def percentile(values, q: float) -> float:
     return values[min(len(values) - 1, int(round(q / 100 * (len(values) - 1))))] if values else float("nan")
 
 
-def seeded_project(home: Path, *, n_seed: int, n_pool: int, holdout: float = 0.15,
-                   shuffle_seed: int = 0, database_url: str = "") -> tuple[Settings, list[str], float]:
+def seeded_project(
+    home: Path, *, n_seed: int, n_pool: int, holdout: float = 0.15, shuffle_seed: int = 0, database_url: str = ""
+) -> tuple[Settings, list[str], float]:
     """A project with ``n_seed`` labeled seed clauses and a pool of ``n_pool`` unlabeled ones,
     trained as ``annotator train`` does. Returns ``(settings, pool texts, training seconds)``.
     ``database_url``: the project's store on PostgreSQL instead of its SQLite file.
@@ -50,8 +52,7 @@ def seeded_project(home: Path, *, n_seed: int, n_pool: int, holdout: float = 0.1
     seed_file.parent.mkdir(parents=True, exist_ok=True)
     seed_file.write_text("\n".join(line for t in texts[:n_seed] for line in by_text[t]), encoding="utf-8")
     rest = texts[n_seed:]
-    pool = [t if i < len(rest) else f"{t}（{i}）"
-            for i, t in enumerate((rest * (n_pool // len(rest) + 1))[:n_pool])]
+    pool = [t if i < len(rest) else f"{t}（{i}）" for i, t in enumerate((rest * (n_pool // len(rest) + 1))[:n_pool])]
     settings = Settings(home=home, database_url=database_url)
     with Store(settings.store_url) as store:
         import_labels(store, seed_file, settings.labels)

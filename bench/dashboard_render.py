@@ -7,6 +7,7 @@ metrics, predictions of the latest for every clause, 200 pushed tasks and 50 adj
 Usage: python bench/dashboard_render.py [--annotations 10000] [--annotators 10] [--clauses 3000] [--runs 5]
 Prints one line per run and the median; exits 1 if the median exceeds --budget seconds (1.0).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -15,7 +16,7 @@ import statistics
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, UTC
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -28,15 +29,16 @@ from annotator.types import Annotation, Clause  # noqa: E402
 from backend import create_app  # noqa: E402
 
 
-def fill(store: Store, labels: tuple[str, ...], *, n_annotations: int, n_annotators: int, n_clauses: int,
-         seed: int = 0) -> None:
+def fill(
+    store: Store, labels: tuple[str, ...], *, n_annotations: int, n_annotators: int, n_clauses: int, seed: int = 0
+) -> None:
     rng = random.Random(seed)
     examples = read_labeled_file(TASKS_DIR / "seed_labels.tsv", labels).examples
     rng.shuffle(examples)
     examples = examples[:n_clauses]
     names = [f"annotator{i:02d}" for i in range(n_annotators)]
     noise = {name: (rng.uniform(0.03, 0.25), rng.uniform(0.03, 0.2)) for name in names}
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     store.add_clauses(Clause(e.id, e.text, None, "", i) for i, e in enumerate(examples))
     with store.transaction():
         for e in examples:
@@ -52,18 +54,31 @@ def fill(store: Store, labels: tuple[str, ...], *, n_annotations: int, n_annotat
                     chosen.add(rng.choice(labels))
                 stamp = (now - timedelta(minutes=rng.uniform(0, 72 * 60))).isoformat()
                 # a clause seen again (more annotations than clauses x raters) is a re-annotation
-                store.save_annotation(Annotation(e.id, tuple(sorted(chosen)), name, "label_studio",
-                                                 ls_annotation_id=100000 + made, created_at=stamp,
-                                                 updated_at=stamp))
+                store.save_annotation(
+                    Annotation(
+                        e.id,
+                        tuple(sorted(chosen)),
+                        name,
+                        "label_studio",
+                        ls_annotation_id=100000 + made,
+                        created_at=stamp,
+                        updated_at=stamp,
+                    )
+                )
                 made += 1
         for v in range(1, 9):
-            macro = 0.35 + 0.5 * (1 - 0.65 ** v)
-            store.add_model_version(f"model-{v:05d}.pkl", 150 * v,
-                                    {"macro_f1": macro, "micro_f1": macro + 0.07, "n": 300})
-        store.save_predictions(8, [(e.id, e.labels if rng.random() < 0.8 else (rng.choice(labels),),
-                                    rng.uniform(0.5, 1.0)) for e in examples])
-        store.record_push(1, [(e.id, 50000 + k, k) for k, e in enumerate(examples[-200:])], batch=1,
-                          model_version=8)
+            macro = 0.35 + 0.5 * (1 - 0.65**v)
+            store.add_model_version(
+                f"model-{v:05d}.pkl", 150 * v, {"macro_f1": macro, "micro_f1": macro + 0.07, "n": 300}
+            )
+        store.save_predictions(
+            8,
+            [
+                (e.id, e.labels if rng.random() < 0.8 else (rng.choice(labels),), rng.uniform(0.5, 1.0))
+                for e in examples
+            ],
+        )
+        store.record_push(1, [(e.id, 50000 + k, k) for k, e in enumerate(examples[-200:])], batch=1, model_version=8)
         for e in examples[:50]:
             store.adjudicate(e.id, e.labels, "lead")
 
@@ -80,12 +95,19 @@ def main(argv: list[str] | None = None) -> int:
         settings = Settings(home=Path(tmp) / "home")
         with Store(settings.store_url) as store:
             started = time.perf_counter()
-            fill(store, settings.labels, n_annotations=args.annotations, n_annotators=args.annotators,
-                 n_clauses=args.clauses)
+            fill(
+                store,
+                settings.labels,
+                n_annotations=args.annotations,
+                n_annotators=args.annotators,
+                n_clauses=args.clauses,
+            )
             n_human = len(store.annotations(sources=["label_studio"]))
-            print(f"store: {store.count_clauses():,} clauses, {n_human:,} annotations from "
-                  f"{args.annotators} annotators (+ seed labels), built in {time.perf_counter() - started:.1f} s",
-                  file=sys.stderr)
+            print(
+                f"store: {store.count_clauses():,} clauses, {n_human:,} annotations from "
+                f"{args.annotators} annotators (+ seed labels), built in {time.perf_counter() - started:.1f} s",
+                file=sys.stderr,
+            )
         client = create_app(settings, start_queue=False).test_client()
         times, cpu_times = [], []
         for run in range(args.runs):
@@ -97,13 +119,18 @@ def main(argv: list[str] | None = None) -> int:
                 return 1
             times.append(elapsed)
             cpu_times.append(cpu)
-            print(f"run {run + 1}: {elapsed * 1000:.0f} ms wall, {cpu * 1000:.0f} ms CPU "
-                  f"({len(response.data) / 1024:.0f} KiB)", file=sys.stderr)
+            print(
+                f"run {run + 1}: {elapsed * 1000:.0f} ms wall, {cpu * 1000:.0f} ms CPU "
+                f"({len(response.data) / 1024:.0f} KiB)",
+                file=sys.stderr,
+            )
         median = statistics.median(times)
         # CPU time tells a slow machine from a busy one (other processes stretch wall time only).
-        print(f"GET /dashboard median of {args.runs}: {median * 1000:.0f} ms wall, "
-              f"{statistics.median(cpu_times) * 1000:.0f} ms CPU ({args.annotations:,} annotations, "
-              f"{args.annotators} annotators, budget {args.budget * 1000:.0f} ms)")
+        print(
+            f"GET /dashboard median of {args.runs}: {median * 1000:.0f} ms wall, "
+            f"{statistics.median(cpu_times) * 1000:.0f} ms CPU ({args.annotations:,} annotations, "
+            f"{args.annotators} annotators, budget {args.budget * 1000:.0f} ms)"
+        )
         return 0 if median <= args.budget else 1
 
 

@@ -16,6 +16,7 @@ memory is its own:
 Usage: nice -n 5 .venv/bin/python bench/featurize_pool.py [--n 1000000] [--workers 2]
        [--partition 20000] [--workdir DIR] [--skip-inprocess]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -56,7 +57,7 @@ def iter_pool(texts: list[str], n: int, seed: int = 0) -> Iterator[tuple[str, st
     rng = random.Random(seed)
     for i in range(n):
         a, b = rng.choice(texts), rng.choice(texts)
-        yield f"c{i:07d}", a[: max(4, len(a) // 2)] + b[len(b) // 2:]
+        yield f"c{i:07d}", a[: max(4, len(a) // 2)] + b[len(b) // 2 :]
 
 
 def peak_rss_mb() -> float:
@@ -86,8 +87,16 @@ def _inprocess_child(work: str, n: int, queue) -> None:
     started = time.perf_counter()
     cache.add(ids, texts)
     seconds = time.perf_counter() - started
-    queue.put({"build_s": build_s, "seconds": seconds, "peak_rss_mb": peak_rss_mb(), "baseline_rss_mb": baseline,
-               "disk_mb": cache.disk_bytes() / 2**20, "rows": len(cache)})
+    queue.put(
+        {
+            "build_s": build_s,
+            "seconds": seconds,
+            "peak_rss_mb": peak_rss_mb(),
+            "baseline_rss_mb": baseline,
+            "disk_mb": cache.disk_bytes() / 2**20,
+            "rows": len(cache),
+        }
+    )
 
 
 def _dask_child(work: str, n: int, n_workers: int, partition: int, queue) -> None:
@@ -105,8 +114,17 @@ def _dask_child(work: str, n: int, n_workers: int, partition: int, queue) -> Non
         featurize_into_cache(cache, iter_pool(texts, n), client=client, partition_rows=partition, total=n)
         seconds = time.perf_counter() - started
         workers = client.run(peak_rss_mb)
-    queue.put({"startup_s": startup_s, "seconds": seconds, "peak_rss_mb": peak_rss_mb(), "baseline_rss_mb": baseline,
-               "workers_rss_mb": sorted(workers.values()), "disk_mb": cache.disk_bytes() / 2**20, "rows": len(cache)})
+    queue.put(
+        {
+            "startup_s": startup_s,
+            "seconds": seconds,
+            "peak_rss_mb": peak_rss_mb(),
+            "baseline_rss_mb": baseline,
+            "workers_rss_mb": sorted(workers.values()),
+            "disk_mb": cache.disk_bytes() / 2**20,
+            "rows": len(cache),
+        }
+    )
 
 
 def _score_child(work: str, cache_name: str, queue) -> None:
@@ -116,8 +134,14 @@ def _score_child(work: str, cache_name: str, queue) -> None:
     cache = PoolCache(work / cache_name, featurizer)
     started = time.perf_counter()
     ids, proba = cache.score(model)
-    queue.put({"rows": len(ids), "seconds": time.perf_counter() - started, "peak_rss_mb": peak_rss_mb(),
-               "baseline_rss_mb": baseline})
+    queue.put(
+        {
+            "rows": len(ids),
+            "seconds": time.perf_counter() - started,
+            "peak_rss_mb": peak_rss_mb(),
+            "baseline_rss_mb": baseline,
+        }
+    )
 
 
 def same_files(a: Path, b: Path) -> bool:
@@ -143,44 +167,61 @@ def main() -> None:
     examples = read_labeled_file(DATA, labels).examples
     texts = [e.text for e in examples]
     featurizer = PolicyTextFeaturizer().fit(texts)
-    model = PolicyClassifier(labels=labels, cv=1).fit_features(featurizer.transform(texts),
-                                                               label_matrix(examples, labels))
+    model = PolicyClassifier(labels=labels, cv=1).fit_features(
+        featurizer.transform(texts), label_matrix(examples, labels)
+    )
     (work / "featurizer.pkl").write_bytes(pickle.dumps(featurizer))
     (work / "model.pkl").write_bytes(pickle.dumps(model))
     started = time.perf_counter()
     sum(1 for _ in iter_pool(texts, args.n))
-    print(f"pool of {args.n:,} synthetic clauses built in {time.perf_counter() - started:.1f} s; featurizer "
-          f"fitted on {len(texts):,} seed clauses ({featurizer.n_features_out_:,} features, "
-          f"{len(pickle.dumps(featurizer)) / 2**20:.1f} MB pickled, broadcast once to each worker); "
-          f"load {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores", flush=True)
+    print(
+        f"pool of {args.n:,} synthetic clauses built in {time.perf_counter() - started:.1f} s; featurizer "
+        f"fitted on {len(texts):,} seed clauses ({featurizer.n_features_out_:,} features, "
+        f"{len(pickle.dumps(featurizer)) / 2**20:.1f} MB pickled, broadcast once to each worker); "
+        f"load {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores",
+        flush=True,
+    )
 
     rows = []
     if not args.skip_inprocess:
         r = in_child(_inprocess_child, str(work), args.n)
         rows.append(("in-process (1 process)", r["seconds"], r["peak_rss_mb"], "", r["disk_mb"]))
-        print(f"in-process: {r['seconds']:.0f} s, {args.n / r['seconds']:,.0f} clauses/s, peak RSS "
-              f"{r['peak_rss_mb']:,.0f} MB (texts in memory {r['baseline_rss_mb']:,.0f} MB), cache "
-              f"{r['disk_mb']:,.0f} MB; load {os.getloadavg()[0]:.1f}", flush=True)
+        print(
+            f"in-process: {r['seconds']:.0f} s, {args.n / r['seconds']:,.0f} clauses/s, peak RSS "
+            f"{r['peak_rss_mb']:,.0f} MB (texts in memory {r['baseline_rss_mb']:,.0f} MB), cache "
+            f"{r['disk_mb']:,.0f} MB; load {os.getloadavg()[0]:.1f}",
+            flush=True,
+        )
     r = in_child(_dask_child, str(work), args.n, args.workers, args.partition)
     workers = ", ".join(f"{m:,.0f}" for m in r["workers_rss_mb"])
     rows.append((f"dask LocalCluster ({args.workers} workers)", r["seconds"], r["peak_rss_mb"], workers, r["disk_mb"]))
-    print(f"dask ({args.workers} workers, partitions of {args.partition:,}): {r['seconds']:.0f} s "
-          f"(+ {r['startup_s']:.1f} s cluster start), {args.n / r['seconds']:,.0f} clauses/s, client peak RSS "
-          f"{r['peak_rss_mb']:,.0f} MB, workers {workers} MB, cache {r['disk_mb']:,.0f} MB; "
-          f"load {os.getloadavg()[0]:.1f}", flush=True)
+    print(
+        f"dask ({args.workers} workers, partitions of {args.partition:,}): {r['seconds']:.0f} s "
+        f"(+ {r['startup_s']:.1f} s cluster start), {args.n / r['seconds']:,.0f} clauses/s, client peak RSS "
+        f"{r['peak_rss_mb']:,.0f} MB, workers {workers} MB, cache {r['disk_mb']:,.0f} MB; "
+        f"load {os.getloadavg()[0]:.1f}",
+        flush=True,
+    )
     if not args.skip_inprocess:
         print("caches byte-identical:", same_files(work / "cache_inprocess", work / "cache_dask"), flush=True)
     s = in_child(_score_child, str(work), "cache_dask")
-    print(f"re-score {s['rows']:,} cached clauses: {s['seconds']:.1f} s, peak RSS {s['peak_rss_mb']:,.0f} MB "
-          f"(interpreter + model {s['baseline_rss_mb']:,.0f} MB)", flush=True)
+    print(
+        f"re-score {s['rows']:,} cached clauses: {s['seconds']:.1f} s, peak RSS {s['peak_rss_mb']:,.0f} MB "
+        f"(interpreter + model {s['baseline_rss_mb']:,.0f} MB)",
+        flush=True,
+    )
 
     print("\n| featurize | wall | clauses/s | peak RSS client | peak RSS workers | cache on disk |")
     print("|---|---|---|---|---|---|")
     for name, seconds, rss, workers, disk in rows:
-        print(f"| {name} | {seconds:,.0f} s | {args.n / seconds:,.0f} | {rss:,.0f} MB | "
-              f"{workers + ' MB' if workers else '-'} | {disk:,.0f} MB |")
-    print(f"| re-score (PoolCache.score) | {s['seconds']:.1f} s | {s['rows'] / s['seconds']:,.0f} | "
-          f"{s['peak_rss_mb']:,.0f} MB | - | - |")
+        print(
+            f"| {name} | {seconds:,.0f} s | {args.n / seconds:,.0f} | {rss:,.0f} MB | "
+            f"{workers + ' MB' if workers else '-'} | {disk:,.0f} MB |"
+        )
+    print(
+        f"| re-score (PoolCache.score) | {s['seconds']:.1f} s | {s['rows'] / s['seconds']:,.0f} | "
+        f"{s['peak_rss_mb']:,.0f} MB | - | - |"
+    )
     if args.workdir is None:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -11,6 +11,7 @@ reads the results through ``Store``, so it is the same on both engines.
 Usage: .venv/bin/python bench/load_webhooks.py [--workers 4] [--clients 16] [--annotations 5000] [--postgres]
 Prints throughput, latency percentiles and the store check; exits 1 if the check fails.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -48,8 +49,9 @@ def main() -> int:
     parser.add_argument("--seed-labels", type=int, default=500)
     parser.add_argument("--retrain-every", type=int, default=300, help="new labels (per worker) per retrain")
     parser.add_argument("--deadline", type=float, default=900)
-    parser.add_argument("--postgres", action="store_true",
-                        help="store on a private PostgreSQL server instead of the SQLite file")
+    parser.add_argument(
+        "--postgres", action="store_true", help="store on a private PostgreSQL server instead of the SQLite file"
+    )
     args = parser.parse_args()
     with contextlib.ExitStack() as stack:
         database_url = ""
@@ -61,8 +63,9 @@ def main() -> int:
 def run(args, database_url: str) -> int:
     """Seed a project on the chosen store, load the backend, check the store; the exit code."""
     tmp = Path(tempfile.mkdtemp(prefix="annotator-load-"))
-    settings, pool, _ = seeded_project(tmp / "home", n_seed=args.seed_labels, n_pool=args.annotations, holdout=0,
-                                       database_url=database_url)
+    settings, pool, _ = seeded_project(
+        tmp / "home", n_seed=args.seed_labels, n_pool=args.annotations, holdout=0, database_url=database_url
+    )
     print(f"store: {'PostgreSQL (durable)' if database_url else 'SQLite (WAL, synchronous=FULL)'}")
     config = settings.labels_config()
     labels = settings.labels
@@ -71,13 +74,18 @@ def run(args, database_url: str) -> int:
     # Every annotation's versions, in the order a real Label Studio would emit them.
     events = []  # webhook bodies
     final: dict[int, tuple[str, ...]] = {}
-    for k, text in enumerate(pool[:args.annotations]):
+    for k, text in enumerate(pool[: args.annotations]):
         ann_id = 10_000 + k
         first = (labels[rng.randrange(27)],)
         task = {"id": 50_000 + k, "data": {"text": text, "clause_id": clause_id(text)}}
-        ann = {"id": ann_id, "task": task["id"], "completed_by": {"email": f"a{k % 10}@example.com"},
-               "created_at": "2026-12-01T10:00:00Z", "updated_at": "2026-12-01T10:00:00Z",
-               "result": choices_result(list(first), config)}
+        ann = {
+            "id": ann_id,
+            "task": task["id"],
+            "completed_by": {"email": f"a{k % 10}@example.com"},
+            "created_at": "2026-12-01T10:00:00Z",
+            "updated_at": "2026-12-01T10:00:00Z",
+            "result": choices_result(list(first), config),
+        }
         events.append({"action": "ANNOTATION_CREATED", "annotation": ann, "task": task, "project": {"id": 1}})
         final[ann_id] = first
         if rng.random() < args.duplicates:
@@ -85,15 +93,17 @@ def run(args, database_url: str) -> int:
         if rng.random() < args.updates:
             second = tuple(sorted({first[0], labels[rng.randrange(27)]}, key=labels.index))
             newer = dict(ann, updated_at="2026-12-01T11:00:00Z", result=choices_result(list(second), config))
-            events.append({"action": "ANNOTATION_UPDATED", "annotation": newer, "task": task,
-                           "project": {"id": 1}})
+            events.append({"action": "ANNOTATION_UPDATED", "annotation": newer, "task": task, "project": {"id": 1}})
             final[ann_id] = second
     # Concurrent clients deliver in any order: an update may even arrive before its create, which
     # the store must then ignore as older (updated_at) than what it holds.
     rng.shuffle(events)
 
-    env = {"ANNOTATOR_RETRAIN_EVERY": str(args.retrain_every), "ANNOTATOR_RETRAIN_DELAY": "5",
-           **({"ANNOTATOR_DATABASE_URL": database_url} if database_url else {})}
+    env = {
+        "ANNOTATOR_RETRAIN_EVERY": str(args.retrain_every),
+        "ANNOTATOR_RETRAIN_DELAY": "5",
+        **({"ANNOTATOR_DATABASE_URL": database_url} if database_url else {}),
+    }
     with BackendServer(settings.home, env=env, workers=args.workers, threads=args.threads) as backend:
         t0 = time.monotonic()
         backend.start(timeout=120)
@@ -124,16 +134,24 @@ def run(args, database_url: str) -> int:
 
         def send(event) -> None:
             if time.monotonic() <= deadline:
-                timed("webhook", hook_lat, lambda: session().post(f"{backend.url}/webhook", json=event, timeout=60),
-                      lambda r: r.status_code == 201)
+                timed(
+                    "webhook",
+                    hook_lat,
+                    lambda: session().post(f"{backend.url}/webhook", json=event, timeout=60),
+                    lambda r: r.status_code == 201,
+                )
 
         predict_body = {"tasks": [{"id": i, "data": {"text": t}} for i, t in enumerate(pool[:10])]}
 
         def hammer_predict() -> None:
             s = requests.Session()
             while not stop.is_set() and time.monotonic() < deadline:
-                timed("predict", predict_lat, lambda: s.post(f"{backend.url}/predict", json=predict_body, timeout=60),
-                      lambda r: r.status_code == 200 and len(r.json()["results"]) == 10)
+                timed(
+                    "predict",
+                    predict_lat,
+                    lambda: s.post(f"{backend.url}/predict", json=predict_body, timeout=60),
+                    lambda r: r.status_code == 200 and len(r.json()["results"]) == 10,
+                )
 
         predictors = [threading.Thread(target=hammer_predict) for _ in range(2)]
         for t in predictors:
@@ -148,7 +166,8 @@ def run(args, database_url: str) -> int:
         # Let the retrains finish: the latest version covers every stored label and none is running.
         with Store(settings.store_url) as store:
             while time.monotonic() < deadline and (
-                    needs_training(store) or any(r.status == "running" for r in store.train_runs())):
+                needs_training(store) or any(r.status == "running" for r in store.train_runs())
+            ):
                 time.sleep(1)
         settled_after = time.monotonic() - started - sent_for
 
@@ -162,17 +181,25 @@ def run(args, database_url: str) -> int:
     missing = [a for a in final if a not in stored]
     twice = [a for a, v in stored.items() if len(v) > 1]
     wrong = [a for a, v in stored.items() if a in final and v[0] != final[a]]
-    print(f"sent {len(events)} webhooks ({len(final)} annotations, "
-          f"{len(events) - len(final)} duplicates/updates) from {args.clients} clients in {sent_for:.1f} s: "
-          f"{len(events) / sent_for:.0f} webhooks/s")
-    print(f"/webhook: p50 {percentile(hook_lat, 50) * 1000:.1f} ms, p99 {percentile(hook_lat, 99) * 1000:.1f} ms; "
-          f"/predict (10 tasks, 2 clients): p50 {percentile(predict_lat, 50) * 1000:.1f} ms, "
-          f"p99 {percentile(predict_lat, 99) * 1000:.1f} ms, {len(predict_lat)} requests")
-    print(f"model versions {versions[0]}..{versions[-1]} ({len(versions)}, gapless: "
-          f"{versions == list(range(1, len(versions) + 1))}); train runs {dict(runs)}; the last version "
-          f"covered every label {settled_after:.0f} s after the last webhook")
-    print(f"failed requests: {len(failures)}; annotations missing {len(missing)}, stored twice {len(twice)}, "
-          f"not at their latest version {len(wrong)}")
+    print(
+        f"sent {len(events)} webhooks ({len(final)} annotations, "
+        f"{len(events) - len(final)} duplicates/updates) from {args.clients} clients in {sent_for:.1f} s: "
+        f"{len(events) / sent_for:.0f} webhooks/s"
+    )
+    print(
+        f"/webhook: p50 {percentile(hook_lat, 50) * 1000:.1f} ms, p99 {percentile(hook_lat, 99) * 1000:.1f} ms; "
+        f"/predict (10 tasks, 2 clients): p50 {percentile(predict_lat, 50) * 1000:.1f} ms, "
+        f"p99 {percentile(predict_lat, 99) * 1000:.1f} ms, {len(predict_lat)} requests"
+    )
+    print(
+        f"model versions {versions[0]}..{versions[-1]} ({len(versions)}, gapless: "
+        f"{versions == list(range(1, len(versions) + 1))}); train runs {dict(runs)}; the last version "
+        f"covered every label {settled_after:.0f} s after the last webhook"
+    )
+    print(
+        f"failed requests: {len(failures)}; annotations missing {len(missing)}, stored twice {len(twice)}, "
+        f"not at their latest version {len(wrong)}"
+    )
     for kind, what in failures[:5]:
         print(f"  failure ({kind}): {what}")
     ok = not (failures or missing or twice or wrong)

@@ -8,6 +8,7 @@ SQLite database, for comparison. Not part of the test suite (the first start alo
 
 Usage: .venv/bin/python bench/ls_postgres.py [--tasks 1000] [--batch 100] [--sqlite]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,8 +31,13 @@ from benchlib import percentile  # noqa: E402
 
 def clause_tasks(n: int, config) -> list[dict]:
     """``n`` tasks of distinct real clauses from the shipped seed file (numbered repeats past its end)."""
-    texts = list(dict.fromkeys(line.split("\t", 1)[1] for line in
-                               (TASKS_DIR / "seed_labels.tsv").read_text(encoding="utf-8").splitlines() if "\t" in line))
+    texts = list(
+        dict.fromkeys(
+            line.split("\t", 1)[1]
+            for line in (TASKS_DIR / "seed_labels.tsv").read_text(encoding="utf-8").splitlines()
+            if "\t" in line
+        )
+    )
     texts = [t if i < len(texts) else f"{t}（{i}）" for i, t in enumerate((texts * (n // len(texts) + 1))[:n])]
     return [{"data": task_data(clause_id(t), t, "", config)} for t in texts]
 
@@ -65,12 +71,14 @@ def main() -> None:
             t0 = time.monotonic()
             for start in range(0, len(tasks), args.batch):
                 t1 = time.monotonic()
-                ids += client.import_tasks(project_id, tasks[start:start + args.batch])
+                ids += client.import_tasks(project_id, tasks[start : start + args.batch])
                 seconds.append(time.monotonic() - t1)
             total = time.monotonic() - t0
-            print(f"import {len(ids)} tasks in {len(seconds)} requests of {args.batch}: {total:.1f} s "
-                  f"({len(ids) / total:.0f} tasks/s; per request p50 {percentile(seconds, 50):.2f} s, "
-                  f"max {max(seconds):.2f} s)")
+            print(
+                f"import {len(ids)} tasks in {len(seconds)} requests of {args.batch}: {total:.1f} s "
+                f"({len(ids) / total:.0f} tasks/s; per request p50 {percentile(seconds, 50):.2f} s, "
+                f"max {max(seconds):.2f} s)"
+            )
             t0 = time.monotonic()
             listed = sum(1 for _ in client.tasks(project_id))
             print(f"read all {listed} tasks back: {time.monotonic() - t0:.1f} s")

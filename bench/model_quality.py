@@ -30,6 +30,7 @@ because other jobs share the cores. Run it alone when the numbers matter::
 
 Prints a markdown table for docs/benchmarks.md (and ``--json`` for the raw figures).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -71,14 +72,20 @@ class Baseline:
         for j in range(Y.shape[1]):
             y = Y[:, j]
             # liblinear's dual solver: the same optimum as the primal, ~10x faster here.
-            self.models_.append(LogisticRegression(C=self.C, class_weight="balanced", solver="liblinear", dual=True,
-                                                   max_iter=5000).fit(X, y) if 0 < y.sum() < len(y) else None)
+            self.models_.append(
+                LogisticRegression(C=self.C, class_weight="balanced", solver="liblinear", dual=True, max_iter=5000).fit(
+                    X, y
+                )
+                if 0 < y.sum() < len(y)
+                else None
+            )
         return self
 
     def predict(self, texts):
         X = self.tfidf_.transform(texts)
-        proba = np.column_stack([m.predict_proba(X)[:, 1] if m is not None else np.zeros(X.shape[0])
-                                 for m in self.models_])
+        proba = np.column_stack(
+            [m.predict_proba(X)[:, 1] if m is not None else np.zeros(X.shape[0]) for m in self.models_]
+        )
         return at_least_one(proba, 0.5)
 
 
@@ -93,11 +100,14 @@ def variants(labels, ablations: bool, n_jobs: int) -> dict:
         out["product, relative=0"] = lambda: PolicyClassifier(labels=labels, relative=0, n_jobs=n_jobs)
         out["product, cv=1 (no calibration)"] = lambda: PolicyClassifier(labels=labels, cv=1, n_jobs=n_jobs)
         out["product, cv=3 (3-fold refits instead of leave-group-out)"] = lambda: PolicyClassifier(
-            labels=labels, cv=3, n_jobs=n_jobs)
+            labels=labels, cv=3, n_jobs=n_jobs
+        )
         out["product without the clause-opening block"] = lambda: PolicyClassifier(
-            labels=labels, featurizer=PolicyTextFeaturizer(prefix_chars=None), n_jobs=n_jobs)
+            labels=labels, featurizer=PolicyTextFeaturizer(prefix_chars=None), n_jobs=n_jobs
+        )
         out["product, merge_duplicate_labels=False"] = lambda: PolicyClassifier(
-            labels=labels, merge_duplicate_labels=False, n_jobs=n_jobs)
+            labels=labels, merge_duplicate_labels=False, n_jobs=n_jobs
+        )
     return out
 
 
@@ -107,8 +117,10 @@ def cross_validate(texts, Y, groups, labels, make, folds) -> dict:
         model = make().fit([texts[i] for i in train], Y[train])
         per_fold.append(metrics(Y[test], model.predict([texts[i] for i in test]), labels))
     keys = ("macro_f1", "micro_f1", "samples_f1")
-    return {**{k: float(np.mean([m[k] for m in per_fold])) for k in keys},
-            "macro_f1_folds": [round(m["macro_f1"], 4) for m in per_fold]}
+    return {
+        **{k: float(np.mean([m[k] for m in per_fold])) for k in keys},
+        "macro_f1_folds": [round(m["macro_f1"], 4) for m in per_fold],
+    }
 
 
 def timings(texts, Y, labels, repeats: int) -> dict:
@@ -142,8 +154,12 @@ def timings(texts, Y, labels, repeats: int) -> dict:
         model.predict(batch)
         warm.append(time.perf_counter() - start)
     return {
-        "n_train": len(texts), "fit_seconds": fits, "fit_features_2000_seconds": min(refits), "predict_1000_seconds": min(warm),
-        "predict_1000_cold_seconds": cold, "model_pickle_mb": len(pickle.dumps(model)) / 1e6,
+        "n_train": len(texts),
+        "fit_seconds": fits,
+        "fit_features_2000_seconds": min(refits),
+        "predict_1000_seconds": min(warm),
+        "predict_1000_cold_seconds": cold,
+        "model_pickle_mb": len(pickle.dumps(model)) / 1e6,
         "load_average_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)],
     }
 
@@ -152,13 +168,19 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", default=str(REPO / "tasks" / "seed_labels.tsv"))
     parser.add_argument("--folds", type=int, default=5, help="GroupKFold splits (default 5)")
-    parser.add_argument("--quick", action="store_true",
-                        help="first 2 folds only (easier than average: ~0.015 above the 5-fold figure), "
-                             "no ablations, one timing run")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="first 2 folds only (easier than average: ~0.015 above the 5-fold figure), no ablations, one timing run",
+    )
     parser.add_argument("--ablations", action="store_true", help="also evaluate the product without each part")
     parser.add_argument("--n-jobs", type=int, default=1, help="processes fitting the per-label models in CV")
-    parser.add_argument("--protocol", choices=("grouped", "random"), default="grouped",
-                        help="grouped k-fold CV (default) or one random 80/20 split (seed 0)")
+    parser.add_argument(
+        "--protocol",
+        choices=("grouped", "random"),
+        default="grouped",
+        help="grouped k-fold CV (default) or one random 80/20 split (seed 0)",
+    )
     parser.add_argument("--no-timing", action="store_true", help="skip the fit/predict timings")
     parser.add_argument("--timing-only", action="store_true", help="only the fit/predict timings (no CV)")
     parser.add_argument("--json", action="store_true", help="print the raw figures as JSON too")
@@ -176,18 +198,25 @@ def main(argv=None) -> int:
         folds = list(GroupKFold(args.folds).split(texts, groups=groups))
         if args.quick:
             folds = folds[:2]
-        protocol = (f"Grouped {args.folds}-fold CV on {len(texts):,} seed clauses"
-                    f"{f' (first {len(folds)} folds)' if len(folds) < args.folds else ''}")
-    print(f"{len(texts)} clauses, {len(set(groups))} near-duplicate groups, {protocol}, "
-          f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores", file=sys.stderr)
+        protocol = (
+            f"Grouped {args.folds}-fold CV on {len(texts):,} seed clauses"
+            f"{f' (first {len(folds)} folds)' if len(folds) < args.folds else ''}"
+        )
+    print(
+        f"{len(texts)} clauses, {len(set(groups))} near-duplicate groups, {protocol}, "
+        f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores",
+        file=sys.stderr,
+    )
 
     results = {}
-    for name, make in ({} if args.timing_only else variants(labels, args.ablations and not args.quick,
-                                                             args.n_jobs)).items():
+    for name, make in (
+        {} if args.timing_only else variants(labels, args.ablations and not args.quick, args.n_jobs)
+    ).items():
         start = time.perf_counter()
         results[name] = cross_validate(texts, Y, groups, labels, make, folds)
-        print(f"  {name}: macro-F1 {results[name]['macro_f1']:.4f} ({time.perf_counter() - start:.0f} s)",
-              file=sys.stderr)
+        print(
+            f"  {name}: macro-F1 {results[name]['macro_f1']:.4f} ({time.perf_counter() - start:.0f} s)", file=sys.stderr
+        )
     timing = None if args.no_timing else timings(texts, Y, labels, repeats=1 if args.quick else 2)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -195,22 +224,28 @@ def main(argv=None) -> int:
     print("| model | macro-F1 | micro-F1 | samples-F1 | macro-F1 per fold |")
     print("|---|---|---|---|---|")
     for name, r in results.items():
-        print(f"| {name} | {r['macro_f1']:.3f} | {r['micro_f1']:.3f} | {r['samples_f1']:.3f} | "
-              f"{', '.join(f'{v:.3f}' for v in r['macro_f1_folds'])} |")
+        print(
+            f"| {name} | {r['macro_f1']:.3f} | {r['micro_f1']:.3f} | {r['samples_f1']:.3f} | "
+            f"{', '.join(f'{v:.3f}' for v in r['macro_f1_folds'])} |"
+        )
     if timing is None:
         return 0
     print(f"\n| product on the full file ({timing['n_train']:,} clauses) | value |")
     print("|---|---|")
     for n_jobs, fit in timing["fit_seconds"].items():
-        print(f"| fit, n_jobs={n_jobs}: wall (CPU of the main process) | {fit['wall']:.1f} s "
-              f"({fit['cpu_this_process']:.1f} s) |")
+        print(
+            f"| fit, n_jobs={n_jobs}: wall (CPU of the main process) | {fit['wall']:.1f} s "
+            f"({fit['cpu_this_process']:.1f} s) |"
+        )
     print(f"| fit_features on 2,000 precomputed rows, n_jobs=1 | {timing['fit_features_2000_seconds']:.1f} s |")
     print(f"| predict 1,000 clauses, warm | {timing['predict_1000_seconds']:.2f} s |")
     print(f"| predict 1,000 clauses, just loaded (builds jieba) | {timing['predict_1000_cold_seconds']:.2f} s |")
     print(f"| pickled model | {timing['model_pickle_mb']:.1f} MB |")
     print(f"| peak memory of this process | {peak_mb:.0f} MB |")
-    print(f"| 1-min load average before/after timing ({os.cpu_count()} cores) | "
-          f"{timing['load_average_1min'][0]} / {timing['load_average_1min'][1]} |")
+    print(
+        f"| 1-min load average before/after timing ({os.cpu_count()} cores) | "
+        f"{timing['load_average_1min'][0]} / {timing['load_average_1min'][1]} |"
+    )
     if args.json:
         print(json.dumps({"cv": results, "timing": timing, "peak_rss_mb": peak_mb}, ensure_ascii=False, indent=2))
     return 0

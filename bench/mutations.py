@@ -10,6 +10,7 @@ would see, so the whole check runs in minutes on two cores.
 
 Usage: .venv/bin/python bench/mutations.py [--only NAME ...]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,45 +27,76 @@ REPO = Path(__file__).resolve().parent.parent
 # name: (file, original text, mutated text, test files that should catch it)
 MUTANTS: dict[str, tuple[str, str, str, tuple[str, ...]]] = {
     "every label pre-filled": (
-        "annotator/model/classifier.py", "chosen = self.decide(proba).astype(bool)",
-        "chosen = np.ones_like(proba, dtype=bool)", ("tests/unit/test_loop.py", "tests/unit/test_ls_api.py")),
+        "annotator/model/classifier.py",
+        "chosen = self.decide(proba).astype(bool)",
+        "chosen = np.ones_like(proba, dtype=bool)",
+        ("tests/unit/test_loop.py", "tests/unit/test_ls_api.py"),
+    ),
     "confidence fixed at 0.5": (
-        "annotator/model/classifier.py", "round(float(p[row].min()), 4)", "0.5",
-        ("tests/unit/test_ls_api.py", "tests/unit/test_model.py")),
+        "annotator/model/classifier.py",
+        "round(float(p[row].min()), 4)",
+        "0.5",
+        ("tests/unit/test_ls_api.py", "tests/unit/test_model.py"),
+    ),
     "confidence = the max probability": (
-        "annotator/model/classifier.py", "round(float(p[row].min()), 4)", "round(float(p.max()), 4)",
-        ("tests/unit/test_ls_api.py", "tests/unit/test_model.py")),
+        "annotator/model/classifier.py",
+        "round(float(p[row].min()), 4)",
+        "round(float(p.max()), 4)",
+        ("tests/unit/test_ls_api.py", "tests/unit/test_model.py"),
+    ),
     "webhook no longer notifies the training queue": (
-        "backend/ls_api.py", "            queue.notify(changed)", "            pass",
-        ("tests/unit/test_ls_api.py", "tests/unit/test_jobs.py")),
+        "backend/ls_api.py",
+        "            queue.notify(changed)",
+        "            pass",
+        ("tests/unit/test_ls_api.py", "tests/unit/test_jobs.py"),
+    ),
     "queue served in reverse order": (
-        "annotator/cycle/ls_queue.py", "scores = {row: i / max(len(ranked), 1)",
-        "scores = {row: 1 - i / max(len(ranked), 1)", ("tests/unit/test_loop.py",)),
+        "annotator/cycle/ls_queue.py",
+        "scores = {row: i / max(len(ranked), 1)",
+        "scores = {row: 1 - i / max(len(ranked), 1)",
+        ("tests/unit/test_loop.py",),
+    ),
     "label attached by the task's clause_id": (
-        "annotator/labelstudio/client.py", '"clause_id": make_clause_id(text),',
+        "annotator/labelstudio/client.py",
+        '"clause_id": make_clause_id(text),',
         '"clause_id": given_id if isinstance(given_id, str) and given_id else make_clause_id(text),',
-        ("tests/unit/test_sync.py", "tests/unit/test_loop.py")),
+        ("tests/unit/test_sync.py", "tests/unit/test_loop.py"),
+    ),
     "annotation forgets the pre-fill it saw": (
-        "annotator/cycle/sync.py", "prefill_version=pushed.prefill_version if pushed else None",
-        "prefill_version=None", ("tests/unit/test_sync.py", "tests/unit/test_dashboard.py",
-                                 "tests/unit/test_loop.py")),
+        "annotator/cycle/sync.py",
+        "prefill_version=pushed.prefill_version if pushed else None",
+        "prefill_version=None",
+        ("tests/unit/test_sync.py", "tests/unit/test_dashboard.py", "tests/unit/test_loop.py"),
+    ),
     "one retrain per label": (
-        "backend/jobs.py", "if self._forced or self._pending >= self.every:",
-        "if self._forced or self._pending >= 1:", ("tests/unit/test_jobs.py",)),
+        "backend/jobs.py",
+        "if self._forced or self._pending >= self.every:",
+        "if self._forced or self._pending >= 1:",
+        ("tests/unit/test_jobs.py",),
+    ),
     "a push record never returned to the pool": (
-        "annotator/cycle/ls_queue.py", "lost = [cid for cid in records if cid not in live]", "lost = []",
-        ("tests/unit/test_loop.py",)),
+        "annotator/cycle/ls_queue.py",
+        "lost = [cid for cid in records if cid not in live]",
+        "lost = []",
+        ("tests/unit/test_loop.py",),
+    ),
     "an empty resolver accepted": (
-        "annotator/review/resolve.py", "    if not resolver:\n", "    if False:\n",
-        ("tests/unit/test_cli_core.py", "tests/unit/test_dashboard.py")),
+        "annotator/review/resolve.py",
+        "    if not resolver:\n",
+        "    if False:\n",
+        ("tests/unit/test_cli_core.py", "tests/unit/test_dashboard.py"),
+    ),
 }
 
 
 def run_mutant(name: str, root: Path) -> tuple[str, float]:
     path, original, mutated, tests = MUTANTS[name]
     copy = root / name.replace(" ", "-").replace("'", "")
-    shutil.copytree(REPO, copy, ignore=shutil.ignore_patterns(".venv", ".git", "__pycache__", "bench", "docs",
-                                                              ".annotator", "exports"))
+    shutil.copytree(
+        REPO,
+        copy,
+        ignore=shutil.ignore_patterns(".venv", ".git", "__pycache__", "bench", "docs", ".annotator", "exports"),
+    )
     target = copy / path
     text = target.read_text(encoding="utf-8")
     if text.count(original) != 1:
@@ -72,8 +104,14 @@ def run_mutant(name: str, root: Path) -> tuple[str, float]:
     target.write_text(text.replace(original, mutated), encoding="utf-8")
     started = time.monotonic()
     env = dict(os.environ, PYTHONPATH=str(copy))
-    done = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests],
-                          cwd=copy, env=env, capture_output=True, text=True, timeout=1800)
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests],
+        cwd=copy,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
     seconds = time.monotonic() - started
     return ("caught" if done.returncode != 0 else "SURVIVED"), seconds
 

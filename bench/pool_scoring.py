@@ -14,6 +14,7 @@ Measured, each in a fresh child process so its peak memory is its own:
 
 Usage: .venv/bin/python bench/pool_scoring.py [--sizes 100000 1000000] [--unique 100000]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -50,7 +51,7 @@ def synthetic_clauses(texts: list[str], n: int, seed: int = 0) -> list[str]:
     out = []
     for _ in range(n):
         a, b = rng.choice(texts), rng.choice(texts)
-        out.append(a[: max(4, len(a) // 2)] + b[len(b) // 2:])
+        out.append(a[: max(4, len(a) // 2)] + b[len(b) // 2 :])
     return out
 
 
@@ -68,9 +69,16 @@ def _score_child(cache_dir: str, featurizer_path: str, model_path: str, queue) -
     started = time.perf_counter()
     ids, proba = cache.score(model)
     seconds = time.perf_counter() - started
-    queue.put({"rows": len(ids), "seconds": seconds, "peak_rss_mb": peak_rss_mb(),
-               "baseline_rss_mb": baseline, "proba_mb": proba.nbytes / 2**20,
-               "mean_top_proba": float(proba.max(axis=1).mean())})
+    queue.put(
+        {
+            "rows": len(ids),
+            "seconds": seconds,
+            "peak_rss_mb": peak_rss_mb(),
+            "baseline_rss_mb": baseline,
+            "proba_mb": proba.nbytes / 2**20,
+            "mean_top_proba": float(proba.max(axis=1).mean()),
+        }
+    )
 
 
 def main() -> None:
@@ -78,8 +86,9 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="*", default=[100_000, 1_000_000])
     parser.add_argument("--unique", type=int, default=100_000, help="clauses featurized for real")
     parser.add_argument("--workdir", default=None, help="where the caches go (default: a temp dir)")
-    parser.add_argument("--score-only", action="store_true",
-                        help="re-score the caches already in --workdir (skip featurizing)")
+    parser.add_argument(
+        "--score-only", action="store_true", help="re-score the caches already in --workdir (skip featurizing)"
+    )
     args = parser.parse_args()
 
     if args.score_only:
@@ -88,18 +97,25 @@ def main() -> None:
         work = Path(args.workdir)
         for size in args.sizes:
             for variant in ("model",):
-                result = in_child(_score_child, str(work / f"cache_{size}"), str(work / "featurizer.pkl"),
-                                  str(work / f"{variant}.pkl"))
-                print(f"| {size:,} | {variant} | {result['seconds']:.2f} s | {size / result['seconds']:,.0f} | "
-                      f"{result['peak_rss_mb']:.0f} MB (interpreter + model {result['baseline_rss_mb']:.0f} MB) |",
-                      flush=True)
+                result = in_child(
+                    _score_child,
+                    str(work / f"cache_{size}"),
+                    str(work / "featurizer.pkl"),
+                    str(work / f"{variant}.pkl"),
+                )
+                print(
+                    f"| {size:,} | {variant} | {result['seconds']:.2f} s | {size / result['seconds']:,.0f} | "
+                    f"{result['peak_rss_mb']:.0f} MB (interpreter + model {result['baseline_rss_mb']:.0f} MB) |",
+                    flush=True,
+                )
         return
     labels = load_label_config().labels
     examples = read_labeled_file(DATA, labels).examples
     texts = [e.text for e in examples]
     featurizer = PolicyTextFeaturizer().fit(texts)
-    model = PolicyClassifier(labels=labels, cv=1).fit_features(featurizer.transform(texts),
-                                                               label_matrix(examples, labels))
+    model = PolicyClassifier(labels=labels, cv=1).fit_features(
+        featurizer.transform(texts), label_matrix(examples, labels)
+    )
     work = Path(args.workdir or tempfile.mkdtemp(prefix="pool_scoring_"))
     work.mkdir(parents=True, exist_ok=True)
     (work / "featurizer.pkl").write_bytes(pickle.dumps(featurizer))
@@ -108,12 +124,14 @@ def main() -> None:
     n_unique = min(args.unique, max(args.sizes))
     pool = synthetic_clauses(texts, n_unique)
     started = time.perf_counter()
-    X_unique = sp.vstack([featurizer.transform(pool[i:i + 20_000]) for i in range(0, n_unique, 20_000)],
-                         format="csr")
+    X_unique = sp.vstack([featurizer.transform(pool[i : i + 20_000]) for i in range(0, n_unique, 20_000)], format="csr")
     featurize_s = time.perf_counter() - started
-    print(f"featurize {n_unique:,} synthetic clauses: {featurize_s:.1f} s "
-          f"({n_unique / featurize_s:,.0f} clauses/s; 1M would take ~{1e6 / n_unique * featurize_s:.0f} s); "
-          f"{X_unique.nnz / n_unique:.0f} non-zeros per clause, {X_unique.shape[1]:,} features", flush=True)
+    print(
+        f"featurize {n_unique:,} synthetic clauses: {featurize_s:.1f} s "
+        f"({n_unique / featurize_s:,.0f} clauses/s; 1M would take ~{1e6 / n_unique * featurize_s:.0f} s); "
+        f"{X_unique.nnz / n_unique:.0f} non-zeros per clause, {X_unique.shape[1]:,} features",
+        flush=True,
+    )
     rows = []
     for size in args.sizes:
         cache_dir = work / f"cache_{size}"
@@ -127,16 +145,21 @@ def main() -> None:
         for variant in ("model",):
             result = in_child(_score_child, str(cache_dir), str(work / "featurizer.pkl"), str(work / f"{variant}.pkl"))
             rows.append((size, variant, result, cache.disk_bytes()))
-            print(f"pool {size:>9,} [{variant}]: re-score {result['seconds']:.2f} s "
-                  f"({size / result['seconds']:,.0f} clauses/s), peak RSS {result['peak_rss_mb']:.0f} MB "
-                  f"(process baseline {result['baseline_rss_mb']:.0f} MB, result {result['proba_mb']:.0f} MB), "
-                  f"cache on disk {cache.disk_bytes() / 2**20:,.0f} MB, cache write {write_s:.1f} s", flush=True)
+            print(
+                f"pool {size:>9,} [{variant}]: re-score {result['seconds']:.2f} s "
+                f"({size / result['seconds']:,.0f} clauses/s), peak RSS {result['peak_rss_mb']:.0f} MB "
+                f"(process baseline {result['baseline_rss_mb']:.0f} MB, result {result['proba_mb']:.0f} MB), "
+                f"cache on disk {cache.disk_bytes() / 2**20:,.0f} MB, cache write {write_s:.1f} s",
+                flush=True,
+            )
     print("\n| pool | scoring | re-score | clauses/s | peak RSS of the scoring process | features on disk |")
     print("|---|---|---|---|---|---|")
     for size, variant, result, disk in rows:
-        print(f"| {size:,} | {variant} | {result['seconds']:.2f} s | {size / result['seconds']:,.0f} | "
-              f"{result['peak_rss_mb']:.0f} MB (interpreter + model {result['baseline_rss_mb']:.0f} MB) | "
-              f"{disk / 2**20:,.0f} MB |")
+        print(
+            f"| {size:,} | {variant} | {result['seconds']:.2f} s | {size / result['seconds']:,.0f} | "
+            f"{result['peak_rss_mb']:.0f} MB (interpreter + model {result['baseline_rss_mb']:.0f} MB) | "
+            f"{disk / 2**20:,.0f} MB |"
+        )
     if args.workdir is None:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -10,6 +10,7 @@ result in the backend. ``overhead`` is the median of that time minus the cycle's
 
 Usage: nice -n 5 .venv/bin/python bench/queue_latency.py [--seed 1000] [--pool 5000] [--runs 5]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -84,26 +85,37 @@ def main() -> None:
     worker = None
     try:
         settings, _, train_s = seeded_project(work / "home", n_seed=args.seed, n_pool=args.pool)
-        print(f"seeded project: {args.seed:,} labels, {args.pool:,} pool clauses, trained in {train_s:.1f} s; "
-              f"load {os.getloadavg()[0]:.1f}", flush=True)
+        print(
+            f"seeded project: {args.seed:,} labels, {args.pool:,} pool clauses, trained in {train_s:.1f} s; "
+            f"load {os.getloadavg()[0]:.1f}",
+            flush=True,
+        )
         rows = [("embedded worker process", timed_cycles(settings, args.runs))]
-        for name, worker_args in (("RQ on Redis, 1 `annotator worker` (a fork per cycle)", ()),
-                                  ("RQ on Redis, 1 `annotator worker --no-fork`", ("--no-fork",))):
-            worker = worker_process(settings.home, server.url, burst=False, args=worker_args,
-                                    log_path=work / "worker.log")
+        for name, worker_args in (
+            ("RQ on Redis, 1 `annotator worker` (a fork per cycle)", ()),
+            ("RQ on Redis, 1 `annotator worker --no-fork`", ("--no-fork",)),
+        ):
+            worker = worker_process(
+                settings.home, server.url, burst=False, args=worker_args, log_path=work / "worker.log"
+            )
             wait_for_worker(server.url, settings.home)
             rows.append((name, timed_cycles(settings.replace(redis_url=server.url), args.runs)))
             worker.terminate()
             worker.wait(timeout=30)
             worker = None
-        print(f"\nload {os.getloadavg()[0]:.1f}\n| queue | request -> result (median of {args.runs}) | cycle itself "
-              "| overhead |\n|---|---|---|---|")
+        print(
+            f"\nload {os.getloadavg()[0]:.1f}\n| queue | request -> result (median of {args.runs}) | cycle itself "
+            "| overhead |\n|---|---|---|---|"
+        )
         for name, runs in rows:
             total = statistics.median(t for t, _ in runs)
             own = statistics.median(s for _, s in runs)
             overhead = statistics.median(t - s for t, s in runs)
-            print(f"| {name} | {total:.2f} s | {own:.2f} s | {overhead:.2f} s |  (all: "
-                  + ", ".join(f"{t:.2f}/{s:.2f}" for t, s in runs) + ")")
+            print(
+                f"| {name} | {total:.2f} s | {own:.2f} s | {overhead:.2f} s |  (all: "
+                + ", ".join(f"{t:.2f}/{s:.2f}" for t, s in runs)
+                + ")"
+            )
     finally:
         if worker is not None:
             worker.terminate()

@@ -23,6 +23,7 @@ Choose on some folds, report on others:
     .venv/bin/python bench/simulate_strategies.py --folds 5 --fold-ids 0 1 --seeds 2 --strategies random tempered
     .venv/bin/python bench/simulate_strategies.py --folds 5 --fold-ids 2 3 4 --seeds 2 --strategies random tempered
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,8 +43,18 @@ from annotator.query import strategies as S  # noqa: E402
 from annotator.labels import load_label_config  # noqa: E402
 from annotator.model.classifier import PolicyClassifier  # noqa: E402
 from annotator.text.seedset import read_labeled_file  # noqa: E402
-from annotator.query.simulate import (FOLD_BUDGETS, _mean_curve, curve_at, featurize, grouped_folds,  # noqa: E402
-                                      interval, labels_to_reach, paired_summary, simulate, stopping_replay)
+from annotator.query.simulate import (
+    FOLD_BUDGETS,
+    _mean_curve,
+    curve_at,
+    featurize,
+    grouped_folds,  # noqa: E402
+    interval,
+    labels_to_reach,
+    paired_summary,
+    simulate,
+    stopping_replay,
+)
 from annotator.text.near_duplicates import near_duplicate_groups  # noqa: E402
 from annotator.model.training import holdout_split, label_matrix  # noqa: E402
 
@@ -53,10 +64,16 @@ DATA = SEEDS if SEEDS.exists() else REPO / "tasks" / "seed_labels.tsv"
 OUT = REPO / "bench" / "out" / "simulate"
 BUDGETS = (200, 400, 800, 1200, 1600, 2000)
 # Strategies that take keyword parameters, for "name[key=value,...]" variants.
-PARAMETRIC = {"coverage": S.coverage_batch, "cluster_margin": S.cluster_margin,
-              "ranked_batch": S.ranked_batch_sampling, "badge": S.badge, "labelwise": S.labelwise_margin,
-              "tempered": S.tempered_sampling, "staged": S.staged_sampling,
-              "quota": S.label_quota}
+PARAMETRIC = {
+    "coverage": S.coverage_batch,
+    "cluster_margin": S.cluster_margin,
+    "ranked_batch": S.ranked_batch_sampling,
+    "badge": S.badge,
+    "labelwise": S.labelwise_margin,
+    "tempered": S.tempered_sampling,
+    "staged": S.staged_sampling,
+    "quota": S.label_quota,
+}
 
 
 def load_split(test_size: float = 0.25, seed: int = 0):
@@ -75,14 +92,17 @@ def parse_strategy(spec: str) -> S.Strategy:
     below N labels and then ``b``; ``0.5*a+0.5*b`` shares every batch between ``a`` and ``b``."""
     if ">" in spec:  # "badge>800>labelwise": badge below 800 labels, then labelwise
         items = spec.split(">")
-        phases = [(int(items[k + 1]) if k + 1 < len(items) else None, parse_strategy(items[k]).fn)
-                  for k in range(0, len(items), 2)]
+        phases = [
+            (int(items[k + 1]) if k + 1 < len(items) else None, parse_strategy(items[k]).fn)
+            for k in range(0, len(items), 2)
+        ]
         return S.Strategy(spec, S.scheduled(phases), spec, cold_start=parse_strategy(items[0]).cold_start)
     if "+" in spec:  # "0.5*badge+0.5*labelwise": one batch shared between strategies
         parts = [part.split("*", 1) for part in spec.split("+")]
         base = [(float(share), parse_strategy(name)) for share, name in parts]
-        return S.Strategy(spec, S.blended([(share, st.fn) for share, st in base]), spec,
-                          cold_start=base[0][1].cold_start)
+        return S.Strategy(
+            spec, S.blended([(share, st.fn) for share, st in base]), spec, cold_start=base[0][1].cold_start
+        )
     if "@" in spec:
         base, start = spec.rsplit("@", 1)
         strategy = parse_strategy(base)
@@ -91,8 +111,9 @@ def parse_strategy(spec: str) -> S.Strategy:
     if not match:
         return S.get_strategy(spec)
     base, raw = match.groups()
-    params = {k: int(v) if v.lstrip("-").isdigit() else float(v)
-              for k, v in (kv.split("=") for kv in raw.split(",") if kv)}
+    params = {
+        k: int(v) if v.lstrip("-").isdigit() else float(v) for k, v in (kv.split("=") for kv in raw.split(",") if kv)
+    }
     if base not in PARAMETRIC:
         raise SystemExit(f"no parametric strategy {base!r}; have {', '.join(PARAMETRIC)}")
     return S.Strategy(spec, S._partial(PARAMETRIC[base], **params), f"{base} with {params}")
@@ -104,20 +125,36 @@ def run(args) -> None:
     for spec in args.strategies:
         strategy = parse_strategy(spec)
         started = time.perf_counter()
-        result = simulate(pool_texts, Y_pool, test_texts, Y_test, labels, [strategy],
-                          seed_size=args.seed_size, batch_size=args.batch_size, budget=args.budget,
-                          seeds=args.seeds, first_seed=args.first_seed, features=features)
+        result = simulate(
+            pool_texts,
+            Y_pool,
+            test_texts,
+            Y_test,
+            labels,
+            [strategy],
+            seed_size=args.seed_size,
+            batch_size=args.batch_size,
+            budget=args.budget,
+            seeds=args.seeds,
+            first_seed=args.first_seed,
+            features=features,
+        )
         name = re.sub(r"[^\w.=,-]", "_", spec)
         seeds = "" if args.first_seed == 0 else f"@seeds{args.first_seed}-{args.first_seed + args.seeds - 1}"
         path = OUT / f"{args.tag}{name}{seeds}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(result, ensure_ascii=False, indent=1))
         curve = result["curves"][strategy.name]
-        values = " ".join(f"{np.interp(b, [p['labels'] for p in curve], [p['macro_f1'] for p in curve]):.3f}"
-                          for b in BUDGETS if b <= result["budget"])
-        print(f"{spec:40s} {values}  to95={result['labels_to_target'][strategy.name]} "
-              f"full={result['full_data']['macro_f1']:.3f} ({time.perf_counter() - started:.0f} s)",
-              flush=True)
+        values = " ".join(
+            f"{np.interp(b, [p['labels'] for p in curve], [p['macro_f1'] for p in curve]):.3f}"
+            for b in BUDGETS
+            if b <= result["budget"]
+        )
+        print(
+            f"{spec:40s} {values}  to95={result['labels_to_target'][strategy.name]} "
+            f"full={result['full_data']['macro_f1']:.3f} ({time.perf_counter() - started:.0f} s)",
+            flush=True,
+        )
 
 
 def load_all():
@@ -141,8 +178,10 @@ def run_folds(args) -> dict:
         for spec in ["random"] + [s for s in args.strategies if s != "random"]:
             strategy = parse_strategy(spec)
             name = re.sub(r"[^\w.=,-]", "_", spec)
-            path = (OUT / "folds" / f"{args.tag}k{args.folds}s{args.split_seed}f{k}_b{args.batch_size}_"
-                    f"n{args.budget}_seeds{args.first_seed}-{args.first_seed + args.seeds - 1}_{name}{suffix}.json")
+            path = (
+                OUT / "folds" / f"{args.tag}k{args.folds}s{args.split_seed}f{k}_b{args.batch_size}_"
+                f"n{args.budget}_seeds{args.first_seed}-{args.first_seed + args.seeds - 1}_{name}{suffix}.json"
+            )
             reference = path.with_name(path.name.replace("_single.json", ".json"))
             if suffix and reference.exists():
                 references.append((k, strategy.name, json.loads(reference.read_text())))
@@ -153,31 +192,57 @@ def run_folds(args) -> dict:
                 result = pooled
             else:
                 started = time.perf_counter()
-                result = simulate([texts[i] for i in pool], Y_oracle[pool], [texts[i] for i in test], Y[test], labels,
-                                  [strategy], seed_size=args.seed_size, batch_size=args.batch_size,
-                                  budget=args.budget, seeds=args.seeds, first_seed=args.first_seed,
-                                  features=(X[pool], X[test]), track_agreement=True)
+                result = simulate(
+                    [texts[i] for i in pool],
+                    Y_oracle[pool],
+                    [texts[i] for i in test],
+                    Y[test],
+                    labels,
+                    [strategy],
+                    seed_size=args.seed_size,
+                    batch_size=args.batch_size,
+                    budget=args.budget,
+                    seeds=args.seeds,
+                    first_seed=args.first_seed,
+                    features=(X[pool], X[test]),
+                    track_agreement=True,
+                )
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_text(json.dumps(result, ensure_ascii=False))
-                print(f"fold {k} {spec}: to95={result['labels_to_target_per_seed'][strategy.name]} "
-                      f"full={result['full_data']['macro_f1']:.3f} ({time.perf_counter() - started:.0f} s)",
-                      flush=True)
+                print(
+                    f"fold {k} {spec}: to95={result['labels_to_target_per_seed'][strategy.name]} "
+                    f"full={result['full_data']['macro_f1']:.3f} ({time.perf_counter() - started:.0f} s)",
+                    flush=True,
+                )
             if merged is None:
                 merged = dict(result, fold=k, strategies=[], curves_per_seed={})
             merged["strategies"].append(strategy.name)
             merged["curves_per_seed"][strategy.name] = result["curves_per_seed"][strategy.name]
         per_fold.append(merged)
-    summary = {"folds": args.folds, "fold_ids": fold_ids, "split_seed": args.split_seed,
-               "seeds": args.seeds, "first_seed": args.first_seed, "batch_size": args.batch_size,
-               "budget": args.budget, "baseline": "random",
-               "full_macro_f1": {str(r["fold"]): r["full_data"]["macro_f1"] for r in per_fold},
-               "paired": paired_summary(per_fold, "random", FOLD_BUDGETS),
-               "stopping": stopping_replay(per_fold)}
+    summary = {
+        "folds": args.folds,
+        "fold_ids": fold_ids,
+        "split_seed": args.split_seed,
+        "seeds": args.seeds,
+        "first_seed": args.first_seed,
+        "batch_size": args.batch_size,
+        "budget": args.budget,
+        "baseline": "random",
+        "full_macro_f1": {str(r["fold"]): r["full_data"]["macro_f1"] for r in per_fold},
+        "paired": paired_summary(per_fold, "random", FOLD_BUDGETS),
+        "stopping": stopping_replay(per_fold),
+    }
     if references:
         summary["single_label_penalty"] = oracle_penalty(per_fold, references)
     print_folds(summary)
-    out = OUT / "folds" / (f"{args.tag}summary_k{args.folds}_f{'-'.join(map(str, fold_ids))}_b{args.batch_size}"
-                           f"_n{args.budget}{suffix}.json")
+    out = (
+        OUT
+        / "folds"
+        / (
+            f"{args.tag}summary_k{args.folds}_f{'-'.join(map(str, fold_ids))}_b{args.batch_size}"
+            f"_n{args.budget}{suffix}.json"
+        )
+    )
     out.write_text(json.dumps(summary, ensure_ascii=False, indent=1))
     return summary
 
@@ -200,8 +265,9 @@ def saved_blocks(path: Path, first: int, count: int) -> dict | None:
         blocks.append(json.loads(best.read_text()))
         at = last_seed(best) + 1
     result = dict(blocks[0], first_seed=first, seeds=count)
-    result["curves_per_seed"] = {name: [run for b in blocks for run in b["curves_per_seed"][name]]
-                                 for name in blocks[0]["curves_per_seed"]}
+    result["curves_per_seed"] = {
+        name: [run for b in blocks for run in b["curves_per_seed"][name]] for name in blocks[0]["curves_per_seed"]
+    }
     return result
 
 
@@ -222,8 +288,9 @@ def oracle_penalty(per_fold: list[dict], references: list[tuple[int, str, dict]]
     single = {r["fold"]: r for r in per_fold}
     out: dict = {}
     for k, name, full in references:
-        for _s, (run_full, run_single) in enumerate(zip(full["curves_per_seed"][name],
-                                                       single[k]["curves_per_seed"][name])):
+        for _s, (run_full, run_single) in enumerate(
+            zip(full["curves_per_seed"][name], single[k]["curves_per_seed"][name])
+        ):
             for b in FOLD_BUDGETS:
                 a, c = curve_at(run_full, b), curve_at(run_single, b)
                 if a is not None and c is not None:
@@ -239,27 +306,37 @@ def print_folds(summary: dict) -> None:
     """Markdown rows: gain over random at each budget, AUC gain and labels-to-95% ratio, with CIs."""
     paired = summary["paired"]
     budgets = [b for b in next(iter(paired.values()))["gain_at"] if int(b) >= 200]
-    print(f"\nfolds {summary['fold_ids']} of {summary['folds']} x seeds {summary['first_seed']}.."
-          f"{summary['first_seed'] + summary['seeds'] - 1}, batch {summary['batch_size']}; full-data macro-F1 "
-          + ", ".join(f"fold {k} {v:.3f}" for k, v in summary["full_macro_f1"].items()))
-    print("| strategy | " + " | ".join(budgets) + " | AUC gain | labels to 95% vs random | unreached | worst 200-1200 |")
+    print(
+        f"\nfolds {summary['fold_ids']} of {summary['folds']} x seeds {summary['first_seed']}.."
+        f"{summary['first_seed'] + summary['seeds'] - 1}, batch {summary['batch_size']}; full-data macro-F1 "
+        + ", ".join(f"fold {k} {v:.3f}" for k, v in summary["full_macro_f1"].items())
+    )
+    print(
+        "| strategy | " + " | ".join(budgets) + " | AUC gain | labels to 95% vs random | unreached | worst 200-1200 |"
+    )
     print("|---" * (len(budgets) + 5) + "|")
     for name, row in paired.items():
         if name == "random":
             continue
         cells = [f"{row['gain_at'][b]['mean']:+.3f} ±{row['gain_at'][b]['sd']:.3f}" for b in budgets]
         ratio, auc = row["labels_to_target_ratio"], row["auc_gain"]
-        print(f"| {name} | " + " | ".join(cells) + f" | {auc['mean']:+.4f} [{auc['ci_low']:+.4f}, "
-              f"{auc['ci_high']:+.4f}] | {ratio['mean']:.2f} [{ratio['ci_low']:.2f}, {ratio['ci_high']:.2f}] | "
-              f"{ratio['n_unreached']} | {worst_text(row.get('worst_gain_200_1200'))} |")
+        print(
+            f"| {name} | " + " | ".join(cells) + f" | {auc['mean']:+.4f} [{auc['ci_low']:+.4f}, "
+            f"{auc['ci_high']:+.4f}] | {ratio['mean']:.2f} [{ratio['ci_low']:.2f}, {ratio['ci_high']:.2f}] | "
+            f"{ratio['n_unreached']} | {worst_text(row.get('worst_gain_200_1200'))} |"
+        )
     for name, row in summary["stopping"].items():
         d, share = row["stop_minus_target"], row["stop_f1_share"]
-        print(f"stop signal, {name}: stop - labels to 95% = {d['mean']} (sd {d['sd']}, n {d['n']}), "
-              f"macro-F1 at stop / full = {share['mean']} (sd {share['sd']}), never stopped {row['n_never_stopped']}; "
-              + " ".join(f"{r['stop_at']}/{r['labels_to_target']}" for r in row["runs"]))
+        print(
+            f"stop signal, {name}: stop - labels to 95% = {d['mean']} (sd {d['sd']}, n {d['n']}), "
+            f"macro-F1 at stop / full = {share['mean']} (sd {share['sd']}), never stopped {row['n_never_stopped']}; "
+            + " ".join(f"{r['stop_at']}/{r['labels_to_target']}" for r in row["runs"])
+        )
     for name, row in summary.get("single_label_penalty", {}).items():
-        print(f"single-label oracle penalty, {name}: "
-              + ", ".join(f"{b} {v['mean']:+.3f} ±{v['sd']:.3f}" for b, v in row.items() if int(b) >= 200))
+        print(
+            f"single-label oracle penalty, {name}: "
+            + ", ".join(f"{b} {v['mean']:+.3f} ±{v['sd']:.3f}" for b, v in row.items() if int(b) >= 200)
+        )
 
 
 def table(tag: str) -> None:
@@ -286,22 +363,24 @@ def table(tag: str) -> None:
             continue
         curve, _ = _mean_curve([by_seed[k] for k in sorted(by_seed)])
         results[name] = (dict(result, seeds=len(by_seed)), curve)
-    random_needed = (labels_to_reach(results["random"][1], results["random"][0]["target_macro_f1"])
-                     if "random" in results else None)
+    random_needed = (
+        labels_to_reach(results["random"][1], results["random"][0]["target_macro_f1"]) if "random" in results else None
+    )
     print("| strategy | seeds | " + " | ".join(str(b) for b in BUDGETS) + " | labels to 95% | vs random |")
     print("|---" * (len(BUDGETS) + 4) + "|")
     for name, (result, curve) in results.items():
         grid = [p["labels"] for p in curve]
-        cells = [f"{np.interp(b, grid, [p['macro_f1'] for p in curve]):.3f}" if b <= grid[-1] else "-"
-                 for b in BUDGETS]
+        cells = [f"{np.interp(b, grid, [p['macro_f1'] for p in curve]):.3f}" if b <= grid[-1] else "-" for b in BUDGETS]
         needed = labels_to_reach(curve, result["target_macro_f1"])
         ratio = f"{needed / random_needed:.2f}" if needed and random_needed else "-"
         reached = needed or ">" + str(result["budget"])
         print(f"| {name} | {result['seeds']} | " + " | ".join(cells) + f" | {reached} | {ratio} |")
     any_result = next(iter(results.values()))[0]
-    print(f"\nfull data: macro-F1 {any_result['full_data']['macro_f1']:.3f}, target "
-          f"{any_result['target_macro_f1']:.3f}; seeds {any_result['seeds']}, pool {any_result['n_pool']}, "
-          f"test {any_result['n_test']}")
+    print(
+        f"\nfull data: macro-F1 {any_result['full_data']['macro_f1']:.3f}, target "
+        f"{any_result['target_macro_f1']:.3f}; seeds {any_result['seeds']}, pool {any_result['n_pool']}, "
+        f"test {any_result['n_test']}"
+    )
 
 
 def step_timing(args) -> None:
@@ -315,11 +394,22 @@ def step_timing(args) -> None:
     for n_labeled in (200, 1000, 2000):
         walls, cpus = [], []
         for _ in range(args.repeats):
-            learner = S.make_learner(PolicyClassifier(labels=labels), S.DEFAULT_STRATEGY, X_training=X[:n_labeled],
-                                     Y_training=Y[:n_labeled], groups=groups[:n_labeled])
+            learner = S.make_learner(
+                PolicyClassifier(labels=labels),
+                S.DEFAULT_STRATEGY,
+                X_training=X[:n_labeled],
+                Y_training=Y[:n_labeled],
+                groups=groups[:n_labeled],
+            )
             started, started_cpu = time.perf_counter(), time.process_time()
-            picked = S.select_batch(learner, X[n_labeled:], args.batch_size, rng=rng, texts=texts[n_labeled:],
-                                    labeled_texts=texts[:n_labeled])
+            picked = S.select_batch(
+                learner,
+                X[n_labeled:],
+                args.batch_size,
+                rng=rng,
+                texts=texts[n_labeled:],
+                labeled_texts=texts[:n_labeled],
+            )
             queried = time.perf_counter()
             new = np.asarray(picked) + n_labeled
             learner.teach(X[new], Y[new], groups=groups[new])
@@ -327,17 +417,21 @@ def step_timing(args) -> None:
             walls.append((queried - started, done - queried, done - started))
             cpus.append(time.process_time() - started_cpu)
         query, retrain, step = np.median(walls, axis=0)
-        print(f"pool 5000, {n_labeled} labeled, strategy {S.DEFAULT_STRATEGY}: query {query:.2f} s, "
-              f"retrain {retrain:.2f} s, step {step:.2f} s (CPU {np.median(cpus):.2f} s; median of "
-              f"{args.repeats}, load average {os.getloadavg()[0]:.1f})", flush=True)
+        print(
+            f"pool 5000, {n_labeled} labeled, strategy {S.DEFAULT_STRATEGY}: query {query:.2f} s, "
+            f"retrain {retrain:.2f} s, step {step:.2f} s (CPU {np.median(cpus):.2f} s; median of "
+            f"{args.repeats}, load average {os.getloadavg()[0]:.1f})",
+            flush=True,
+        )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--strategies", nargs="*", default=list(S.STRATEGIES))
     parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--first-seed", type=int, default=0,
-                        help="run seeds first..first+seeds-1 (pooled with other seeds by --table)")
+    parser.add_argument(
+        "--first-seed", type=int, default=0, help="run seeds first..first+seeds-1 (pooled with other seeds by --table)"
+    )
     parser.add_argument("--budget", type=int, default=2000)
     parser.add_argument("--batch-size", type=int, default=50)
     parser.add_argument("--seed-size", type=int, default=50)
@@ -346,9 +440,13 @@ def main() -> None:
     parser.add_argument("--tag", default="", help="prefix of the saved result files")
     parser.add_argument("--folds", type=int, help="fold mode: split the whole seed file into this many folds")
     parser.add_argument("--fold-ids", type=int, nargs="*", help="the folds to test on (default all)")
-    parser.add_argument("--oracle", choices=("full", "single"), default="full",
-                        help="single: the simulated annotator gives one label per clause (its penalty is "
-                        "printed against saved full-oracle runs)")
+    parser.add_argument(
+        "--oracle",
+        choices=("full", "single"),
+        default="full",
+        help="single: the simulated annotator gives one label per clause (its penalty is "
+        "printed against saved full-oracle runs)",
+    )
     parser.add_argument("--table", action="store_true", help="print the table of saved results")
     parser.add_argument("--step-timing", action="store_true", help="time one query + retrain step")
     parser.add_argument("--repeats", type=int, default=3, help="step timings per size (the median is printed)")

@@ -14,6 +14,7 @@ commit); PostgreSQL is a private server from tests/pgserver.py on loopback.
 Usage: .venv/bin/python bench/store_engines.py [--clauses 100000] [--annotations 10000] [--threads 16]
        [--pg-fast] [--engines sqlite,postgresql]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,8 +36,16 @@ from benchlib import percentile  # noqa: E402
 
 
 def clauses(n: int) -> list[Clause]:
-    return [Clause(f"c{i:07d}", f"第{i}条 对符合条件的企业给予贷款贴息支持，用于研发投入和成果转化。", None,
-                   "第三章 金融支持", i % 100) for i in range(n)]
+    return [
+        Clause(
+            f"c{i:07d}",
+            f"第{i}条 对符合条件的企业给予贷款贴息支持，用于研发投入和成果转化。",
+            None,
+            "第三章 金融支持",
+            i % 100,
+        )
+        for i in range(n)
+    ]
 
 
 def upserts(n: int, n_clauses: int, labels: tuple[str, ...], seed: int = 0) -> list[Annotation]:
@@ -46,9 +55,18 @@ def upserts(n: int, n_clauses: int, labels: tuple[str, ...], seed: int = 0) -> l
     for ann_id in range(1, n // 2 + 1):
         clause = f"c{rng.randrange(n_clauses):07d}"
         for minute in (0, 1):
-            out.append(Annotation(clause, (labels[(ann_id + minute) % len(labels)],), f"user{ann_id % 7}",
-                                  "label_studio", ls_annotation_id=ann_id, ls_task_id=ann_id,
-                                  created_at="2024-05-01T10:00:00Z", updated_at=f"2024-05-01T10:0{minute}:00Z"))
+            out.append(
+                Annotation(
+                    clause,
+                    (labels[(ann_id + minute) % len(labels)],),
+                    f"user{ann_id % 7}",
+                    "label_studio",
+                    ls_annotation_id=ann_id,
+                    ls_task_id=ann_id,
+                    created_at="2024-05-01T10:00:00Z",
+                    updated_at=f"2024-05-01T10:0{minute}:00Z",
+                )
+            )
     rng.shuffle(out)
     return out
 
@@ -76,7 +94,7 @@ def run(target: str, args, labels: tuple[str, ...]) -> dict:
         with lock:
             latencies.extend(mine)
 
-    threads = [threading.Thread(target=work, args=(saves[n::args.threads],)) for n in range(args.threads)]
+    threads = [threading.Thread(target=work, args=(saves[n :: args.threads],)) for n in range(args.threads)]
     started = time.perf_counter()
     for t in threads:
         t.start()
@@ -122,18 +140,24 @@ def main() -> None:
                 with PostgresServer(durable=not args.pg_fast) as server:
                     results[engine] = run(server.create_database("annotator"), args, labels)
             print(f"{engine}: {results[engine]}", file=sys.stderr, flush=True)
-    rows = [("add %d clauses (s)" % args.clauses, "add_clauses_s"),
-            ("upsert %d annotations, %d threads (s)" % (args.annotations, args.threads), "upsert_s"),
-            ("  per save p50 (ms)", "upsert_p50_ms"), ("  per save p99 (ms)", "upsert_p99_ms"),
-            ("training_examples (s)", "training_examples_s"), ("unlabeled pool (s)", "unlabeled_pool_s"),
-            ("labeled_clause_ids (s)", "labeled_ids_s")]
+    rows = [
+        ("add %d clauses (s)" % args.clauses, "add_clauses_s"),
+        ("upsert %d annotations, %d threads (s)" % (args.annotations, args.threads), "upsert_s"),
+        ("  per save p50 (ms)", "upsert_p50_ms"),
+        ("  per save p99 (ms)", "upsert_p99_ms"),
+        ("training_examples (s)", "training_examples_s"),
+        ("unlabeled pool (s)", "unlabeled_pool_s"),
+        ("labeled_clause_ids (s)", "labeled_ids_s"),
+    ]
     engines = list(results)
     print(f"{'':44}" + "".join(f"{e:>14}" for e in engines))
     for title, key in rows:
         print(f"{title:44}" + "".join(f"{results[e][key]:>14.3f}" for e in engines))
     e = engines[0]
-    print(f"({results[e]['n_examples']} labeled examples, pool {results[e]['n_pool']}; "
-          f"PostgreSQL {'without fsync' if args.pg_fast else 'durable'})")
+    print(
+        f"({results[e]['n_examples']} labeled examples, pool {results[e]['n_pool']}; "
+        f"PostgreSQL {'without fsync' if args.pg_fast else 'durable'})"
+    )
 
 
 if __name__ == "__main__":

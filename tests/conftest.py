@@ -1,4 +1,5 @@
 """Shared fixtures: settings in a temporary home, a real SQLite store, real clauses from the seed data."""
+
 from __future__ import annotations
 
 import random
@@ -11,15 +12,19 @@ from annotator.labels import TASKS_DIR
 
 REPO = Path(__file__).resolve().parent.parent
 SEEDS = REPO.parent / "shared" / "seeds"
-SEED_TSV = SEEDS / "labeled_policy_clauses.tsv" if (SEEDS / "labeled_policy_clauses.tsv").exists() \
+SEED_TSV = (
+    SEEDS / "labeled_policy_clauses.tsv"
+    if (SEEDS / "labeled_policy_clauses.tsv").exists()
     else TASKS_DIR / "seed_labels.tsv"
+)
 SOURCES = TASKS_DIR / "sources"
 
 
 @pytest.fixture
 def settings(tmp_path) -> Settings:
-    return Settings(home=tmp_path / "home", retrain_delay=0.2, retrain_every=5, min_train_labels=20,
-                    batch_size=10, low_water=5)
+    return Settings(
+        home=tmp_path / "home", retrain_delay=0.2, retrain_every=5, min_train_labels=20, batch_size=10, low_water=5
+    )
 
 
 @pytest.fixture

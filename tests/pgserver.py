@@ -6,6 +6,7 @@ deletes the folder. PostgreSQL refuses to run as root, so under root both run as
 system user (Debian's package creates it). Connections use password authentication over TCP, the
 same as a real deployment: :meth:`PostgresServer.url` gives ``postgresql://user:password@host:port/db``.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -36,6 +37,7 @@ FAST_OPTIONS = {"fsync": "off", "synchronous_commit": "off", "full_page_writes":
 def find_bindir(path: str | None = None) -> Path | None:
     """The folder holding ``initdb`` and ``postgres``: the newest under /usr/lib/postgresql, else
     one on ``path`` (a PATH-style string); None when PostgreSQL's server is not installed."""
+
     def major(p: Path) -> int:
         return int(p.name) if p.name.isdigit() else -1
 
@@ -69,8 +71,14 @@ class PostgresServer:
 
     user = "annotator"
 
-    def __init__(self, *, bindir: str | Path | None = None, port: int | None = None, durable: bool = False,
-                 options: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        bindir: str | Path | None = None,
+        port: int | None = None,
+        durable: bool = False,
+        options: dict[str, str] | None = None,
+    ) -> None:
         self.bindir = Path(bindir) if bindir else None
         self.port = port or free_port()
         self.durable = durable
@@ -94,8 +102,10 @@ class PostgresServer:
         """initdb, start, and wait until a connection succeeds; AnnotatorError with the log if not."""
         bindir = self.bindir or find_bindir()
         if bindir is None:
-            raise AnnotatorError("PostgreSQL server binaries (initdb, postgres) not found under "
-                                 "/usr/lib/postgresql/*/bin or on PATH; install the 'postgresql' package")
+            raise AnnotatorError(
+                "PostgreSQL server binaries (initdb, postgres) not found under "
+                "/usr/lib/postgresql/*/bin or on PATH; install the 'postgresql' package"
+            )
         run_as = _unprivileged_user()
         self.dir = Path(tempfile.mkdtemp(prefix="annotator-pg-"))
         try:
@@ -104,17 +114,38 @@ class PostgresServer:
             (self.dir / "pwfile").write_text(self.password + "\n", encoding="utf-8")
             if run_as is not None:
                 os.chown(self.dir / "pwfile", run_as.pw_uid, run_as.pw_gid)
-            self._run([str(bindir / "initdb"), "-D", str(self.dir / "data"), "-U", self.user,
-                       f"--pwfile={self.dir / 'pwfile'}", "--auth-local=trust", "--auth-host=scram-sha-256",
-                       "-E", "UTF8", "--no-locale", "--no-sync", "--no-instructions"], run_as)
-            settings = {"listen_addresses": "127.0.0.1", "port": str(self.port),
-                        "unix_socket_directories": str(self.dir), "max_connections": "100",
-                        **({} if self.durable else FAST_OPTIONS), **self.options}
+            self._run(
+                [
+                    str(bindir / "initdb"),
+                    "-D",
+                    str(self.dir / "data"),
+                    "-U",
+                    self.user,
+                    f"--pwfile={self.dir / 'pwfile'}",
+                    "--auth-local=trust",
+                    "--auth-host=scram-sha-256",
+                    "-E",
+                    "UTF8",
+                    "--no-locale",
+                    "--no-sync",
+                    "--no-instructions",
+                ],
+                run_as,
+            )
+            settings = {
+                "listen_addresses": "127.0.0.1",
+                "port": str(self.port),
+                "unix_socket_directories": str(self.dir),
+                "max_connections": "100",
+                **({} if self.durable else FAST_OPTIONS),
+                **self.options,
+            }
             cmd = [str(bindir / "postgres"), "-D", str(self.dir / "data")]
             cmd += [arg for key, value in settings.items() for arg in ("-c", f"{key}={value}")]
             self._log_file = open(self.log_path, "ab")
-            self.process = subprocess.Popen(cmd, stdout=self._log_file, stderr=subprocess.STDOUT,
-                                            start_new_session=True, **_as_user(run_as))
+            self.process = subprocess.Popen(
+                cmd, stdout=self._log_file, stderr=subprocess.STDOUT, start_new_session=True, **_as_user(run_as)
+            )
             self._wait_ready(timeout)
         except BaseException:
             self.stop()
@@ -125,8 +156,10 @@ class PostgresServer:
     def _run(self, cmd: list[str], run_as: pwd.struct_passwd | None) -> None:
         done = subprocess.run(cmd, capture_output=True, text=True, **_as_user(run_as))
         if done.returncode != 0:
-            raise AnnotatorError(f"{Path(cmd[0]).name} failed with code {done.returncode}: "
-                                 f"{(done.stderr or done.stdout).strip()[-2000:]}")
+            raise AnnotatorError(
+                f"{Path(cmd[0]).name} failed with code {done.returncode}: "
+                f"{(done.stderr or done.stdout).strip()[-2000:]}"
+            )
 
     def _wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -138,8 +171,9 @@ class PostgresServer:
                 return
             except psycopg.OperationalError:
                 if time.monotonic() > deadline:
-                    raise AnnotatorError(f"postgres did not accept connections within {timeout:.0f} s\n"
-                                         f"{self._log_tail()}") from None
+                    raise AnnotatorError(
+                        f"postgres did not accept connections within {timeout:.0f} s\n{self._log_tail()}"
+                    ) from None
                 time.sleep(0.1)
 
     def _log_tail(self) -> str:
@@ -192,16 +226,22 @@ def _unprivileged_user() -> pwd.struct_passwd | None:
     try:
         return pwd.getpwnam("postgres")
     except KeyError:
-        raise AnnotatorError("PostgreSQL refuses to run as root and there is no 'postgres' user; "
-                             "create one (useradd --system postgres) or run as another user") from None
+        raise AnnotatorError(
+            "PostgreSQL refuses to run as root and there is no 'postgres' user; "
+            "create one (useradd --system postgres) or run as another user"
+        ) from None
 
 
 def _as_user(account: pwd.struct_passwd | None) -> dict:
     """subprocess keyword arguments that run the child as ``account`` (no extra groups)."""
     if account is None:
         return {}
-    return {"user": account.pw_uid, "group": account.pw_gid, "extra_groups": [],
-            "env": {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": account.pw_dir}}
+    return {
+        "user": account.pw_uid,
+        "group": account.pw_gid,
+        "extra_groups": [],
+        "env": {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": account.pw_dir},
+    }
 
 
 # The test session's server (this file once held only it, beside the server in the runtime package): the store tests run
@@ -209,8 +249,10 @@ def _as_user(account: pwd.struct_passwd | None) -> dict:
 # naming what to install; with ``ANNOTATOR_REQUIRE_POSTGRES=1`` (set in CI) they fail instead, so they
 # can never be skipped silently.
 REQUIRE_ENV = "ANNOTATOR_REQUIRE_POSTGRES"
-MISSING = ("PostgreSQL server binaries (initdb, postgres) not found under /usr/lib/postgresql/*/bin or "
-           "on PATH; install Debian's 'postgresql' package (make system-deps)")
+MISSING = (
+    "PostgreSQL server binaries (initdb, postgres) not found under /usr/lib/postgresql/*/bin or "
+    "on PATH; install Debian's 'postgresql' package (make system-deps)"
+)
 
 
 def start_server() -> PostgresServer:

@@ -7,6 +7,7 @@ machine with the system packages), where a missing server fails the test instead
 
 The job functions below run inside real ``rq`` workers, so they live in an importable module.
 """
+
 from __future__ import annotations
 
 import json
@@ -26,8 +27,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def redis_binary() -> str | None:
-    return shutil.which("redis-server") or ("/usr/bin/redis-server" if Path("/usr/bin/redis-server").exists()
-                                            else None)
+    return shutil.which("redis-server") or ("/usr/bin/redis-server" if Path("/usr/bin/redis-server").exists() else None)
 
 
 def free_port() -> int:
@@ -52,15 +52,34 @@ class RedisServer:
     def start(self, timeout: float = 10.0) -> RedisServer:
         log = open(self.dir / "redis.log", "wb")
         self.process = subprocess.Popen(
-            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir),
-             "--save", "", "--appendonly", "no", "--protected-mode", "yes", "--loglevel", "warning"],
-            stdout=log, stderr=subprocess.STDOUT)
+            [
+                self.binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(self.dir),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--protected-mode",
+                "yes",
+                "--loglevel",
+                "warning",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         log.close()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"redis-server exited with {self.process.returncode}: "
-                                   f"{(self.dir / 'redis.log').read_text(errors='replace')[-2000:]}")
+                raise RuntimeError(
+                    f"redis-server exited with {self.process.returncode}: "
+                    f"{(self.dir / 'redis.log').read_text(errors='replace')[-2000:]}"
+                )
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
                     sock.sendall(b"PING\r\n")
@@ -94,12 +113,22 @@ def redis_server_or_skip() -> RedisServer:
     return RedisServer(binary).start()
 
 
-def worker_process(home: Path, redis_url: str, *, burst: bool = True, args: tuple[str, ...] = (),
-                   extra_env: dict | None = None, log_path: Path | None = None) -> subprocess.Popen:
+def worker_process(
+    home: Path,
+    redis_url: str,
+    *,
+    burst: bool = True,
+    args: tuple[str, ...] = (),
+    extra_env: dict | None = None,
+    log_path: Path | None = None,
+) -> subprocess.Popen:
     """``annotator --home HOME worker [--burst] [ARGS]`` as a child process (the real CLI entry point)."""
     env = dict(os.environ, ANNOTATOR_REDIS_URL=redis_url, PYTHONPATH=str(REPO), **(extra_env or {}))
-    cmd = ([sys.executable, "-m", "annotator.cli", "--home", str(home), "worker"] + (["--burst"] if burst else [])
-           + list(args))
+    cmd = (
+        [sys.executable, "-m", "annotator.cli", "--home", str(home), "worker"]
+        + (["--burst"] if burst else [])
+        + list(args)
+    )
     out = open(log_path, "ab") if log_path else subprocess.DEVNULL
     try:
         return subprocess.Popen(cmd, env=env, cwd=str(REPO), stdout=out, stderr=subprocess.STDOUT)
@@ -109,8 +138,15 @@ def worker_process(home: Path, redis_url: str, *, burst: bool = True, args: tupl
 
 
 # Jobs run by the rq workers in the tests ------------------------------------------------------
-def recording_job(settings_fields: dict, force: bool = False, train: bool = True, *, record: str, seconds: float = 0.3,
-                  fail: bool = False) -> dict:
+def recording_job(
+    settings_fields: dict,
+    force: bool = False,
+    train: bool = True,
+    *,
+    record: str,
+    seconds: float = 0.3,
+    fail: bool = False,
+) -> dict:
     """A stand-in cycle: holds the project's cycle lock like the real job, appends its start and end
     times to ``record`` (one JSON line), and fails on request."""
     from rq import get_current_job
@@ -125,8 +161,7 @@ def recording_job(settings_fields: dict, force: bool = False, train: bool = True
             raise ValueError("no labels to train on")
         ended = time.time()
     with open(record, "a", encoding="utf-8") as fh:
-        fh.write(json.dumps({"job": job.id, "pid": os.getpid(), "force": force, "start": started,
-                             "end": ended}) + "\n")
+        fh.write(json.dumps({"job": job.id, "pid": os.getpid(), "force": force, "start": started, "end": ended}) + "\n")
     return {"model_version": None, "force": force, "pid": os.getpid()}
 
 

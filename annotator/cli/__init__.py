@@ -3,6 +3,7 @@
 ``annotator = "annotator.cli:main"`` (pyproject) and ``python -m annotator.cli`` both start
 :func:`annotator.cli.commands.main`.
 """
+
 from .commands import main
 
 __all__ = ["main"]

@@ -1,4 +1,5 @@
 """``python -m annotator.cli``: the same command line as the ``annotator`` script."""
+
 from annotator.cli.commands import main
 
 if __name__ == "__main__":

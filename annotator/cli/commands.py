@@ -3,6 +3,7 @@
 ``--json`` prints exactly one JSON document on stdout; human output, progress bars and logs go to
 stderr. Exit codes: 0 success, 1 an AnnotatorError (its message is printed), 2 usage errors.
 """
+
 from __future__ import annotations
 
 import functools
@@ -60,6 +61,7 @@ def handle_errors(fn):
     An OSError that reaches a command (an unwritable output, a full disk) is reported the same way:
     the README promises exit 1 with a message, never a traceback.
     """
+
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         secrets = settings_secrets(args[0].settings) if args and isinstance(args[0], Context) else ()
@@ -70,12 +72,14 @@ def handle_errors(fn):
         except OSError as exc:
             where = f" ({exc.filename})" if exc.filename else ""
             raise click.ClickException(redact(f"{exc.strerror or exc}{where}", secrets)) from exc
+
     return wrapper
 
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
-model_dir_option = click.option("--model-dir", type=click.Path(file_okay=False),
-                                help="Model directory (default: <home>/models).")
+model_dir_option = click.option(
+    "--model-dir", type=click.Path(file_okay=False), help="Model directory (default: <home>/models)."
+)
 
 
 def emit(obj, as_json: bool, human: str | None = None) -> None:
@@ -83,19 +87,29 @@ def emit(obj, as_json: bool, human: str | None = None) -> None:
     if as_json:
         click.echo(json.dumps(obj, ensure_ascii=False, indent=None, default=str))
     else:
-        click.echo(human if human is not None else json.dumps(obj, ensure_ascii=False, indent=2, default=str),
-                   err=True)
+        click.echo(human if human is not None else json.dumps(obj, ensure_ascii=False, indent=2, default=str), err=True)
 
 
 @click.group()
 @click.version_option(__version__, "-V", "--version", prog_name="annotator")
-@click.option("--home", type=click.Path(file_okay=False), envvar="ANNOTATOR_HOME",
-              help="Project data directory (default ./.annotator, or $ANNOTATOR_HOME).")
-@click.option("--config", "config_file", type=click.Path(dir_okay=False, exists=True),
-              help="TOML settings file (default <home>/config.toml if it exists).")
-@click.option("-v", "--verbose", count=True,
-              help="More log output on stderr (-vv for debug); default $LOG_LEVEL, else WARNING (INFO for "
-                   "serve and worker).")
+@click.option(
+    "--home",
+    type=click.Path(file_okay=False),
+    envvar="ANNOTATOR_HOME",
+    help="Project data directory (default ./.annotator, or $ANNOTATOR_HOME).",
+)
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False, exists=True),
+    help="TOML settings file (default <home>/config.toml if it exists).",
+)
+@click.option(
+    "-v",
+    "--verbose",
+    count=True,
+    help="More log output on stderr (-vv for debug); default $LOG_LEVEL, else WARNING (INFO for serve and worker).",
+)
 @click.pass_context
 def main(ctx: click.Context, home: str | None, config_file: str | None, verbose: int) -> None:
     """Active-learning annotation of Chinese policy clauses."""
@@ -119,8 +133,9 @@ pass_context = click.make_pass_decorator(Context)
 
 @main.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
-@click.option("--tasks-out", type=click.Path(dir_okay=False),
-              help="Label Studio task file to write (default: <home>/tasks.json).")
+@click.option(
+    "--tasks-out", type=click.Path(dir_okay=False), help="Label Studio task file to write (default: <home>/tasks.json)."
+)
 @json_option
 @pass_context
 @handle_errors
@@ -136,12 +151,16 @@ def ingest(obj: Context, paths, tasks_out, as_json) -> None:
     report = ingest_documents(obj.store, paths, tasks_out=tasks_out or obj.settings.home / "tasks.json")
     lines = [f"{d.path}: {d.clauses} clauses ({d.new} new, {d.dropped} lines dropped)" for d in report.documents]
     lines += [f"error: {e}" for e in report.errors]
-    lines.append(f"{report.new_clauses} new clauses; {report.total_clauses} in the project"
-                 + (f"; tasks written to {report.tasks_file}" if report.tasks_file else ""))
+    lines.append(
+        f"{report.new_clauses} new clauses; {report.total_clauses} in the project"
+        + (f"; tasks written to {report.tasks_file}" if report.tasks_file else "")
+    )
     if feedback := report.not_policy.n:
         openings = ", ".join(f"{o}… ({n})" for o, n in report.not_policy.openings[:5])
-        lines.append(f"annotators marked {feedback} earlier line(s) 'not a policy measure'; most open with {openings}"
-                     " (lines like these are worth dropping at ingestion)")
+        lines.append(
+            f"annotators marked {feedback} earlier line(s) 'not a policy measure'; most open with {openings}"
+            " (lines like these are worth dropping at ingestion)"
+        )
     emit(report.to_dict(), as_json, "\n".join(lines))
     if not report.documents:
         raise click.ClickException("no document could be ingested")
@@ -160,10 +179,12 @@ def import_labels_cmd(obj: Context, file, as_json) -> None:
     from ..cycle.project import import_labels
 
     report = import_labels(obj.store, file, obj.settings.labels)
-    human = [f"{report.examples} labeled clauses from {report.n_lines} lines "
-             f"({report.exact_duplicates} duplicate lines, {report.n_conflicts} near-duplicates "
-             f"with conflicting labels, {report.n_problems} problem lines)",
-             f"annotations: {dict(report.annotations)}"]
+    human = [
+        f"{report.examples} labeled clauses from {report.n_lines} lines "
+        f"({report.exact_duplicates} duplicate lines, {report.n_conflicts} near-duplicates "
+        f"with conflicting labels, {report.n_problems} problem lines)",
+        f"annotations: {dict(report.annotations)}",
+    ]
     human += [f"  {p}" for p in report.problems[:10]]
     if report.n_problems > 10:
         human.append(f"  ... and {report.n_problems - 10} more (use --json)")
@@ -173,8 +194,13 @@ def import_labels_cmd(obj: Context, file, as_json) -> None:
 @main.command()
 @click.option("--labeled", type=click.Path(), help="Train on this labeled file instead of the project's labels.")
 @model_dir_option
-@click.option("--holdout", type=click.FloatRange(0, 0.5), default=0.15, show_default=True,
-              help="Share held out (near-duplicate aware) to measure the model; 0 to skip.")
+@click.option(
+    "--holdout",
+    type=click.FloatRange(0, 0.5),
+    default=0.15,
+    show_default=True,
+    help="Share held out (near-duplicate aware) to measure the model; 0 to skip.",
+)
 @json_option
 @pass_context
 @handle_errors
@@ -189,8 +215,9 @@ def train(obj: Context, labeled, model_dir, holdout, as_json) -> None:
     labels = obj.settings.labels
     registry = obj.registry(model_dir)
     if labeled:
-        result = train_model(read_labeled_file(labeled, labels).examples, labels, holdout=holdout,
-                             seed=obj.settings.seed)
+        result = train_model(
+            read_labeled_file(labeled, labels).examples, labels, holdout=holdout, seed=obj.settings.seed
+        )
         version = registry.save(result.model, n_train=result.n_train, metrics=result.metrics)
         seconds = result.seconds
     else:
@@ -200,11 +227,16 @@ def train(obj: Context, labeled, model_dir, holdout, as_json) -> None:
         version = registry.load(trained.version.version)[0]  # with its held-out figures
         seconds = float(version.metrics.get("seconds", 0)) + float(version.metrics.get("evaluation_seconds", 0))
     m = version.metrics
-    out = {"model_version": version.version, "path": version.path, "n_train": version.n_train,
-           "seconds": round(seconds, 2), "metrics": m}
-    human = (f"model version {version.version}: {version.n_train} examples, {seconds:.1f} s"
-             + (f"; held-out macro-F1 {m['macro_f1']:.3f}, micro-F1 {m['micro_f1']:.3f} (n={m['n']})"
-                if "macro_f1" in m else ""))
+    out = {
+        "model_version": version.version,
+        "path": version.path,
+        "n_train": version.n_train,
+        "seconds": round(seconds, 2),
+        "metrics": m,
+    }
+    human = f"model version {version.version}: {version.n_train} examples, {seconds:.1f} s" + (
+        f"; held-out macro-F1 {m['macro_f1']:.3f}, micro-F1 {m['micro_f1']:.3f} (n={m['n']})" if "macro_f1" in m else ""
+    )
     emit(out, as_json, human)
 
 
@@ -227,17 +259,24 @@ def evaluate(obj: Context, labeled, model_dir, version, as_json) -> None:
     examples = read_labeled_file(labeled, tuple(model.labels_)).examples
     result = evaluate_model(model, examples)
     result["model_version"] = info.version
-    human = (f"model version {info.version} on {result['n']} clauses: macro-F1 {result['macro_f1']:.3f}, "
-             f"micro-F1 {result['micro_f1']:.3f}, samples-F1 {result['samples_f1']:.3f}, "
-             f"subset accuracy {result['subset_accuracy']:.3f}")
+    human = (
+        f"model version {info.version} on {result['n']} clauses: macro-F1 {result['macro_f1']:.3f}, "
+        f"micro-F1 {result['micro_f1']:.3f}, samples-F1 {result['samples_f1']:.3f}, "
+        f"subset accuracy {result['subset_accuracy']:.3f}"
+    )
     emit(result, as_json, human)
 
 
 @main.command()
 @model_dir_option
 @click.option("--version", "version", default="latest", show_default=True, help="Model version.")
-@click.option("--top", type=click.IntRange(1), default=3, show_default=True,
-              help="Also show this many most probable labels per text.")
+@click.option(
+    "--top",
+    type=click.IntRange(1),
+    default=3,
+    show_default=True,
+    help="Also show this many most probable labels per text.",
+)
 @json_option
 @pass_context
 @handle_errors
@@ -257,9 +296,13 @@ def predict(obj: Context, model_dir, version, top, as_json) -> None:
     rows: list[dict[str, Any]] = []
     for text, p, y in zip(texts, proba, chosen):
         order = p.argsort()[::-1]
-        rows.append({"text": text,
-                     "labels": [model.labels_[j] for j in order if y[j]],
-                     "probabilities": {model.labels_[j]: round(float(p[j]), 4) for j in order[:top]}})
+        rows.append(
+            {
+                "text": text,
+                "labels": [model.labels_[j] for j in order if y[j]],
+                "probabilities": {model.labels_[j]: round(float(p[j]), 4) for j in order[:top]},
+            }
+        )
     if as_json:
         emit({"model_version": info.version, "predictions": rows}, True)
     else:
@@ -276,15 +319,21 @@ def status(obj: Context, as_json) -> None:
     """Show what the project holds: clauses, labels, model versions, pushed tasks."""
     store = obj.store
     latest = store.latest_model_version()
-    out = {"home": str(obj.settings.home), "clauses": store.count_clauses(),
-           "labeled_clauses": len(store.labeled_clause_ids()),
-           "annotations": {"seed": store.count_annotations(sources=["seed"]),
-                           "label_studio": store.count_annotations(sources=["label_studio"])},
-           "model_versions": len(store.model_versions()),
-           "latest_model": None if latest is None else {"version": latest.version, "n_train": latest.n_train,
-                                                         "macro_f1": latest.metrics.get("macro_f1")},
-           "pushed_pending": len(store.pending_pushed_tasks()),
-           "not_policy": len({a.clause_id for a in store.annotations(not_policy=True)})}
+    out = {
+        "home": str(obj.settings.home),
+        "clauses": store.count_clauses(),
+        "labeled_clauses": len(store.labeled_clause_ids()),
+        "annotations": {
+            "seed": store.count_annotations(sources=["seed"]),
+            "label_studio": store.count_annotations(sources=["label_studio"]),
+        },
+        "model_versions": len(store.model_versions()),
+        "latest_model": None
+        if latest is None
+        else {"version": latest.version, "n_train": latest.n_train, "macro_f1": latest.metrics.get("macro_f1")},
+        "pushed_pending": len(store.pending_pushed_tasks()),
+        "not_policy": len({a.clause_id for a in store.annotations(not_policy=True)}),
+    }
     emit(out, as_json)
 
 
@@ -302,35 +351,80 @@ def _check_strategies(ctx, param, values):
 
 
 @main.command("simulate")
-@click.option("--labeled", type=click.Path(exists=True, dir_okay=False), required=True,
-              help="Labeled file the simulated annotator answers from (the pool).")
-@click.option("--test", "test_file", type=click.Path(exists=True, dir_okay=False),
-              help="Labeled file to measure on; never trained on. Or use --folds.")
-@click.option("--strategy", "strategies", multiple=True, default=("random", "default"), show_default=True,
-              callback=_check_strategies,
-              help="Query strategy; repeat to compare several. 'default' is the measured best.")
-@click.option("--seed-size", type=click.IntRange(1), default=50, show_default=True,
-              help="Labels before the first model (the cold-start batch).")
+@click.option(
+    "--labeled",
+    type=click.Path(exists=True, dir_okay=False),
+    required=True,
+    help="Labeled file the simulated annotator answers from (the pool).",
+)
+@click.option(
+    "--test",
+    "test_file",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Labeled file to measure on; never trained on. Or use --folds.",
+)
+@click.option(
+    "--strategy",
+    "strategies",
+    multiple=True,
+    default=("random", "default"),
+    show_default=True,
+    callback=_check_strategies,
+    help="Query strategy; repeat to compare several. 'default' is the measured best.",
+)
+@click.option(
+    "--seed-size",
+    type=click.IntRange(1),
+    default=50,
+    show_default=True,
+    help="Labels before the first model (the cold-start batch).",
+)
 @click.option("--batch-size", type=click.IntRange(1), default=50, show_default=True, help="Labels per round.")
-@click.option("--budget", type=click.IntRange(1), default=2000, show_default=True,
-              help="Stop at this many labeled clauses.")
-@click.option("--seeds", type=click.IntRange(1), default=5, show_default=True,
-              help="Runs per strategy; curves are their mean.")
-@click.option("--folds", type=click.IntRange(2), help="Instead of --test: split --labeled into this many "
-              "folds (near-duplicates kept together), each tested once; strategies compared with random "
-              "in pairs by fold and seed.")
-@click.option("--fold", "fold_ids", type=click.IntRange(0), multiple=True,
-              help="With --folds: test only on this fold (repeat; default all). Choose a strategy on "
-              "some folds, report it on the others.")
-@click.option("--split-seed", type=click.IntRange(0), default=0, show_default=True,
-              help="With --folds: seed of the fold split.")
+@click.option(
+    "--budget", type=click.IntRange(1), default=2000, show_default=True, help="Stop at this many labeled clauses."
+)
+@click.option(
+    "--seeds", type=click.IntRange(1), default=5, show_default=True, help="Runs per strategy; curves are their mean."
+)
+@click.option(
+    "--folds",
+    type=click.IntRange(2),
+    help="Instead of --test: split --labeled into this many "
+    "folds (near-duplicates kept together), each tested once; strategies compared with random "
+    "in pairs by fold and seed.",
+)
+@click.option(
+    "--fold",
+    "fold_ids",
+    type=click.IntRange(0),
+    multiple=True,
+    help="With --folds: test only on this fold (repeat; default all). Choose a strategy on "
+    "some folds, report it on the others.",
+)
+@click.option(
+    "--split-seed", type=click.IntRange(0), default=0, show_default=True, help="With --folds: seed of the fold split."
+)
 @click.option("--plot", type=click.Path(dir_okay=False), help="Draw the learning curves to this PNG file.")
 @click.option("--out", "out_file", type=click.Path(dir_okay=False), help="Also write the JSON result here.")
 @json_option
 @pass_context
 @handle_errors
-def simulate_cmd(obj: Context, labeled, test_file, strategies, seed_size, batch_size, budget, seeds, folds,
-                 fold_ids, split_seed, plot, out_file, as_json) -> None:
+def simulate_cmd(
+    obj: Context,
+    labeled,
+    test_file,
+    strategies,
+    seed_size,
+    batch_size,
+    budget,
+    seeds,
+    folds,
+    fold_ids,
+    split_seed,
+    plot,
+    out_file,
+    as_json,
+) -> None:
     """Replay active learning on a labeled file to compare query strategies.
 
     Prints macro-F1 at several label counts and the labels each strategy needs to reach 95% of the
@@ -345,8 +439,7 @@ def simulate_cmd(obj: Context, labeled, test_file, strategies, seed_size, batch_
     """
     from tqdm import tqdm
 
-    from ..query.simulate import (fold_summary_table, plot_curves, simulate_files, simulate_folds_file,
-                                  summary_table)
+    from ..query.simulate import fold_summary_table, plot_curves, simulate_files, simulate_folds_file, summary_table
 
     if (test_file is None) == (folds is None):
         raise click.UsageError("give either --test FILE or --folds K")
@@ -361,17 +454,31 @@ def simulate_cmd(obj: Context, labeled, test_file, strategies, seed_size, batch_
             check_output_file(path, option)
     runs = len(fold_ids or range(folds or 1)) * (len(strategies) + ("random" not in strategies and bool(folds)))
     rounds = max(1, -(-(budget - seed_size) // batch_size))
-    with tqdm(total=runs * seeds * rounds, file=sys.stderr, unit="round",
-              disable=not sys.stderr.isatty()) as bar:
+    with tqdm(total=runs * seeds * rounds, file=sys.stderr, unit="round", disable=not sys.stderr.isatty()) as bar:
+
         def progress(strategy: str, seed: int, n_labeled: int) -> None:
             bar.set_description(f"{strategy} seed {seed}")
             bar.update(1)
 
-        common = dict(seed_size=seed_size, batch_size=batch_size, budget=budget, seeds=seeds,
-                      random_state=obj.settings.seed, cache_dir=obj.settings.cache_dir, progress=progress)
+        common = dict(
+            seed_size=seed_size,
+            batch_size=batch_size,
+            budget=budget,
+            seeds=seeds,
+            random_state=obj.settings.seed,
+            cache_dir=obj.settings.cache_dir,
+            progress=progress,
+        )
         if folds:
-            result = simulate_folds_file(labeled, obj.settings.labels, list(strategies), folds=folds,
-                                         fold_ids=list(fold_ids) or None, split_seed=split_seed, **common)
+            result = simulate_folds_file(
+                labeled,
+                obj.settings.labels,
+                list(strategies),
+                folds=folds,
+                fold_ids=list(fold_ids) or None,
+                split_seed=split_seed,
+                **common,
+            )
         else:
             result = simulate_files(labeled, test_file, obj.settings.labels, list(strategies), **common)
     if plot and not folds:
@@ -386,8 +493,10 @@ ls_options = [
     click.option("--url", envvar="LABEL_STUDIO_URL", help="Label Studio URL (or $LABEL_STUDIO_URL)."),
     # The key is read by Settings from $LABEL_STUDIO_API_KEY or the file $LABEL_STUDIO_API_KEY_FILE
     # (ls_api_key_file in config.toml); the flag still works but `ps` shows it to every local user.
-    click.option("--api-key", help="Deprecated: visible in `ps`. Set $LABEL_STUDIO_API_KEY or "
-                                   "$LABEL_STUDIO_API_KEY_FILE instead."),
+    click.option(
+        "--api-key",
+        help="Deprecated: visible in `ps`. Set $LABEL_STUDIO_API_KEY or $LABEL_STUDIO_API_KEY_FILE instead.",
+    ),
 ]
 
 
@@ -399,9 +508,12 @@ def with_ls_options(fn):
 
 def ls_settings(obj: Context, url: str | None, api_key: str | None) -> Settings:
     if api_key:
-        click.echo("warning: --api-key puts the Label Studio API key on the command line, where `ps` shows it "
-                   "to every user of this machine; set LABEL_STUDIO_API_KEY or LABEL_STUDIO_API_KEY_FILE "
-                   "instead", err=True)
+        click.echo(
+            "warning: --api-key puts the Label Studio API key on the command line, where `ps` shows it "
+            "to every user of this machine; set LABEL_STUDIO_API_KEY or LABEL_STUDIO_API_KEY_FILE "
+            "instead",
+            err=True,
+        )
     return obj.settings.replace(ls_url=url or obj.settings.ls_url, ls_api_key=api_key or obj.settings.ls_api_key)
 
 
@@ -409,8 +521,11 @@ def ls_settings(obj: Context, url: str | None, api_key: str | None) -> Settings:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", type=click.IntRange(1, 65535), help="Port (default $PORT, else 9090).")
 @click.option("--threads", type=click.IntRange(1, 64), help="Threads per process (default $THREADS, else 8).")
-@click.option("--workers", type=click.IntRange(1, 64),
-              help="Worker processes (default $WORKERS, else 1); more than 1 runs gunicorn instead of waitress.")
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    help="Worker processes (default $WORKERS, else 1); more than 1 runs gunicorn instead of waitress.",
+)
 @pass_context
 @handle_errors
 def serve(obj: Context, host, port, threads, workers) -> None:
@@ -434,18 +549,27 @@ def serve(obj: Context, host, port, threads, workers) -> None:
     command = backend_command(host, port, threads=threads, workers=workers)
     # The server process reads its settings from the environment: pass on the resolved home and
     # log level, so -v and ANNOTATOR_HOME/--home reach it.
-    env = dict(os.environ, ANNOTATOR_HOME=str(settings.home.resolve()),
-               ANNOTATOR_LOG_LEVEL=logging.getLevelName(logging.getLogger().getEffectiveLevel()))
-    click.echo(f"backend on http://{host}:{port} (dashboard: /dashboard), project {env['ANNOTATOR_HOME']}, "
-               f"{workers} worker process(es)", err=True)
+    env = dict(
+        os.environ,
+        ANNOTATOR_HOME=str(settings.home.resolve()),
+        ANNOTATOR_LOG_LEVEL=logging.getLevelName(logging.getLogger().getEffectiveLevel()),
+    )
+    click.echo(
+        f"backend on http://{host}:{port} (dashboard: /dashboard), project {env['ANNOTATOR_HOME']}, "
+        f"{workers} worker process(es)",
+        err=True,
+    )
     os.execvpe(command[0], command, env)
 
 
 @main.command()
 @click.option("--burst", is_flag=True, help="Run the cycles already queued, then exit.")
 @click.option("--name", help="Worker name shown by `rq info` (default: a random one).")
-@click.option("--no-fork", is_flag=True,
-              help="Run cycles in this process instead of a fork per cycle (faster, no crash isolation).")
+@click.option(
+    "--no-fork",
+    is_flag=True,
+    help="Run cycles in this process instead of a fork per cycle (faster, no crash isolation).",
+)
 @pass_context
 @handle_errors
 def worker(obj: Context, burst, name, no_fork) -> None:
@@ -461,18 +585,22 @@ def worker(obj: Context, burst, name, no_fork) -> None:
     from ..settings import mask_password
 
     settings = obj.settings
-    click.echo(f"worker for {settings.home.resolve()}: queue {queue_name(settings.home)!r} on "
-               f"{mask_password(settings.redis_url) or '(no ANNOTATOR_REDIS_URL)'}"
-               + ("" if settings.ls_api_key else "; LABEL_STUDIO_API_KEY not set: cycles cannot push batches")
-               + (", until the queue is empty" if burst else ""), err=True)
+    click.echo(
+        f"worker for {settings.home.resolve()}: queue {queue_name(settings.home)!r} on "
+        f"{mask_password(settings.redis_url) or '(no ANNOTATOR_REDIS_URL)'}"
+        + ("" if settings.ls_api_key else "; LABEL_STUDIO_API_KEY not set: cycles cannot push batches")
+        + (", until the queue is empty" if burst else ""),
+        err=True,
+    )
     run_worker(settings, burst=burst, name=name, fork=not no_fork)
 
 
 @main.command()
 @with_ls_options
 @click.option("--project-title", help="Label Studio project title (default from settings).")
-@click.option("--backend-url", help="The backend's address as Label Studio should call it "
-                                    "(default http://127.0.0.1:9090).")
+@click.option(
+    "--backend-url", help="The backend's address as Label Studio should call it (default http://127.0.0.1:9090)."
+)
 @json_option
 @pass_context
 @handle_errors
@@ -488,9 +616,13 @@ def connect(obj: Context, url, api_key, project_title, backend_url, as_json) -> 
     with LabelStudioClient(settings.ls_url, settings.ls_api_key) as client:
         report = connect_project(settings, obj.store, client, backend_url=backend_url, title=project_title)
     push = report["push"] or {}
-    emit(report, as_json, f"project {report['project_id']} ({'created' if report['created'] else 'reused'}) "
-                          f"at {report['url']}; pushed {push.get('imported', 0)} tasks, "
-                          f"{push.get('pending', 0)} waiting")
+    emit(
+        report,
+        as_json,
+        f"project {report['project_id']} ({'created' if report['created'] else 'reused'}) "
+        f"at {report['url']}; pushed {push.get('imported', 0)} tasks, "
+        f"{push.get('pending', 0)} waiting",
+    )
 
 
 @main.command()
@@ -516,9 +648,13 @@ def sync(obj: Context, url, api_key, as_json) -> None:
     with LabelStudioClient(settings.ls_url, settings.ls_api_key) as client:
         report = repair_project(settings, obj.store, client, int(project_id))
     queue = report["queue"]
-    emit(report, as_json, f"project {project_id}: {report['counts']}; queue: {queue['pending']} waiting, "
-                          f"{queue['imported']} added, {queue['returned']} returned to the pool"
-                          + "".join(f"\n  {p}" for p in report["problems"]))
+    emit(
+        report,
+        as_json,
+        f"project {project_id}: {report['counts']}; queue: {queue['pending']} waiting, "
+        f"{queue['imported']} added, {queue['returned']} returned to the pool"
+        + "".join(f"\n  {p}" for p in report["problems"]),
+    )
 
 
 @main.command("label-config")
@@ -547,14 +683,27 @@ def demo(obj: Context, ls_port, port, username, password, exit_after_setup) -> N
     """
     from .demo import run_demo
 
-    run_demo(obj.settings, ls_port=ls_port, backend_port=port, username=username, password=password,
-             stay=not exit_after_setup, echo=lambda line: click.echo(line, err=True))
+    run_demo(
+        obj.settings,
+        ls_port=ls_port,
+        backend_port=port,
+        username=username,
+        password=password,
+        stay=not exit_after_setup,
+        echo=lambda line: click.echo(line, err=True),
+    )
 
 
 @main.command()
 @json_option
-@click.option("--queue", "show_queue", type=click.IntRange(0), default=10, show_default=True,
-              help="Also list this many clauses of the disagreement queue.")
+@click.option(
+    "--queue",
+    "show_queue",
+    type=click.IntRange(0),
+    default=10,
+    show_default=True,
+    help="Also list this many clauses of the disagreement queue.",
+)
 @pass_context
 @handle_errors
 def agreement(obj: Context, as_json, show_queue) -> None:
@@ -573,14 +722,20 @@ def agreement(obj: Context, as_json, show_queue) -> None:
     lines = [f"{a['n_items']} clauses with ≥2 annotators, {a['n_annotators']} annotators"]
     if a.get("warning"):
         lines.append(f"warning: {a['warning']}")
-    lines.append(f"set-level: Krippendorff alpha (MASI) {_fmt(s['krippendorff_alpha_masi'])}, "
-                 f"exact match {_fmt(s['exact_match'])}, mean Jaccard {_fmt(s['mean_jaccard'])}")
+    lines.append(
+        f"set-level: Krippendorff alpha (MASI) {_fmt(s['krippendorff_alpha_masi'])}, "
+        f"exact match {_fmt(s['exact_match'])}, mean Jaccard {_fmt(s['mean_jaccard'])}"
+    )
     for row in a["per_label"]:
-        lines.append(f"  {row['label']}: kappa {_fmt(row['cohen_kappa'])}, alpha {_fmt(row['krippendorff_alpha'])}, "
-                     f"agreement {_fmt(row['agreement'])} (n={row['n_items']})")
+        lines.append(
+            f"  {row['label']}: kappa {_fmt(row['cohen_kappa'])}, alpha {_fmt(row['krippendorff_alpha'])}, "
+            f"agreement {_fmt(row['agreement'])} (n={row['n_items']})"
+        )
     for item in report["queue"]:
-        lines.append(f"  ! {item['clause_id']} {item['reason']} score {item['score']:.2f}: "
-                     + "; ".join(f"{k}={'|'.join(v)}" for k, v in item["annotations"].items()))
+        lines.append(
+            f"  ! {item['clause_id']} {item['reason']} score {item['score']:.2f}: "
+            + "; ".join(f"{k}={'|'.join(v)}" for k, v in item["annotations"].items())
+        )
     emit(report, False, "\n".join(lines))
 
 
@@ -637,20 +792,31 @@ def annotators_add(obj: Context, emails, url, api_key, as_json) -> None:
         if r.created:
             lines.append(f"{r.email}: account created (user {r.user_id}); one-time password: {r.password}")
         else:
-            lines.append(f"{r.email}: already a member (user {r.user_id})"
-                         + ("; activated, so their labels now reach the project" if r.activated else ""))
+            lines.append(
+                f"{r.email}: already a member (user {r.user_id})"
+                + ("; activated, so their labels now reach the project" if r.activated else "")
+            )
     lines.append(f"log in at {settings.ls_url}/user/login/ (passwords are shown only here, once)")
-    emit({"annotators": [r.to_dict() for r in reports], "login_url": f"{settings.ls_url}/user/login/"},
-         as_json, "\n".join(lines))
+    emit(
+        {"annotators": [r.to_dict() for r in reports], "login_url": f"{settings.ls_url}/user/login/"},
+        as_json,
+        "\n".join(lines),
+    )
 
 
 @main.command()
-@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv", "parquet", "hf"]), default="jsonl",
-              show_default=True)
+@click.option(
+    "--format", "fmt", type=click.Choice(["jsonl", "csv", "parquet", "hf"]), default="jsonl", show_default=True
+)
 @click.option("--out", required=True, help="Output folder inside the exports root, e.g. exports/v1.")
 @click.option("--root", default="exports", show_default=True, help="Folder exports must stay inside.")
-@click.option("--policy", type=click.Choice(["majority", "unanimous", "union"]), default="majority",
-              show_default=True, help="How annotators' label sets combine when no lead adjudicated.")
+@click.option(
+    "--policy",
+    type=click.Choice(["majority", "unanimous", "union"]),
+    default="majority",
+    show_default=True,
+    help="How annotators' label sets combine when no lead adjudicated.",
+)
 @click.option("--split", "ratios", default="0.8,0.1,0.1", show_default=True, help="train,dev,test shares.")
 @click.option("--no-noise-check", is_flag=True, help="Skip the cleanlab label-noise check.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing export folder.")
@@ -668,8 +834,17 @@ def export(obj: Context, fmt, out, root, policy, ratios, no_noise_check, overwri
         splits = tuple(float(x) for x in ratios.split(","))
     except ValueError:
         raise click.BadParameter(f"expected three numbers like 0.8,0.1,0.1, got {ratios!r}", param_hint="--split")
-    report = export_project(obj.store, obj.settings, out, fmt=fmt, root=root, policy=policy, splits=splits,
-                            noise_check=not no_noise_check, overwrite=overwrite)
+    report = export_project(
+        obj.store,
+        obj.settings,
+        out,
+        fmt=fmt,
+        root=root,
+        policy=policy,
+        splits=splits,
+        noise_check=not no_noise_check,
+        overwrite=overwrite,
+    )
     emit(report.to_dict(), as_json, _export_summary(report))
 
 

@@ -1,5 +1,6 @@
 """The one-command demo: a local Label Studio and backend, the newsletters ingested, a model trained
 on the seed set, the project connected and the first uncertain batch waiting for an annotator."""
+
 from __future__ import annotations
 
 import logging
@@ -31,8 +32,10 @@ def prepare_project(settings: Settings, store: Store, echo: Callable[[str], None
     """
     sources, seed_file = demo_files()
     ingested = ingest_documents(store, [sources], tasks_out=settings.home / "tasks.json")
-    echo(f"ingested {len(ingested.documents)} documents: {ingested.new_clauses} new clauses "
-         f"({ingested.total_clauses} in the project)")
+    echo(
+        f"ingested {len(ingested.documents)} documents: {ingested.new_clauses} new clauses "
+        f"({ingested.total_clauses} in the project)"
+    )
     imported = import_labels(store, seed_file, settings.labels)
     echo(f"seed labels: {imported.examples} labeled clauses ({imported.annotations['created']} new)")
     registry = ModelRegistry(settings.model_dir, store)
@@ -40,12 +43,22 @@ def prepare_project(settings: Settings, store: Store, echo: Callable[[str], None
         echo("training the first model on the seed set ...")
         trained, figures = train_project(settings, store, registry)
         seconds = registry.load(trained.version.version)[0].metrics.get("seconds", 0)
-        echo(f"model version {trained.version.version}: held-out macro-F1 {figures.get('macro_f1', 0):.3f} "
-             f"({seconds:.0f} s)")
+        echo(
+            f"model version {trained.version.version}: held-out macro-F1 {figures.get('macro_f1', 0):.3f} "
+            f"({seconds:.0f} s)"
+        )
 
 
-def run_demo(settings: Settings, *, ls_port: int, backend_port: int, username: str, password: str,
-             stay: bool, echo: Callable[[str], None]) -> None:
+def run_demo(
+    settings: Settings,
+    *,
+    ls_port: int,
+    backend_port: int,
+    username: str,
+    password: str,
+    stay: bool,
+    echo: Callable[[str], None],
+) -> None:
     """Run the whole demo; blocks until Ctrl-C (or SIGTERM, SIGHUP) when ``stay``, then stops both
     servers.
 
@@ -60,10 +73,12 @@ def run_demo(settings: Settings, *, ls_port: int, backend_port: int, username: s
     demo_files()  # a wheel install has none: say where to get them before any port or folder is touched
     backend_url = f"http://127.0.0.1:{backend_port}"
     settings = settings.replace(ls_url=f"http://127.0.0.1:{ls_port}", ls_api_key=DEMO_TOKEN, backend_url=backend_url)
-    ls = LabelStudioServer(settings.home / "labelstudio", port=ls_port, username=username, password=password,
-                           token=DEMO_TOKEN)
-    backend = BackendServer(settings.home, port=backend_port,
-                            env={"LABEL_STUDIO_URL": ls.url, "LABEL_STUDIO_API_KEY": DEMO_TOKEN})
+    ls = LabelStudioServer(
+        settings.home / "labelstudio", port=ls_port, username=username, password=password, token=DEMO_TOKEN
+    )
+    backend = BackendServer(
+        settings.home, port=backend_port, env={"LABEL_STUDIO_URL": ls.url, "LABEL_STUDIO_API_KEY": DEMO_TOKEN}
+    )
     ls.check_port()  # before the minute of preparation, not after it
     backend.check_port()
     settings.home.mkdir(parents=True, exist_ok=True)

@@ -6,6 +6,7 @@ and ``HOST`` from the environment), offline flags, and the flags that let it cal
 localhost. It keeps its data in SQLite under its data folder, or in a PostgreSQL database given
 by URL (the same ``postgresql://user:password@host:port/dbname`` form as ``ANNOTATOR_DATABASE_URL``).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -46,8 +47,9 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_http(url: str, *, timeout: float, process: subprocess.Popen | None = None,
-              log_file: Path | None = None) -> None:
+def wait_http(
+    url: str, *, timeout: float, process: subprocess.Popen | None = None, log_file: Path | None = None
+) -> None:
     """Wait until ``url`` answers 200, the process dies, or ``timeout`` seconds pass."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -106,14 +108,17 @@ class _Server:
         would otherwise take that process's answers for this server's. ``start`` checks; call it
         first to fail before any slow preparation."""
         if port_answers(self.port):
-            raise AnnotatorError(f"port {self.port} on 127.0.0.1 is already in use, so {self.what} cannot start "
-                                 f"there (an earlier demo still running?): stop what holds it, or pick another "
-                                 f"port ({self.port_option} N)")
+            raise AnnotatorError(
+                f"port {self.port} on 127.0.0.1 is already in use, so {self.what} cannot start "
+                f"there (an earlier demo still running?): stop what holds it, or pick another "
+                f"port ({self.port_option} N)"
+            )
 
     def _spawn(self, cmd: list[str], *, env: dict, cwd: Path) -> None:
         self._log_file = open(self.log_path, "ab")
-        self.process = subprocess.Popen(cmd, stdout=self._log_file, stderr=subprocess.STDOUT, env=env,
-                                        cwd=cwd, start_new_session=True)
+        self.process = subprocess.Popen(
+            cmd, stdout=self._log_file, stderr=subprocess.STDOUT, env=env, cwd=cwd, start_new_session=True
+        )
 
     def _close_log(self) -> None:
         if self._log_file is not None:
@@ -154,11 +159,18 @@ def label_studio_db_env(database_url: str) -> dict[str, str]:
     """
     parts = urlsplit(database_url)
     if parts.scheme not in ("postgresql", "postgres") or not parts.hostname or not parts.path.strip("/"):
-        raise AnnotatorError("Label Studio's database must be a postgresql://user:password@host:port/dbname URL, "
-                             f"got {parts.scheme}://{parts.hostname or ''}{parts.path}")
-    return {"DJANGO_DB": "default", "POSTGRE_NAME": unquote(parts.path.strip("/")),
-            "POSTGRE_USER": unquote(parts.username or "postgres"), "POSTGRE_PASSWORD": unquote(parts.password or ""),
-            "POSTGRE_HOST": parts.hostname, "POSTGRE_PORT": str(parts.port or 5432)}
+        raise AnnotatorError(
+            "Label Studio's database must be a postgresql://user:password@host:port/dbname URL, "
+            f"got {parts.scheme}://{parts.hostname or ''}{parts.path}"
+        )
+    return {
+        "DJANGO_DB": "default",
+        "POSTGRE_NAME": unquote(parts.path.strip("/")),
+        "POSTGRE_USER": unquote(parts.username or "postgres"),
+        "POSTGRE_PASSWORD": unquote(parts.password or ""),
+        "POSTGRE_HOST": parts.hostname,
+        "POSTGRE_PORT": str(parts.port or 5432),
+    }
 
 
 class LabelStudioServer(_Server):
@@ -169,9 +181,16 @@ class LabelStudioServer(_Server):
     what = "Label Studio"
     port_option = "annotator demo --ls-port"
 
-    def __init__(self, data_dir: str | Path, *, port: int | None = None, username: str = "admin@example.com",
-                 password: str = "annotator-demo", token: str = DEMO_TOKEN,
-                 database_url: str = "") -> None:
+    def __init__(
+        self,
+        data_dir: str | Path,
+        *,
+        port: int | None = None,
+        username: str = "admin@example.com",
+        password: str = "annotator-demo",
+        token: str = DEMO_TOKEN,
+        database_url: str = "",
+    ) -> None:
         self.database_env = label_studio_db_env(database_url) if database_url else {}
         self.data_dir = Path(data_dir)
         self.port = port or free_port()
@@ -188,14 +207,37 @@ class LabelStudioServer(_Server):
             raise AnnotatorError(missing_message("a local Label Studio (annotator demo)", "label_studio"))
         self.check_port()
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        env = {"PATH": os.environ.get("PATH", ""), "HOME": str(self.data_dir), "LANG": "C.UTF-8",
-               "ML_BLOCK_LOCAL_IP": "false", "SSRF_PROTECTION_ENABLED": "false",
-               "LATEST_VERSION_CHECK": "false", "SENTRY_DSN": "", "FRONTEND_SENTRY_DSN": "",
-               "COLLECT_ANALYTICS": "false", "LABEL_STUDIO_DISABLE_SIGNUP_WITHOUT_LINK": "false",
-               **self.database_env}
-        cmd = [exe, "start", "--no-browser", "--port", str(self.port), "--internal-host", "127.0.0.1",
-               "--data-dir", str(self.data_dir / "data"), "--username", self.username,
-               "--password", self.password, "--user-token", self.token, "--enable-legacy-api-token"]
+        env = {
+            "PATH": os.environ.get("PATH", ""),
+            "HOME": str(self.data_dir),
+            "LANG": "C.UTF-8",
+            "ML_BLOCK_LOCAL_IP": "false",
+            "SSRF_PROTECTION_ENABLED": "false",
+            "LATEST_VERSION_CHECK": "false",
+            "SENTRY_DSN": "",
+            "FRONTEND_SENTRY_DSN": "",
+            "COLLECT_ANALYTICS": "false",
+            "LABEL_STUDIO_DISABLE_SIGNUP_WITHOUT_LINK": "false",
+            **self.database_env,
+        }
+        cmd = [
+            exe,
+            "start",
+            "--no-browser",
+            "--port",
+            str(self.port),
+            "--internal-host",
+            "127.0.0.1",
+            "--data-dir",
+            str(self.data_dir / "data"),
+            "--username",
+            self.username,
+            "--password",
+            self.password,
+            "--user-token",
+            self.token,
+            "--enable-legacy-api-token",
+        ]
         self._spawn(cmd, env=env, cwd=self.data_dir)
         log.info("starting Label Studio on %s (log: %s)", self.url, self.log_path)
         wait_http(f"{self.url}/health", timeout=timeout, process=self.process, log_file=self.log_path)
@@ -218,11 +260,27 @@ def backend_command(host: str, port: int, *, threads: int = 8, workers: int = 1)
     """
     if workers > 1:
         check("gunicorn", "serve --workers N (several processes, gunicorn)")
-        return [sys.executable, "-m", "gunicorn", f"--bind={host}:{port}", f"--workers={workers}",
-                f"--threads={threads}", "--worker-class=gthread", "--timeout=120",
-                "--error-logfile=-", "backend.wsgi:app"]
-    return [sys.executable, "-m", "waitress", f"--host={host}", f"--port={port}", f"--threads={threads}",
-            "backend.wsgi:app"]
+        return [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            f"--bind={host}:{port}",
+            f"--workers={workers}",
+            f"--threads={threads}",
+            "--worker-class=gthread",
+            "--timeout=120",
+            "--error-logfile=-",
+            "backend.wsgi:app",
+        ]
+    return [
+        sys.executable,
+        "-m",
+        "waitress",
+        f"--host={host}",
+        f"--port={port}",
+        f"--threads={threads}",
+        "backend.wsgi:app",
+    ]
 
 
 class BackendServer(_Server):
@@ -231,8 +289,9 @@ class BackendServer(_Server):
     what = "the backend"
     port_option = "annotator demo --port"
 
-    def __init__(self, home: str | Path, *, port: int | None = None, env: dict | None = None,
-                 threads: int = 8, workers: int = 1) -> None:
+    def __init__(
+        self, home: str | Path, *, port: int | None = None, env: dict | None = None, threads: int = 8, workers: int = 1
+    ) -> None:
         self.home = Path(home)
         self.port = port or free_port()
         self.extra_env = env or {}

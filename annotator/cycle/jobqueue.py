@@ -20,6 +20,7 @@ project: the job holds a Redis lock named after the queue (kept alive while the 
 killed worker frees it within :data:`LOCK_TTL` seconds) on top of the project's file lock that
 :func:`annotator.cycle.loop.run_cycle` takes, so that holds across machines too.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -119,18 +120,22 @@ def redis_connection(url: str, **options: Any) -> Any:
     redis = require("redis", FEATURE)
 
     if not url:
-        raise InputError("ANNOTATOR_REDIS_URL is not set; set it to the Redis server of the job queue, "
-                         "e.g. redis://127.0.0.1:6379/0")
+        raise InputError(
+            "ANNOTATOR_REDIS_URL is not set; set it to the Redis server of the job queue, e.g. redis://127.0.0.1:6379/0"
+        )
     try:
         connection = redis.Redis.from_url(url, socket_connect_timeout=5, **options)
     except ValueError as exc:
-        raise InputError(f"ANNOTATOR_REDIS_URL {mask_password(url)!r} is not a Redis URL ({exc}); "
-                         "expected redis://host:port/db") from None
+        raise InputError(
+            f"ANNOTATOR_REDIS_URL {mask_password(url)!r} is not a Redis URL ({exc}); expected redis://host:port/db"
+        ) from None
     try:
         connection.ping()
     except redis.RedisError as exc:
-        raise JobQueueError(f"cannot reach Redis at {redis_location(connection)} (ANNOTATOR_REDIS_URL): {exc}; "
-                            "start redis-server there or fix the URL") from None
+        raise JobQueueError(
+            f"cannot reach Redis at {redis_location(connection)} (ANNOTATOR_REDIS_URL): {exc}; "
+            "start redis-server there or fix the URL"
+        ) from None
     return connection
 
 
@@ -161,8 +166,14 @@ class CycleQueue:
         Without the 'scale' extra (redis, rq).
     """
 
-    def __init__(self, settings: Settings, *, func: str = CYCLE_JOB, func_kwargs: dict[str, Any] | None = None,
-                 job_timeout: int = CYCLE_TIMEOUT) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        func: str = CYCLE_JOB,
+        func_kwargs: dict[str, Any] | None = None,
+        job_timeout: int = CYCLE_TIMEOUT,
+    ) -> None:
         require("redis", FEATURE)
         rq = require("rq", FEATURE)
 
@@ -190,8 +201,9 @@ class CycleQueue:
             out["error"] = f"Redis unreachable: {exc}"
         return out
 
-    def run(self, force: bool, train: bool = True, *, stopped: Callable[[], bool] | None = None,
-            default: Any = None) -> Any:
+    def run(
+        self, force: bool, train: bool = True, *, stopped: Callable[[], bool] | None = None, default: Any = None
+    ) -> Any:
         """Enqueue a cycle (or join the waiting one that covers it) and return its report.
 
         ``stopped`` is polled about once a second; once it answers True, ``default`` is returned and
@@ -215,18 +227,29 @@ class CycleQueue:
 
         with self.connection.lock(f"{self.name}:enqueue-lock", timeout=30, blocking_timeout=30):
             for job in self.queue.get_jobs():
-                if job.func_name == self.func and (job.kwargs.get("force") or not force) and \
-                        (job.kwargs.get("train", True) or not train):
+                if (
+                    job.func_name == self.func
+                    and (job.kwargs.get("force") or not force)
+                    and (job.kwargs.get("train", True) or not train)
+                ):
                     log.info("a cycle is already queued (%s); waiting for it instead of queueing another", job.id)
                     return job
-            job = self.queue.enqueue_call(self.func, args=self._job_args,
-                                          kwargs=dict(self._func_kwargs, force=force, train=train),
-                                          timeout=self.job_timeout, result_ttl=RESULT_TTL, failure_ttl=FAILURE_TTL,
-                                          description=f"training cycle (force={force}, train={train})")
+            job = self.queue.enqueue_call(
+                self.func,
+                args=self._job_args,
+                kwargs=dict(self._func_kwargs, force=force, train=train),
+                timeout=self.job_timeout,
+                result_ttl=RESULT_TTL,
+                failure_ttl=FAILURE_TTL,
+                description=f"training cycle (force={force}, train={train})",
+            )
         if not self._warned_no_worker and Worker.count(connection=self.connection, queue=self.queue) == 0:
             self._warned_no_worker = True
-            log.warning("no rq worker listens on %s at %s: the cycle waits until one starts "
-                        "(`annotator --home HOME worker`)", self.name, self.location)
+            log.warning(
+                "no rq worker listens on %s at %s: the cycle waits until one starts (`annotator --home HOME worker`)",
+                self.name,
+                self.location,
+            )
         return job
 
     def wait(self, job: Any, *, stopped: Callable[[], bool] | None = None, default: Any = None) -> Any:
@@ -248,23 +271,31 @@ class CycleQueue:
             if result is not None:
                 if result.type == Result.Type.SUCCESSFUL:
                     return result.return_value
-                raise CycleJobError(_failure_line(result.exc_string)
-                                    or f"cycle job {job.id} {result.type.name.lower()}")
+                raise CycleJobError(
+                    _failure_line(result.exc_string) or f"cycle job {job.id} {result.type.name.lower()}"
+                )
             if stopped is not None and stopped():
                 return default
             try:
                 status = job.get_status(refresh=True)
             except (InvalidJobOperation, NoSuchJobError):
-                raise CycleJobError(f"cycle job {job.id} vanished from Redis ({self.location}) "
-                                    "before it finished") from None
+                raise CycleJobError(
+                    f"cycle job {job.id} vanished from Redis ({self.location}) before it finished"
+                ) from None
             if status in (JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED):
-                raise CycleJobError(f"cycle job {job.id} {status.value} without a result "
-                                    "(its worker was killed or stopped)")
+                raise CycleJobError(
+                    f"cycle job {job.id} {status.value} without a result (its worker was killed or stopped)"
+                )
             started = job.started_at
-            if status == JobStatus.STARTED and started is not None and \
-                    time.time() - started.timestamp() > self.job_timeout + LOST_JOB_GRACE:
-                raise CycleJobError(f"cycle job {job.id} started {started:%H:%M:%S} UTC and never finished; "
-                                    "its worker probably died (see `rq info`)")
+            if (
+                status == JobStatus.STARTED
+                and started is not None
+                and time.time() - started.timestamp() > self.job_timeout + LOST_JOB_GRACE
+            ):
+                raise CycleJobError(
+                    f"cycle job {job.id} started {started:%H:%M:%S} UTC and never finished; "
+                    "its worker probably died (see `rq info`)"
+                )
 
 
 def _failure_line(exc_string: str | None) -> str | None:
@@ -291,8 +322,10 @@ def cycle_lock(connection, queue: str, *, ttl: int = LOCK_TTL, wait: float = LOC
     """
     lock = connection.lock(f"{queue}:cycle-lock", timeout=ttl, blocking_timeout=wait, thread_local=False)
     if not lock.acquire():
-        raise AnnotatorError(f"another worker has held the cycle lock of {queue} for over {wait:.0f} s; "
-                             "is a training cycle stuck? It expires when that worker stops")
+        raise AnnotatorError(
+            f"another worker has held the cycle lock of {queue} for over {wait:.0f} s; "
+            "is a training cycle stuck? It expires when that worker stops"
+        )
     stop = threading.Event()
 
     def renew() -> None:
@@ -326,8 +359,10 @@ def cycle_job(settings_fields: dict, force: bool = False, train: bool = True) ->
     get_current_job = require("rq", FEATURE).get_current_job
     settings = job_settings(settings_fields)
     if not settings.ls_api_key:
-        log.warning("LABEL_STUDIO_API_KEY is not set in this worker's environment: the cycle trains "
-                    "but cannot push batches to Label Studio")
+        log.warning(
+            "LABEL_STUDIO_API_KEY is not set in this worker's environment: the cycle trains "
+            "but cannot push batches to Label Studio"
+        )
     job = get_current_job()
     with cycle_lock(job.connection, job.origin):
         return run_cycle(settings, force=force, train=train)

@@ -6,6 +6,7 @@ own Store and holds the project's cycle lock, so it is safe in any process and o
 A new version is saved and the queue re-scored first; its held-out evaluation follows, and runs
 even when Label Studio could not be reached, so every version has its figures.
 """
+
 from __future__ import annotations
 
 import logging
@@ -56,8 +57,9 @@ class Retrained:
     groups: np.ndarray | None
 
 
-def retrain(settings: Settings, store: Store, registry: ModelRegistry,
-            snapshot: CycleSnapshot | None = None) -> Retrained | None:
+def retrain(
+    settings: Settings, store: Store, registry: ModelRegistry, snapshot: CycleSnapshot | None = None
+) -> Retrained | None:
     """Train on the store's current labels and save a new version (None if too few labels yet).
 
     The version is fitted on every label and saved at once, so it can serve and rank the next
@@ -80,11 +82,17 @@ def retrain(settings: Settings, store: Store, registry: ModelRegistry,
     try:
         features = project_features(settings, store, registry, clauses=snapshot.clauses)
         X = features.cache.matrix([e.id for e in examples])
-        result = train_model(examples, labels, holdout=0, seed=settings.seed, featurizer=features.featurizer,
-                             features=X)
-        metrics = dict(result.metrics, data_fingerprint=fingerprint, seconds=round(result.seconds, 2),
-                       featurizer_clauses=features.n_fit, featurizer_fingerprint=features.cache.fingerprint,
-                       evaluation=EVALUATION_PENDING)
+        result = train_model(
+            examples, labels, holdout=0, seed=settings.seed, featurizer=features.featurizer, features=X
+        )
+        metrics = dict(
+            result.metrics,
+            data_fingerprint=fingerprint,
+            seconds=round(result.seconds, 2),
+            featurizer_clauses=features.n_fit,
+            featurizer_fingerprint=features.cache.fingerprint,
+            evaluation=EVALUATION_PENDING,
+        )
         version = registry.save(result.model, n_train=result.n_train, metrics=metrics)
     except Exception as exc:
         store.finish_train_run(run_id, error=f"{type(exc).__name__}: {exc}")
@@ -104,16 +112,26 @@ def evaluate_version(settings: Settings, store: Store, trained: Retrained, *, ho
     The same training is repeated without the slice (near-duplicates of a held-out clause held out
     with it) and scored on it: an honest, slightly pessimistic estimate of the saved model.
     """
-    result = train_model(trained.examples, settings.labels, holdout=holdout, refit=False, seed=settings.seed,
-                         featurizer=trained.model.featurizer_, features=trained.X, groups=trained.groups)
+    result = train_model(
+        trained.examples,
+        settings.labels,
+        holdout=holdout,
+        refit=False,
+        seed=settings.seed,
+        featurizer=trained.model.featurizer_,
+        features=trained.X,
+        groups=trained.groups,
+    )
     figures = {k: v for k, v in result.metrics.items() if k != "untrainable_labels"}
-    store.update_model_metrics(trained.version.version, dict(figures, evaluation="held-out",
-                                                              evaluation_seconds=round(result.seconds, 2)))
+    store.update_model_metrics(
+        trained.version.version, dict(figures, evaluation="held-out", evaluation_seconds=round(result.seconds, 2))
+    )
     return figures
 
 
-def train_project(settings: Settings, store: Store, registry: ModelRegistry, *,
-                  holdout: float = HOLDOUT) -> tuple[Retrained, dict]:
+def train_project(
+    settings: Settings, store: Store, registry: ModelRegistry, *, holdout: float = HOLDOUT
+) -> tuple[Retrained, dict]:
     """Train a version on the project's labels, as a live cycle does, and measure it at once.
 
     ``annotator train`` and the demo use this, so the first model already carries the project
@@ -130,8 +148,10 @@ def train_project(settings: Settings, store: Store, registry: ModelRegistry, *,
         trained = retrain(settings, store, registry)
     if trained is None:
         n = len(training_examples(store, settings.labels))
-        raise InputError(f"the project has {n} labeled clause(s), {settings.min_train_labels} are needed to train "
-                         "(ANNOTATOR_MIN_TRAIN_LABELS); import labels with `annotator import-labels FILE`")
+        raise InputError(
+            f"the project has {n} labeled clause(s), {settings.min_train_labels} are needed to train "
+            "(ANNOTATOR_MIN_TRAIN_LABELS); import labels with `annotator import-labels FILE`"
+        )
     figures = evaluate_version(settings, store, trained, holdout=holdout) if holdout else {}
     save_human_label_predictions(store, trained)
     return trained, figures
@@ -146,16 +166,19 @@ def save_human_label_predictions(store: Store, trained: Retrained, snapshot: Cyc
         return 0
     model = trained.model
     proba = model.predict_proba_features(trained.cache.matrix([c.id for c in clauses]))
-    store.save_predictions(trained.version.version, [
-        (c.id, predicted.labels, predicted.confidence) for c, predicted in zip(clauses, model.predictions(proba))])
+    store.save_predictions(
+        trained.version.version,
+        [(c.id, predicted.labels, predicted.confidence) for c, predicted in zip(clauses, model.predictions(proba))],
+    )
     return len(clauses)
 
 
 STABILITY_SAMPLE = 5000  # unlabeled clauses two consecutive versions are compared on
 
 
-def measure_stability(store: Store, registry: ModelRegistry, trained: Retrained,
-                      snapshot: CycleSnapshot | None = None) -> float | None:
+def measure_stability(
+    store: Store, registry: ModelRegistry, trained: Retrained, snapshot: CycleSnapshot | None = None
+) -> float | None:
     """Agreement (kappa) between the new and the previous version's decisions on unlabeled clauses,
     stored as the version's ``pool_agreement``: the stabilizing-predictions stop signal
     (:mod:`annotator.query.stopping`). None for a first version, or when the previous one cannot be read."""
@@ -176,8 +199,13 @@ def measure_stability(store: Store, registry: ModelRegistry, trained: Retrained,
         return None
     X_new = trained.cache.matrix([c.id for c in sample])
     X_old = X_new if old.featurizer_ is trained.model.featurizer_ else old.transform_texts([c.text for c in sample])
-    kappa = round(decision_agreement(old.decide(old.predict_proba_features(X_old)),
-                                     trained.model.decide(trained.model.predict_proba_features(X_new))), 4)
+    kappa = round(
+        decision_agreement(
+            old.decide(old.predict_proba_features(X_old)),
+            trained.model.decide(trained.model.predict_proba_features(X_new)),
+        ),
+        4,
+    )
     store.update_model_metrics(trained.version.version, {"pool_agreement": kappa})
     return kappa
 
@@ -188,8 +216,11 @@ def prune_versions(settings: Settings, store: Store, registry: ModelRegistry) ->
     shown = {p.prefill_version for p in store.pushed_tasks() if p.prefill_version is not None}
     pruned = registry.prune(keep_last=settings.keep_versions, keep=shown)
     if pruned:
-        log.info("removed the model files of version(s) %s (kept the last %d and those still shown)",
-                 ", ".join(map(str, pruned)), settings.keep_versions)
+        log.info(
+            "removed the model files of version(s) %s (kept the last %d and those still shown)",
+            ", ".join(map(str, pruned)),
+            settings.keep_versions,
+        )
     return pruned
 
 
@@ -202,10 +233,12 @@ def missing_api_key_problem(settings: Settings, store: Store) -> str | None:
 def _missing_api_key(settings: Settings, project_id: str | None) -> str | None:
     if project_id is None or settings.ls_api_key:
         return None
-    return (f"the project is connected to Label Studio project {project_id}, but LABEL_STUDIO_API_KEY is not set "
-            "where the backend runs, so no re-ranked batch reaches the annotators after the first one: set "
-            "LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY in the environment of `annotator serve` (or ls_url / "
-            "ls_api_key in the project's config.toml) and restart it")
+    return (
+        f"the project is connected to Label Studio project {project_id}, but LABEL_STUDIO_API_KEY is not set "
+        "where the backend runs, so no re-ranked batch reaches the annotators after the first one: set "
+        "LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY in the environment of `annotator serve` (or ls_url / "
+        "ls_api_key in the project's config.toml) and restart it"
+    )
 
 
 def ls_client(settings: Settings) -> LabelStudioClient:
@@ -232,8 +265,11 @@ def run_cycle(settings: Settings, *, force: bool = False, train: bool = True) ->
         registry = ModelRegistry(settings.model_dir, store)
         out: dict = {"model_version": None, "push": None}
         snapshot = CycleSnapshot.read(store, settings.labels)  # the cycle's one read of the labels
-        trained = (retrain(settings, store, registry, snapshot)
-                   if train and (force or needs_training(store, snapshot)) else None)
+        trained = (
+            retrain(settings, store, registry, snapshot)
+            if train and (force or needs_training(store, snapshot))
+            else None
+        )
         out["model_version"] = trained.version.version if trained else None
         out["train_seconds"] = round(time.perf_counter() - started, 2)
         project_id = store.get_meta(PROJECT_KEY)
@@ -247,8 +283,9 @@ def run_cycle(settings: Settings, *, force: bool = False, train: bool = True) ->
                     if store.get_meta(WIRED_KEY) != project_id:
                         wire_project(client, int(project_id), settings)
                         store.set_meta(WIRED_KEY, project_id)
-                    out["push"] = refresh_queue(settings, store, registry, client, int(project_id),
-                                                snapshot=snapshot).to_dict()
+                    out["push"] = refresh_queue(
+                        settings, store, registry, client, int(project_id), snapshot=snapshot
+                    ).to_dict()
             except Exception as exc:  # the version is saved: measure it anyway, then report
                 failure = exc
         out["ready_seconds"] = round(time.perf_counter() - started, 2)

@@ -17,6 +17,7 @@ Three rules keep annotators' work safe:
 - **Blind double annotation**: once someone labeled a clause its pre-fill is frozen, so the second
   annotator of an overlap task never sees a pre-fill from a model that learned the first answer.
 """
+
 from __future__ import annotations
 
 import logging
@@ -27,7 +28,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from ..errors import NotTrainedError
-from ..labelstudio.client import (LabelStudioClient, LsTask, ls_model_version, prediction_payload, task_data)
+from ..labelstudio.client import LabelStudioClient, LsTask, ls_model_version, prediction_payload, task_data
 from ..text.normalize import clause_id as text_clause_id
 from ..text.normalize import match_key
 from .project import training_examples
@@ -81,8 +82,9 @@ def clause_of_task(task: LsTask, known: set[str]) -> str | None:
     return cid if cid in known else None
 
 
-def settle_by_data(store: Store, tasks: Sequence[LsTask], project_id: int,
-                   known: set[str]) -> tuple[dict[str, LsTask], int, int]:
+def settle_by_data(
+    store: Store, tasks: Sequence[LsTask], project_id: int, known: set[str]
+) -> tuple[dict[str, LsTask], int, int]:
     """Bring the store's push records in line with the tasks Label Studio holds, matched by data.
 
     A recorded clause found in a task gets that task's id (settling a push a crash cut off, or an id
@@ -100,29 +102,51 @@ def settle_by_data(store: Store, tasks: Sequence[LsTask], project_id: int,
         if cid not in live or (task.n_annotations, -task.id) > (live[cid].n_annotations, -live[cid].id):
             live[cid] = task
     if unmatched:
-        log.warning("%d task(s) of Label Studio project %d show no stored clause (or a clause id their text "
-                    "does not match); they are left alone", unmatched, project_id)
+        log.warning(
+            "%d task(s) of Label Studio project %d show no stored clause (or a clause id their text "
+            "does not match); they are left alone",
+            unmatched,
+            project_id,
+        )
     records = {p.clause_id: p for p in store.pushed_tasks()}
     with store.transaction():
-        moved = {cid: task.id for cid, task in live.items() if cid in records and (
-            records[cid].ls_task_id != task.id or records[cid].project_id != project_id)}
+        moved = {
+            cid: task.id
+            for cid, task in live.items()
+            if cid in records and (records[cid].ls_task_id != task.id or records[cid].project_id != project_id)
+        }
         if moved:
             store.set_task_ids(moved)
         adopted = [cid for cid in live if cid not in records]
         if adopted:
-            store.record_push(project_id, [(cid, live[cid].id, i) for i, cid in enumerate(adopted)],
-                              batch=store.next_batch_number(), model_version=None)
+            store.record_push(
+                project_id,
+                [(cid, live[cid].id, i) for i, cid in enumerate(adopted)],
+                batch=store.next_batch_number(),
+                model_version=None,
+            )
         lost = [cid for cid in records if cid not in live]
         if lost:
             store.mark_removed(lost)
     if lost or adopted:
-        log.warning("settled the store with Label Studio project %d by the tasks' data: %d recorded clause(s) "
-                    "not in Label Studio returned to the pool, %d task(s) adopted", project_id, len(lost), len(adopted))
+        log.warning(
+            "settled the store with Label Studio project %d by the tasks' data: %d recorded clause(s) "
+            "not in Label Studio returned to the pool, %d task(s) adopted",
+            project_id,
+            len(lost),
+            len(adopted),
+        )
     return live, len(lost), unmatched
 
 
-def recover_missing_annotations(store: Store, client: LabelStudioClient, live: dict[str, LsTask],
-                                project_id: int, config, snapshot: CycleSnapshot | None = None) -> int:
+def recover_missing_annotations(
+    store: Store,
+    client: LabelStudioClient,
+    live: dict[str, LsTask],
+    project_id: int,
+    config,
+    snapshot: CycleSnapshot | None = None,
+) -> int:
     """Store the annotations Label Studio holds for our tasks that no webhook brought.
 
     Label Studio sends no webhook for a submit by a user without an active organization, and a
@@ -130,8 +154,9 @@ def recover_missing_annotations(store: Store, client: LabelStudioClient, live: d
     store is read back and its annotations recorded (idempotent by annotation id). Returns how
     many annotations were new or changed. ``snapshot``: the cycle's read of the store, if any.
     """
-    answers = ((*snapshot.annotations, *snapshot.not_policy) if snapshot is not None
-               else store.annotations(not_policy=None))
+    answers = (
+        (*snapshot.annotations, *snapshot.not_policy) if snapshot is not None else store.annotations(not_policy=None)
+    )
     stored: dict[str, int] = {}
     for a in answers:
         if a.source == "label_studio":
@@ -146,8 +171,12 @@ def recover_missing_annotations(store: Store, client: LabelStudioClient, live: d
             what = record_annotation(store, annotation, full, config, project_id=project_id)
             recovered += what in ("created", "updated")
     if recovered:
-        log.warning("recovered %d annotation(s) from Label Studio project %d that no webhook had brought "
-                    "(a user without an active organization, or a lost webhook)", recovered, project_id)
+        log.warning(
+            "recovered %d annotation(s) from Label Studio project %d that no webhook had brought "
+            "(a user without an active organization, or a lost webhook)",
+            recovered,
+            project_id,
+        )
     return recovered
 
 
@@ -157,16 +186,26 @@ def unlabeled_pool(clauses: Sequence[Clause], labeled: set[str]) -> list[Clause]
     return [c for c in clauses if c.id not in labeled and match_key(c.text) not in labeled_keys]
 
 
-def rank_pool(settings: Settings, store: Store, model, X, pool: Sequence[Clause], n: int,
-              *, rng: np.random.Generator, examples: Sequence[Example] | None = None) -> list[int]:
+def rank_pool(
+    settings: Settings,
+    store: Store,
+    model,
+    X,
+    pool: Sequence[Clause],
+    n: int,
+    *,
+    rng: np.random.Generator,
+    examples: Sequence[Example] | None = None,
+) -> list[int]:
     """The strategy's best ``n`` rows of ``pool``, best first (the cold start's before any model).
     ``examples``: the labeled examples when already read (a cycle's snapshot)."""
     texts = [c.text for c in pool]
     if model is None:
         return cold_start_batch(texts, settings.labels, n, rng=rng)
     examples = training_examples(store, settings.labels) if examples is None else examples
-    return select_batch(model, X, n, strategy=settings.strategy, rng=rng, texts=texts,
-                        Y_labeled=label_matrix(examples, settings.labels))
+    return select_batch(
+        model, X, n, strategy=settings.strategy, rng=rng, texts=texts, Y_labeled=label_matrix(examples, settings.labels)
+    )
 
 
 @dataclass(frozen=True)
@@ -177,8 +216,9 @@ class QueuePlan:
     to_import: list[int]  # pool rows not in Label Studio yet, best first
 
 
-def plan_queue(n_pool: int, waiting: set[int], ranked: Sequence[int], *, window: int, n_fresh: int,
-               rng: np.random.Generator) -> QueuePlan:
+def plan_queue(
+    n_pool: int, waiting: set[int], ranked: Sequence[int], *, window: int, n_fresh: int, rng: np.random.Generator
+) -> QueuePlan:
     """Which pool rows to import and the score of each row that waits in Label Studio.
 
     ``ranked`` are the strategy's best rows, best first; row ``i`` of it scores ``i / len(ranked)``,
@@ -218,12 +258,18 @@ def wire_project(client: LabelStudioClient, project_id: int, settings: Settings 
         return
     auth = (settings.basic_auth_user, settings.basic_auth_pass) if settings.basic_auth_user else None
     for url in client.ml_backend_urls(project_id):
-        client.ensure_webhook(project_id, f"{url.rstrip('/')}/webhook", secret=settings.webhook_secret,
-                              basic_auth=auth)
+        client.ensure_webhook(project_id, f"{url.rstrip('/')}/webhook", secret=settings.webhook_secret, basic_auth=auth)
 
 
-def refresh_queue(settings: Settings, store: Store, registry: ModelRegistry, client: LabelStudioClient,
-                  project_id: int, *, snapshot: CycleSnapshot | None = None) -> QueueReport:
+def refresh_queue(
+    settings: Settings,
+    store: Store,
+    registry: ModelRegistry,
+    client: LabelStudioClient,
+    project_id: int,
+    *,
+    snapshot: CycleSnapshot | None = None,
+) -> QueueReport:
     """Give the waiting tasks the latest version's scores and pre-fills, top the queue up, switch
     the project's model version. Call it holding the project's cycle lock. ``snapshot``: the
     cycle's read of the store (default: read it now)."""
@@ -231,8 +277,9 @@ def refresh_queue(settings: Settings, store: Store, registry: ModelRegistry, cli
     config = settings.labels_config()
     snapshot = snapshot or CycleSnapshot.read(store, settings.labels)
     known = {c.id for c in snapshot.clauses}
-    live, returned, unmatched = settle_by_data(store, client.task_index(project_id, config.value_key),
-                                               project_id, known)
+    live, returned, unmatched = settle_by_data(
+        store, client.task_index(project_id, config.value_key), project_id, known
+    )
     recovered = recover_missing_annotations(store, client, live, project_id, config, snapshot)
     if recovered:  # labels the snapshot did not have: those clauses are no longer to be asked
         snapshot = CycleSnapshot.read(store, settings.labels)
@@ -253,41 +300,75 @@ def refresh_queue(settings: Settings, store: Store, registry: ModelRegistry, cli
     rng = np.random.default_rng([settings.seed, batch])
     X = None
     if info is not None and pool:  # a model was loaded (with its version's row)
-        X = pool_cache(settings, store, model.featurizer_, fingerprint=info.metrics.get("featurizer_fingerprint"),
-                       clauses=clauses).matrix([c.id for c in pool])
+        X = pool_cache(
+            settings, store, model.featurizer_, fingerprint=info.metrics.get("featurizer_fingerprint"), clauses=clauses
+        ).matrix([c.id for c in pool])
     # A new version (or tasks never scored, e.g. adopted ones): every waiting task gets a prediction.
     new_version = store.get_meta(QUEUE_VERSION_KEY) != f"{project_id}:{version}" or any(
-        records[cid].score is None for cid in waiting if cid in records and cid in row_of)
+        records[cid].score is None for cid in waiting if cid in records and cid in row_of
+    )
     room = settings.queue_window - len(waiting)
     ranked: list[int] = []
     if pool and (new_version or room > 0 or not waiting):
-        ranked = rank_pool(settings, store, model, X, pool, min(settings.queue_window, len(pool)), rng=rng,
-                           examples=snapshot.examples)
-    plan = plan_queue(len(pool), waiting_rows, ranked, window=settings.queue_window,
-                      n_fresh=settings.batch_size if new_version or not waiting else 0, rng=rng)
+        ranked = rank_pool(
+            settings, store, model, X, pool, min(settings.queue_window, len(pool)), rng=rng, examples=snapshot.examples
+        )
+    plan = plan_queue(
+        len(pool),
+        waiting_rows,
+        ranked,
+        window=settings.queue_window,
+        n_fresh=settings.batch_size if new_version or not waiting else 0,
+        rng=rng,
+    )
     # Pre-fills for the new tasks and, after a retrain, for the waiting tasks nobody labeled yet.
     prefills = _prefills(store, model, version, X, pool, plan.to_import + (sorted(waiting_rows) if new_version else []))
     name = ls_model_version(version)
-    imported = _import_new(store, client, project_id, config, [(pool[row], plan.scores[row], prefills.get(row, ()))
-                                                              for row in plan.to_import], version, batch)
+    imported = _import_new(
+        store,
+        client,
+        project_id,
+        config,
+        [(pool[row], plan.scores[row], prefills.get(row, ())) for row in plan.to_import],
+        version,
+        batch,
+    )
     n_refreshed = 0
     if new_version:  # every waiting task needs a prediction of this version, or Label Studio would not serve it
-        n_refreshed = _refresh_waiting(store, client, project_id, config, waiting, records, version, {
-            cid: (plan.scores[row_of[cid]], prefills.get(row_of[cid], ())) for cid in waiting
-            if cid in row_of and row_of[cid] in plan.scores})
+        n_refreshed = _refresh_waiting(
+            store,
+            client,
+            project_id,
+            config,
+            waiting,
+            records,
+            version,
+            {
+                cid: (plan.scores[row_of[cid]], prefills.get(row_of[cid], ()))
+                for cid in waiting
+                if cid in row_of and row_of[cid] in plan.scores
+            },
+        )
     if imported or new_version:
         client.set_model_version(project_id, name)
         store.set_meta(QUEUE_VERSION_KEY, f"{project_id}:{version}")
-    report = QueueReport(model_version=version, imported=imported, refreshed=n_refreshed,
-                         pending=len(waiting) + imported, returned=returned, recovered=recovered,
-                         unmatched=unmatched,
-                         seconds=round(time.perf_counter() - started, 2))
+    report = QueueReport(
+        model_version=version,
+        imported=imported,
+        refreshed=n_refreshed,
+        pending=len(waiting) + imported,
+        returned=returned,
+        recovered=recovered,
+        unmatched=unmatched,
+        seconds=round(time.perf_counter() - started, 2),
+    )
     log.info("queue refreshed: %s", report)
     return report
 
 
-def _prefills(store: Store, model, version: int | None, X, pool: Sequence[Clause],
-              rows: Sequence[int]) -> dict[int, tuple[str, ...]]:
+def _prefills(
+    store: Store, model, version: int | None, X, pool: Sequence[Clause], rows: Sequence[int]
+) -> dict[int, tuple[str, ...]]:
     """The model's labels for these pool rows (stored as the version's predictions); none before a model."""
     if model is None or not rows:
         return {}
@@ -297,26 +378,47 @@ def _prefills(store: Store, model, version: int | None, X, pool: Sequence[Clause
     return {row: p.labels for row, p in zip(rows, predicted)}
 
 
-def _import_new(store: Store, client: LabelStudioClient, project_id: int, config,
-                new: Sequence[tuple[Clause, float, tuple[str, ...]]], version: int | None, batch: int) -> int:
+def _import_new(
+    store: Store,
+    client: LabelStudioClient,
+    project_id: int,
+    config,
+    new: Sequence[tuple[Clause, float, tuple[str, ...]]],
+    version: int | None,
+    batch: int,
+) -> int:
     """Import ``(clause, score, pre-fill)`` as tasks with their prediction: recorded first, imported
     second, so a crash in between is settled by the tasks' data on the next refresh."""
     if not new:
         return 0
     name = ls_model_version(version)
-    store.record_push(project_id, [(c.id, None, r) for r, (c, _, _) in enumerate(new)], batch=batch,
-                      model_version=version)
-    task_ids = client.import_tasks(project_id, [
-        task_format.task(task_data(c.id, c.text, c.section, config), [prediction_payload(labels, score, name, config)])
-        for c, score, labels in new])
+    store.record_push(
+        project_id, [(c.id, None, r) for r, (c, _, _) in enumerate(new)], batch=batch, model_version=version
+    )
+    task_ids = client.import_tasks(
+        project_id,
+        [
+            task_format.task(
+                task_data(c.id, c.text, c.section, config), [prediction_payload(labels, score, name, config)]
+            )
+            for c, score, labels in new
+        ],
+    )
     store.set_task_ids({c.id: t for (c, _, _), t in zip(new, task_ids)})
     store.set_priorities([(c.id, score, version, labels) for c, score, labels in new], model_version=version)
     return len(new)
 
 
-def _refresh_waiting(store: Store, client: LabelStudioClient, project_id: int, config,
-                     waiting: dict[str, LsTask], records: dict[str, PushedTask], version: int | None,
-                     fresh: dict[str, tuple[float, tuple[str, ...]]]) -> int:
+def _refresh_waiting(
+    store: Store,
+    client: LabelStudioClient,
+    project_id: int,
+    config,
+    waiting: dict[str, LsTask],
+    records: dict[str, PushedTask],
+    version: int | None,
+    fresh: dict[str, tuple[float, tuple[str, ...]]],
+) -> int:
     """A prediction of ``version`` for each waiting task: a fresh score and pre-fill for an unlabeled
     clause (``fresh``), the frozen first pre-fill for an overlap task someone already labeled.
     Returns how many predictions were imported."""
@@ -358,6 +460,7 @@ def repair_project(settings, store: Store, client: LabelStudioClient, project_id
     report = sync_project(store, client, project_id, settings.labels_config())
     with project_lock(settings.home):
         wire_project(client, project_id, settings)
-        report["queue"] = refresh_queue(settings, store, ModelRegistry(settings.model_dir, store), client,
-                                        project_id).to_dict()
+        report["queue"] = refresh_queue(
+            settings, store, ModelRegistry(settings.model_dir, store), client, project_id
+        ).to_dict()
     return report

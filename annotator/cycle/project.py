@@ -3,6 +3,7 @@
 Each function does one user-visible job over an explicit Store and returns a JSON-ready report;
 the CLI and the backend call these, never the SQL.
 """
+
 from __future__ import annotations
 
 import logging
@@ -21,8 +22,7 @@ log = logging.getLogger(__name__)
 SEED_ANNOTATOR = "seed"
 
 
-def ingest_documents(store: Store, paths: Iterable[str | Path], *,
-                     tasks_out: str | Path | None = None) -> IngestReport:
+def ingest_documents(store: Store, paths: Iterable[str | Path], *, tasks_out: str | Path | None = None) -> IngestReport:
     """Segment documents into clauses and add the new ones to the store.
 
     Re-ingesting a file adds nothing: clause ids are hashes of their normalized text. The Label
@@ -35,16 +35,22 @@ def ingest_documents(store: Store, paths: Iterable[str | Path], *,
         for document in result.documents:
             added = store.add_document(document)
             n_new += added
-            documents.append(IngestedDocument(document.path, document.title, len(document.segments), added,
-                                              document.dropped))
+            documents.append(
+                IngestedDocument(document.path, document.title, len(document.segments), added, document.dropped)
+            )
     n_tasks = write_ls_tasks(result.documents, tasks_out) if tasks_out and result.documents else 0
     from ..review.dashboard import not_policy_report
 
-    return IngestReport(documents=tuple(documents), new_clauses=n_new, errors=tuple(result.errors),
-                        tasks_file=str(tasks_out) if n_tasks else None, tasks=n_tasks,
-                        total_clauses=store.count_clauses(),
-                        # What annotators answered "not a policy measure" so far: the segmenter's blind spots.
-                        not_policy=not_policy_report(store))
+    return IngestReport(
+        documents=tuple(documents),
+        new_clauses=n_new,
+        errors=tuple(result.errors),
+        tasks_file=str(tasks_out) if n_tasks else None,
+        tasks=n_tasks,
+        total_clauses=store.count_clauses(),
+        # What annotators answered "not a policy measure" so far: the segmenter's blind spots.
+        not_policy=not_policy_report(store),
+    )
 
 
 def import_labels(store: Store, path: str | Path, labels: tuple[str, ...]) -> ImportLabelsReport:
@@ -61,9 +67,16 @@ def import_labels(store: Store, path: str | Path, labels: tuple[str, ...]) -> Im
             _, what = store.save_annotation(Annotation(example.id, example.labels, SEED_ANNOTATOR, "seed"))
             counts[what] += 1
     r = data.report
-    return ImportLabelsReport(path=r.path, n_lines=r.n_lines, n_pairs=r.n_pairs,
-                              exact_duplicates=r.exact_duplicates, problems=tuple(r.problems),
-                              conflicts=tuple(r.conflicts), examples=len(data.examples), annotations=counts)
+    return ImportLabelsReport(
+        path=r.path,
+        n_lines=r.n_lines,
+        n_pairs=r.n_pairs,
+        exact_duplicates=r.exact_duplicates,
+        problems=tuple(r.problems),
+        conflicts=tuple(r.conflicts),
+        examples=len(data.examples),
+        annotations=counts,
+    )
 
 
 def training_examples(store: Store, labels: Sequence[str]) -> list[Example]:
@@ -78,14 +91,14 @@ def training_examples(store: Store, labels: Sequence[str]) -> list[Example]:
     return examples_from(chosen, {c.id: c.text for c in store.clauses(chosen)}, labels)
 
 
-def chosen_labels(annotations: Sequence[Annotation], adjudications: dict[str, tuple[str, ...]],
-                  labels: Sequence[str]) -> dict[str, tuple[str, ...]]:
+def chosen_labels(
+    annotations: Sequence[Annotation], adjudications: dict[str, tuple[str, ...]], labels: Sequence[str]
+) -> dict[str, tuple[str, ...]]:
     """The label set training uses for each labeled clause (see :func:`training_examples`)."""
     human = [a for a in annotations if a.source != "seed"]
     seed = [a for a in annotations if a.source == "seed"]
     resolved = resolve_annotations(human, labels=labels, adjudications=adjudications, policy="majority")
-    seeded = resolve_annotations([a for a in seed if a.clause_id not in resolved], labels=labels,
-                                 policy="union")
+    seeded = resolve_annotations([a for a in seed if a.clause_id not in resolved], labels=labels, policy="union")
     return {cid: r.labels for cid, r in {**seeded, **resolved}.items() if r.labels}
 
 

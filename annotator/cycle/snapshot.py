@@ -6,6 +6,7 @@ label arriving between two reads could be trained on under a fingerprint that di
 :class:`CycleSnapshot` reads them once, under the project's cycle lock; a webhook that lands
 meanwhile is picked up by the next cycle.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -37,8 +38,13 @@ class CycleSnapshot:
     @classmethod
     def read(cls, store: Store, labels: Sequence[str]) -> CycleSnapshot:
         """Read the snapshot (one query per table)."""
-        return cls(tuple(labels), tuple(store.clauses()), tuple(store.annotations()),
-                   tuple(store.annotations(not_policy=True)), store.adjudications())
+        return cls(
+            tuple(labels),
+            tuple(store.clauses()),
+            tuple(store.annotations()),
+            tuple(store.annotations(not_policy=True)),
+            store.adjudications(),
+        )
 
     @property
     def labeled_ids(self) -> set[str]:

@@ -4,6 +4,7 @@ Idempotent by Label Studio annotation id: a repeated event changes nothing, an u
 labels (the old ones stay in the history), an out-of-order older update is ignored, a deletion marks
 the annotation deleted. A skipped ("cancelled") annotation is not a label and is treated as deleted.
 """
+
 from __future__ import annotations
 
 import json
@@ -19,8 +20,9 @@ from ..types import Annotation, Clause
 log = logging.getLogger(__name__)
 
 
-def record_annotation(store: Store, annotation: dict, task: dict, config: LabelConfig, *,
-                      project_id: int | None = None) -> str:
+def record_annotation(
+    store: Store, annotation: dict, task: dict, config: LabelConfig, *, project_id: int | None = None
+) -> str:
     """Store one Label Studio annotation; returns created/updated/unchanged/stale/deleted/ignored.
 
     The label attaches to the clause whose text the task shows (the clause id is the hash of the
@@ -44,38 +46,56 @@ def record_annotation(store: Store, annotation: dict, task: dict, config: LabelC
     if project_id is not None and fields["project_id"] is not None and fields["project_id"] != project_id:
         raise SchemaMismatchError(
             f"annotation {fields['ls_annotation_id']} belongs to Label Studio project {fields['project_id']}, "
-            f"but this backend serves project {project_id} (one backend, one project home); nothing was stored")
+            f"but this backend serves project {project_id} (one backend, one project home); nothing was stored"
+        )
     if fields["clause_id_given"] not in (None, fields["clause_id"]):
-        log.warning("annotation %s: the task's data names clause %s, but its text is clause %s; the label "
-                    "attaches to the clause whose text was shown", fields["ls_annotation_id"],
-                    fields["clause_id_given"], fields["clause_id"])
+        log.warning(
+            "annotation %s: the task's data names clause %s, but its text is clause %s; the label "
+            "attaches to the clause whose text was shown",
+            fields["ls_annotation_id"],
+            fields["clause_id_given"],
+            fields["clause_id"],
+        )
     if fields["cancelled"]:
         return "deleted" if store.delete_ls_annotation(fields["ls_annotation_id"]) else "ignored"
     if labels is None:
         raise SchemaMismatchError(
             f"annotation {fields['ls_annotation_id']} has no choices result from "
-            f"'{config.from_name}'; the labeling config must use <Choices name=\"{config.from_name}\">")
+            f"'{config.from_name}'; the labeling config must use <Choices name=\"{config.from_name}\">"
+        )
     not_policy = config.not_policy is not None and config.not_policy in labels
     if not_policy:
         if len(labels) > 1:
-            log.warning("annotation %s chose '%s' and labels; it is stored as not a policy measure",
-                        fields["ls_annotation_id"], config.not_policy)
+            log.warning(
+                "annotation %s chose '%s' and labels; it is stored as not a policy measure",
+                fields["ls_annotation_id"],
+                config.not_policy,
+            )
         labels = ()
     for label in labels:
         if label not in config.labels:
-            raise UnknownLabelError(f"annotation {fields['ls_annotation_id']}: "
-                                    + unknown_label_message(label, config.labels))
+            raise UnknownLabelError(
+                f"annotation {fields['ls_annotation_id']}: " + unknown_label_message(label, config.labels)
+            )
     ordered = tuple(label for label in config.labels if label in labels)
     annotator = annotator_names(store).get(fields["annotator"], fields["annotator"])
     with store.transaction():
         store.add_clauses([Clause(fields["clause_id"], fields["text"], None, fields["section"])])
         pushed = store.pushed_task(fields["clause_id"])
-        _, what = store.save_annotation(Annotation(
-            clause_id=fields["clause_id"], labels=ordered, annotator=annotator,
-            source="label_studio", ls_annotation_id=fields["ls_annotation_id"],
-            ls_task_id=fields["ls_task_id"], created_at=fields["created_at"],
-            updated_at=fields["updated_at"], not_policy=not_policy,
-            prefill_version=pushed.prefill_version if pushed else None))
+        _, what = store.save_annotation(
+            Annotation(
+                clause_id=fields["clause_id"],
+                labels=ordered,
+                annotator=annotator,
+                source="label_studio",
+                ls_annotation_id=fields["ls_annotation_id"],
+                ls_task_id=fields["ls_task_id"],
+                created_at=fields["created_at"],
+                updated_at=fields["updated_at"],
+                not_policy=not_policy,
+                prefill_version=pushed.prefill_version if pushed else None,
+            )
+        )
     return what
 
 
@@ -122,8 +142,11 @@ def sync_project(store: Store, client: LabelStudioClient, project_id: int, confi
                 problems.append(str(exc))
                 continue
             counts[what] = counts.get(what, 0) + 1
-    stale = [a.ls_annotation_id for a in store.annotations(sources=["label_studio"], not_policy=None)
-             if a.ls_annotation_id is not None and a.ls_annotation_id not in seen]
+    stale = [
+        a.ls_annotation_id
+        for a in store.annotations(sources=["label_studio"], not_policy=None)
+        if a.ls_annotation_id is not None and a.ls_annotation_id not in seen
+    ]
     counts["deleted_missing"] = record_deletions(store, stale)
     log.info("synced project %d: %s", project_id, counts)
     return {"project_id": project_id, "counts": counts, "problems": problems}

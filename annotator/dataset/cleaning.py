@@ -191,6 +191,7 @@ def _replace_labels(annotation: Annotation, labels: tuple[str, ...]) -> Annotati
     """A copy of ``annotation`` with other labels (the input stays unchanged)."""
     return replace(annotation, labels=labels)
 
+
 def _steps(min_chars: int, near_dup_threshold: float) -> dict[str, StepCount]:
     """Fresh counters for every step, with descriptions showing the thresholds used."""
     return {
@@ -361,9 +362,7 @@ def _known_votes(
     return kept, adjudicated, unknown, dict(counts)
 
 
-def _duplicate_groups(
-    clean: Mapping[str, str], near_dup_threshold: float
-) -> list[tuple[list[str], int, int, int]]:
+def _duplicate_groups(clean: Mapping[str, str], near_dup_threshold: float) -> list[tuple[list[str], int, int, int]]:
     """Copies of one clause: ``(member ids, exact copies merged, near copies merged, overlap group)``.
 
     Exact duplicates share a match key; near duplicates are connected by shingle Jaccard >=
@@ -391,9 +390,7 @@ def _duplicate_groups(
     ]
 
 
-def _members(
-    members: Sequence[str], clean: Mapping[str, str], by_clause: Mapping[str, list[Annotation]]
-) -> list:
+def _members(members: Sequence[str], clean: Mapping[str, str], by_clause: Mapping[str, list[Annotation]]) -> list:
     """Review detail: each merged copy with its own text and the labels voted on it."""
     return [
         {

@@ -2,6 +2,7 @@
 files per split and the features), then what a person needs before training on the data: counts,
 label distribution per split, where the examples came from, what cleaning did and why, agreement.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -55,9 +56,7 @@ def _card_metadata(dataset: PreparedDataset, fmt: str) -> dict[str, Any]:
             {"name": "text", "dtype": "string"},
             {
                 "name": "labels",
-                "sequence": {
-                    "class_label": {"names": {str(i): label for i, label in enumerate(dataset.labels)}}
-                },
+                "sequence": {"class_label": {"names": {str(i): label for i, label in enumerate(dataset.labels)}}},
             },
             {"name": "source", "sequence": "string"},
             {"name": "annotators", "sequence": "string"},
@@ -118,9 +117,7 @@ def render_datasheet(dataset: PreparedDataset, stats: Mapping[str, Any], fmt: st
         f"{len(dataset.review)} items in `{REVIEW_FILE}`"
         + "".join(f"; {reason}: {n}" for reason, n in stats["review"].items())
         + ".",
-        _table(
-            ["split", "examples", "share"], [[n, counts[n], f"{stats['split_ratios'][n]:.2f}"] for n in names]
-        ),
+        _table(["split", "examples", "share"], [[n, counts[n], f"{stats['split_ratios'][n]:.2f}"] for n in names]),
         "Splits: iterative stratification for multi-label data (Sechidis et al. 2011) over groups of "
         "near-duplicate or overlapping clauses, which never cross splits. Largest deviation of a label's "
         "share of a split from its share of the whole: "
@@ -166,9 +163,7 @@ def render_datasheet(dataset: PreparedDataset, stats: Mapping[str, Any], fmt: st
         )
     parts.append("## Agreement")
     agreement = stats.get("agreement")
-    parts.append(
-        _table(["figure", "value"], _flatten(agreement)) if agreement else "No agreement figures given."
-    )
+    parts.append(_table(["figure", "value"], _flatten(agreement)) if agreement else "No agreement figures given.")
     parts += [
         "## Files and loading",
         ", ".join(f"`{name}`" for name in stats["files"] if "/" not in name) + ".",

@@ -22,7 +22,7 @@ import uuid
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -126,15 +126,21 @@ def _check_free(target: Path, out: str | os.PathLike, overwrite: bool) -> None:
     if not overwrite:
         raise InputError(f"output '{out}' already exists; pass overwrite=True (--overwrite) to replace it")
     if target.is_symlink() or not target.is_dir():
-        raise InputError(f"output '{out}' exists and is not an export folder (a file or a symlink); "
-                         "--overwrite replaces only a folder a previous export made; choose another --out")
+        raise InputError(
+            f"output '{out}' exists and is not an export folder (a file or a symlink); "
+            "--overwrite replaces only a folder a previous export made; choose another --out"
+        )
     if not (target / EXPORT_MARKER).is_file():
-        raise InputError(f"output '{out}' is not a folder a previous export made (no {EXPORT_MARKER} in it); "
-                         "--overwrite replaces only exports; choose another --out or delete it yourself")
+        raise InputError(
+            f"output '{out}' is not a folder a previous export made (no {EXPORT_MARKER} in it); "
+            "--overwrite replaces only exports; choose another --out or delete it yourself"
+        )
     home = _project_home_inside(target)
     if home is not None:
-        raise InputError(f"output '{out}' holds a project home ({home}); --overwrite never replaces a "
-                         "folder with a database, model versions or a config file; choose another --out")
+        raise InputError(
+            f"output '{out}' holds a project home ({home}); --overwrite never replaces a "
+            "folder with a database, model versions or a config file; choose another --out"
+        )
 
 
 def _project_home_inside(folder: Path) -> Path | None:
@@ -293,7 +299,7 @@ def write_dataset(
     stats = dict(dataset.stats)
     stats.update(
         format=fmt,
-        created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        created_at=datetime.now(UTC).isoformat(timespec="seconds"),
         tool_version=tool_version,
         model_version=model_version,
         agreement=dict(agreement) if agreement is not None else None,
@@ -308,7 +314,8 @@ def write_dataset(
         (tmp / STATS_FILE).write_text(text + "\n", encoding="utf-8")
         (tmp / README_FILE).write_text(redact(render_datasheet(dataset, stats, fmt), secrets), encoding="utf-8")
         (tmp / EXPORT_MARKER).write_text(
-            json.dumps({"tool": "annotator", "created_at": stats["created_at"]}) + "\n", encoding="utf-8")
+            json.dumps({"tool": "annotator", "created_at": stats["created_at"]}) + "\n", encoding="utf-8"
+        )
         os.chmod(tmp, 0o755)  # mkdtemp makes it private; an export is meant to be shared
         _swap_into_place(tmp, target, out, overwrite)
     except BaseException:

@@ -3,6 +3,7 @@
 Flagged clauses stay in the data; they are listed for a person to review (``review.jsonl`` of an
 export), with the labels the check suspects are missing or wrong.
 """
+
 from __future__ import annotations
 
 import logging

@@ -28,9 +28,7 @@ def check_ratios(ratios: Sequence[float] | np.ndarray, n_splits: int | None = No
     except (TypeError, ValueError) as exc:
         raise InputError(f"split ratios must be numbers, got {ratios!r}") from exc
     if n_splits is not None and len(values) != n_splits:
-        raise InputError(
-            f"expected {n_splits} split ratios (train, dev, test), got {len(values)}: {ratios!r}"
-        )
+        raise InputError(f"expected {n_splits} split ratios (train, dev, test), got {len(values)}: {ratios!r}")
     if len(values) < 2 or np.any(values < 0) or not np.isclose(values.sum(), 1.0, atol=1e-6):
         raise InputError(
             f"split ratios must be at least two non-negative numbers summing to 1, got {tuple(ratios)!r}; "
@@ -92,9 +90,7 @@ def stratify_groups(
     else:
         group_of = np.asarray(groups)
         if group_of.shape != (n_rows,):
-            raise InputError(
-                f"groups has {group_of.shape[0] if group_of.ndim else 0} entries for {n_rows} rows"
-            )
+            raise InputError(f"groups has {group_of.shape[0] if group_of.ndim else 0} entries for {n_rows} rows")
     _, group_of = np.unique(group_of, return_inverse=True)
     n_groups = int(group_of.max()) + 1 if n_rows else 0
     counts: np.ndarray = np.zeros((n_groups, Y.shape[1]), dtype=np.int64)  # (n_groups, n_labels)
@@ -171,6 +167,5 @@ def proportion_deviation(Y: np.ndarray, assignment: dict[str, np.ndarray]) -> di
     Y = np.asarray(Y)
     whole = Y.mean(axis=0) if len(Y) else np.zeros(Y.shape[1])
     return {
-        name: (Y[idx].mean(axis=0) - whole) if len(idx) else np.zeros(Y.shape[1])
-        for name, idx in assignment.items()
+        name: (Y[idx].mean(axis=0) - whole) if len(idx) else np.zeros(Y.shape[1]) for name, idx in assignment.items()
     }

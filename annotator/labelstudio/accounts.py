@@ -7,6 +7,7 @@ the way a person signs up, through the organization's invite link, with a one-ti
 is shown once (never logged); an existing member's active organization is set so their submits
 send webhooks.
 """
+
 from __future__ import annotations
 
 import logging
@@ -47,8 +48,10 @@ def add_annotators(client: LabelStudioClient, emails: Iterable[str]) -> list[Acc
     """
     organization = client.whoami().get("active_organization")
     if not isinstance(organization, int):
-        raise LabelStudioError("the API key's user has no active organization in Label Studio; log in to "
-                               "Label Studio once with that account, then run the command again")
+        raise LabelStudioError(
+            "the API key's user has no active organization in Label Studio; log in to "
+            "Label Studio once with that account, then run the command again"
+        )
     reports = []
     for email in dict.fromkeys(e.strip() for e in emails):
         user = client.find_user(email)
@@ -58,8 +61,10 @@ def add_annotators(client: LabelStudioClient, emails: Iterable[str]) -> list[Acc
             client.sign_up(email, password)
             user = client.find_user(email)
             if user is None:
-                raise LabelStudioError(f"Label Studio signed {email} up, but the account is not a member of the "
-                                       "organization; is LABEL_STUDIO_API_KEY an account of this organization?")
+                raise LabelStudioError(
+                    f"Label Studio signed {email} up, but the account is not a member of the "
+                    "organization; is LABEL_STUDIO_API_KEY an account of this organization?"
+                )
         activated = user.get("active_organization") != organization
         if activated:
             client.activate_membership(int(user["id"]), organization)

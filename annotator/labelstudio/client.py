@@ -10,6 +10,7 @@ that can log in. Tasks are never deleted, and a task is always matched to its cl
 LabelStudioError that names the call and Label Studio's answer; the API key never appears in a
 message.
 """
+
 from __future__ import annotations
 
 import base64
@@ -70,11 +71,15 @@ def task_data(clause_id: str, text: str, section: str | None, config: LabelConfi
     return task_format.task_data(clause_id, text, section, value_key=config.value_key)
 
 
-def prediction_payload(labels: Sequence[str], score: float, model_version: str, config: LabelConfig,
-                       task_id: int | None = None) -> dict:
+def prediction_payload(
+    labels: Sequence[str], score: float, model_version: str, config: LabelConfig, task_id: int | None = None
+) -> dict:
     """A Label Studio prediction: the pre-filled labels (may be empty) and the task's priority score."""
-    payload = {"model_version": model_version, "score": round(float(score), 6),
-               "result": choices_result(labels, config) if labels else []}
+    payload = {
+        "model_version": model_version,
+        "score": round(float(score), 6),
+        "result": choices_result(labels, config) if labels else [],
+    }
     if task_id is not None:
         payload["task"] = task_id
     return payload
@@ -82,8 +87,14 @@ def prediction_payload(labels: Sequence[str], score: float, model_version: str, 
 
 def choices_result(labels: Sequence[str], config: LabelConfig) -> list[dict]:
     """The Label Studio ``result`` list for a multi-label choice, names read from the config."""
-    return [{"from_name": config.from_name, "to_name": config.to_name, "type": "choices",
-             "value": {"choices": list(labels)}}]
+    return [
+        {
+            "from_name": config.from_name,
+            "to_name": config.to_name,
+            "type": "choices",
+            "value": {"choices": list(labels)},
+        }
+    ]
 
 
 def labels_from_result(result: Any, config: LabelConfig) -> tuple[str, ...] | None:
@@ -154,11 +165,14 @@ class LabelStudioClient:
         for project in self._call("list projects", self._client.projects.list):
             if project.title == title:
                 if project.label_config.strip() != label_config.strip():
-                    self._call("update the labeling config", self._client.projects.update, project.id,
-                               label_config=label_config)
+                    self._call(
+                        "update the labeling config",
+                        self._client.projects.update,
+                        project.id,
+                        label_config=label_config,
+                    )
                 return project.id, False
-        project = self._call("create a project", self._client.projects.create, title=title,
-                             label_config=label_config)
+        project = self._call("create a project", self._client.projects.create, title=title, label_config=label_config)
         return project.id, True
 
     def project(self, project_id: int) -> dict:
@@ -173,16 +187,24 @@ class LabelStudioClient:
             if backend.url.rstrip("/") == backend_url.rstrip("/"):
                 return backend.id
         auth = {"auth_method": "BASIC_AUTH", "basic_auth_user": user, "basic_auth_pass": password} if user else {}
-        backend = self._call("connect the ML backend", self._client.ml.create, project=project_id,
-                             url=backend_url, title="annotator", is_interactive=False, **auth)
+        backend = self._call(
+            "connect the ML backend",
+            self._client.ml.create,
+            project=project_id,
+            url=backend_url,
+            title="annotator",
+            is_interactive=False,
+            **auth,
+        )
         return backend.id
 
     def ml_backend_urls(self, project_id: int) -> list[str]:
         """The URLs of the ML backends connected to the project."""
         return [b.url for b in self._call("list ML backends", self._client.ml.list, project=project_id)]
 
-    def ensure_webhook(self, project_id: int, url: str, *, secret: str = "",
-                       basic_auth: tuple[str, str] | None = None) -> int:
+    def ensure_webhook(
+        self, project_id: int, url: str, *, secret: str = "", basic_auth: tuple[str, str] | None = None
+    ) -> int:
         """Register the project's webhook to ``url`` (once), with the secret header and the
         backend's basic-auth credentials when they are set (Label Studio's own auto-created
         webhook would carry neither)."""
@@ -193,13 +215,28 @@ class LabelStudioClient:
         for hook in self._call("list webhooks", self._client.webhooks.list, project=project_id):
             if hook.url.rstrip("/") == url.rstrip("/"):
                 if (hook.headers or {}) != headers or hook.send_for_all_actions:
-                    self._call("update the webhook", self._client.webhooks.update, hook.id, url=url,
-                               headers=headers, send_payload=True, send_for_all_actions=False,
-                               actions=list(WEBHOOK_ACTIONS))
+                    self._call(
+                        "update the webhook",
+                        self._client.webhooks.update,
+                        hook.id,
+                        url=url,
+                        headers=headers,
+                        send_payload=True,
+                        send_for_all_actions=False,
+                        actions=list(WEBHOOK_ACTIONS),
+                    )
                 return hook.id
-        hook = self._call("create the webhook", self._client.webhooks.create, url=url, project=project_id,
-                          headers=headers, send_payload=True, send_for_all_actions=False,
-                          actions=list(WEBHOOK_ACTIONS), is_active=True)
+        hook = self._call(
+            "create the webhook",
+            self._client.webhooks.create,
+            url=url,
+            project=project_id,
+            headers=headers,
+            send_payload=True,
+            send_for_all_actions=False,
+            actions=list(WEBHOOK_ACTIONS),
+            is_active=True,
+        )
         return hook.id
 
     # Tasks ---------------------------------------------------------------------------------
@@ -207,9 +244,15 @@ class LabelStudioClient:
         """Import tasks in order and return their ids (in the same order)."""
         if not tasks:
             return []
-        response = self._call("import tasks", self._client.projects.import_tasks, project_id,
-                              request=list(tasks), return_task_ids=True, commit_to_project=True,
-                              request_options=NO_RETRY)
+        response = self._call(
+            "import tasks",
+            self._client.projects.import_tasks,
+            project_id,
+            request=list(tasks),
+            return_task_ids=True,
+            commit_to_project=True,
+            request_options=NO_RETRY,
+        )
         ids = list(response.task_ids or [])
         if len(ids) != len(tasks):
             raise LabelStudioError(f"Label Studio imported {len(ids)} of {len(tasks)} tasks")
@@ -219,30 +262,46 @@ class LabelStudioClient:
         """Add predictions to existing tasks (each names its ``task``); returns how many were created."""
         if not predictions:
             return 0
-        response = self._call(f"import {len(predictions)} predictions", self._client.projects.import_predictions,
-                              project_id, request=list(predictions), request_options=NO_RETRY)
+        response = self._call(
+            f"import {len(predictions)} predictions",
+            self._client.projects.import_predictions,
+            project_id,
+            request=list(predictions),
+            request_options=NO_RETRY,
+        )
         return int(getattr(response, "created", None) or len(predictions))
 
     def delete_predictions(self, project_id: int, task_ids: Sequence[int]) -> None:
         """Delete every prediction of these tasks (the Data Manager's action), in one request."""
         if task_ids:
-            self._call(f"delete the predictions of {len(task_ids)} tasks", self._client.actions.create,
-                       id="delete_tasks_predictions", project=project_id,
-                       selected_items={"all": False, "included": list(task_ids)}, request_options=NO_RETRY)
+            self._call(
+                f"delete the predictions of {len(task_ids)} tasks",
+                self._client.actions.create,
+                id="delete_tasks_predictions",
+                project=project_id,
+                selected_items={"all": False, "included": list(task_ids)},
+                request_options=NO_RETRY,
+            )
 
     def task_index(self, project_id: int, value_key: str) -> list[LsTask]:
         """Every task of the project with its data and labeling progress (no annotation bodies)."""
-        pager = self._call("list tasks", self._client.tasks.list, project=project_id, fields="task_only",
-                           page_size=1000)
+        pager = self._call(
+            "list tasks", self._client.tasks.list, project=project_id, fields="task_only", page_size=1000
+        )
         out = []
         for task in pager:
             task = task.model_dump() if hasattr(task, "model_dump") else dict(task)
             data = data_of(task)
             clause_id, text = data.get(CLAUSE_ID_KEY), data.get(value_key)
-            out.append(LsTask(id=int(task["id"]), clause_id=clause_id if isinstance(clause_id, str) else None,
-                              text=text if isinstance(text, str) else None,
-                              n_annotations=int(task.get("total_annotations") or 0),
-                              is_labeled=bool(task.get("is_labeled"))))
+            out.append(
+                LsTask(
+                    id=int(task["id"]),
+                    clause_id=clause_id if isinstance(clause_id, str) else None,
+                    text=text if isinstance(text, str) else None,
+                    n_annotations=int(task.get("total_annotations") or 0),
+                    is_labeled=bool(task.get("is_labeled")),
+                )
+            )
         return out
 
     def serve_by_uncertainty(self, project_id: int) -> None:
@@ -255,8 +314,7 @@ class LabelStudioClient:
 
     def tasks(self, project_id: int) -> Iterator[dict]:
         """Every task of the project with its annotations and predictions, as plain dicts."""
-        pager = self._call("list tasks", self._client.tasks.list, project=project_id, fields="all",
-                           page_size=500)
+        pager = self._call("list tasks", self._client.tasks.list, project=project_id, fields="all", page_size=500)
         for task in pager:
             yield task.model_dump() if hasattr(task, "model_dump") else dict(task)
 
@@ -265,13 +323,19 @@ class LabelStudioClient:
 
     def create_annotation(self, task_id: int, result: list[dict], *, completed_by: int | None = None) -> dict:
         kwargs = {"completed_by": completed_by} if completed_by is not None else {}
-        return self._call("create an annotation", self._client.annotations.create, task_id,
-                          result=result, **kwargs).model_dump()
+        return self._call(
+            "create an annotation", self._client.annotations.create, task_id, result=result, **kwargs
+        ).model_dump()
 
     def retrieve_predictions(self, project_id: int, task_ids: Sequence[int]) -> None:
         """Ask Label Studio to fetch predictions for these tasks from the connected ML backend."""
-        self._call("retrieve predictions", self._client.actions.create, id="retrieve_tasks_predictions",
-                   project=project_id, selected_items={"all": False, "included": list(task_ids)})
+        self._call(
+            "retrieve predictions",
+            self._client.actions.create,
+            id="retrieve_tasks_predictions",
+            project=project_id,
+            selected_items={"all": False, "included": list(task_ids)},
+        )
 
     # Users ---------------------------------------------------------------------------------
     def whoami(self) -> dict:
@@ -286,7 +350,8 @@ class LabelStudioClient:
 
         def call():
             response = self._client._client_wrapper.httpx_client.request(
-                path, method=method, request_options=NO_RETRY, **kwargs)
+                path, method=method, request_options=NO_RETRY, **kwargs
+            )
             if response.status_code >= 400:
                 raise ApiError(status_code=response.status_code, body=response.text[:500])
             return response.json() if response.content else {}
@@ -303,8 +368,12 @@ class LabelStudioClient:
         """Make ``organization_id`` the user's active organization: Label Studio sends annotation
         webhooks through the submitting user's active organization, and an account created through
         the API has none until its first log-in."""
-        self._api("PATCH", f"api/users/{user_id}", f"activate user {user_id} in the organization",
-                  json={"active_organization": organization_id})
+        self._api(
+            "PATCH",
+            f"api/users/{user_id}",
+            f"activate user {user_id} in the organization",
+            json={"active_organization": organization_id},
+        )
 
     def sign_up(self, email: str, password: str) -> None:
         """Create an account through the organization's invite link, as a person signing up would:
@@ -316,9 +385,11 @@ class LabelStudioClient:
             with httpx.Client(timeout=30, follow_redirects=False) as browser:
                 page = browser.get(invite)
                 token = browser.cookies.get("csrftoken") or ""
-                response = browser.post(invite, data={"email": email, "password": password,
-                                                      "csrfmiddlewaretoken": token},
-                                        headers={"Referer": invite, "X-CSRFToken": token})
+                response = browser.post(
+                    invite,
+                    data={"email": email, "password": password, "csrfmiddlewaretoken": token},
+                    headers={"Referer": invite, "X-CSRFToken": token},
+                )
         except httpx.HTTPError as exc:
             raise LabelStudioError(f"cannot reach Label Studio at {self.url} to sign up {email}: {exc}") from None
         if page.status_code >= 400 or response.status_code not in (301, 302, 303):
@@ -386,7 +457,8 @@ def annotation_from_ls(annotation: dict, task: dict, config: LabelConfig) -> tup
     if not isinstance(text, str) or not text.strip():
         raise SchemaMismatchError(
             f"task {task_id} has no text at data['{config.value_key}']; the labeling config must "
-            f"contain <Text value=\"${config.value_key}\">")
+            f'contain <Text value="${config.value_key}">'
+        )
     text = normalize_text(text)
     if not text:
         raise SchemaMismatchError(f"task {task_id} has no text at data['{config.value_key}'] once normalized")

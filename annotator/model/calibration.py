@@ -6,6 +6,7 @@ the two-parameter fit must cost microseconds, not the ~10 ms a general-purpose
 (log-loss with an L2 penalty ``1 / (2 C)`` on the slope only, as scikit-learn's intercept is
 unpenalized), solved exactly.
 """
+
 from __future__ import annotations
 
 import numpy as np

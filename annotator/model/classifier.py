@@ -31,6 +31,7 @@ Labels with no positive or no negative example yet are listed in ``untrainable_l
 constant probability (0 or 1); column order always comes from ``labels`` (the label set), never
 from the data.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -145,8 +146,21 @@ class PolicyClassifier(ClassifierMixin, BaseEstimator):
     [('财政支持',)]
     """
 
-    def __init__(self, *, labels=(), C=1.0, nb_power=0.5, class_weight="balanced", threshold="tuned",
-                 relative=0.5, cv="loo", featurizer=None, n_jobs=1, random_state=0, merge_duplicate_labels=True):
+    def __init__(
+        self,
+        *,
+        labels=(),
+        C=1.0,
+        nb_power=0.5,
+        class_weight="balanced",
+        threshold="tuned",
+        relative=0.5,
+        cv="loo",
+        featurizer=None,
+        n_jobs=1,
+        random_state=0,
+        merge_duplicate_labels=True,
+    ):
         self.labels = labels
         self.C = C
         self.nb_power = nb_power
@@ -209,8 +223,7 @@ class PolicyClassifier(ClassifierMixin, BaseEstimator):
         trainable = (positives > 0) & (positives < len(Y))
         self.untrainable_labels_ = tuple(self.labels_[~trainable])
         if self.untrainable_labels_:
-            log.info("labels without positive or negative examples yet: %s",
-                     ", ".join(self.untrainable_labels_))
+            log.info("labels without positive or negative examples yet: %s", ", ".join(self.untrainable_labels_))
         self.constant_proba_ = (positives == len(Y)).astype(float)
         self.trainable_ = np.flatnonzero(trainable)
         coef, self.intercept_, nb_weights = self._fit_linear(features, Y)
@@ -274,8 +287,7 @@ class PolicyClassifier(ClassifierMixin, BaseEstimator):
         r = np.log(p / p.sum(axis=0)) - np.log(q / q.sum(axis=0))
         return (np.sign(r) * np.abs(r) ** self.nb_power).astype(np.float32)
 
-    def _calibrate(self, features: sp.csr_matrix, Y: np.ndarray, groups: np.ndarray,
-                   nb_weights: np.ndarray) -> None:
+    def _calibrate(self, features: sp.csr_matrix, Y: np.ndarray, groups: np.ndarray, nb_weights: np.ndarray) -> None:
         """Platt-scale each label on out-of-sample scores and tune the decision thresholds."""
         if self.cv == "loo":
             scores = self._leave_group_out_scores(features, Y, groups, nb_weights)
@@ -298,15 +310,16 @@ class PolicyClassifier(ClassifierMixin, BaseEstimator):
         proba[:, fixed] = self.constant_proba_[fixed]
         self.thresholds_ = tune_thresholds(proba, Y, relative=self.relative, trainable=self.trainable_)
 
-    def _leave_group_out_scores(self, features: sp.csr_matrix, Y: np.ndarray, groups: np.ndarray,
-                                nb_weights: np.ndarray) -> np.ndarray:
+    def _leave_group_out_scores(
+        self, features: sp.csr_matrix, Y: np.ndarray, groups: np.ndarray, nb_weights: np.ndarray
+    ) -> np.ndarray:
         """Each clause's score by the final model with its group left out, one Newton step away
         (:mod:`annotator.model.loo`): no refit."""
         scores = np.full(Y.shape, np.nan)
         j = self.trainable_
         scores[:, j] = LeaveGroupOut(features, groups).scores(
-            Y[:, j], nb_weights[:, j], self.coef_[j], self.intercept_[j], C=self.C,
-            class_weight=self.class_weight)
+            Y[:, j], nb_weights[:, j], self.coef_[j], self.intercept_[j], C=self.C, class_weight=self.class_weight
+        )
         return scores
 
     def _out_of_fold_scores(self, features: sp.csr_matrix, Y: np.ndarray, groups: np.ndarray) -> np.ndarray:
@@ -316,33 +329,41 @@ class PolicyClassifier(ClassifierMixin, BaseEstimator):
         for train, test in folds.split(features, groups=groups):
             coef, intercept, _ = self._fit_linear(features[train], Y[train])
             fitted = (Y[train].sum(axis=0) > 0) & (Y[train].sum(axis=0) < len(train))
-            scores[np.ix_(test, np.flatnonzero(fitted))] = (
-                features[test] @ coef[fitted].T + intercept[fitted])
+            scores[np.ix_(test, np.flatnonzero(fitted))] = features[test] @ coef[fitted].T + intercept[fitted]
         return scores
 
     def _check_Y(self, Y, n: int) -> np.ndarray:
         n_labels = len(self.labels)
         if not n_labels:
-            raise InputError("PolicyClassifier has no labels; pass the label set, e.g. "
-                             "PolicyClassifier(labels=load_label_config().labels)")
+            raise InputError(
+                "PolicyClassifier has no labels; pass the label set, e.g. "
+                "PolicyClassifier(labels=load_label_config().labels)"
+            )
         if len(set(self.labels)) != n_labels:
-            raise InputError("labels contains a label twice: "
-                             f"{', '.join(sorted({l for l in self.labels if list(self.labels).count(l) > 1}))}")
+            raise InputError(
+                "labels contains a label twice: "
+                f"{', '.join(sorted({l for l in self.labels if list(self.labels).count(l) > 1}))}"
+            )
         Y = np.asarray(Y)
         if Y.ndim != 2:
-            raise InputError(f"Y must be a 2-D (texts × labels) 0/1 matrix, got {Y.ndim}-D shape {Y.shape}; "
-                             "build it with annotator.model.training.label_matrix(examples, labels)")
+            raise InputError(
+                f"Y must be a 2-D (texts × labels) 0/1 matrix, got {Y.ndim}-D shape {Y.shape}; "
+                "build it with annotator.model.training.label_matrix(examples, labels)"
+            )
         if Y.shape[0] != n:
             raise InputError(f"Y has {Y.shape[0]} rows but there are {n} texts: one row per text")
         if Y.shape[1] != n_labels:
-            raise InputError(f"Y has {Y.shape[1]} columns but the label set has {n_labels} labels "
-                             f"({', '.join(map(str, self.labels[:5]))}{', …' if n_labels > 5 else ''}): "
-                             "one column per label, in label-set order")
+            raise InputError(
+                f"Y has {Y.shape[1]} columns but the label set has {n_labels} labels "
+                f"({', '.join(map(str, self.labels[:5]))}{', …' if n_labels > 5 else ''}): "
+                "one column per label, in label-set order"
+            )
         bad = np.argwhere(~np.isin(Y, (0, 1)))
         if len(bad):
             i, j = bad[0]
-            raise InputError(f"Y must contain only 0 and 1; Y[{i}, {j}] is {Y[i, j].item()!r} "
-                             f"(text {i}, label {self.labels[j]})")
+            raise InputError(
+                f"Y must contain only 0 and 1; Y[{i}, {j}] is {Y[i, j].item()!r} (text {i}, label {self.labels[j]})"
+            )
         return Y.astype(np.int8)
 
     # Prediction ----------------------------------------------------------------------------
@@ -383,8 +404,9 @@ class PolicyClassifier(ClassifierMixin, BaseEstimator):
         ``/predict``, the pre-fills pushed to Label Studio and ``annotator predict`` all use it.
         """
         chosen = self.decide(proba).astype(bool)
-        return [LabelPrediction(tuple(self.labels_[row]), round(float(p[row].min()), 4))
-                for p, row in zip(proba, chosen)]
+        return [
+            LabelPrediction(tuple(self.labels_[row]), round(float(p[row].min()), 4)) for p, row in zip(proba, chosen)
+        ]
 
     def predict(self, X) -> np.ndarray:
         """(n_texts, n_labels) 0/1 predictions with at least one label per text."""
@@ -419,9 +441,15 @@ def merge_group_labels(Y: np.ndarray, groups: np.ndarray) -> np.ndarray:
     return pooled[inverse]
 
 
-def tune_thresholds(proba: np.ndarray, Y: np.ndarray, *, relative: float = 0.0,
-                    trainable: Sequence[int] | np.ndarray | None = None, grid: np.ndarray = THRESHOLD_GRID,
-                    shrinkage: float = THRESHOLD_SHRINKAGE) -> np.ndarray:
+def tune_thresholds(
+    proba: np.ndarray,
+    Y: np.ndarray,
+    *,
+    relative: float = 0.0,
+    trainable: Sequence[int] | np.ndarray | None = None,
+    grid: np.ndarray = THRESHOLD_GRID,
+    shrinkage: float = THRESHOLD_SHRINKAGE,
+) -> np.ndarray:
     """Per-label thresholds that maximize F1 under the full decision rule of :func:`at_least_one`.
 
     The top label of a row is predicted whatever its threshold, so each label's F1 is computed
@@ -473,14 +501,23 @@ def _platt(scores: np.ndarray, y: np.ndarray, *, min_each: int = 1) -> tuple[flo
     return (a, b) if a > 0 else None
 
 
-def _fit_label(features: sp.csr_matrix, y: np.ndarray, weights: np.ndarray, *, C: float, class_weight,
-               random_state) -> tuple[np.ndarray, float]:
+def _fit_label(
+    features: sp.csr_matrix, y: np.ndarray, weights: np.ndarray, *, C: float, class_weight, random_state
+) -> tuple[np.ndarray, float]:
     """One label's logistic regression on NB-weighted features; the weights folded into its coef."""
     # A new data array over the same index arrays: copying the whole matrix per label cost ~20% of a fit.
-    scaled = sp.csr_matrix((features.data * weights[features.indices], features.indices, features.indptr),
-                           shape=features.shape)
-    model = LogisticRegression(C=C, class_weight=class_weight, solver="liblinear", dual=True,
-                               tol=LIBLINEAR_TOL, max_iter=5000, random_state=random_state)
+    scaled = sp.csr_matrix(
+        (features.data * weights[features.indices], features.indices, features.indptr), shape=features.shape
+    )
+    model = LogisticRegression(
+        C=C,
+        class_weight=class_weight,
+        solver="liblinear",
+        dual=True,
+        tol=LIBLINEAR_TOL,
+        max_iter=5000,
+        random_state=random_state,
+    )
     model.fit(scaled, y)
     return model.coef_[0] * weights, float(model.intercept_[0])
 

@@ -13,6 +13,7 @@ client holds at most a shard of features plus the partitions in flight, never th
 single-threaded worker processes on this machine for the call (tokenizing holds the GIL, so
 threads would not help); ``tcp://host:port`` uses a running scheduler and its workers.
 """
+
 from __future__ import annotations
 
 import logging
@@ -56,8 +57,13 @@ def dask_client(scheduler: str, *, n_workers: int | None = None, timeout: float 
 
     if scheduler == "local":
         # The scheduler always serves HTTP; on a free loopback port, so a busy 8787 costs no warning.
-        cluster = LocalCluster(n_workers=n_workers or os.cpu_count() or 1, threads_per_worker=1,
-                               processes=True, host="127.0.0.1", dashboard_address="127.0.0.1:0")
+        cluster = LocalCluster(
+            n_workers=n_workers or os.cpu_count() or 1,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address="127.0.0.1:0",
+        )
         try:
             with Client(cluster) as client:
                 yield client
@@ -65,13 +71,17 @@ def dask_client(scheduler: str, *, n_workers: int | None = None, timeout: float 
             cluster.close()
         return
     if "://" not in scheduler:
-        raise InputError(f"ANNOTATOR_DASK_SCHEDULER must be 'local' or a scheduler address such as "
-                         f"tcp://10.0.0.5:8786, got {scheduler!r}")
+        raise InputError(
+            f"ANNOTATOR_DASK_SCHEDULER must be 'local' or a scheduler address such as "
+            f"tcp://10.0.0.5:8786, got {scheduler!r}"
+        )
     try:
         client = Client(scheduler, timeout=timeout)
     except (OSError, TimeoutError) as exc:
-        raise AnnotatorError(f"cannot reach the Dask scheduler at {scheduler} (ANNOTATOR_DASK_SCHEDULER): "
-                             f"{exc}; start `dask scheduler` and workers there, or set it to 'local'") from None
+        raise AnnotatorError(
+            f"cannot reach the Dask scheduler at {scheduler} (ANNOTATOR_DASK_SCHEDULER): "
+            f"{exc}; start `dask scheduler` and workers there, or set it to 'local'"
+        ) from None
     with client:
         yield client
 
@@ -81,8 +91,9 @@ def _transform(featurizer, texts: list[str]) -> sp.csr_matrix:
     return featurizer.transform(texts)
 
 
-def transform_partitions(client, featurizer, texts: Iterable[str], *, partition_rows: int = PARTITION_ROWS,
-                         max_in_flight: int | None = None) -> Iterator[sp.csr_matrix]:
+def transform_partitions(
+    client, featurizer, texts: Iterable[str], *, partition_rows: int = PARTITION_ROWS, max_in_flight: int | None = None
+) -> Iterator[sp.csr_matrix]:
     """``featurizer.transform`` of ``texts`` on the cluster, yielded partition by partition in order.
 
     ``texts`` is read lazily, ``partition_rows`` at a time; at most ``max_in_flight`` partitions
@@ -112,9 +123,15 @@ def transform_partitions(client, featurizer, texts: Iterable[str], *, partition_
         yield pending.popleft().result()
 
 
-def featurize_into_cache(cache: PoolCache, items: Iterable[tuple[str, str]], *, client,
-                         partition_rows: int = PARTITION_ROWS, total: int | None = None,
-                         progress: bool | None = None) -> int:
+def featurize_into_cache(
+    cache: PoolCache,
+    items: Iterable[tuple[str, str]],
+    *,
+    client,
+    partition_rows: int = PARTITION_ROWS,
+    total: int | None = None,
+    progress: bool | None = None,
+) -> int:
     """Featurize the ``(clause id, text)`` pairs not cached yet on the cluster and cache them.
 
     ``items`` may be a generator: it is consumed one partition at a time. Clauses already in the
@@ -146,8 +163,13 @@ def featurize_into_cache(cache: PoolCache, items: Iterable[tuple[str, str]], *, 
             yield text
 
     added, blocks, rows = 0, [], 0
-    with tqdm(total=total, unit="clause", file=sys.stderr, desc="featurizing on dask",
-              disable=None if progress is None else not progress) as bar:
+    with tqdm(
+        total=total,
+        unit="clause",
+        file=sys.stderr,
+        desc="featurizing on dask",
+        disable=None if progress is None else not progress,
+    ) as bar:
         for X in transform_partitions(client, cache.featurizer, new_texts(), partition_rows=partition_rows):
             blocks.append(X)
             rows += X.shape[0]
@@ -177,8 +199,15 @@ def _write(cache: PoolCache, new_ids: list[str], blocks: list[sp.csr_matrix], n:
     return cache.add_features(ids, X)
 
 
-def add_on_dask(cache: PoolCache, ids: Sequence[str], texts: Sequence[str], *, scheduler: str,
-                min_rows: int | None = None, n_workers: int | None = None) -> int:
+def add_on_dask(
+    cache: PoolCache,
+    ids: Sequence[str],
+    texts: Sequence[str],
+    *,
+    scheduler: str,
+    min_rows: int | None = None,
+    n_workers: int | None = None,
+) -> int:
     """``cache.add(ids, texts)``, on the Dask cluster ``scheduler`` when there is enough to do.
 
     Fewer than ``min_rows`` (default :data:`MIN_DASK_ROWS`) clauses not cached yet -- a live cycle

@@ -7,6 +7,7 @@ third, lighter block holds the char n-grams of the clause's first 10 characters,
 usually is (a term in the opening says more about the label than the same term further in).
 What each choice is worth was measured with ``bench/model_quality.py`` (docs/benchmarks.md).
 """
+
 from __future__ import annotations
 
 import logging
@@ -176,9 +177,18 @@ class PolicyTextFeaturizer(TransformerMixin, BaseEstimator):
     >>> X = featurizer.transform(["对集成电路企业给予研发补助。"])  # doctest: +SKIP
     """
 
-    def __init__(self, *, char_ngram_range=(1, 4), word_ngram_range=(1, 2), word_weight=1.0,
-                 min_df=5, max_features=None, user_dict=POLICY_TERMS, prefix_chars=10,
-                 prefix_weight=0.5):
+    def __init__(
+        self,
+        *,
+        char_ngram_range=(1, 4),
+        word_ngram_range=(1, 2),
+        word_weight=1.0,
+        min_df=5,
+        max_features=None,
+        user_dict=POLICY_TERMS,
+        prefix_chars=10,
+        prefix_weight=0.5,
+    ):
         self.char_ngram_range = char_ngram_range
         self.word_ngram_range = word_ngram_range
         self.word_weight = word_weight
@@ -206,23 +216,39 @@ class PolicyTextFeaturizer(TransformerMixin, BaseEstimator):
         if not docs:
             raise InputError("cannot fit the featurizer on zero texts")
         min_df = _effective_min_df(self.min_df, len(docs))
-        self.char_ = TfidfVectorizer(analyzer="char", ngram_range=tuple(self.char_ngram_range),
-                                     sublinear_tf=True, min_df=min_df, max_features=self.max_features,
-                                     dtype=np.float32)
+        self.char_ = TfidfVectorizer(
+            analyzer="char",
+            ngram_range=tuple(self.char_ngram_range),
+            sublinear_tf=True,
+            min_df=min_df,
+            max_features=self.max_features,
+            dtype=np.float32,
+        )
         blocks = [self.char_.fit_transform(docs)]
         self.word_ = None
         if self.word_ngram_range:
-            self.word_ = TfidfVectorizer(tokenizer=JiebaTokenizer(self.user_dict), token_pattern=None,
-                                         lowercase=False, ngram_range=tuple(self.word_ngram_range),
-                                         sublinear_tf=True, min_df=min_df,
-                                         max_features=self.max_features, dtype=np.float32)
+            self.word_ = TfidfVectorizer(
+                tokenizer=JiebaTokenizer(self.user_dict),
+                token_pattern=None,
+                lowercase=False,
+                ngram_range=tuple(self.word_ngram_range),
+                sublinear_tf=True,
+                min_df=min_df,
+                max_features=self.max_features,
+                dtype=np.float32,
+            )
             blocks.append(self.word_.fit_transform(docs) * np.float32(self.word_weight))
         self.prefix_ = None
         if self.prefix_chars:
             # min_df 2 at most: openings are short, so most of their n-grams are rarer than a clause's.
-            self.prefix_ = TfidfVectorizer(analyzer="char", ngram_range=PREFIX_NGRAM_RANGE, sublinear_tf=True,
-                                           min_df=min(min_df, PREFIX_MIN_DF), max_features=self.max_features,
-                                           dtype=np.float32)
+            self.prefix_ = TfidfVectorizer(
+                analyzer="char",
+                ngram_range=PREFIX_NGRAM_RANGE,
+                sublinear_tf=True,
+                min_df=min(min_df, PREFIX_MIN_DF),
+                max_features=self.max_features,
+                dtype=np.float32,
+            )
             blocks.append(self.prefix_.fit_transform(self._openings(docs)) * np.float32(self.prefix_weight))
         self.min_df_ = min_df
         self.n_features_out_ = sum(b.shape[1] for b in blocks)
@@ -241,7 +267,7 @@ class PolicyTextFeaturizer(TransformerMixin, BaseEstimator):
 
     def _openings(self, docs: list[str]) -> list[str]:
         """The first ``prefix_chars`` characters of each text."""
-        return [doc[:self.prefix_chars] for doc in docs]
+        return [doc[: self.prefix_chars] for doc in docs]
 
     def get_feature_names_out(self, input_features: Sequence[str] | None = None) -> np.ndarray:
         """Feature names prefixed by their block: ``c:集成电``, ``w:集成电路``, ``p:对集`` (opening)."""

@@ -18,6 +18,7 @@ approximate leave-one-out). Measured against 3-fold out-of-fold calibration with
 (docs/benchmarks.md): the same or better macro-F1 at every training-set size, at a quarter of the
 fits.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -46,16 +47,19 @@ class LeaveGroupOut:
         # Ordered pairs (i, k), i != k, of clauses in one group, and the features they share.
         order = np.argsort(group, kind="stable")
         members = np.split(order, np.cumsum(np.bincount(group))[:-1])
-        pairs = np.array([(i, k) for m in members if len(m) > 1 for i in m for k in m if i != k],
-                         dtype=np.int64).reshape(-1, 2)
+        pairs = np.array(
+            [(i, k) for m in members if len(m) > 1 for i in m for k in m if i != k], dtype=np.int64
+        ).reshape(-1, 2)
         self.pair_i, self.pair_k = pairs[:, 0], pairs[:, 1]
         self.overlaps = self.features[self.pair_i].multiply(self.features[self.pair_k]).tocsr()
         # (n, n_pairs): row i sums the pairs whose left-out partner pushes on clause i.
-        self.pair_sum = sp.csr_matrix((np.ones(len(pairs)), (self.pair_i, np.arange(len(pairs)))),
-                                      shape=(n, len(pairs)))
+        self.pair_sum = sp.csr_matrix(
+            (np.ones(len(pairs)), (self.pair_i, np.arange(len(pairs)))), shape=(n, len(pairs))
+        )
 
-    def scores(self, Y: np.ndarray, weights: np.ndarray, coef: np.ndarray, intercept: np.ndarray, *,
-               C: float, class_weight) -> np.ndarray:
+    def scores(
+        self, Y: np.ndarray, weights: np.ndarray, coef: np.ndarray, intercept: np.ndarray, *, C: float, class_weight
+    ) -> np.ndarray:
         """Each clause's approximate score, per label, by the model fitted without its group.
 
         Parameters

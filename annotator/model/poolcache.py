@@ -18,6 +18,7 @@ Re-scoring after a retrain (:meth:`PoolCache.score`) reads the shards memory-map
 chunk, so resident memory stays at one chunk plus the (n, n_labels) float32 result.
 One process writes (ingestion); any number read.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -91,7 +92,7 @@ def score_features(model, X, *, chunk_rows: int = CHUNK_ROWS, dtype=np.float32) 
     """``model.predict_proba_features`` over ``X`` in row chunks, as a ``dtype`` array."""
     out = np.empty((X.shape[0], len(model.labels_)), dtype=dtype)
     for start in range(0, X.shape[0], chunk_rows):
-        out[start:start + chunk_rows] = model.predict_proba_features(X[start:start + chunk_rows])
+        out[start : start + chunk_rows] = model.predict_proba_features(X[start : start + chunk_rows])
     return out
 
 
@@ -113,8 +114,9 @@ class PoolCache:
     >>> ids, proba = cache.score(model)                              # doctest: +SKIP
     """
 
-    def __init__(self, cache_dir: str | Path, featurizer, *, shard_rows: int = SHARD_ROWS,
-                 fingerprint: str | None = None) -> None:
+    def __init__(
+        self, cache_dir: str | Path, featurizer, *, shard_rows: int = SHARD_ROWS, fingerprint: str | None = None
+    ) -> None:
         self.featurizer = featurizer
         self.fingerprint = fingerprint or featurizer_fingerprint(featurizer)
         self.root = Path(cache_dir) / "pool"
@@ -158,23 +160,23 @@ class PoolCache:
 
     def _shard_matrix(self, shard: dict) -> sp.csr_matrix:
         """A shard as a CSR matrix over memory-mapped arrays (nothing read until used)."""
-        data, indices, indptr = (np.load(self._file(shard, p), mmap_mode="r")
-                                 for p in ("data", "indices", "indptr"))
-        return sp.csr_matrix((data, indices, indptr), shape=(shard["rows"], self.meta["n_features"]),
-                             copy=False)
+        data, indices, indptr = (np.load(self._file(shard, p), mmap_mode="r") for p in ("data", "indices", "indptr"))
+        return sp.csr_matrix((data, indices, indptr), shape=(shard["rows"], self.meta["n_features"]), copy=False)
 
     def iter_chunks(self, chunk_rows: int = CHUNK_ROWS) -> Iterator[tuple[slice, sp.csr_matrix]]:
         """``(rows, X)`` for consecutive chunks of the cache, ``rows`` the slice in cache order."""
         offset = 0
         for shard in self.meta["shards"]:
-            data, indices, indptr = (np.load(self._file(shard, p), mmap_mode="r")
-                                     for p in ("data", "indices", "indptr"))
+            data, indices, indptr = (
+                np.load(self._file(shard, p), mmap_mode="r") for p in ("data", "indices", "indptr")
+            )
             for start in range(0, shard["rows"], chunk_rows):
                 stop = min(start + chunk_rows, shard["rows"])
                 lo, hi = int(indptr[start]), int(indptr[stop])
-                X = sp.csr_matrix((np.asarray(data[lo:hi]), np.asarray(indices[lo:hi]),
-                                   np.asarray(indptr[start:stop + 1]) - lo),
-                                  shape=(stop - start, self.meta["n_features"]))
+                X = sp.csr_matrix(
+                    (np.asarray(data[lo:hi]), np.asarray(indices[lo:hi]), np.asarray(indptr[start : stop + 1]) - lo),
+                    shape=(stop - start, self.meta["n_features"]),
+                )
                 yield slice(offset + start, offset + stop), X
             offset += shard["rows"]
 
@@ -196,8 +198,9 @@ class PoolCache:
         positions = self._positions()
         missing = [i for i in ids if i not in positions]
         if missing:
-            raise NotFoundError(f"{len(missing)} clause(s) not in the feature cache (first: {missing[0]}); "
-                                "add them with PoolCache.add")
+            raise NotFoundError(
+                f"{len(missing)} clause(s) not in the feature cache (first: {missing[0]}); add them with PoolCache.add"
+            )
         if not len(ids):
             return sp.csr_matrix((0, n_features), dtype=np.float32)
         rows = np.fromiter((positions[i] for i in ids), dtype=np.int64, count=len(ids))
@@ -213,8 +216,9 @@ class PoolCache:
         inverse[np.concatenate(order)] = np.arange(len(rows))
         return X[inverse]
 
-    def score(self, model, ids: Sequence[str] | None = None, *,
-              chunk_rows: int = CHUNK_ROWS) -> tuple[np.ndarray, np.ndarray]:
+    def score(
+        self, model, ids: Sequence[str] | None = None, *, chunk_rows: int = CHUNK_ROWS
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Probabilities of every cached clause (or of ``ids``) from a retrained ``model``.
 
         Returns ``(ids, proba)``: the ids scored and a float32 (n, n_labels) array, row-aligned.
@@ -248,9 +252,11 @@ class PoolCache:
             return 0
         self.directory.mkdir(parents=True, exist_ok=True)
         for start in range(0, len(new), self.shard_rows):
-            part = new[start:start + self.shard_rows]
-            blocks = [self.featurizer.transform([t for _, t in part[b:b + batch_rows]])
-                      for b in range(0, len(part), batch_rows)]
+            part = new[start : start + self.shard_rows]
+            blocks = [
+                self.featurizer.transform([t for _, t in part[b : b + batch_rows]])
+                for b in range(0, len(part), batch_rows)
+            ]
             self._write_shard([i for i, _ in part], sp.vstack(blocks, format="csr"))
         log.info("feature cache %s: %d clauses added, %d in total", self.directory, len(new), len(self))
         return len(new)
@@ -271,8 +277,8 @@ class PoolCache:
             X = X[keep]
         for start in range(0, len(keep), self.shard_rows):
             # Copies only when needed: a shard of features is hundreds of MB at pool scale.
-            part = X if len(keep) <= self.shard_rows else X[start:start + self.shard_rows]
-            self._write_shard([str(ids[k]) for k in keep[start:start + self.shard_rows]], part)
+            part = X if len(keep) <= self.shard_rows else X[start : start + self.shard_rows]
+            self._write_shard([str(ids[k]) for k in keep[start : start + self.shard_rows]], part)
         return len(keep)
 
     def _write_shard(self, ids: list[str], X: sp.csr_matrix) -> None:
@@ -284,9 +290,12 @@ class PoolCache:
         shard = {"name": f"shard-{len(meta['shards']):06d}", "rows": len(ids), "nnz": int(X.nnz)}
         if not X.has_sorted_indices:
             X = X.sorted_indices()  # a sorted copy: the caller's matrix is left as it was
-        arrays = {"ids": np.asarray(ids), "data": X.data.astype(np.float32, copy=False),
-                  "indices": X.indices.astype(np.int32, copy=False),
-                  "indptr": X.indptr.astype(np.int64, copy=False)}
+        arrays = {
+            "ids": np.asarray(ids),
+            "data": X.data.astype(np.float32, copy=False),
+            "indices": X.indices.astype(np.int32, copy=False),
+            "indptr": X.indptr.astype(np.int64, copy=False),
+        }
         written: list[Path] = []
         try:
             for part, array in arrays.items():
@@ -309,8 +318,12 @@ class PoolCache:
                 except OSError as cleanup:  # the original error matters more; say what was left
                     log.warning("could not remove the partial cache file %s: %s", path, cleanup)
             if isinstance(exc, OSError):
-                log.error("feature cache %s: writing %s failed (%s); its partial files were removed",
-                          self.directory, shard["name"], exc.strerror or exc)
+                log.error(
+                    "feature cache %s: writing %s failed (%s); its partial files were removed",
+                    self.directory,
+                    shard["name"],
+                    exc.strerror or exc,
+                )
             raise
         meta["shards"].append(shard)
         positions = self._positions()

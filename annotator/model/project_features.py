@@ -4,6 +4,7 @@ The latest model's featurizer is reused while the project has not grown much, so
 features stay valid across retrains; past ``FEATURIZER_REFIT_GROWTH`` a new one is fitted
 (unsupervised) on every clause of the store.
 """
+
 from __future__ import annotations
 
 import logging
@@ -32,8 +33,9 @@ class ProjectFeatures:
     cache: PoolCache
 
 
-def project_features(settings: Settings, store: Store, registry: ModelRegistry, *,
-                     clauses: Sequence[Clause] | None = None) -> ProjectFeatures:
+def project_features(
+    settings: Settings, store: Store, registry: ModelRegistry, *, clauses: Sequence[Clause] | None = None
+) -> ProjectFeatures:
     """The project's featurizer and its feature cache, completed with every clause of the store.
 
     The latest model's featurizer is reused while the project has not grown much, so the pool's
@@ -48,8 +50,13 @@ def project_features(settings: Settings, store: Store, registry: ModelRegistry, 
         info, model = registry.load("latest")
         n_fit = int(info.metrics.get("featurizer_clauses") or 0)
         if n_fit and n_clauses <= FEATURIZER_REFIT_GROWTH * n_fit:
-            cache = pool_cache(settings, store, model.featurizer_,
-                               fingerprint=info.metrics.get("featurizer_fingerprint"), clauses=clauses)
+            cache = pool_cache(
+                settings,
+                store,
+                model.featurizer_,
+                fingerprint=info.metrics.get("featurizer_fingerprint"),
+                clauses=clauses,
+            )
             return ProjectFeatures(model.featurizer_, n_fit, cache)
     except NotTrainedError:
         pass
@@ -58,8 +65,14 @@ def project_features(settings: Settings, store: Store, registry: ModelRegistry, 
     return ProjectFeatures(featurizer, n_clauses, pool_cache(settings, store, featurizer, clauses=clauses))
 
 
-def pool_cache(settings: Settings, store: Store, featurizer, *, fingerprint: str | None = None,
-               clauses: Sequence[Clause] | None = None) -> PoolCache:
+def pool_cache(
+    settings: Settings,
+    store: Store,
+    featurizer,
+    *,
+    fingerprint: str | None = None,
+    clauses: Sequence[Clause] | None = None,
+) -> PoolCache:
     """The feature cache of ``featurizer``, completed with every clause of the store.
 
     ``fingerprint``: the featurizer's, when already known (saved with its model version);

@@ -3,6 +3,7 @@
 Metrics are computed on a held-out slice that keeps near-duplicate clauses on one side of the
 split (a truncated copy of a training clause in the test slice would inflate every figure).
 """
+
 from __future__ import annotations
 
 import logging
@@ -44,8 +45,7 @@ def metrics(Y_true: np.ndarray, Y_pred: np.ndarray, labels: Sequence[str]) -> di
         "macro_f1": float(per_label[present].mean()) if present.any() else 0.0,
         "samples_f1": float(f1_score(Y_true, Y_pred, average="samples", zero_division=0)),
         "subset_accuracy": float(accuracy_score(Y_true, Y_pred)),
-        "per_label": {label: {"f1": float(f), "support": int(s)}
-                      for label, f, s in zip(labels, per_label, support)},
+        "per_label": {label: {"f1": float(f), "support": int(s)} for label, f, s in zip(labels, per_label, support)},
     }
 
 
@@ -60,17 +60,27 @@ class TrainResult:
     groups: np.ndarray  # near-duplicate group of each example (reusable by the caller)
 
 
-def holdout_split(texts: Sequence[str], test_size: float, seed: int,
-                  groups: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def holdout_split(
+    texts: Sequence[str], test_size: float, seed: int, groups: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Train/test indices with near-duplicate groups (computed from ``texts`` unless given) kept whole."""
     groups = near_duplicate_groups(texts) if groups is None else groups
     splitter = GroupShuffleSplit(n_splits=1, test_size=test_size, random_state=seed)
     return next(splitter.split(np.zeros(len(texts)), groups=groups))
 
 
-def train_model(examples: Sequence[Example], labels: Sequence[str], *, holdout: float = 0.15,
-                refit: bool = True, seed: int = 0, featurizer=None, features=None, groups=None,
-                **model_params) -> TrainResult:
+def train_model(
+    examples: Sequence[Example],
+    labels: Sequence[str],
+    *,
+    holdout: float = 0.15,
+    refit: bool = True,
+    seed: int = 0,
+    featurizer=None,
+    features=None,
+    groups=None,
+    **model_params,
+) -> TrainResult:
     """Fit a PolicyClassifier on ``examples``.
 
     With ``holdout > 0`` a near-duplicate-aware slice is held out and the metrics are measured on
@@ -119,8 +129,12 @@ def train_model(examples: Sequence[Example], labels: Sequence[str], *, holdout: 
         model = fit(everything)
     result_metrics["untrainable_labels"] = list(model.untrainable_labels_)
     seconds = time.perf_counter() - start
-    log.info("trained on %d examples in %.1f s (held-out macro-F1 %s)", len(examples), seconds,
-             f"{result_metrics['macro_f1']:.3f}" if "macro_f1" in result_metrics else "n/a")
+    log.info(
+        "trained on %d examples in %.1f s (held-out macro-F1 %s)",
+        len(examples),
+        seconds,
+        f"{result_metrics['macro_f1']:.3f}" if "macro_f1" in result_metrics else "n/a",
+    )
     return TrainResult(model, len(examples), result_metrics, seconds, groups)
 
 

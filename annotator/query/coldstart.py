@@ -1,5 +1,6 @@
 """The first batch, before any model exists: clauses matching each label's keywords (derived
 from the label names, or given), then k-means representatives of the pool."""
+
 from __future__ import annotations
 
 import re
@@ -18,8 +19,21 @@ from .pool_scores import check_pool
 
 # Cold start -------------------------------------------------------------------------------------
 _LABEL_SPLIT = re.compile("[和与及、/]")
-_GENERIC_SUFFIXES = ("产业", "建设", "机构", "队伍", "保护", "支持", "激励", "服务", "计划", "基地",
-                     "平台", "转化", "监管")
+_GENERIC_SUFFIXES = (
+    "产业",
+    "建设",
+    "机构",
+    "队伍",
+    "保护",
+    "支持",
+    "激励",
+    "服务",
+    "计划",
+    "基地",
+    "平台",
+    "转化",
+    "监管",
+)
 
 
 def label_keywords(labels: Sequence[str]) -> dict[str, tuple[str, ...]]:
@@ -43,9 +57,17 @@ def label_keywords(labels: Sequence[str]) -> dict[str, tuple[str, ...]]:
     return out
 
 
-def cold_start_batch(texts: Sequence[str], labels: Sequence[str], n: int, *, rng: np.random.Generator,
-                     keywords: Mapping[str, Sequence[str]] | None = None, X=None,
-                     per_label: int = 1, max_sample: int = 20000) -> list[int]:
+def cold_start_batch(
+    texts: Sequence[str],
+    labels: Sequence[str],
+    n: int,
+    *,
+    rng: np.random.Generator,
+    keywords: Mapping[str, Sequence[str]] | None = None,
+    X=None,
+    per_label: int = 1,
+    max_sample: int = 20000,
+) -> list[int]:
     """The first batch, before any model exists: every label covered, the rest diverse.
 
     1. For each label (fewest keyword matches first, round-robin, ``per_label`` rounds), the
@@ -71,8 +93,7 @@ def cold_start_batch(texts: Sequence[str], labels: Sequence[str], n: int, *, rng
     """
     check_pool(len(texts), n)
     derived = label_keywords(labels)
-    keywords = {label: tuple(keywords.get(label) or derived[label]) if keywords else derived[label]
-                for label in labels}
+    keywords = {label: tuple(keywords.get(label) or derived[label]) if keywords else derived[label] for label in labels}
     keys = [match_key(t) for t in texts]
     picked: list[int] = []
     seen_keys: set[str] = set()
@@ -95,8 +116,9 @@ def cold_start_batch(texts: Sequence[str], labels: Sequence[str], n: int, *, rng
                     seen_keys.add(keys[i])
                     break
     if len(picked) < n:
-        picked += _kmeans_representatives(texts, keys, n - len(picked), picked, seen_keys, rng=rng,
-                                          X=X, max_sample=max_sample)
+        picked += _kmeans_representatives(
+            texts, keys, n - len(picked), picked, seen_keys, rng=rng, X=X, max_sample=max_sample
+        )
     return picked[:n]
 
 
@@ -107,9 +129,17 @@ def _near_duplicate(key: str, others: list[str]) -> bool:
     return bool(((rows == 0) | (cols == 0)).any())
 
 
-def _kmeans_representatives(texts: Sequence[str], keys: list[str], k: int, picked: list[int],
-                            seen_keys: set[str], *, rng: np.random.Generator, X=None,
-                            max_sample: int = 20000) -> list[int]:
+def _kmeans_representatives(
+    texts: Sequence[str],
+    keys: list[str],
+    k: int,
+    picked: list[int],
+    seen_keys: set[str],
+    *,
+    rng: np.random.Generator,
+    X=None,
+    max_sample: int = 20000,
+) -> list[int]:
     """The clause nearest each of ``k`` k-means centroids of (a sample of) the pool, unpicked ones."""
     free = np.array([i for i in range(len(texts)) if keys[i] not in seen_keys and i not in set(picked)])
     if len(free) > max_sample:
@@ -117,8 +147,9 @@ def _kmeans_representatives(texts: Sequence[str], keys: list[str], k: int, picke
     if len(free) <= k:
         return list(free)
     if X is None:
-        F = TfidfVectorizer(analyzer="char", ngram_range=(1, 2), sublinear_tf=True, min_df=2,
-                            dtype=np.float32).fit_transform([texts[i] for i in free])
+        F = TfidfVectorizer(
+            analyzer="char", ngram_range=(1, 2), sublinear_tf=True, min_df=2, dtype=np.float32
+        ).fit_transform([texts[i] for i in free])
     else:
         F = X[free]
     # k-means on a 256-dimension random projection: cosine geometry kept, 100x faster than on

@@ -1,6 +1,7 @@
 """What a fitted model says about each pool clause: the estimator query strategies see
 (:class:`FeatureClassifier`, over cached features), the uncertainty scores they rank by (higher =
 ask first), and the pool checks and tie-breaking every strategy shares."""
+
 from __future__ import annotations
 
 import logging
@@ -46,7 +47,8 @@ def check_pool(n_pool: int, n: int) -> None:
         raise EmptyPoolError("no unlabeled segments left; ingest more documents or export the labels")
     if n_pool < n:
         raise PoolExhaustedError(
-            f"{n_pool} unlabeled segments left, {n} requested; lower --batch-size or ingest more documents")
+            f"{n_pool} unlabeled segments left, {n} requested; lower --batch-size or ingest more documents"
+        )
 
 
 def rank_top(scores: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -99,8 +101,11 @@ class FeatureClassifier(BaseEstimator):
         if self.model is None:
             raise InputError("FeatureClassifier needs a model, e.g. PolicyClassifier(labels=...)")
         Y = np.asarray(Y)
-        self.model_ = (clone(self.model).fit_features(X, Y) if groups is None
-                       else clone(self.model).fit_features(X, Y, groups=np.asarray(groups)))
+        self.model_ = (
+            clone(self.model).fit_features(X, Y)
+            if groups is None
+            else clone(self.model).fit_features(X, Y, groups=np.asarray(groups))
+        )
         self.members_ = []
         rng = np.random.default_rng(self.random_state)
         for _ in range(self.n_members):

@@ -2,6 +2,7 @@
 ``fn(estimator, X_pool, n, *, rng) -> np.ndarray`` returning ``n`` unique row indices into
 ``X_pool``, best first. :mod:`annotator.query.strategies` names them and picks the default; the
 measurements behind each are in docs/benchmarks.md ("Active learning (simulator)")."""
+
 from __future__ import annotations
 
 import logging
@@ -16,8 +17,19 @@ from sklearn.preprocessing import normalize as l2_normalize
 
 from .coldstart import _kmeans_representatives
 from ..errors import InputError
-from .pool_scores import (FeatureClassifier, StrategyFn, _estimator, _outputs, _Outputs, _rank01,
-                          check_pool, label_need, lci_scores, mmu_scores, rank_top)
+from .pool_scores import (
+    FeatureClassifier,
+    StrategyFn,
+    _estimator,
+    _outputs,
+    _Outputs,
+    _rank01,
+    check_pool,
+    label_need,
+    lci_scores,
+    mmu_scores,
+    rank_top,
+)
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +46,7 @@ def _by_score(score_fn: Callable[[FeatureClassifier, _Outputs, object], np.ndarr
         check_pool(X_pool.shape[0], n)
         est = _estimator(estimator)
         return rank_top(score_fn(est, _outputs(est, X_pool), X_pool), n, rng)
+
     strategy.__doc__ = doc
     return strategy
 
@@ -75,6 +88,7 @@ def _modal_multilabel(modal_fn: Callable, largest_first: bool, doc: str) -> Stra
     called with ``random_tie_break=False`` and ``n_instances`` = the whole pool: that returns every
     row's score, which is ranked here with ties broken by ``rng``.
     """
+
     def strategy(estimator, X_pool, n: int, *, rng: np.random.Generator) -> np.ndarray:
         check_pool(X_pool.shape[0], n)
         n_pool = X_pool.shape[0]
@@ -83,6 +97,7 @@ def _modal_multilabel(modal_fn: Callable, largest_first: bool, doc: str) -> Stra
         scores = np.empty(n_pool)
         scores[rows] = values
         return rank_top(scores if largest_first else -scores, n, rng)
+
     strategy.__doc__ = doc
     return strategy
 
@@ -116,7 +131,7 @@ def pool_density(X_pool) -> np.ndarray:
 def _density_weighted(est, out, X_pool, *, beta: float = 1.0) -> np.ndarray:
     """Information density (Settles & Craven 2008): uncertainty x density^beta."""
     density = np.clip(pool_density(X_pool), 1e-9, None)
-    return (_rank01(mmu_scores(out)) + 1e-3) * density ** beta
+    return (_rank01(mmu_scores(out)) + 1e-3) * density**beta
 
 
 def _rarity_weighted(est, out, X_pool, *, power: float = 0.5) -> np.ndarray:
@@ -125,8 +140,7 @@ def _rarity_weighted(est, out, X_pool, *, power: float = 0.5) -> np.ndarray:
     return (4 * out.proba * (1 - out.proba)) @ need
 
 
-def cluster_margin(estimator, X_pool, n: int, *, rng: np.random.Generator,
-                   candidates_per_slot: int = 10) -> np.ndarray:
+def cluster_margin(estimator, X_pool, n: int, *, rng: np.random.Generator, candidates_per_slot: int = 10) -> np.ndarray:
     """Cluster-margin (Citovsky et al. 2021): the most uncertain (MMU) clause of each k-means
     cluster of the top ``candidates_per_slot * n`` uncertain candidates, clusters taken round-robin."""
     check_pool(X_pool.shape[0], n)
@@ -147,8 +161,9 @@ def cluster_margin(estimator, X_pool, n: int, *, rng: np.random.Generator,
     return np.asarray(picked)
 
 
-def ranked_batch_sampling(estimator, X_pool, n: int, *, rng: np.random.Generator,
-                          candidates_per_slot: int = 10) -> np.ndarray:
+def ranked_batch_sampling(
+    estimator, X_pool, n: int, *, rng: np.random.Generator, candidates_per_slot: int = 10
+) -> np.ndarray:
     """modAL's ranked batch-mode sampling (Cardoso et al. 2017) on MMU uncertainty, restricted to
     the top ``candidates_per_slot * n`` candidates so its distance computations stay small on big
     pools (modAL's own cold start builds an n_pool x n_pool distance matrix)."""
@@ -157,10 +172,12 @@ def ranked_batch_sampling(estimator, X_pool, n: int, *, rng: np.random.Generator
     est = _estimator(estimator)
     scores = _rank01(mmu_scores(_outputs(est, X_pool)))
     cand = rank_top(scores, min(X_pool.shape[0], candidates_per_slot * n), rng)
-    proxy = _RankedBatchView(l2_normalize(learner.X_training) if learner is not None
-                             and learner.X_training is not None else None)
-    order, _ = ranked_batch(proxy, l2_normalize(X_pool[cand]), scores[cand], n_instances=n,
-                            metric="euclidean", n_jobs=None)
+    proxy = _RankedBatchView(
+        l2_normalize(learner.X_training) if learner is not None and learner.X_training is not None else None
+    )
+    order, _ = ranked_batch(
+        proxy, l2_normalize(X_pool[cand]), scores[cand], n_instances=n, metric="euclidean", n_jobs=None
+    )
     return cand[np.asarray(order, dtype=int)]
 
 
@@ -181,14 +198,17 @@ def _committee_disagreement(estimator, X_pool, n: int, *, rng: np.random.Generat
     else:
         est = _estimator(estimator)
         if not est.members_:
-            raise InputError("strategy 'qbc' needs a committee of models: fit a "
-                             "FeatureClassifier(n_members=...) or use it in `annotator simulate`")
+            raise InputError(
+                "strategy 'qbc' needs a committee of models: fit a "
+                "FeatureClassifier(n_members=...) or use it in `annotator simulate`"
+            )
         probas = [m.predict_proba_features(X_pool) for m in est.members_]
     return rank_top(np.var(np.stack(probas), axis=0).mean(axis=1), n, rng)
 
 
 def _epsilon(inner: StrategyFn, epsilon: float) -> StrategyFn:
     """``inner`` with a share ``epsilon`` of each batch replaced by uniform random picks."""
+
     def strategy(estimator, X_pool, n: int, *, rng: np.random.Generator) -> np.ndarray:
         check_pool(X_pool.shape[0], n)
         first = inner(estimator, X_pool, n, rng=rng)
@@ -199,12 +219,21 @@ def _epsilon(inner: StrategyFn, epsilon: float) -> StrategyFn:
         rest = np.setdiff1d(np.arange(X_pool.shape[0]), keep)
         extra = rng.choice(rest, size=n_random, replace=False)
         return np.concatenate([keep, extra]).astype(int)
+
     strategy.__doc__ = f"{inner.__doc__} With {epsilon:.0%} of each batch drawn at random."
     return strategy
 
 
-def coverage_batch(estimator, X_pool, n: int, *, rng: np.random.Generator, power: float = 1.0,
-                   uncertainty_weight: float = 0.5, candidates_per_slot: int = 20) -> np.ndarray:
+def coverage_batch(
+    estimator,
+    X_pool,
+    n: int,
+    *,
+    rng: np.random.Generator,
+    power: float = 1.0,
+    uncertainty_weight: float = 0.5,
+    candidates_per_slot: int = 20,
+) -> np.ndarray:
     """Label-coverage batches: greedily pick the clause with the best mix of expected positives for
     the labels with the fewest positives so far and max-margin uncertainty.
 
@@ -245,13 +274,21 @@ def _row_norms2(X, chunk_rows: int = 100_000) -> np.ndarray:
     X = sp.csr_matrix(X)
     out = np.empty(X.shape[0])
     for start in range(0, X.shape[0], chunk_rows):
-        block = X[start:start + chunk_rows]
-        out[start:start + block.shape[0]] = np.asarray(block.multiply(block).sum(axis=1)).ravel()
+        block = X[start : start + chunk_rows]
+        out[start : start + block.shape[0]] = np.asarray(block.multiply(block).sum(axis=1)).ravel()
     return out
 
 
-def badge(estimator, X_pool, n: int, *, rng: np.random.Generator, candidates_per_slot: int = 20,
-          need_power: float = 0.0, balanced: float = 0.0) -> np.ndarray:
+def badge(
+    estimator,
+    X_pool,
+    n: int,
+    *,
+    rng: np.random.Generator,
+    candidates_per_slot: int = 20,
+    need_power: float = 0.0,
+    balanced: float = 0.0,
+) -> np.ndarray:
     """BADGE (Ash et al. 2020) for one-vs-rest logistic regression: k-means++ seeding over gradient
     embeddings ``x (outer) (p - y_hat)`` -- uncertain (long gradients) and diverse (far apart) at once.
 
@@ -274,7 +311,7 @@ def badge(estimator, X_pool, n: int, *, rng: np.random.Generator, candidates_per
         pos = np.clip(est.label_counts_, 1, n_lab - 1 if n_lab > 1 else 1)
         w_pos, w_neg = (n_lab / (2 * pos)) ** balanced, (n_lab / (2 * (n_lab - pos + 1e-9))) ** balanced
         G = G * np.where(out.pred.astype(bool), w_pos, w_neg)
-    norm2 = _row_norms2(X_pool) * (G ** 2).sum(axis=1)
+    norm2 = _row_norms2(X_pool) * (G**2).sum(axis=1)
     cand = rank_top(norm2, min(X_pool.shape[0], candidates_per_slot * n), rng)
     Xc = X_pool[cand]
     K = Xc @ Xc.T
@@ -285,15 +322,17 @@ def badge(estimator, X_pool, n: int, *, rng: np.random.Generator, candidates_per
     for _ in range(1, min(n, len(cand))):
         dist[picked] = 0
         total = dist.sum()
-        nxt = int(rng.choice(len(cand), p=dist / total)) if total > 0 else \
-            int(rng.choice(np.setdiff1d(np.arange(len(cand)), picked)))
+        nxt = (
+            int(rng.choice(len(cand), p=dist / total))
+            if total > 0
+            else int(rng.choice(np.setdiff1d(np.arange(len(cand)), picked)))
+        )
         picked.append(nxt)
         dist = np.minimum(dist, np.maximum(diag + diag[nxt] - 2 * K[:, nxt], 0))
     return cand[np.asarray(picked)]
 
 
-def _share_among_labels(weight: np.ndarray, queues: list, n_pool: int, n: int,
-                        rng: np.random.Generator) -> np.ndarray:
+def _share_among_labels(weight: np.ndarray, queues: list, n_pool: int, n: int, rng: np.random.Generator) -> np.ndarray:
     """``n`` rows shared out among the labels by ``weight`` (each next slot to the label with the
     largest ``weight / (1 + slots so far)``), each label's slot filled from its own queue of rows,
     best first, skipping rows already taken; an exhausted queue gives a random free row."""
@@ -344,8 +383,16 @@ def _tempered_weights(scores: np.ndarray, gamma: float) -> np.ndarray:
     return (_rank01(scores) + 1.0 / max(len(scores), 1)) ** gamma
 
 
-def tempered_sampling(estimator, X_pool, n: int, *, rng: np.random.Generator, gamma: float = 2.0,
-                      need_power: float = 0.0, density_power: float = 0.0) -> np.ndarray:
+def tempered_sampling(
+    estimator,
+    X_pool,
+    n: int,
+    *,
+    rng: np.random.Generator,
+    gamma: float = 2.0,
+    need_power: float = 0.0,
+    density_power: float = 0.0,
+) -> np.ndarray:
     """Uncertainty-weighted random sampling: clauses are drawn without replacement with probability
     proportional to ``rank(MMU uncertainty) ** gamma`` (``gamma=0`` is random sampling).
 
@@ -373,8 +420,9 @@ def tempered_sampling(estimator, X_pool, n: int, *, rng: np.random.Generator, ga
 TOP_UNCERTAINTY_AFTER = 1000
 
 
-def staged_sampling(estimator, X_pool, n: int, *, rng: np.random.Generator,
-                    switch_at: int = TOP_UNCERTAINTY_AFTER, gamma: float = 2.0) -> np.ndarray:
+def staged_sampling(
+    estimator, X_pool, n: int, *, rng: np.random.Generator, switch_at: int = TOP_UNCERTAINTY_AFTER, gamma: float = 2.0
+) -> np.ndarray:
     """:func:`tempered_sampling` below ``switch_at`` labeled clauses, then the most uncertain
     clauses first (top max-margin uncertainty, ties broken by ``rng``).
 
@@ -391,8 +439,9 @@ def staged_sampling(estimator, X_pool, n: int, *, rng: np.random.Generator,
     return tempered_sampling(estimator, X_pool, n, rng=rng, gamma=gamma)
 
 
-def label_quota(estimator, X_pool, n: int, *, rng: np.random.Generator, power: float = 1.0,
-                gamma: float = 2.0, floor: float = 0.0) -> np.ndarray:
+def label_quota(
+    estimator, X_pool, n: int, *, rng: np.random.Generator, power: float = 1.0, gamma: float = 2.0, floor: float = 0.0
+) -> np.ndarray:
     """Per-label quotas: the batch is shared among the labels by ``need ** power`` (need = 1 / (1 +
     positives so far); ``floor`` adds a uniform share), and each label's share is drawn from the
     clauses near *its* threshold, with probability proportional to ``rank(closeness) ** gamma``.
@@ -408,8 +457,7 @@ def label_quota(estimator, X_pool, n: int, *, rng: np.random.Generator, power: f
     weight = need / need.sum() + floor / n_labels
     closeness = -np.abs(out.margin)
     # Each label's order: at most n rows of it are taken, so its first n draws suffice.
-    queues = [iter(gumbel_order(_tempered_weights(closeness[:, j], gamma), rng)[: n + 1])
-              for j in range(n_labels)]
+    queues = [iter(gumbel_order(_tempered_weights(closeness[:, j], gamma), rng)[: n + 1]) for j in range(n_labels)]
     return _share_among_labels(weight, queues, n_pool, n, rng)
 
 
@@ -431,21 +479,25 @@ def representative(estimator, X_pool, n: int, *, rng: np.random.Generator) -> np
 def scheduled(phases: Sequence[tuple[int | None, StrategyFn]]) -> StrategyFn:
     """Switch strategies as labels accumulate: ``phases`` is ``[(up_to_labels, fn), ..., (None, fn)]``;
     the first phase whose bound exceeds the number of labeled clauses runs (the last if unknown)."""
+
     def strategy(estimator, X_pool, n: int, *, rng: np.random.Generator) -> np.ndarray:
         n_labeled = _estimator(estimator).n_labeled_
         for bound, fn in phases:
             if bound is None or (n_labeled is not None and n_labeled < bound):
                 return fn(estimator, X_pool, n, rng=rng)
         return phases[-1][1](estimator, X_pool, n, rng=rng)
+
     strategy.__doc__ = "Scheduled: " + "; then ".join(
         f"{(fn.__doc__ or '').strip().splitlines()[0]}" + (f" below {bound} labels" if bound else "")
-        for bound, fn in phases)
+        for bound, fn in phases
+    )
     return strategy
 
 
 def blended(parts: Sequence[tuple[float, StrategyFn]]) -> StrategyFn:
     """One batch from several strategies: ``parts`` is ``[(share, fn), ...]``; picks interleave in
     proportion to the shares, each part skipping rows already taken."""
+
     def strategy(estimator, X_pool, n: int, *, rng: np.random.Generator) -> np.ndarray:
         check_pool(X_pool.shape[0], n)
         shares = np.array([share for share, _ in parts], dtype=float)
@@ -463,6 +515,8 @@ def blended(parts: Sequence[tuple[float, StrategyFn]]) -> StrategyFn:
             taken.add(i)
             picked.append(i)
         return np.asarray(picked)
+
     strategy.__doc__ = "Blend of " + ", ".join(
-        f"{share:.0%} {(fn.__doc__ or '').strip().splitlines()[0]}" for share, fn in parts)
+        f"{share:.0%} {(fn.__doc__ or '').strip().splitlines()[0]}" for share, fn in parts
+    )
     return strategy

@@ -18,6 +18,7 @@ t intervals) and replays the stopping signal along every run (:func:`stopping_re
 result has only new keys (``per_fold``, ``paired``, ``stopping``, ...). Choose a strategy on some
 folds and report it on the others.
 """
+
 from __future__ import annotations
 
 import functools
@@ -39,8 +40,15 @@ from ..optional import require
 from ..text.near_duplicates import near_duplicate_groups
 from ..text.seedset import read_labeled_file
 from .stopping import VersionPoint, decision_agreement, stop_signal
-from .strategies import (DEFAULT_STRATEGY, FeatureClassifier, Strategy, cold_start_batch,
-                         get_strategy, make_learner, select_batch)
+from .strategies import (
+    DEFAULT_STRATEGY,
+    FeatureClassifier,
+    Strategy,
+    cold_start_batch,
+    get_strategy,
+    make_learner,
+    select_batch,
+)
 from ..model.training import label_matrix, metrics
 
 log = logging.getLogger(__name__)
@@ -54,13 +62,27 @@ TARGET_SHARE = 0.95
 Progress = Callable[[str, int, int], None]  # (strategy, seed, labels so far)
 
 
-def simulate(pool_texts: Sequence[str], Y_pool: np.ndarray, test_texts: Sequence[str], Y_test: np.ndarray,
-             labels: Sequence[str], strategies: Sequence[str | Strategy] = ("default",), *,
-             seed_size: int = 50, batch_size: int = 50, budget: int = 2000, seeds: int = 5,
-             random_state: int = 0, first_seed: int = 0, model_params: dict | None = None,
-             model_factory: Callable[..., PolicyClassifier] = PolicyClassifier,
-             features: tuple[sp.spmatrix, sp.spmatrix] | None = None, cache_dir: str | Path | None = None,
-             progress: Progress | None = None, track_agreement: bool = False) -> dict:
+def simulate(
+    pool_texts: Sequence[str],
+    Y_pool: np.ndarray,
+    test_texts: Sequence[str],
+    Y_test: np.ndarray,
+    labels: Sequence[str],
+    strategies: Sequence[str | Strategy] = ("default",),
+    *,
+    seed_size: int = 50,
+    batch_size: int = 50,
+    budget: int = 2000,
+    seeds: int = 5,
+    random_state: int = 0,
+    first_seed: int = 0,
+    model_params: dict | None = None,
+    model_factory: Callable[..., PolicyClassifier] = PolicyClassifier,
+    features: tuple[sp.spmatrix, sp.spmatrix] | None = None,
+    cache_dir: str | Path | None = None,
+    progress: Progress | None = None,
+    track_agreement: bool = False,
+) -> dict:
     """Simulate active learning for each strategy over ``seeds`` runs and average the curves.
 
     Parameters
@@ -101,8 +123,7 @@ def simulate(pool_texts: Sequence[str], Y_pool: np.ndarray, test_texts: Sequence
     names = [s.name for s in chosen]
     if len(set(names)) != len(names):
         raise InputError(f"strategy listed twice: {', '.join(names)}")
-    for name, value in (("seed_size", seed_size), ("batch_size", batch_size), ("budget", budget),
-                        ("seeds", seeds)):
+    for name, value in (("seed_size", seed_size), ("batch_size", batch_size), ("budget", budget), ("seeds", seeds)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise InputError(f"--{name.replace('_', '-')} must be a positive integer, got {value!r}")
     if isinstance(first_seed, bool) or not isinstance(first_seed, (int, np.integer)) or first_seed < 0:
@@ -125,12 +146,25 @@ def simulate(pool_texts: Sequence[str], Y_pool: np.ndarray, test_texts: Sequence
     for strategy in chosen:
         per_seed = []
         for s in range(first_seed, first_seed + seeds):
-            per_seed.append(run_once(strategy, X_pool, Y_pool, X_test, Y_test, pool_texts, labels,
-                                     model=new_model(s), seed_size=seed_size, batch_size=batch_size,
-                                     budget=budget, rng=np.random.default_rng([random_state, s]),
-                                     groups=groups, track_agreement=track_agreement,
-                                     progress=None if progress is None else
-                                     functools.partial(progress, strategy.name, s)))
+            per_seed.append(
+                run_once(
+                    strategy,
+                    X_pool,
+                    Y_pool,
+                    X_test,
+                    Y_test,
+                    pool_texts,
+                    labels,
+                    model=new_model(s),
+                    seed_size=seed_size,
+                    batch_size=batch_size,
+                    budget=budget,
+                    rng=np.random.default_rng([random_state, s]),
+                    groups=groups,
+                    track_agreement=track_agreement,
+                    progress=None if progress is None else functools.partial(progress, strategy.name, s),
+                )
+            )
         curves[strategy.name], spread[strategy.name] = _mean_curve(per_seed)
         runs[strategy.name] = per_seed
     return {
@@ -140,31 +174,51 @@ def simulate(pool_texts: Sequence[str], Y_pool: np.ndarray, test_texts: Sequence
         "full_data": {"labels": int(len(pool_texts)), **full_metrics},
         "target_macro_f1": target,
         "labels_to_target": {name: labels_to_reach(curve, target) for name, curve in curves.items()},
-        "labels_to_target_per_seed": {name: [labels_to_reach(c, target) for c in per_seed]
-                                      for name, per_seed in runs.items()},
+        "labels_to_target_per_seed": {
+            name: [labels_to_reach(c, target) for c in per_seed] for name, per_seed in runs.items()
+        },
         "default_strategy": DEFAULT_STRATEGY,
-        "strategies": names, "seeds": seeds, "first_seed": first_seed, "seed_size": seed_size,
-        "batch_size": batch_size, "budget": budget, "n_pool": int(len(pool_texts)),
+        "strategies": names,
+        "seeds": seeds,
+        "first_seed": first_seed,
+        "seed_size": seed_size,
+        "batch_size": batch_size,
+        "budget": budget,
+        "n_pool": int(len(pool_texts)),
         "n_test": int(len(test_texts)),
-        "model_params": params, "seconds": round(time.perf_counter() - start, 1),
+        "model_params": params,
+        "seconds": round(time.perf_counter() - start, 1),
     }
 
 
-def run_once(strategy: Strategy, X_pool, Y_pool: np.ndarray, X_test, Y_test: np.ndarray,
-             pool_texts: Sequence[str], labels: Sequence[str], *, model: PolicyClassifier,
-             seed_size: int, batch_size: int, budget: int, rng: np.random.Generator,
-             groups: np.ndarray | None = None, progress: Callable[[int], None] | None = None,
-             track_agreement: bool = False) -> list[dict]:
+def run_once(
+    strategy: Strategy,
+    X_pool,
+    Y_pool: np.ndarray,
+    X_test,
+    Y_test: np.ndarray,
+    pool_texts: Sequence[str],
+    labels: Sequence[str],
+    *,
+    model: PolicyClassifier,
+    seed_size: int,
+    batch_size: int,
+    budget: int,
+    rng: np.random.Generator,
+    groups: np.ndarray | None = None,
+    progress: Callable[[int], None] | None = None,
+    track_agreement: bool = False,
+) -> list[dict]:
     """One simulated run: cold start, then query/label/refit rounds through a modAL learner.
 
-    ``groups``: near-duplicate group of each pool row, passed to the classifier's calibration
-    folds as ``annotator train`` does. ``track_agreement``: every point after the first also gets
-    ``pool_agreement``, the kappa between this and the previous model's decisions on the clauses
-    still unlabeled (:func:`~annotator.query.stopping.decision_agreement`), for the stopping signal, and
-every point ``multi_label``, how many labeled clauses the oracle answered with two labels or more.
+        ``groups``: near-duplicate group of each pool row, passed to the classifier's calibration
+        folds as ``annotator train`` does. ``track_agreement``: every point after the first also gets
+        ``pool_agreement``, the kappa between this and the previous model's decisions on the clauses
+        still unlabeled (:func:`~annotator.query.stopping.decision_agreement`), for the stopping signal, and
+    every point ``multi_label``, how many labeled clauses the oracle answered with two labels or more.
 
-    With ``batch_size=10`` a run is what the live loop serves: it retrains every ``retrain_every``
-    (10) labels and Label Studio serves the strategy's top-ranked clauses of :func:`select_batch`.
+        With ``batch_size=10`` a run is what the live loop serves: it retrains every ``retrain_every``
+        (10) labels and Label Studio serves the strategy's top-ranked clauses of :func:`select_batch`.
     """
     n_pool = X_pool.shape[0]
     if strategy.cold_start:
@@ -173,9 +227,14 @@ every point ``multi_label``, how many labeled clauses the oracle answered with t
         first = rng.choice(n_pool, seed_size, replace=False)
     labeled = np.zeros(n_pool, dtype=bool)
     labeled[first] = True
-    learner = make_learner(model, strategy, X_training=X_pool[first], Y_training=Y_pool[first],
-                           groups=None if groups is None else groups[first],
-                           random_state=int(rng.integers(2**31 - 1)))
+    learner = make_learner(
+        model,
+        strategy,
+        X_training=X_pool[first],
+        Y_training=Y_pool[first],
+        groups=None if groups is None else groups[first],
+        random_state=int(rng.integers(2**31 - 1)),
+    )
     n_train = len(first)
     curve = [{"labels": n_train, **_scores(learner.estimator, X_test, Y_test, labels)}]
     decisions = learner.estimator.predict(X_pool) if track_agreement else None
@@ -186,9 +245,15 @@ every point ``multi_label``, how many labeled clauses the oracle answered with t
     while n_train < budget and not labeled.all():
         free = np.flatnonzero(~labeled)
         n = int(min(batch_size, budget - n_train, len(free)))
-        picked = select_batch(learner, X_pool[free], n, strategy=strategy, rng=rng,
-                              texts=[pool_texts[i] for i in free],
-                              labeled_texts=[pool_texts[i] for i in np.flatnonzero(labeled)])
+        picked = select_batch(
+            learner,
+            X_pool[free],
+            n,
+            strategy=strategy,
+            rng=rng,
+            texts=[pool_texts[i] for i in free],
+            labeled_texts=[pool_texts[i] for i in np.flatnonzero(labeled)],
+        )
         new = free[np.asarray(picked, dtype=int)]
         if not len(new):
             break
@@ -220,8 +285,10 @@ def _mean_curve(per_seed: list[list[dict]]) -> tuple[list[dict], list[dict]]:
     """Mean and std over seeds at the first run's label counts (other runs interpolated)."""
     grid = np.array([p["labels"] for p in per_seed[0]])
     mean, std = [], []
-    stacked = {key: np.array([np.interp(grid, [p["labels"] for p in run], [p[key] for p in run])
-                              for run in per_seed]) for key in ("micro_f1", "macro_f1")}
+    stacked = {
+        key: np.array([np.interp(grid, [p["labels"] for p in run], [p[key] for p in run]) for run in per_seed])
+        for key in ("micro_f1", "macro_f1")
+    }
     for i, n in enumerate(grid):
         mean.append({"labels": int(n), **{k: round(float(v[:, i].mean()), 4) for k, v in stacked.items()}})
         std.append({"labels": int(n), **{k: round(float(v[:, i].std()), 4) for k, v in stacked.items()}})
@@ -236,8 +303,9 @@ def labels_to_reach(curve: list[dict], target: float, key: str = "macro_f1") -> 
     return None
 
 
-def featurize(pool_texts: Sequence[str], test_texts: Sequence[str],
-              cache_dir: str | Path | None = None) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+def featurize(
+    pool_texts: Sequence[str], test_texts: Sequence[str], cache_dir: str | Path | None = None
+) -> tuple[sp.csr_matrix, sp.csr_matrix]:
     """Fit a PolicyTextFeaturizer on pool + test texts (no labels used) and transform both.
 
     With ``cache_dir`` the matrix is cached as ``simulate-<hash of texts and params>.npz``.
@@ -257,11 +325,12 @@ def featurize(pool_texts: Sequence[str], test_texts: Sequence[str],
             tmp = path.with_suffix(".tmp.npz")
             sp.save_npz(tmp, X, compressed=False)
             tmp.replace(path)
-    return X[: len(pool_texts)], X[len(pool_texts):]
+    return X[: len(pool_texts)], X[len(pool_texts) :]
 
 
-def simulate_files(labeled: str | Path, test: str | Path, labels: Sequence[str],
-                   strategies: Sequence[str] = ("default",), **kwargs) -> dict:
+def simulate_files(
+    labeled: str | Path, test: str | Path, labels: Sequence[str], strategies: Sequence[str] = ("default",), **kwargs
+) -> dict:
     """:func:`simulate` on a labeled pool file and a test file (seed TSV, CSV or JSONL).
 
     Pool clauses whose normalized text also appears in the test file are dropped from the pool
@@ -273,9 +342,15 @@ def simulate_files(labeled: str | Path, test: str | Path, labels: Sequence[str],
     test_examples = read_labeled_file(test, labels).examples
     test_keys = {match_key(e.text) for e in test_examples}
     kept = [e for e in pool if match_key(e.text) not in test_keys]
-    result = simulate([e.text for e in kept], label_matrix(kept, labels),
-                      [e.text for e in test_examples], label_matrix(test_examples, labels),
-                      labels, strategies, **kwargs)
+    result = simulate(
+        [e.text for e in kept],
+        label_matrix(kept, labels),
+        [e.text for e in test_examples],
+        label_matrix(test_examples, labels),
+        labels,
+        strategies,
+        **kwargs,
+    )
     result["pool_dropped_as_test_copies"] = len(pool) - len(kept)
     return result
 
@@ -287,16 +362,22 @@ def summary_table(result: dict, budgets: Sequence[int] = (200, 400, 800, 1200, 1
     rows = [head]
     for name, curve in result["curves"].items():
         grid = [p["labels"] for p in curve]
-        values = [np.interp(b, grid, [p["macro_f1"] for p in curve]) if grid[0] <= b <= grid[-1] else None
-                  for b in budgets]
+        values = [
+            np.interp(b, grid, [p["macro_f1"] for p in curve]) if grid[0] <= b <= grid[-1] else None for b in budgets
+        ]
         reached = result["labels_to_target"][name]
-        rows.append([name] + ["-" if v is None else f"{v:.3f}" for v in values]
-                    + [f"{reached:,}" if reached else f">{result['budget']:,}"])
+        rows.append(
+            [name]
+            + ["-" if v is None else f"{v:.3f}" for v in values]
+            + [f"{reached:,}" if reached else f">{result['budget']:,}"]
+        )
     widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)) for row in rows]
     full = result["full_data"]
-    lines.append(f"full data ({full['labels']:,} labels): macro-F1 {full['macro_f1']:.3f}, "
-                 f"micro-F1 {full['micro_f1']:.3f}; 95% target {result['target_macro_f1']:.3f}")
+    lines.append(
+        f"full data ({full['labels']:,} labels): macro-F1 {full['macro_f1']:.3f}, "
+        f"micro-F1 {full['micro_f1']:.3f}; 95% target {result['target_macro_f1']:.3f}"
+    )
     return "\n".join(lines)
 
 
@@ -308,8 +389,12 @@ def plot_curves(result: dict, path: str | Path) -> Path:
 
     fig, ax = plt.subplots(figsize=(8, 5))
     for name, curve in result["curves"].items():
-        ax.plot([p["labels"] for p in curve], [p["macro_f1"] for p in curve], label=name,
-                linewidth=2.2 if name == result.get("default_strategy") else 1.2)
+        ax.plot(
+            [p["labels"] for p in curve],
+            [p["macro_f1"] for p in curve],
+            label=name,
+            linewidth=2.2 if name == result.get("default_strategy") else 1.2,
+        )
     full = result["full_data"]["macro_f1"]
     ax.axhline(full, color="black", linestyle="--", linewidth=1, label=f"full data ({full:.3f})")
     ax.axhline(result["target_macro_f1"], color="grey", linestyle=":", linewidth=1, label="95% of full")
@@ -329,8 +414,9 @@ def plot_curves(result: dict, path: str | Path) -> Path:
 FOLD_BUDGETS = (100, 200, 400, 600, 800, 1000, 1200, 1600, 2000)
 
 
-def grouped_folds(texts: Sequence[str], n_folds: int, *, rng: np.random.Generator,
-                  groups: np.ndarray | None = None) -> np.ndarray:
+def grouped_folds(
+    texts: Sequence[str], n_folds: int, *, rng: np.random.Generator, groups: np.ndarray | None = None
+) -> np.ndarray:
     """A fold id per text, ``0 <= id < n_folds``; a near-duplicate group is never split.
 
     Groups (:func:`~annotator.text.near_duplicates.near_duplicate_groups` unless given) go biggest
@@ -361,17 +447,29 @@ def grouped_folds(texts: Sequence[str], n_folds: int, *, rng: np.random.Generato
 
 def _fold_progress(progress: Callable, fold: int) -> Callable:
     """The per-run progress callback of one fold: the strategy's name is suffixed with the fold."""
+
     def report(name: str, seed: int, n_labels: int) -> None:
         progress(f"{name} fold {fold}", seed, n_labels)
+
     return report
 
 
-def simulate_folds(texts: Sequence[str], Y: np.ndarray, labels: Sequence[str],
-                   strategies: Sequence[str | Strategy] = ("random", "default"), *, folds: int = 5,
-                   fold_ids: Sequence[int] | None = None, split_seed: int = 0, baseline: str = "random",
-                   budgets: Sequence[int] = FOLD_BUDGETS, features: sp.spmatrix | None = None,
-                   cache_dir: str | Path | None = None, progress: Progress | None = None,
-                   **kwargs) -> dict:
+def simulate_folds(
+    texts: Sequence[str],
+    Y: np.ndarray,
+    labels: Sequence[str],
+    strategies: Sequence[str | Strategy] = ("random", "default"),
+    *,
+    folds: int = 5,
+    fold_ids: Sequence[int] | None = None,
+    split_seed: int = 0,
+    baseline: str = "random",
+    budgets: Sequence[int] = FOLD_BUDGETS,
+    features: sp.spmatrix | None = None,
+    cache_dir: str | Path | None = None,
+    progress: Progress | None = None,
+    **kwargs,
+) -> dict:
     """:func:`simulate` on each of several grouped folds of one labeled set, compared in pairs.
 
     The texts are split into ``folds`` folds with near-duplicate groups kept whole
@@ -419,17 +517,33 @@ def simulate_folds(texts: Sequence[str], Y: np.ndarray, labels: Sequence[str],
     for k in fold_ids:
         test, pool = np.flatnonzero(fold_of == k), np.flatnonzero(fold_of != k)
         log.info("fold %d: pool %d, test %d", k, len(pool), len(test))
-        result = simulate([texts[i] for i in pool], Y[pool], [texts[i] for i in test], Y[test], labels,
-                          chosen, features=(X[pool], X[test]), track_agreement=True,
-                          progress=None if progress is None else _fold_progress(progress, k), **kwargs)
+        result = simulate(
+            [texts[i] for i in pool],
+            Y[pool],
+            [texts[i] for i in test],
+            Y[test],
+            labels,
+            chosen,
+            features=(X[pool], X[test]),
+            track_agreement=True,
+            progress=None if progress is None else _fold_progress(progress, k),
+            **kwargs,
+        )
         per_fold.append({"fold": k, **result})
     first = per_fold[0]
     return {
-        "folds": folds, "fold_ids": fold_ids, "split_seed": split_seed, "baseline": baseline,
+        "folds": folds,
+        "fold_ids": fold_ids,
+        "split_seed": split_seed,
+        "baseline": baseline,
         "fold_sizes": np.bincount(fold_of, minlength=folds).tolist(),
-        "strategies": [s.name for s in chosen], "default_strategy": DEFAULT_STRATEGY,
-        "seeds": first["seeds"], "first_seed": first["first_seed"], "seed_size": first["seed_size"],
-        "batch_size": first["batch_size"], "budget": min(r["budget"] for r in per_fold),
+        "strategies": [s.name for s in chosen],
+        "default_strategy": DEFAULT_STRATEGY,
+        "seeds": first["seeds"],
+        "first_seed": first["first_seed"],
+        "seed_size": first["seed_size"],
+        "batch_size": first["batch_size"],
+        "budget": min(r["budget"] for r in per_fold),
         "per_fold": per_fold,
         "paired": paired_summary(per_fold, baseline, budgets),
         "stopping": stopping_replay(per_fold),
@@ -437,13 +551,13 @@ def simulate_folds(texts: Sequence[str], Y: np.ndarray, labels: Sequence[str],
     }
 
 
-def simulate_folds_file(labeled: str | Path, labels: Sequence[str],
-                        strategies: Sequence[str] = ("random", "default"), **kwargs) -> dict:
+def simulate_folds_file(
+    labeled: str | Path, labels: Sequence[str], strategies: Sequence[str] = ("random", "default"), **kwargs
+) -> dict:
     """:func:`simulate_folds` on a labeled file (seed TSV, CSV or JSONL)."""
     labels = tuple(labels)
     examples = read_labeled_file(labeled, labels).examples
-    return simulate_folds([e.text for e in examples], label_matrix(examples, labels), labels, strategies,
-                          **kwargs)
+    return simulate_folds([e.text for e in examples], label_matrix(examples, labels), labels, strategies, **kwargs)
 
 
 def interval(values: Sequence[float], level: float = 0.95) -> dict:
@@ -454,8 +568,13 @@ def interval(values: Sequence[float], level: float = 0.95) -> dict:
     mean = float(v.mean())
     sd = float(v.std(ddof=1)) if len(v) > 1 else 0.0
     half = float(stats.t.ppf(0.5 + level / 2, len(v) - 1) * sd / np.sqrt(len(v))) if len(v) > 1 else 0.0
-    return {"mean": round(mean, 4), "sd": round(sd, 4), "ci_low": round(mean - half, 4),
-            "ci_high": round(mean + half, 4), "n": int(len(v))}
+    return {
+        "mean": round(mean, 4),
+        "sd": round(sd, 4),
+        "ci_low": round(mean - half, 4),
+        "ci_high": round(mean + half, 4),
+        "n": int(len(v)),
+    }
 
 
 def curve_at(curve: list[dict], n: float, key: str = "macro_f1") -> float | None:
@@ -475,8 +594,7 @@ def curve_area(curve: list[dict], start: float, stop: float, key: str = "macro_f
     return float(np.sum((ys[1:] + ys[:-1]) / 2 * np.diff(xs)) / (stop - start))
 
 
-def paired_summary(per_fold: Sequence[dict], baseline: str = "random",
-                   budgets: Sequence[int] = FOLD_BUDGETS) -> dict:
+def paired_summary(per_fold: Sequence[dict], baseline: str = "random", budgets: Sequence[int] = FOLD_BUDGETS) -> dict:
     """Each strategy against ``baseline``, paired by fold and seed, with 95% t intervals.
 
     For every (fold, seed) pair: the ratio of labels to 95% of that fold's full-data macro-F1
@@ -498,8 +616,7 @@ def paired_summary(per_fold: Sequence[dict], baseline: str = "random",
         for result in per_fold:
             censor = result["budget"] + result["batch_size"]
             start, stop = result["seed_size"], result["budget"]
-            for s, (run, base) in enumerate(zip(result["curves_per_seed"][name],
-                                                result["curves_per_seed"][baseline])):
+            for s, (run, base) in enumerate(zip(result["curves_per_seed"][name], result["curves_per_seed"][baseline])):
                 target = result["target_macro_f1"]
                 reached, base_reached = labels_to_reach(run, target), labels_to_reach(base, target)
                 unreached += reached is None
@@ -507,9 +624,14 @@ def paired_summary(per_fold: Sequence[dict], baseline: str = "random",
                 area = curve_area(run, start, stop) - curve_area(base, start, stop)
                 ratios.append(ratio)
                 auc.append(area)
-                pair = {"fold": result["fold"], "seed": result["first_seed"] + s, "labels_to_target": reached,
-                        "baseline_labels_to_target": base_reached, "ratio": round(ratio, 4),
-                        "auc_gain": round(area, 4)}
+                pair = {
+                    "fold": result["fold"],
+                    "seed": result["first_seed"] + s,
+                    "labels_to_target": reached,
+                    "baseline_labels_to_target": base_reached,
+                    "ratio": round(ratio, 4),
+                    "auc_gain": round(area, 4),
+                }
                 for b in budgets:
                     mine, theirs = curve_at(run, b), curve_at(base, b)
                     if mine is not None and theirs is not None:
@@ -526,9 +648,11 @@ def paired_summary(per_fold: Sequence[dict], baseline: str = "random",
             "auc_gain": interval(auc),
             "gain_at": gain_at,
             "ahead_everywhere_200_1200": bool(early) and all(g > 0 for g in early),
-            "worst_gain_200_1200": (None if not fine else
-                                    min(({"labels": b, **interval(v)} for b, v in fine.items()),
-                                        key=lambda row: row["mean"])),
+            "worst_gain_200_1200": (
+                None
+                if not fine
+                else min(({"labels": b, **interval(v)} for b, v in fine.items()), key=lambda row: row["mean"])
+            ),
             "pairs": pairs,
         }
     return out
@@ -562,11 +686,22 @@ def stopping_replay(per_fold: Sequence[dict], n_next: int = 200, **signal_kwargs
                     deltas.append(stop_at - reached)
                 if stop_f1 is not None and full:
                     shares.append(stop_f1 / full)
-                runs.append({"fold": result["fold"], "seed": result["first_seed"] + s, "stop_at": stop_at,
-                             "labels_to_target": reached,
-                             "stop_macro_f1": stop_f1, "full_macro_f1": full})
-        out[name] = {"stop_minus_target": interval(deltas), "stop_f1_share": interval(shares),
-                     "n_never_stopped": int(never), "runs": runs}
+                runs.append(
+                    {
+                        "fold": result["fold"],
+                        "seed": result["first_seed"] + s,
+                        "stop_at": stop_at,
+                        "labels_to_target": reached,
+                        "stop_macro_f1": stop_f1,
+                        "full_macro_f1": full,
+                    }
+                )
+        out[name] = {
+            "stop_minus_target": interval(deltas),
+            "stop_f1_share": interval(shares),
+            "n_never_stopped": int(never),
+            "runs": runs,
+        }
     return out
 
 
@@ -580,12 +715,18 @@ def fold_summary_table(result: dict) -> str:
         if name == result["baseline"]:
             continue
         ratio = row["labels_to_target_ratio"]
-        rows.append([name] + [f"{row['gain_at'][b]['mean']:+.3f}" for b in budgets]
-                    + [f"{row['auc_gain']['mean']:+.3f} [{row['auc_gain']['ci_low']:+.3f}, "
-                       f"{row['auc_gain']['ci_high']:+.3f}]",
-                       f"{ratio['mean']:.2f} [{ratio['ci_low']:.2f}, {ratio['ci_high']:.2f}]"])
+        rows.append(
+            [name]
+            + [f"{row['gain_at'][b]['mean']:+.3f}" for b in budgets]
+            + [
+                f"{row['auc_gain']['mean']:+.3f} [{row['auc_gain']['ci_low']:+.3f}, {row['auc_gain']['ci_high']:+.3f}]",
+                f"{ratio['mean']:.2f} [{ratio['ci_low']:.2f}, {ratio['ci_high']:.2f}]",
+            ]
+        )
     widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)) for row in rows]
-    lines.append(f"gains: macro-F1 minus {result['baseline']}'s at each label count, mean over folds "
-                 f"{result['fold_ids']} x {result['seeds']} seeds; [95% CI, paired by fold and seed]")
+    lines.append(
+        f"gains: macro-F1 minus {result['baseline']}'s at each label count, mean over folds "
+        f"{result['fold_ids']} x {result['seeds']} seeds; [95% CI, paired by fold and seed]"
+    )
     return "\n".join(lines)

@@ -14,6 +14,7 @@ Two signals from the model versions a project already has, for project leads:
 no store, no web framework. docs/benchmarks.md ("Active learning (simulator)") measures where the
 signal says stop against where 95% of the full-data macro-F1 was actually reached.
 """
+
 from __future__ import annotations
 
 import logging
@@ -46,8 +47,8 @@ class VersionPoint:
     """One model version as the stopping signal sees it."""
 
     version: int
-    n_labels: int                 # labels the version was trained on
-    macro_f1: float | None        # its held-out macro-F1 (None while pending)
+    n_labels: int  # labels the version was trained on
+    macro_f1: float | None  # its held-out macro-F1 (None while pending)
     pool_agreement: float | None  # kappa with the previous version's decisions on the unlabeled pool
 
 
@@ -96,8 +97,10 @@ def decision_agreement(Y_previous: np.ndarray, Y_new: np.ndarray) -> float:
     """
     a, b = np.asarray(Y_previous), np.asarray(Y_new)
     if a.shape != b.shape:
-        raise InputError(f"decision matrices differ in shape: {a.shape} and {b.shape}; "
-                         "score both versions on the same unlabeled clauses")
+        raise InputError(
+            f"decision matrices differ in shape: {a.shape} and {b.shape}; "
+            "score both versions on the same unlabeled clauses"
+        )
     if a.size == 0:
         raise InputError("no decisions to compare: the unlabeled pool is empty")
     a, b = a.ravel().astype(bool), b.ravel().astype(bool)
@@ -134,8 +137,9 @@ def spaced(n_labels: Sequence[float] | np.ndarray, min_spacing: float) -> np.nda
     return np.array(kept[::-1], dtype=int)
 
 
-def learning_curve_gain(n_labels: Sequence[float], macro_f1: Sequence[float], n_next: int,
-                        *, level: float = 0.95, min_spacing: float = 0) -> CurveGain | None:
+def learning_curve_gain(
+    n_labels: Sequence[float], macro_f1: Sequence[float], n_next: int, *, level: float = 0.95, min_spacing: float = 0
+) -> CurveGain | None:
     """Gain in macro-F1 from the last label count to ``n_next`` more, by an inverse power law fit.
 
     ``macro_f1 = a - b * n ** -c`` with ``b >= 0`` (more labels never predicted to hurt): for each
@@ -160,8 +164,8 @@ def learning_curve_gain(n_labels: Sequence[float], macro_f1: Sequence[float], n_
     last = float(n.max())
     fits = []
     for c in _EXPONENTS:
-        x = n ** -c
-        dx = last ** -c - (last + n_next) ** -c  # > 0: how much n ** -c falls over the next labels
+        x = n**-c
+        dx = last**-c - (last + n_next) ** -c  # > 0: how much n ** -c falls over the next labels
         xc = x - x.mean()
         sxx = float(xc @ xc)
         slope = float(xc @ (f - f.mean()) / sxx) if sxx > 0 else 0.0
@@ -192,10 +196,16 @@ def _f1s(points: Sequence[VersionPoint]) -> list[float]:
     return [float(p.macro_f1) for p in points if p.macro_f1 is not None]
 
 
-def stop_signal(points: Sequence[VersionPoint], *, n_next: int = 200, min_gain: float = MIN_GAIN,
-                agreement_threshold: float = AGREEMENT_THRESHOLD,
-                min_stable: int = MIN_STABLE_VERSIONS, min_spacing: int = MIN_SPACING,
-                persist: int = PERSIST_LABELS) -> StopSignal:
+def stop_signal(
+    points: Sequence[VersionPoint],
+    *,
+    n_next: int = 200,
+    min_gain: float = MIN_GAIN,
+    agreement_threshold: float = AGREEMENT_THRESHOLD,
+    min_stable: int = MIN_STABLE_VERSIONS,
+    min_spacing: int = MIN_SPACING,
+    persist: int = PERSIST_LABELS,
+) -> StopSignal:
     """Whether labeling more is worth it, from the project's model versions.
 
     Parameters
@@ -231,8 +241,7 @@ def stop_signal(points: Sequence[VersionPoint], *, n_next: int = 200, min_gain: 
         raise InputError(f"n_next must be a positive integer, got {n_next!r}")
     ordered = sorted(points, key=lambda p: p.version)
     if not ordered:
-        return StopSignal(n_next, None, None, None, 0, False,
-                          "not enough versions yet: no model has been trained")
+        return StopSignal(n_next, None, None, None, 0, False, "not enough versions yet: no model has been trained")
     scored = [p for p in ordered if p.macro_f1 is not None and p.n_labels > 0]
     fit = learning_curve_gain([p.n_labels for p in scored], _f1s(scored), n_next, min_spacing=min_spacing)
     stable = 0
@@ -240,12 +249,19 @@ def stop_signal(points: Sequence[VersionPoint], *, n_next: int = 200, min_gain: 
         if p.pool_agreement is None or p.pool_agreement < agreement_threshold:
             break
         stable += 1
-    stop = bool(fit is not None and fit.high is not None and fit.high < min_gain and stable >= min_stable
-                and _low_gain_since(scored, scored[-1].n_labels - persist, n_next, min_gain, min_spacing))
+    stop = bool(
+        fit is not None
+        and fit.high is not None
+        and fit.high < min_gain
+        and stable >= min_stable
+        and _low_gain_since(scored, scored[-1].n_labels - persist, n_next, min_gain, min_spacing)
+    )
     if fit is None:
         have = len(spaced([p.n_labels for p in scored], min_spacing)) if scored else 0
-        gain_text = (f"not enough versions yet to fit a learning curve ({have} with a held-out "
-                     f"macro-F1 {min_spacing} labels apart, {MIN_CURVE_POINTS} needed)")
+        gain_text = (
+            f"not enough versions yet to fit a learning curve ({have} with a held-out "
+            f"macro-F1 {min_spacing} labels apart, {MIN_CURVE_POINTS} needed)"
+        )
     else:
         gain_text = f"about {fit.gain:+.3f} macro-F1 per {n_next} more labels"
         if fit.low is not None:
@@ -260,19 +276,28 @@ def stop_signal(points: Sequence[VersionPoint], *, n_next: int = 200, min_gain: 
     sentence = f"{gain_text}; {stable_text}"
     if stop:
         sentence += "; more labels are unlikely to be worth it"
-    return StopSignal(n_next, None if fit is None else fit.gain, None if fit is None else fit.low,
-                      None if fit is None else fit.high, stable, stop, sentence)
+    return StopSignal(
+        n_next,
+        None if fit is None else fit.gain,
+        None if fit is None else fit.low,
+        None if fit is None else fit.high,
+        stable,
+        stop,
+        sentence,
+    )
 
 
-def _low_gain_since(scored: Sequence[VersionPoint], since: float, n_next: int, min_gain: float,
-                    min_spacing: float) -> bool:
+def _low_gain_since(
+    scored: Sequence[VersionPoint], since: float, n_next: int, min_gain: float, min_spacing: float
+) -> bool:
     """Whether the fit on the versions up to each scored version from ``since`` on (the earlier
     ones included) had its gain's upper end below ``min_gain``."""
     for k in range(len(scored)):
         if scored[k].n_labels < since:
             continue
-        fit = learning_curve_gain([p.n_labels for p in scored[: k + 1]], _f1s(scored[: k + 1]), n_next,
-                                  min_spacing=min_spacing)
+        fit = learning_curve_gain(
+            [p.n_labels for p in scored[: k + 1]], _f1s(scored[: k + 1]), n_next, min_spacing=min_spacing
+        )
         if fit is None or fit.high is None or fit.high >= min_gain:
             return False
     return True

@@ -30,6 +30,7 @@ in the mean at every budget -- by less than the fold-to-fold noise from 200 to 1
 needs 0.86 of random's labels to reach 95% of the full-data macro-F1; see docs/benchmarks.md
 ("Active learning (simulator)") for the measurements behind the choice.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -49,19 +50,62 @@ from .coldstart import cold_start_batch, label_keywords
 from ..errors import InputError
 from ..text.normalize import match_key
 from .pool_scores import FeatureClassifier, StrategyFn, check_pool, entropy_scores, mmu_scores, rank_top
-from .queries import (_by_score, _committee_disagreement, _density_weighted, _epsilon, _mixed,
-                      _modal_multilabel, _rarity_weighted, _svm_binary_minimum, badge, blended,
-                      cluster_margin, coverage_batch, gumbel_order, label_quota, labelwise_margin,
-                      pool_density, random_sampling, ranked_batch_sampling, representative, scheduled,
-                      staged_sampling, tempered_sampling, TOP_UNCERTAINTY_AFTER)
+from .queries import (
+    _by_score,
+    _committee_disagreement,
+    _density_weighted,
+    _epsilon,
+    _mixed,
+    _modal_multilabel,
+    _rarity_weighted,
+    _svm_binary_minimum,
+    badge,
+    blended,
+    cluster_margin,
+    coverage_batch,
+    gumbel_order,
+    label_quota,
+    labelwise_margin,
+    pool_density,
+    random_sampling,
+    ranked_batch_sampling,
+    representative,
+    scheduled,
+    staged_sampling,
+    tempered_sampling,
+    TOP_UNCERTAINTY_AFTER,
+)
 
 __all__ = [  # the registry and learners defined here, and the pieces callers reach through this module
-    "DEFAULT_STRATEGY", "STRATEGIES", "FeatureClassifier", "PolicyActiveLearner", "PolicyCommittee",
-    "Strategy", "StrategyFn", "badge", "blended", "check_pool", "cluster_margin", "cold_start_batch",
-    "coverage_batch", "get_strategy", "gumbel_order", "label_keywords", "label_quota",
-    "labelwise_margin", "make_learner", "pool_density", "random_sampling", "rank_top",
-    "ranked_batch_sampling", "representative", "scheduled", "select_batch", "staged_sampling",
-    "tempered_sampling", "TOP_UNCERTAINTY_AFTER",
+    "DEFAULT_STRATEGY",
+    "STRATEGIES",
+    "FeatureClassifier",
+    "PolicyActiveLearner",
+    "PolicyCommittee",
+    "Strategy",
+    "StrategyFn",
+    "badge",
+    "blended",
+    "check_pool",
+    "cluster_margin",
+    "cold_start_batch",
+    "coverage_batch",
+    "get_strategy",
+    "gumbel_order",
+    "label_keywords",
+    "label_quota",
+    "labelwise_margin",
+    "make_learner",
+    "pool_density",
+    "random_sampling",
+    "rank_top",
+    "ranked_batch_sampling",
+    "representative",
+    "scheduled",
+    "select_batch",
+    "staged_sampling",
+    "tempered_sampling",
+    "TOP_UNCERTAINTY_AFTER",
 ]
 
 log = logging.getLogger(__name__)
@@ -90,6 +134,7 @@ class Strategy:
 def _partial(fn: Callable, **params) -> StrategyFn:
     def strategy(estimator, X_pool, n: int, *, rng: np.random.Generator) -> np.ndarray:
         return fn(estimator, X_pool, n, rng=rng, **params)
+
     strategy.__doc__ = fn.__doc__
     return strategy
 
@@ -97,47 +142,95 @@ def _partial(fn: Callable, **params) -> StrategyFn:
 _mmu = _by_score(lambda est, out, X: mmu_scores(out), "Max-margin uncertainty (Li & Guo 2013).")
 
 _ALL = [
-    Strategy("random", random_sampling, "uniform random sampling (the baseline)", cold_start=False,
-             dedupe=False),
-    Strategy("min_confidence", _modal_multilabel(modal_multilabel.min_confidence, False,
-             "modAL min_confidence: lowest per-label probability."),
-             "modAL min_confidence (Esuli & Sebastiani 2009)", cold_start=False, dedupe=False),
-    Strategy("avg_confidence", _modal_multilabel(modal_multilabel.avg_confidence, True,
-             "modAL avg_confidence: highest mean probability."),
-             "modAL avg_confidence (Esuli & Sebastiani 2009)", cold_start=False, dedupe=False),
-    Strategy("max_score", _modal_multilabel(modal_multilabel.max_score, True,
-             "modAL max_score."), "modAL max_score (Esuli & Sebastiani 2009)", cold_start=False, dedupe=False),
-    Strategy("avg_score", _modal_multilabel(modal_multilabel.avg_score, True,
-             "modAL avg_score."), "modAL avg_score (Esuli & Sebastiani 2009)", cold_start=False, dedupe=False),
-    Strategy("max_loss", _modal_multilabel(modal_multilabel.max_loss, True, "modAL max_loss."),
-             "modAL max_loss (Li et al. 2004)", cold_start=False, dedupe=False),
-    Strategy("mean_max_loss", _modal_multilabel(modal_multilabel.mean_max_loss, True,
-             "modAL mean_max_loss."), "modAL mean_max_loss (Li et al. 2004)", cold_start=False, dedupe=False),
-    Strategy("svm_binary_minimum", _svm_binary_minimum, "modAL SVM_binary_minimum (Brinker 2006)",
-             cold_start=False, dedupe=False),
-    Strategy("entropy", _by_score(lambda est, out, X: entropy_scores(out), "Mean per-label entropy."),
-             "mean per-label binary entropy", cold_start=False, dedupe=False),
+    Strategy("random", random_sampling, "uniform random sampling (the baseline)", cold_start=False, dedupe=False),
+    Strategy(
+        "min_confidence",
+        _modal_multilabel(
+            modal_multilabel.min_confidence, False, "modAL min_confidence: lowest per-label probability."
+        ),
+        "modAL min_confidence (Esuli & Sebastiani 2009)",
+        cold_start=False,
+        dedupe=False,
+    ),
+    Strategy(
+        "avg_confidence",
+        _modal_multilabel(modal_multilabel.avg_confidence, True, "modAL avg_confidence: highest mean probability."),
+        "modAL avg_confidence (Esuli & Sebastiani 2009)",
+        cold_start=False,
+        dedupe=False,
+    ),
+    Strategy(
+        "max_score",
+        _modal_multilabel(modal_multilabel.max_score, True, "modAL max_score."),
+        "modAL max_score (Esuli & Sebastiani 2009)",
+        cold_start=False,
+        dedupe=False,
+    ),
+    Strategy(
+        "avg_score",
+        _modal_multilabel(modal_multilabel.avg_score, True, "modAL avg_score."),
+        "modAL avg_score (Esuli & Sebastiani 2009)",
+        cold_start=False,
+        dedupe=False,
+    ),
+    Strategy(
+        "max_loss",
+        _modal_multilabel(modal_multilabel.max_loss, True, "modAL max_loss."),
+        "modAL max_loss (Li et al. 2004)",
+        cold_start=False,
+        dedupe=False,
+    ),
+    Strategy(
+        "mean_max_loss",
+        _modal_multilabel(modal_multilabel.mean_max_loss, True, "modAL mean_max_loss."),
+        "modAL mean_max_loss (Li et al. 2004)",
+        cold_start=False,
+        dedupe=False,
+    ),
+    Strategy(
+        "svm_binary_minimum",
+        _svm_binary_minimum,
+        "modAL SVM_binary_minimum (Brinker 2006)",
+        cold_start=False,
+        dedupe=False,
+    ),
+    Strategy(
+        "entropy",
+        _by_score(lambda est, out, X: entropy_scores(out), "Mean per-label entropy."),
+        "mean per-label binary entropy",
+        cold_start=False,
+        dedupe=False,
+    ),
     Strategy("mmu", _mmu, "max-margin uncertainty (Li & Guo 2013)"),
-    Strategy("lci_mmu", _by_score(lambda est, out, X: _mixed(est, out, X, beta=0.5),
-             "MMU combined with label cardinality inconsistency (Li & Guo 2013)."),
-             "max-margin + label cardinality inconsistency (Li & Guo 2013)"),
-    Strategy("density", _by_score(_density_weighted, "MMU x pool density (information density)."),
-             "information density: MMU x mean similarity to the pool (Settles & Craven 2008)"),
+    Strategy(
+        "lci_mmu",
+        _by_score(
+            lambda est, out, X: _mixed(est, out, X, beta=0.5),
+            "MMU combined with label cardinality inconsistency (Li & Guo 2013).",
+        ),
+        "max-margin + label cardinality inconsistency (Li & Guo 2013)",
+    ),
+    Strategy(
+        "density",
+        _by_score(_density_weighted, "MMU x pool density (information density)."),
+        "information density: MMU x mean similarity to the pool (Settles & Craven 2008)",
+    ),
     Strategy("cluster_margin", cluster_margin, "most uncertain of each k-means cluster of candidates"),
     Strategy("ranked_batch", ranked_batch_sampling, "modAL ranked batch on MMU, over candidates"),
-    Strategy("rarity", _by_score(_rarity_weighted, "Per-label uncertainty weighted by rarity."),
-             "per-label uncertainty weighted by 1/sqrt(1 + positives so far)"),
+    Strategy(
+        "rarity",
+        _by_score(_rarity_weighted, "Per-label uncertainty weighted by rarity."),
+        "per-label uncertainty weighted by 1/sqrt(1 + positives so far)",
+    ),
     Strategy("eps_mmu", _epsilon(_mmu, 0.2), "MMU with 20% of each batch random"),
-    Strategy("qbc", _committee_disagreement, "query-by-committee: variance over 4 bootstrap models",
-             committee=4),
-    Strategy("labelwise", _partial(labelwise_margin), "per-label uncertainty, batch shared equally "
-             "among labels"),
+    Strategy("qbc", _committee_disagreement, "query-by-committee: variance over 4 bootstrap models", committee=4),
+    Strategy("labelwise", _partial(labelwise_margin), "per-label uncertainty, batch shared equally among labels"),
     Strategy("badge", badge, "BADGE: k-means++ over gradient embeddings (Ash et al. 2020)"),
-    Strategy("coverage", _partial(coverage_batch), "label coverage (expected positives of "
-             "starved labels) mixed with MMU"),
+    Strategy(
+        "coverage", _partial(coverage_batch), "label coverage (expected positives of starved labels) mixed with MMU"
+    ),
     Strategy("tempered", _partial(tempered_sampling), "random draws weighted by rank(MMU)^2"),
-    Strategy("staged", _partial(staged_sampling), "tempered below 1,000 labels, then the most "
-             "uncertain (MMU) first"),
+    Strategy("staged", _partial(staged_sampling), "tempered below 1,000 labels, then the most uncertain (MMU) first"),
     Strategy("quota", _partial(label_quota), "per-label quotas by need, drawn near each label's threshold"),
     Strategy("representative", representative, "k-means representatives of the pool (diversity only)"),
 ]
@@ -186,8 +279,9 @@ class PolicyActiveLearner(ActiveLearner):
             self.groups_training = None if groups is None else np.asarray(groups)
         else:
             _check_rows(self.X_training, X, what="new rows and training rows")
-            self.X_training = (sp.vstack([self.X_training, X], format="csr") if sp.issparse(X)
-                               else np.vstack([self.X_training, X]))
+            self.X_training = (
+                sp.vstack([self.X_training, X], format="csr") if sp.issparse(X) else np.vstack([self.X_training, X])
+            )
             self.y_training = np.vstack([self.y_training, np.asarray(y)])
             if self.groups_training is not None and groups is not None:
                 self.groups_training = np.concatenate([self.groups_training, np.asarray(groups)])
@@ -196,8 +290,10 @@ class PolicyActiveLearner(ActiveLearner):
 
     def _fit_to_known(self, bootstrap: bool = False, **fit_kwargs) -> PolicyActiveLearner:
         if bootstrap:
-            raise InputError("bootstrap=True is not supported (it draws from the global numpy RNG); "
-                             "use FeatureClassifier(n_members=...) for a seeded committee")
+            raise InputError(
+                "bootstrap=True is not supported (it draws from the global numpy RNG); "
+                "use FeatureClassifier(n_members=...) for a seeded committee"
+            )
         if self.groups_training is not None:
             fit_kwargs = dict(fit_kwargs, groups=self.groups_training)
         self.estimator.fit(self.X_training, self.y_training, **fit_kwargs)
@@ -238,8 +334,9 @@ def _check_rows(X, y, what: str = "X and y") -> None:
         raise InputError(f"{what} have different numbers of columns: {X.shape[1:]} and {y.shape[1:]}")
 
 
-def make_learner(model, strategy: str | Strategy = "default", *, X_training=None, Y_training=None,
-                 groups=None, random_state: int = 0) -> PolicyActiveLearner:
+def make_learner(
+    model, strategy: str | Strategy = "default", *, X_training=None, Y_training=None, groups=None, random_state: int = 0
+) -> PolicyActiveLearner:
     """A modAL learner over precomputed features whose ``query`` runs ``strategy``.
 
     ``model`` is an unfitted PolicyClassifier (fitted on ``X_training`` if given, with ``groups``
@@ -259,10 +356,18 @@ def make_learner(model, strategy: str | Strategy = "default", *, X_training=None
 
 
 # Batches worth a person's time ------------------------------------------------------------------
-def select_batch(model, X_pool, n: int, *, strategy: str | Strategy = "default",
-                 rng: np.random.Generator, texts: Sequence[str] | None = None,
-                 labeled_texts: Sequence[str] = (), Y_labeled: np.ndarray | None = None,
-                 candidate_factor: int = 3) -> list[int]:
+def select_batch(
+    model,
+    X_pool,
+    n: int,
+    *,
+    strategy: str | Strategy = "default",
+    rng: np.random.Generator,
+    texts: Sequence[str] | None = None,
+    labeled_texts: Sequence[str] = (),
+    Y_labeled: np.ndarray | None = None,
+    candidate_factor: int = 3,
+) -> list[int]:
     """The next ``n`` pool rows to label, best first; never fits a model.
 
     The strategy ranks ``candidate_factor * n`` candidates through modAL's ``ActiveLearner.query``;
@@ -301,24 +406,38 @@ def select_batch(model, X_pool, n: int, *, strategy: str | Strategy = "default",
     n_pool = X_pool.shape[0]
     check_pool(n_pool, n)
     strategy = get_strategy(strategy) if isinstance(strategy, str) else strategy
-    learner = model if isinstance(model, (ActiveLearner, Committee)) else make_learner(
-        model, strategy, Y_training=Y_labeled)
+    learner = (
+        model if isinstance(model, (ActiveLearner, Committee)) else make_learner(model, strategy, Y_training=Y_labeled)
+    )
     if texts is not None and len(texts) != n_pool:
         raise InputError(f"texts has {len(texts)} entries but X_pool has {n_pool} rows")
     labeled_keys = list(dict.fromkeys(match_key(t) for t in labeled_texts))
     m = min(n_pool, candidate_factor * n)
     while True:
         ranked, _ = learner.query(X_pool, m, rng=rng)
-        picked = _dedupe(np.asarray(ranked, dtype=int), X_pool,
-                         None if texts is None else [match_key(texts[i]) for i in ranked],
-                         labeled_keys, n, near_labeled=strategy.dedupe)
+        picked = _dedupe(
+            np.asarray(ranked, dtype=int),
+            X_pool,
+            None if texts is None else [match_key(texts[i]) for i in ranked],
+            labeled_keys,
+            n,
+            near_labeled=strategy.dedupe,
+        )
         if len(picked) == n or m == n_pool:
             return picked
         m = n_pool
 
 
-def _dedupe(ranked: np.ndarray, X_pool, keys: list[str] | None, labeled_keys: list[str], n: int, *,
-            near_labeled: bool, cosine: float = 0.8) -> list[int]:
+def _dedupe(
+    ranked: np.ndarray,
+    X_pool,
+    keys: list[str] | None,
+    labeled_keys: list[str],
+    n: int,
+    *,
+    near_labeled: bool,
+    cosine: float = 0.8,
+) -> list[int]:
     """Take ``ranked`` in order, dropping labeled texts and near-duplicates (see select_batch)."""
     m = len(ranked)
     if keys is not None:
@@ -344,7 +463,7 @@ def _dedupe(ranked: np.ndarray, X_pool, keys: list[str] | None, labeled_keys: li
     chosen: list[int] = []
     taken = np.zeros(m, dtype=bool)
     for a in range(m):
-        if skip[a] or taken[graph.indices[graph.indptr[a]:graph.indptr[a + 1]]].any():
+        if skip[a] or taken[graph.indices[graph.indptr[a] : graph.indptr[a + 1]]].any():
             continue
         chosen.append(int(ranked[a]))
         taken[a] = True

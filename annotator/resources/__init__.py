@@ -4,6 +4,7 @@
 Read them through :func:`resource_path` or :func:`read_text` (``importlib.resources``), never relative
 to a source checkout: a wheel install has no ``tasks/`` folder.
 """
+
 from __future__ import annotations
 
 from importlib.resources import files
@@ -27,8 +28,10 @@ def resource_path(name: str) -> Path:
     """
     ref = files(__name__) / name
     if not isinstance(ref, Path):
-        raise AnnotatorError(f"annotator's resource {name} is not a plain file ({ref}); install the package "
-                             "unzipped (pip install annotator does)")
+        raise AnnotatorError(
+            f"annotator's resource {name} is not a plain file ({ref}); install the package "
+            "unzipped (pip install annotator does)"
+        )
     return ref
 
 

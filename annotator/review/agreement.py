@@ -61,6 +61,7 @@ adjudicated: {n_items, exact_match, mean_jaccard}, model: {n_items, exact_match,
 use every clause of the annotator that has an adjudicated (or predicted) set, shared or not.
 
 """
+
 from __future__ import annotations
 
 import math
@@ -281,8 +282,9 @@ def _latest_sets(
             continue
         if not known.issuperset(ann.labels):
             unknown = next(label for label in ann.labels if label not in known)
-            raise UnknownLabelError(f"clause {ann.clause_id}, annotator {ann.annotator}: "
-                                    + unknown_label_message(unknown, labels))
+            raise UnknownLabelError(
+                f"clause {ann.clause_id}, annotator {ann.annotator}: " + unknown_label_message(unknown, labels)
+            )
         latest.setdefault(ann.clause_id, {})[ann.annotator] = tuple(sorted(set(ann.labels), key=order.__getitem__))
     return latest, n_seed
 
@@ -307,8 +309,12 @@ def _rating_tensor(latest, items, annotators, labels) -> tuple[np.ndarray, np.nd
     l_index = {label: i for i, label in enumerate(labels)}
     Y = np.zeros((len(items), len(annotators), len(labels)), dtype=bool)
     rated = np.zeros((len(items), len(annotators)), dtype=bool)
-    cells = [(i, a_index[name], l_index[label])
-             for i, cid in enumerate(items) for name, chosen in latest[cid].items() for label in chosen]
+    cells = [
+        (i, a_index[name], l_index[label])
+        for i, cid in enumerate(items)
+        for name, chosen in latest[cid].items()
+        for label in chosen
+    ]
     raters = [(i, a_index[name]) for i, cid in enumerate(items) for name in latest[cid]]
     if cells:
         Y[tuple(np.array(cells).T)] = True
@@ -327,8 +333,9 @@ def _most_active(latest, annotators: tuple[str, ...], rated: np.ndarray) -> list
         for name in sets:
             n_annotations[name] += 1
     n_shared = rated.sum(0)
-    ranked = sorted(range(len(annotators)),
-                    key=lambda a: (-int(n_shared[a]), -n_annotations[annotators[a]], annotators[a]))
+    ranked = sorted(
+        range(len(annotators)), key=lambda a: (-int(n_shared[a]), -n_annotations[annotators[a]], annotators[a])
+    )
     return sorted(ranked[:MAX_ANNOTATORS_SHOWN])
 
 
@@ -401,12 +408,16 @@ def _pair_stats(Y: np.ndarray, rated: np.ndarray, annotators: tuple[str, ...], s
             exact_match=_mean(np.all(a == b, axis=1)),
             mean_jaccard=_mean(jaccard),
             cohen_kappa=_num(pooled),
-            warning=_join(_few_items(n), None if n == 0 or not math.isnan(pooled) else
-                          "kappa is undefined: both annotators chose no label anywhere (or every label "
-                          "everywhere)"),
+            warning=_join(
+                _few_items(n),
+                None
+                if n == 0 or not math.isnan(pooled)
+                else "kappa is undefined: both annotators chose no label anywhere (or every label everywhere)",
+            ),
         )
-        pairs.append(_Pair(shared, _cohen_kappa(a, b), jaccard, _masi_from_counts(inter, sa, sb), result,
-                           (i, j) in listed))
+        pairs.append(
+            _Pair(shared, _cohen_kappa(a, b), jaccard, _masi_from_counts(inter, sa, sb), result, (i, j) in listed)
+        )
     return pairs
 
 
@@ -431,30 +442,35 @@ def _label_stats(Y, rated, labels, pairs) -> tuple[LabelAgreement, ...]:
         alpha = _num(alphas[col]) if varies else None
         notes = [_few_items(n_items)]
         if n_items and pos == 0:
-            notes.append("nobody chose this label on a shared clause: kappa and alpha are undefined "
-                         "(no variation to agree on)")
+            notes.append(
+                "nobody chose this label on a shared clause: kappa and alpha are undefined (no variation to agree on)"
+            )
         elif n_items and not varies:
             notes.append("every rating chose this label: kappa and alpha are undefined (no variation)")
         elif n_items and len(defined) < n_pairs_used:
-            notes.append(f"Cohen's kappa is undefined for {n_pairs_used - len(defined)} of {n_pairs_used} "
-                         "annotator pairs (both rated this label one constant way); the mean leaves them out")
+            notes.append(
+                f"Cohen's kappa is undefined for {n_pairs_used - len(defined)} of {n_pairs_used} "
+                "annotator pairs (both rated this label one constant way); the mean leaves them out"
+            )
         if varies and math.isnan(fleiss[col]):
-            notes.append(f"Fleiss' kappa is undefined: no variation on the {fleiss_n} clauses "
-                         f"with {fleiss_k} raters")
-        out.append(LabelAgreement(
-            label=label,
-            n_items=n_items,
-            positives=pos,
-            agreement=_mean(agreement[:, col]),
-            cohen_kappa=_num(defined.mean()) if len(defined) else None,
-            cohen_kappa_pairs=tuple(PairKappa(p.result.annotators, p.result.n_items, _num(k))
-                                    for p, k in zip(pairs, kappas) if p.shown),
-            fleiss_kappa=_num(fleiss[col]),
-            fleiss_n_raters=fleiss_k,
-            fleiss_n_items=fleiss_n,
-            krippendorff_alpha=alpha,
-            warning=_join(*notes),
-        ))
+            notes.append(f"Fleiss' kappa is undefined: no variation on the {fleiss_n} clauses with {fleiss_k} raters")
+        out.append(
+            LabelAgreement(
+                label=label,
+                n_items=n_items,
+                positives=pos,
+                agreement=_mean(agreement[:, col]),
+                cohen_kappa=_num(defined.mean()) if len(defined) else None,
+                cohen_kappa_pairs=tuple(
+                    PairKappa(p.result.annotators, p.result.n_items, _num(k)) for p, k in zip(pairs, kappas) if p.shown
+                ),
+                fleiss_kappa=_num(fleiss[col]),
+                fleiss_n_raters=fleiss_k,
+                fleiss_n_items=fleiss_n,
+                krippendorff_alpha=alpha,
+                warning=_join(*notes),
+            )
+        )
     return tuple(out)
 
 
@@ -525,9 +541,12 @@ def _set_stats(Y: np.ndarray, rated: np.ndarray, pairs: list[_Pair]) -> SetAgree
         krippendorff_alpha_masi=_num(alpha),
         exact_match=_mean(exact),
         mean_jaccard=_mean(mean_jaccard),
-        warning=_join(_few_items(n_items), None if expected > 0 else
-                      "every annotator chose the same label set on every shared clause: alpha is "
-                      "undefined (no variation)"),
+        warning=_join(
+            _few_items(n_items),
+            None
+            if expected > 0
+            else "every annotator chose the same label set on every shared clause: alpha is undefined (no variation)",
+        ),
     )
 
 
@@ -535,7 +554,7 @@ def _pack(rows: np.ndarray) -> np.ndarray:
     """Pack (n, L) 0/1 rows into (n, ceil(L / 64)) uint64 bit sets."""
     n_words = -(-rows.shape[1] // 64)
     padded = np.zeros((len(rows), 64 * n_words), dtype=bool)
-    padded[:, :rows.shape[1]] = rows
+    padded[:, : rows.shape[1]] = rows
     return np.packbits(padded, axis=1, bitorder="little").view(np.uint64)
 
 
@@ -559,7 +578,7 @@ def _expected_masi(codes: np.ndarray, counts: np.ndarray) -> float:
             col_codes, col_weights = codes[cols], weights[cols]
             step = max(1, _MASI_BLOCK_CELLS // len(cols))
             for start in range(0, len(rows), step):
-                block = rows[start:start + step]
+                block = rows[start : start + step]
                 inter = np.bitwise_count(codes[block, None, 0] & col_codes[None, :, 0])
                 for word in range(1, n_words):
                     inter += np.bitwise_count(codes[block, None, word] & col_codes[None, :, word])
@@ -572,7 +591,8 @@ def _annotator_stats(latest, annotators, rated, adjudicated, model, shown) -> tu
     names = {annotators[a] for a in shown}
     n_annotations = dict.fromkeys(names, 0)
     compared: dict[tuple[str, str], list[tuple[set[str], set[str]]]] = {
-        (name, ref): [] for name in names for ref in ("adjudicated", "model")}
+        (name, ref): [] for name in names for ref in ("adjudicated", "model")
+    }
     for cid, sets in latest.items():
         for name, chosen in sets.items():
             if name not in names:

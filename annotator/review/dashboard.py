@@ -19,13 +19,14 @@ Definitions
   entry on a clause a lead has already adjudicated is left out: the lead's decision stands, and
   resolving an entry must take it out of the queue.
 """
+
 from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, UTC
 
 from .agreement import SEED_SOURCE, AgreementReport, agreement_report
 from .disagreements import MODEL_DISAGREES, Disagreement, disagreements
@@ -165,8 +166,7 @@ def review_inputs(store: Store) -> ReviewInputs:
     )
 
 
-def agreement_for_store(store: Store, labels: tuple[str, ...], inputs: ReviewInputs | None = None
-                        ) -> AgreementReport:
+def agreement_for_store(store: Store, labels: tuple[str, ...], inputs: ReviewInputs | None = None) -> AgreementReport:
     """The project's agreement report, compared with the adjudicated and the predicted sets.
 
     Parameters
@@ -184,17 +184,22 @@ def agreement_for_store(store: Store, labels: tuple[str, ...], inputs: ReviewInp
     return agreement_report(inputs.annotations, labels, adjudicated=inputs.adjudicated, model=inputs.model)
 
 
-def review_queue(store: Store, labels: tuple[str, ...], inputs: ReviewInputs | None = None
-                 ) -> list[Disagreement]:
+def review_queue(store: Store, labels: tuple[str, ...], inputs: ReviewInputs | None = None) -> list[Disagreement]:
     """Disagreements a lead should resolve, most important first (see the module docstring)."""
     inputs = inputs or review_inputs(store)
-    queue = disagreements(inputs.annotations, labels, adjudicated=inputs.adjudicated, model=inputs.model,
-                          model_confidence=inputs.model_confidence)
+    queue = disagreements(
+        inputs.annotations,
+        labels,
+        adjudicated=inputs.adjudicated,
+        model=inputs.model,
+        model_confidence=inputs.model_confidence,
+    )
     return [d for d in queue if not (d.reason == MODEL_DISAGREES and d.clause_id in inputs.adjudicated)]
 
 
-def dashboard_data(store: Store, labels: tuple[str, ...], *, now: datetime | None = None,
-                   queue_limit: int | None = 20) -> DashboardData:
+def dashboard_data(
+    store: Store, labels: tuple[str, ...], *, now: datetime | None = None, queue_limit: int | None = 20
+) -> DashboardData:
     """Compute every dashboard figure with one read of each table.
 
     Parameters
@@ -216,7 +221,7 @@ def dashboard_data(store: Store, labels: tuple[str, ...], *, now: datetime | Non
     >>> data.progress.n_clauses, data.report.n_items, data.n_queue
     (0, 0, 0)
     """
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     inputs = review_inputs(store)
     report = agreement_for_store(store, labels, inputs)
     queue = review_queue(store, labels, inputs)
@@ -243,8 +248,14 @@ def dashboard_data(store: Store, labels: tuple[str, ...], *, now: datetime | Non
 
 def stop_signal_for_store(store: Store) -> StopSignal:
     """The stop signal over the project's model versions (held-out macro-F1, prediction stability)."""
-    return stop_signal([VersionPoint(v.version, v.n_train, _finite(v.metrics.get("macro_f1")),
-                                     _finite(v.metrics.get("pool_agreement"))) for v in store.model_versions()])
+    return stop_signal(
+        [
+            VersionPoint(
+                v.version, v.n_train, _finite(v.metrics.get("macro_f1")), _finite(v.metrics.get("pool_agreement"))
+            )
+            for v in store.model_versions()
+        ]
+    )
 
 
 OPENING_CHARS = 3  # "近日，", "日前，", "记者从": how many first characters group the not-policy lines
@@ -271,16 +282,18 @@ def blind_report(store: Store) -> BlindReport:
             continue
         n_double += 1
         first, *later = sorted(clause_annotations, key=lambda a: a.created_at)
-        n_blind += all(a.prefill_version is None or created.get(a.prefill_version, "~") < first.created_at
-                       for a in later)
+        n_blind += all(
+            a.prefill_version is None or created.get(a.prefill_version, "~") < first.created_at for a in later
+        )
     return BlindReport(n_double, n_blind)
 
 
 # --------------------------------------------------------------------------- the parts
 
 
-def _progress(store: Store, inputs: ReviewInputs, human: Sequence[Annotation],
-              hourly: tuple[HourCount, ...]) -> Progress:
+def _progress(
+    store: Store, inputs: ReviewInputs, human: Sequence[Annotation], hourly: tuple[HourCount, ...]
+) -> Progress:
     """Pool, labeled, pushed and rate counts."""
     return Progress(
         n_clauses=store.count_clauses(),
@@ -305,7 +318,7 @@ def _hourly(human: Sequence[Annotation], now: datetime) -> tuple[HourCount, ...]
     """Human annotations per UTC hour over the HOURS_SHOWN hours ending now (or at the last activity)."""
     counts = Counter(_hour_key(a) for a in human)
     counts.pop("", None)
-    end = now.astimezone(timezone.utc).replace(minute=0, second=0, microsecond=0)
+    end = now.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
     if counts:
         last = datetime.fromisoformat(max(counts) + ":00:00+00:00")
         if last <= end - timedelta(hours=HOURS_SHOWN):
@@ -324,8 +337,16 @@ def _activity(human: Sequence[Annotation]) -> tuple[AnnotatorActivity, ...]:
         anns = by_name[name]
         hours = {_hour_key(a) for a in anns} - {""}
         stamps = sorted(a.created_at for a in anns if a.created_at)
-        out.append(AnnotatorActivity(name, len(anns), len(hours), _rate(len(anns), len(hours)),
-                                     stamps[0] if stamps else "", stamps[-1] if stamps else ""))
+        out.append(
+            AnnotatorActivity(
+                name,
+                len(anns),
+                len(hours),
+                _rate(len(anns), len(hours)),
+                stamps[0] if stamps else "",
+                stamps[-1] if stamps else "",
+            )
+        )
     return tuple(out)
 
 
@@ -346,8 +367,14 @@ def _label_counts(inputs: ReviewInputs, labels: tuple[str, ...]) -> tuple[LabelC
 def _curve_point(version: ModelVersion) -> CurvePoint:
     metrics = version.metrics or {}
     n_test = metrics.get("n")
-    return CurvePoint(version.version, version.created_at, version.n_train, _finite(metrics.get("macro_f1")),
-                      _finite(metrics.get("micro_f1")), n_test if isinstance(n_test, int) else None)
+    return CurvePoint(
+        version.version,
+        version.created_at,
+        version.n_train,
+        _finite(metrics.get("macro_f1")),
+        _finite(metrics.get("micro_f1")),
+        n_test if isinstance(n_test, int) else None,
+    )
 
 
 def _finite(value) -> float | None:
@@ -357,8 +384,9 @@ def _finite(value) -> float | None:
     return float(value) if math.isfinite(value) else None
 
 
-def _queue_items(queue: Sequence[Disagreement], clauses: Sequence[Clause], labels: tuple[str, ...]
-                 ) -> tuple[QueueItem, ...]:
+def _queue_items(
+    queue: Sequence[Disagreement], clauses: Sequence[Clause], labels: tuple[str, ...]
+) -> tuple[QueueItem, ...]:
     """Attach clause text, the labels to offer first and the labels to pre-check."""
     texts = {c.id: c.text for c in clauses}
     items = []
@@ -372,10 +400,12 @@ def _queue_items(queue: Sequence[Disagreement], clauses: Sequence[Clause], label
             preselected = d.annotations[0][1] if d.annotations else ()
         else:
             preselected = d.intersection
-        items.append(QueueItem(
-            disagreement=d,
-            text=texts.get(d.clause_id, ""),
-            candidates=tuple(label for label in labels if label in involved),
-            preselected=tuple(preselected),
-        ))
+        items.append(
+            QueueItem(
+                disagreement=d,
+                text=texts.get(d.clause_id, ""),
+                candidates=tuple(label for label in labels if label in involved),
+                preselected=tuple(preselected),
+            )
+        )
     return tuple(items)

@@ -16,6 +16,7 @@ weigh more. Ties go to human disagreements before model ones, then to the clause
 ``Disagreement.to_dict()`` keys: ``clause_id, reason, score, annotations`` ({annotator: [labels]}),
 ``union, intersection, disputed`` (over the compared sets), ``adjudicated, model, model_confidence``.
 """
+
 from __future__ import annotations
 
 import math
@@ -112,9 +113,19 @@ def disagreements(
         humans = tuple(sorted(sets.items()))
         distinct = set(sets.values())
         if cid not in adjudicated and len(distinct) > 1:
-            queue.append(_disagreement(cid, ANNOTATORS_DISAGREE, list(sets.values()), humans=humans,
-                                       weights=weights, labels=labels, adjudicated=None,
-                                       model=model.get(cid), confidence=confidence.get(cid)))
+            queue.append(
+                _disagreement(
+                    cid,
+                    ANNOTATORS_DISAGREE,
+                    list(sets.values()),
+                    humans=humans,
+                    weights=weights,
+                    labels=labels,
+                    adjudicated=None,
+                    model=model.get(cid),
+                    confidence=confidence.get(cid),
+                )
+            )
             continue
         if cid in adjudicated:
             reference = adjudicated[cid]
@@ -125,9 +136,19 @@ def disagreements(
         predicted, conf = model.get(cid), confidence.get(cid)
         confident = conf is not None and conf >= min_confidence  # NaN is never confident
         if predicted is not None and confident and predicted != reference:
-            queue.append(_disagreement(cid, MODEL_DISAGREES, [reference, predicted], humans=humans,
-                                       weights=weights, labels=labels, adjudicated=adjudicated.get(cid),
-                                       model=predicted, confidence=conf))
+            queue.append(
+                _disagreement(
+                    cid,
+                    MODEL_DISAGREES,
+                    [reference, predicted],
+                    humans=humans,
+                    weights=weights,
+                    labels=labels,
+                    adjudicated=adjudicated.get(cid),
+                    model=predicted,
+                    confidence=conf,
+                )
+            )
     queue.sort(key=lambda d: (-d.score, d.reason != ANNOTATORS_DISAGREE, d.clause_id))
     return queue
 
@@ -142,8 +163,9 @@ def _rarity_weights(latest, labels: tuple[str, ...]) -> dict[str, float]:
     return {label: -math.log2((c + 1) / (len(judgements) + 2)) for label, c in counts.items()}
 
 
-def _disagreement(cid: str, reason: str, compared: list, *, humans, weights, labels, adjudicated, model,
-                  confidence) -> Disagreement:
+def _disagreement(
+    cid: str, reason: str, compared: list, *, humans, weights, labels, adjudicated, model, confidence
+) -> Disagreement:
     """Build one queue entry, scoring the sets in ``compared``."""
     as_sets = [set(s) for s in compared]
     union, inter = set.union(*as_sets), set.intersection(*as_sets)

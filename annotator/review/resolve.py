@@ -63,9 +63,7 @@ def check_policy(policy: str) -> str:
     return policy
 
 
-def agreed_labels(
-    label_sets: Sequence[Collection[str]], policy: str, labels: Sequence[str]
-) -> tuple[str, ...]:
+def agreed_labels(label_sets: Sequence[Collection[str]], policy: str, labels: Sequence[str]) -> tuple[str, ...]:
     """Combine voters' label sets by per-label voting.
 
     Parameters
@@ -244,8 +242,9 @@ def resolve_annotations(
     }
 
 
-def adjudicate(store: Store, clause_id: str, labels: Iterable[str], *, resolver: str, note: str = "",
-               label_set: Sequence[str]) -> tuple[str, ...]:
+def adjudicate(
+    store: Store, clause_id: str, labels: Iterable[str], *, resolver: str, note: str = "", label_set: Sequence[str]
+) -> tuple[str, ...]:
     """Check and store a lead's final label set for a clause; returns it in label-set order.
 
     Annotators' answers stay as they are; an empty set is allowed (the clause carries no label).
@@ -261,13 +260,14 @@ def adjudicate(store: Store, clause_id: str, labels: Iterable[str], *, resolver:
     if not clause_id:
         raise InputError("clause_id is missing: pick a clause from the disagreement queue")
     if not store.clauses([clause_id]):
-        raise InputError(f"unknown clause '{clause_id}': it is not in this project's store; pick one from "
-                         "the disagreement queue (the dashboard, or `annotator agreement`)")
+        raise InputError(
+            f"unknown clause '{clause_id}': it is not in this project's store; pick one from "
+            "the disagreement queue (the dashboard, or `annotator agreement`)"
+        )
     chosen = check_labels([label.strip() for label in labels], tuple(label_set))
     resolver, note = resolver.strip(), note.strip()
     if not resolver:
-        raise InputError("resolver is empty: type your name in the 'resolved by' field so the decision "
-                         "can be traced")
+        raise InputError("resolver is empty: type your name in the 'resolved by' field so the decision can be traced")
     if len(resolver) > MAX_RESOLVER_CHARS:
         raise InputError(f"resolver has {len(resolver)} characters (limit {MAX_RESOLVER_CHARS}); use a short name")
     if len(note) > MAX_NOTE_CHARS:

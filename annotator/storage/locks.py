@@ -6,6 +6,7 @@ two versions at once or rank and push the same batch twice. The lock is an OS fi
 (``fcntl.flock``) on ``<home>/cycle.lock``: released by the kernel when its holder exits, even on
 ``kill -9``, so a crashed cycle never leaves the project locked.
 """
+
 from __future__ import annotations
 
 import fcntl
@@ -43,8 +44,10 @@ def project_lock(home: str | Path, *, timeout: float = 600.0) -> Iterator[float]
                 break
             except BlockingIOError:
                 if time.monotonic() - started > timeout:
-                    raise StoreError(f"another process has held {path} for over {timeout:.0f} s; "
-                                     "is a training cycle stuck? It is released when that process exits") from None
+                    raise StoreError(
+                        f"another process has held {path} for over {timeout:.0f} s; "
+                        "is a training cycle stuck? It is released when that process exits"
+                    ) from None
                 time.sleep(0.05)
         waited = time.monotonic() - started
         if waited > 0.5:

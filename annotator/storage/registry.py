@@ -17,6 +17,7 @@ directory.
 Retention: :meth:`ModelRegistry.prune` deletes the files of old versions and keeps their rows,
 so the learning curve keeps every version.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -28,7 +29,7 @@ import pickle
 import tempfile
 import threading
 from collections.abc import Collection
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +69,7 @@ class _Unpickler(pickle.Unpickler):
 def loads(data: bytes) -> Any:
     """Unpickle a saved model, reading the pre-move module paths of MOVED_MODULES."""
     return _Unpickler(io.BytesIO(data)).load()
+
 
 CHECKSUM_KEY = "sha256"  # metrics key of a version's file checksum (hex SHA-256)
 PRUNED_KEY = "pruned_at"  # metrics key set when prune() deleted the version's file (UTC ISO time)
@@ -167,8 +169,11 @@ class ModelRegistry:
                     problems.append(f"version {info.version}: {self._reason(info)}")
                     log.warning("%s; falling back to an older version", exc)
             if problems:
-                raise NotTrainedError("no intact model version to serve (" + "; ".join(problems)
-                                      + "); run `annotator train` to train a new one")
+                raise NotTrainedError(
+                    "no intact model version to serve ("
+                    + "; ".join(problems)
+                    + "); run `annotator train` to train a new one"
+                )
             raise NotTrainedError("no model has been trained yet; run `annotator train` or label more clauses")
         try:
             number = int(version)
@@ -176,14 +181,16 @@ class ModelRegistry:
             raise InputError(f"model version must be a number or 'latest', got {version!r}") from None
         matches = [v for v in rows if v.version == number]
         if not matches:
-            raise NotFoundError(f"no model version {version}; known: "
-                                f"{', '.join(str(v.version) for v in rows) or 'none'}")
+            raise NotFoundError(
+                f"no model version {version}; known: {', '.join(str(v.version) for v in rows) or 'none'}"
+            )
         info = matches[0]
         if PRUNED_KEY in info.metrics:
             kept = [str(v.version) for v in rows if PRUNED_KEY not in v.metrics]
             raise NotFoundError(
                 f"model version {number} was pruned on {info.metrics[PRUNED_KEY]} (its file was deleted by the "
-                f"retention policy; its metrics are kept); versions with a file: {', '.join(kept) or 'none'}")
+                f"retention policy; its metrics are kept); versions with a file: {', '.join(kept) or 'none'}"
+            )
         return self._load_row(info)
 
     def broken_versions(self) -> list[dict]:
@@ -233,7 +240,7 @@ class ModelRegistry:
         except NotTrainedError:
             pass
         pruned = []
-        stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        stamp = datetime.now(UTC).isoformat(timespec="seconds")
         for info in rows:
             if info.version in protected or PRUNED_KEY in info.metrics:
                 continue
@@ -288,8 +295,10 @@ class ModelRegistry:
                 if signature is not None:
                     self._verified[info.version] = signature
                 return None
-            reason = (f"checksum mismatch: {path} has SHA-256 {actual[:12]}…, saved as {str(expected)[:12]}… "
-                      "(the file changed after it was saved)")
+            reason = (
+                f"checksum mismatch: {path} has SHA-256 {actual[:12]}…, saved as {str(expected)[:12]}… "
+                "(the file changed after it was saved)"
+            )
             self._broken[info.version] = (signature, reason)
             self._verified.pop(info.version, None)
             return reason
@@ -318,13 +327,25 @@ class ModelRegistry:
         if reason is None:
             reason = self._compare(info, path, signature, hashlib.sha256(data).hexdigest())
         if reason is None and CHECKSUM_KEY not in info.metrics:
-            log.warning("model version %d has no checksum (saved by an older annotator); loading %s unverified",
-                        info.version, path)
+            log.warning(
+                "model version %d has no checksum (saved by an older annotator); loading %s unverified",
+                info.version,
+                path,
+            )
         if reason is None:
             try:
                 model = loads(data)
-            except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, IndexError, KeyError,
-                    TypeError, ValueError, MemoryError) as exc:
+            except (
+                pickle.UnpicklingError,
+                EOFError,
+                AttributeError,
+                ImportError,
+                IndexError,
+                KeyError,
+                TypeError,
+                ValueError,
+                MemoryError,
+            ) as exc:
                 reason = f"{path} cannot be unpickled: {type(exc).__name__}: {exc}"
         if reason is not None:
             with self._lock:

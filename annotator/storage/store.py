@@ -8,13 +8,14 @@ parameters, ``ON CONFLICT`` upserts, ``RETURNING``, no engine-only functions in 
 :mod:`annotator.storage.dbengine` translates placeholders and DDL types and gives PostgreSQL the writer
 lock that ``BEGIN IMMEDIATE`` is in SQLite, so every write transaction runs alone on either engine.
 """
+
 from __future__ import annotations
 
 import json
 import threading
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from pathlib import Path
 
 from .dbengine import Connection, connect
@@ -99,7 +100,7 @@ MIGRATIONS: tuple[str, ...] = (
 
 def now() -> str:
     """The current UTC time as an ISO-8601 string (the store's only timestamp format)."""
-    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+    return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
 def canonical_time(value: str) -> str:
@@ -112,8 +113,8 @@ def canonical_time(value: str) -> str:
     except (ValueError, AttributeError):
         return now()
     try:
-        parsed = parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=timezone.utc)
-        return parsed.astimezone(timezone.utc).isoformat(timespec="microseconds")
+        parsed = parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+        return parsed.astimezone(UTC).isoformat(timespec="microseconds")
     except OverflowError:  # e.g. 0001-01-01T00:00:00+14:00: before year 1 in UTC
         return now()
 
@@ -226,18 +227,19 @@ class Store:
 
     def set_meta(self, key: str, value: str) -> None:
         self._write(
-            "INSERT INTO meta(key, value) VALUES (?, ?) "
-            "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, value))
+            "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
 
     # Documents and clauses ----------------------------------------------------------------
     def add_document(self, document: Document) -> int:
         """Store a document and its segments; returns how many clauses were new."""
         with self.transaction():
             self._execute(
-                "INSERT INTO documents(id, path, title, ingested_at) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT(id) DO NOTHING", (document.id, document.path, document.title, now()))
-            return self.add_clauses(
-                Clause(s.id, s.text, document.id, s.section, s.position) for s in document.segments)
+                "INSERT INTO documents(id, path, title, ingested_at) VALUES (?, ?, ?, ?) ON CONFLICT(id) DO NOTHING",
+                (document.id, document.path, document.title, now()),
+            )
+            return self.add_clauses(Clause(s.id, s.text, document.id, s.section, s.position) for s in document.segments)
 
     def add_clauses(self, clauses: Iterable[Clause]) -> int:
         """Insert clauses whose id is new; returns how many were inserted."""
@@ -246,7 +248,8 @@ class Store:
             cur = self._conn.executemany(
                 "INSERT INTO clauses(id, text, document_id, section, position, created_at) "
                 "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO NOTHING",
-                ((c.id, c.text, c.document_id, c.section, c.position, stamp) for c in clauses))
+                ((c.id, c.text, c.document_id, c.section, c.position, stamp) for c in clauses),
+            )
             return max(cur.rowcount, 0)
 
     def get_clause(self, clause_id: str) -> Clause:
@@ -273,7 +276,8 @@ class Store:
     def documents(self) -> list[dict]:
         rows = self._execute(
             "SELECT d.*, COUNT(c.id) AS n_clauses FROM documents d "
-            "LEFT JOIN clauses c ON c.document_id = d.id GROUP BY d.id ORDER BY d.ingested_at")
+            "LEFT JOIN clauses c ON c.document_id = d.id GROUP BY d.id ORDER BY d.ingested_at"
+        )
         return [dict(r) for r in rows]
 
     # Annotations --------------------------------------------------------------------------
@@ -289,22 +293,33 @@ class Store:
         not_policy = int(annotation.not_policy)
         with self.transaction():
             if annotation.ls_annotation_id is not None:
-                row = self._execute("SELECT * FROM annotations WHERE ls_annotation_id = ?",
-                                    (annotation.ls_annotation_id,)).fetchone()
+                row = self._execute(
+                    "SELECT * FROM annotations WHERE ls_annotation_id = ?", (annotation.ls_annotation_id,)
+                ).fetchone()
             else:
                 row = self._execute(
                     "SELECT * FROM annotations WHERE clause_id = ? AND annotator = ? AND source = ? "
                     "AND ls_annotation_id IS NULL",
-                    (annotation.clause_id, annotation.annotator, annotation.source)).fetchone()
+                    (annotation.clause_id, annotation.annotator, annotation.source),
+                ).fetchone()
             if row is None:
                 new_id = self._insert(
                     "INSERT INTO annotations(clause_id, annotator, labels, source, ls_annotation_id, "
                     "ls_task_id, created_at, updated_at, not_policy, prefill_version) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-                    (annotation.clause_id, annotation.annotator, labels, annotation.source,
-                     annotation.ls_annotation_id, annotation.ls_task_id,
-                     canonical_time(annotation.created_at) if annotation.created_at else stamp, stamp,
-                     not_policy, annotation.prefill_version))
+                    (
+                        annotation.clause_id,
+                        annotation.annotator,
+                        labels,
+                        annotation.source,
+                        annotation.ls_annotation_id,
+                        annotation.ls_task_id,
+                        canonical_time(annotation.created_at) if annotation.created_at else stamp,
+                        stamp,
+                        not_policy,
+                        annotation.prefill_version,
+                    ),
+                )
                 self._history(new_id, "created", labels)
                 return new_id, "created"
             if stamp < row["updated_at"]:
@@ -313,7 +328,9 @@ class Store:
                 return row["id"], "unchanged"
             self._execute(
                 "UPDATE annotations SET labels = ?, annotator = ?, updated_at = ?, deleted_at = NULL, "
-                "not_policy = ? WHERE id = ?", (labels, annotation.annotator, stamp, not_policy, row["id"]))
+                "not_policy = ? WHERE id = ?",
+                (labels, annotation.annotator, stamp, not_policy, row["id"]),
+            )
             self._history(row["id"], "updated", labels)
             return row["id"], "updated"
 
@@ -322,7 +339,8 @@ class Store:
         with self.transaction():
             row = self._execute(
                 "SELECT id, labels FROM annotations WHERE ls_annotation_id = ? AND deleted_at IS NULL",
-                (ls_annotation_id,)).fetchone()
+                (ls_annotation_id,),
+            ).fetchone()
             if row is None:
                 return False
             self._execute("UPDATE annotations SET deleted_at = ? WHERE id = ?", (now(), row["id"]))
@@ -330,11 +348,14 @@ class Store:
             return True
 
     def _history(self, annotation_id: int, action: str, labels: str) -> None:
-        self._execute("INSERT INTO annotation_history(annotation_id, action, labels, at) "
-                      "VALUES (?, ?, ?, ?)", (annotation_id, action, labels, now()))
+        self._execute(
+            "INSERT INTO annotation_history(annotation_id, action, labels, at) VALUES (?, ?, ?, ?)",
+            (annotation_id, action, labels, now()),
+        )
 
-    def annotations(self, *, sources: Iterable[str] | None = None, include_deleted: bool = False,
-                    not_policy: bool | None = False) -> list[Annotation]:
+    def annotations(
+        self, *, sources: Iterable[str] | None = None, include_deleted: bool = False, not_policy: bool | None = False
+    ) -> list[Annotation]:
         """Stored annotations, oldest first.
 
         ``not_policy``: False (default) gives label sets only, the answers that training, agreement
@@ -357,12 +378,16 @@ class Store:
         """Replace annotator names (e.g. a Label Studio user id recorded before its email was known);
         returns how many annotations changed."""
         with self.transaction():
-            return sum(max(self._execute("UPDATE annotations SET annotator = ? WHERE annotator = ?",
-                                         (new, old)).rowcount, 0) for old, new in names.items() if old != new)
+            return sum(
+                max(self._execute("UPDATE annotations SET annotator = ? WHERE annotator = ?", (new, old)).rowcount, 0)
+                for old, new in names.items()
+                if old != new
+            )
 
     def annotation_history(self, annotation_id: int) -> list[dict]:
-        rows = self._execute("SELECT action, labels, at FROM annotation_history "
-                             "WHERE annotation_id = ? ORDER BY id", (annotation_id,))
+        rows = self._execute(
+            "SELECT action, labels, at FROM annotation_history WHERE annotation_id = ? ORDER BY id", (annotation_id,)
+        )
         return [{"action": r["action"], "labels": json.loads(r["labels"]), "at": r["at"]} for r in rows]
 
     def count_annotations(self, *, sources: Iterable[str] | None = None) -> int:
@@ -372,8 +397,10 @@ class Store:
         """Clauses with at least one live annotation (a "not a policy measure" answer included) or
         an adjudication: none of them is asked again. ``among``: only look at these clause ids
         (a few tasks of a request, without reading the whole table)."""
-        sql = ("SELECT clause_id FROM annotations WHERE deleted_at IS NULL{cond} "
-               "UNION SELECT clause_id FROM adjudications WHERE 1 = 1{cond}")
+        sql = (
+            "SELECT clause_id FROM annotations WHERE deleted_at IS NULL{cond} "
+            "UNION SELECT clause_id FROM adjudications WHERE 1 = 1{cond}"
+        )
         if among is None:
             return {r[0] for r in self._execute(sql.format(cond=""))}
         found: set[str] = set()
@@ -390,7 +417,8 @@ class Store:
             "INSERT INTO adjudications(clause_id, labels, resolver, note, created_at) "
             "VALUES (?, ?, ?, ?, ?) ON CONFLICT(clause_id) DO UPDATE SET labels = excluded.labels, "
             "resolver = excluded.resolver, note = excluded.note, created_at = excluded.created_at",
-            (clause_id, json.dumps(list(labels), ensure_ascii=False), resolver, note, now()))
+            (clause_id, json.dumps(list(labels), ensure_ascii=False), resolver, note, now()),
+        )
 
     def adjudications(self) -> dict[str, tuple[str, ...]]:
         rows = self._execute("SELECT clause_id, labels FROM adjudications")
@@ -403,9 +431,9 @@ class Store:
             version = (self._execute("SELECT MAX(version) FROM model_versions").fetchone()[0] or 0) + 1
             stamp = now()
             self._execute(
-                "INSERT INTO model_versions(version, path, created_at, n_train, metrics) "
-                "VALUES (?, ?, ?, ?, ?)",
-                (version, path, stamp, n_train, json.dumps(metrics, ensure_ascii=False)))
+                "INSERT INTO model_versions(version, path, created_at, n_train, metrics) VALUES (?, ?, ?, ?, ?)",
+                (version, path, stamp, n_train, json.dumps(metrics, ensure_ascii=False)),
+            )
         return ModelVersion(version, path, stamp, n_train, metrics)
 
     def update_model_metrics(self, version: int, metrics: dict) -> ModelVersion:
@@ -416,14 +444,14 @@ class Store:
             if row is None:
                 raise NotFoundError(f"no model version {version}")
             merged = dict(_model_version(row).metrics, **metrics)
-            self._execute("UPDATE model_versions SET metrics = ? WHERE version = ?",
-                          (json.dumps(merged, ensure_ascii=False), version))
-        return _model_version(self._execute("SELECT * FROM model_versions WHERE version = ?",
-                                            (version,)).fetchone())
+            self._execute(
+                "UPDATE model_versions SET metrics = ? WHERE version = ?",
+                (json.dumps(merged, ensure_ascii=False), version),
+            )
+        return _model_version(self._execute("SELECT * FROM model_versions WHERE version = ?", (version,)).fetchone())
 
     def model_versions(self) -> list[ModelVersion]:
-        return [_model_version(r) for r in
-                self._execute("SELECT * FROM model_versions ORDER BY version")]
+        return [_model_version(r) for r in self._execute("SELECT * FROM model_versions ORDER BY version")]
 
     def latest_model_version(self) -> ModelVersion | None:
         row = self._execute("SELECT * FROM model_versions ORDER BY version DESC LIMIT 1").fetchone()
@@ -437,44 +465,56 @@ class Store:
                 "INSERT INTO predictions(clause_id, model_version, labels, score, created_at) "
                 "VALUES (?, ?, ?, ?, ?) ON CONFLICT(clause_id, model_version) DO UPDATE SET "
                 "labels = excluded.labels, score = excluded.score",
-                ((clause_id, version, json.dumps(list(labels), ensure_ascii=False), float(score), stamp)
-                 for clause_id, labels, score in rows))
+                (
+                    (clause_id, version, json.dumps(list(labels), ensure_ascii=False), float(score), stamp)
+                    for clause_id, labels, score in rows
+                ),
+            )
 
     def predictions(self, version: int | None = None) -> dict[str, tuple[tuple[str, ...], float]]:
         """``{clause_id: (labels, score)}`` of one version (default: the latest with predictions)."""
         if version is None:
             version = self._execute("SELECT MAX(model_version) FROM predictions").fetchone()[0]
-        rows = self._execute("SELECT clause_id, labels, score FROM predictions WHERE model_version = ?",
-                             (version,))
+        rows = self._execute("SELECT clause_id, labels, score FROM predictions WHERE model_version = ?", (version,))
         return {r["clause_id"]: (tuple(json.loads(r["labels"])), r["score"]) for r in rows}
 
     # Training runs ------------------------------------------------------------------------
     def start_train_run(self, n_labels: int) -> int:
         with self.transaction():
-            return self._insert("INSERT INTO train_runs(status, started_at, n_labels) VALUES (?, ?, ?) "
-                                "RETURNING id", ("running", now(), n_labels))
+            return self._insert(
+                "INSERT INTO train_runs(status, started_at, n_labels) VALUES (?, ?, ?) RETURNING id",
+                ("running", now(), n_labels),
+            )
 
-    def finish_train_run(self, run_id: int, *, model_version: int | None = None,
-                         error: str | None = None) -> None:
-        self._write("UPDATE train_runs SET status = ?, finished_at = ?, model_version = ?, error = ? "
-                      "WHERE id = ?", ("failed" if error else "done", now(), model_version, error, run_id))
+    def finish_train_run(self, run_id: int, *, model_version: int | None = None, error: str | None = None) -> None:
+        self._write(
+            "UPDATE train_runs SET status = ?, finished_at = ?, model_version = ?, error = ? WHERE id = ?",
+            ("failed" if error else "done", now(), model_version, error, run_id),
+        )
 
     def fail_unfinished_train_runs(self, error: str) -> int:
         """Mark runs still 'running' as failed with ``error`` (call it holding the project's cycle
         lock: then no run can really be running); returns how many there were."""
-        cur = self._write("UPDATE train_runs SET status = 'failed', finished_at = ?, error = ? "
-                          "WHERE status = 'running'", (now(), error))
+        cur = self._write(
+            "UPDATE train_runs SET status = 'failed', finished_at = ?, error = ? WHERE status = 'running'",
+            (now(), error),
+        )
         return cur.rowcount
 
     def train_runs(self, limit: int = 20) -> list[TrainRun]:
         """The newest ``limit`` training runs, newest first."""
         rows = self._execute("SELECT * FROM train_runs ORDER BY id DESC LIMIT ?", (limit,))
-        return [TrainRun(r["id"], r["status"], r["started_at"], r["finished_at"], r["n_labels"],
-                         r["model_version"], r["error"]) for r in rows]
+        return [
+            TrainRun(
+                r["id"], r["status"], r["started_at"], r["finished_at"], r["n_labels"], r["model_version"], r["error"]
+            )
+            for r in rows
+        ]
 
     # Pushed tasks -------------------------------------------------------------------------
-    def record_push(self, project_id: int, rows: Iterable[tuple[str, int | None, int]], *,
-                    batch: int, model_version: int | None) -> None:
+    def record_push(
+        self, project_id: int, rows: Iterable[tuple[str, int | None, int]], *, batch: int, model_version: int | None
+    ) -> None:
         """Remember ``(clause_id, ls_task_id, rank)`` rows pushed to a Label Studio project.
 
         A clause pushed again (returned to the pool earlier) takes the new row's values.
@@ -488,17 +528,23 @@ class Store:
                 "ls_task_id = excluded.ls_task_id, rank = excluded.rank, batch = excluded.batch, "
                 "model_version = excluded.model_version, pushed_at = excluded.pushed_at, "
                 "removed_at = NULL",
-                ((clause_id, project_id, task_id, rank, batch, model_version, stamp)
-                 for clause_id, task_id, rank in rows))
+                (
+                    (clause_id, project_id, task_id, rank, batch, model_version, stamp)
+                    for clause_id, task_id, rank in rows
+                ),
+            )
 
     def set_task_ids(self, task_ids: Mapping[str, int]) -> None:
         """Record the Label Studio task that holds each clause (found by the task's data)."""
         with self.transaction():
-            self._conn.executemany("UPDATE pushed_tasks SET ls_task_id = ? WHERE clause_id = ?",
-                                   ((task_id, clause_id) for clause_id, task_id in task_ids.items()))
+            self._conn.executemany(
+                "UPDATE pushed_tasks SET ls_task_id = ? WHERE clause_id = ?",
+                ((task_id, clause_id) for clause_id, task_id in task_ids.items()),
+            )
 
-    def set_priorities(self, rows: Iterable[tuple[str, float, int | None, tuple[str, ...] | None]], *,
-                       model_version: int | None) -> None:
+    def set_priorities(
+        self, rows: Iterable[tuple[str, float, int | None, tuple[str, ...] | None]], *, model_version: int | None
+    ) -> None:
         """Record a refresh: ``(clause_id, score, prefill_version, prefill_labels)`` per task.
 
         ``prefill_labels`` None keeps the pre-fill the task already shows (a clause someone labeled).
@@ -508,9 +554,19 @@ class Store:
                 "UPDATE pushed_tasks SET score = ?, model_version = ?, "
                 "prefill_version = CASE WHEN ? THEN ? ELSE prefill_version END, "
                 "prefill_labels = CASE WHEN ? THEN ? ELSE prefill_labels END WHERE clause_id = ?",
-                ((float(score), model_version, labels is not None, prefill_version, labels is not None,
-                  json.dumps(list(labels or ()), ensure_ascii=False), clause_id)
-                 for clause_id, score, prefill_version, labels in rows))
+                (
+                    (
+                        float(score),
+                        model_version,
+                        labels is not None,
+                        prefill_version,
+                        labels is not None,
+                        json.dumps(list(labels or ()), ensure_ascii=False),
+                        clause_id,
+                    )
+                    for clause_id, score, prefill_version, labels in rows
+                ),
+            )
 
     def pushed_tasks(self, *, live_only: bool = True) -> list[PushedTask]:
         sql = "SELECT * FROM pushed_tasks"
@@ -523,20 +579,24 @@ class Store:
         rows = self._execute(
             "SELECT p.* FROM pushed_tasks p WHERE p.removed_at IS NULL AND NOT EXISTS ("
             "SELECT 1 FROM annotations a WHERE a.clause_id = p.clause_id AND a.deleted_at IS NULL) "
-            "ORDER BY p.batch, p.rank")
+            "ORDER BY p.batch, p.rank"
+        )
         return [_pushed(r) for r in rows]
 
     def pushed_task(self, clause_id: str) -> PushedTask | None:
         """The live push record of a clause, if it is in Label Studio."""
-        row = self._execute("SELECT * FROM pushed_tasks WHERE clause_id = ? AND removed_at IS NULL",
-                            (clause_id,)).fetchone()
+        row = self._execute(
+            "SELECT * FROM pushed_tasks WHERE clause_id = ? AND removed_at IS NULL", (clause_id,)
+        ).fetchone()
         return _pushed(row) if row else None
 
     def mark_removed(self, clause_ids: Iterable[str]) -> None:
         stamp = now()
         with self.transaction():
-            self._conn.executemany("UPDATE pushed_tasks SET removed_at = ? WHERE clause_id = ?",
-                                   ((stamp, clause_id) for clause_id in clause_ids))
+            self._conn.executemany(
+                "UPDATE pushed_tasks SET removed_at = ? WHERE clause_id = ?",
+                ((stamp, clause_id) for clause_id in clause_ids),
+            )
 
     def next_batch_number(self) -> int:
         return (self._execute("SELECT MAX(batch) FROM pushed_tasks").fetchone()[0] or 0) + 1
@@ -544,7 +604,7 @@ class Store:
 
 def _chunks(items: list, size: int) -> Iterator[list]:
     for start in range(0, len(items), size):
-        yield items[start:start + size]
+        yield items[start : start + size]
 
 
 def _clause(row) -> Clause:
@@ -553,20 +613,35 @@ def _clause(row) -> Clause:
 
 def _annotation(row) -> Annotation:
     return Annotation(
-        clause_id=row["clause_id"], labels=tuple(json.loads(row["labels"])), annotator=row["annotator"],
-        source=row["source"], id=row["id"], ls_annotation_id=row["ls_annotation_id"],
-        ls_task_id=row["ls_task_id"], created_at=row["created_at"], updated_at=row["updated_at"],
-        not_policy=bool(row["not_policy"]), prefill_version=row["prefill_version"])
+        clause_id=row["clause_id"],
+        labels=tuple(json.loads(row["labels"])),
+        annotator=row["annotator"],
+        source=row["source"],
+        id=row["id"],
+        ls_annotation_id=row["ls_annotation_id"],
+        ls_task_id=row["ls_task_id"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        not_policy=bool(row["not_policy"]),
+        prefill_version=row["prefill_version"],
+    )
 
 
 def _pushed(row) -> PushedTask:
     return PushedTask(
-        clause_id=row["clause_id"], project_id=row["project_id"], ls_task_id=row["ls_task_id"],
-        rank=row["rank"], batch=row["batch"], model_version=row["model_version"], pushed_at=row["pushed_at"],
-        removed_at=row["removed_at"], score=row["score"], prefill_version=row["prefill_version"],
-        prefill_labels=tuple(json.loads(row["prefill_labels"] or "[]")))
+        clause_id=row["clause_id"],
+        project_id=row["project_id"],
+        ls_task_id=row["ls_task_id"],
+        rank=row["rank"],
+        batch=row["batch"],
+        model_version=row["model_version"],
+        pushed_at=row["pushed_at"],
+        removed_at=row["removed_at"],
+        score=row["score"],
+        prefill_version=row["prefill_version"],
+        prefill_labels=tuple(json.loads(row["prefill_labels"] or "[]")),
+    )
 
 
 def _model_version(row) -> ModelVersion:
-    return ModelVersion(row["version"], row["path"], row["created_at"], row["n_train"],
-                        json.loads(row["metrics"]))
+    return ModelVersion(row["version"], row["path"], row["created_at"], row["n_train"], json.loads(row["metrics"]))

@@ -5,6 +5,7 @@ Markdown and HTML markup is stripped with block boundaries kept as line breaks, 
 goes through :func:`annotator.text.segment.segment_text`. Nothing here touches the database: the
 caller stores the documents, or writes them as Label Studio tasks with :func:`write_ls_tasks`.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -111,13 +112,14 @@ def load_document(
         segments=result.segments,
         dropped=len(result.dropped),
     )
-    logger.info("%s: %d segments, %d lines dropped %s", path, len(doc.segments), doc.dropped,
-                result.dropped_counts())
+    logger.info("%s: %d segments, %d lines dropped %s", path, len(doc.segments), doc.dropped, result.dropped_counts())
     return doc
 
 
 def ingest_paths(
-    paths: Iterable[str | Path], *, min_chars: int = DEFAULT_MIN_CHARS,
+    paths: Iterable[str | Path],
+    *,
+    min_chars: int = DEFAULT_MIN_CHARS,
     max_chars: int = DEFAULT_MAX_CHARS,
 ) -> IngestResult:
     """Load every file named, expanding directories; a bad file is reported, not fatal.
@@ -245,11 +247,22 @@ def check_tasks_out(out_path: str | Path) -> Path:
         raise InputError(f"--tasks-out {out}: cannot check it ({exc.strerror}); choose another path") from None
     if stat.S_ISREG(mode):
         return out
-    kind = ("a folder" if stat.S_ISDIR(mode) else "a symlink" if stat.S_ISLNK(mode)
-            else "a device" if stat.S_ISBLK(mode) or stat.S_ISCHR(mode) else "a FIFO" if stat.S_ISFIFO(mode)
-            else "a socket" if stat.S_ISSOCK(mode) else "not a regular file")
-    raise InputError(f"--tasks-out {out} is {kind}; only a regular file is replaced; "
-                     f"choose a file path {_TASKS_OUT_EXAMPLE}")
+    kind = (
+        "a folder"
+        if stat.S_ISDIR(mode)
+        else "a symlink"
+        if stat.S_ISLNK(mode)
+        else "a device"
+        if stat.S_ISBLK(mode) or stat.S_ISCHR(mode)
+        else "a FIFO"
+        if stat.S_ISFIFO(mode)
+        else "a socket"
+        if stat.S_ISSOCK(mode)
+        else "not a regular file"
+    )
+    raise InputError(
+        f"--tasks-out {out} is {kind}; only a regular file is replaced; choose a file path {_TASKS_OUT_EXAMPLE}"
+    )
 
 
 def check_output_file(out_path: str | Path, option: str) -> Path:
@@ -268,8 +281,9 @@ def check_output_file(out_path: str | Path, option: str) -> Path:
     try:
         check_tasks_out(out)
     except InputError as exc:
-        raise InputError(str(exc).replace("--tasks-out", option, 1).replace(
-            _TASKS_OUT_EXAMPLE, "in a folder that exists")) from None
+        raise InputError(
+            str(exc).replace("--tasks-out", option, 1).replace(_TASKS_OUT_EXAMPLE, "in a folder that exists")
+        ) from None
     folder = out.parent if str(out.parent) else Path(".")
     if not folder.is_dir():
         raise InputError(f"{option} {out}: the folder {folder} does not exist; create it or choose another path")
@@ -285,8 +299,10 @@ def _expand(paths: Iterable[str | Path], errors: list[str]) -> list[Path]:
         path = Path(item)
         if path.is_dir():
             found = sorted(
-                p for p in path.rglob("*")
-                if p.is_file() and p.suffix.lower() in SUPPORTED_SUFFIXES
+                p
+                for p in path.rglob("*")
+                if p.is_file()
+                and p.suffix.lower() in SUPPORTED_SUFFIXES
                 and not any(part.startswith(".") for part in p.relative_to(path).parts)
             )
             if not found:
@@ -295,8 +311,7 @@ def _expand(paths: Iterable[str | Path], errors: list[str]) -> list[Path]:
         elif not path.exists():
             errors.append(f"{path}: no such file or folder")
         elif path.suffix.lower() not in SUPPORTED_SUFFIXES:
-            errors.append(f"{path}: unsupported file type '{path.suffix}'; "
-                          f"supported: {', '.join(SUPPORTED_SUFFIXES)}")
+            errors.append(f"{path}: unsupported file type '{path.suffix}'; supported: {', '.join(SUPPORTED_SUFFIXES)}")
         else:
             files.append(path)
     return files
@@ -306,8 +321,7 @@ def _read(path: Path) -> tuple[str, str, bytes]:
     """Return (plain text, title from markup or "", raw bytes) of a supported file."""
     suffix = path.suffix.lower()
     if suffix not in SUPPORTED_SUFFIXES:
-        raise InputError(f"{path}: unsupported file type '{path.suffix}'; "
-                         f"supported: {', '.join(SUPPORTED_SUFFIXES)}")
+        raise InputError(f"{path}: unsupported file type '{path.suffix}'; supported: {', '.join(SUPPORTED_SUFFIXES)}")
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -327,8 +341,7 @@ def _decode(data: bytes, path: Path) -> str:
     if not data.strip(b" \t\r\n" + _UTF8_BOM):
         raise InputError(f"{path}: file is empty")
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        raise InputError(f"{path}: UTF-16 text (byte order mark at offset 0) is not supported; "
-                         "save it as UTF-8")
+        raise InputError(f"{path}: UTF-16 text (byte order mark at offset 0) is not supported; save it as UTF-8")
     nul = data.find(b"\x00")
     if nul >= 0:
         raise InputError(f"{path}: not a text file (NUL byte at offset {nul}); save it as UTF-8")
@@ -369,8 +382,7 @@ def _strip_markdown(text: str) -> tuple[str, str]:
     lines: list[str] = []
     title = ""
     for line in text.split("\n"):
-        if _MD_FENCE.match(line) or _MD_RULE.match(line) or _MD_LINK_DEF.match(line) \
-                or _MD_TABLE_RULE.match(line):
+        if _MD_FENCE.match(line) or _MD_RULE.match(line) or _MD_LINK_DEF.match(line) or _MD_TABLE_RULE.match(line):
             lines.append("")
             continue
         if _MD_SETEXT.match(line) and lines and lines[-1].strip():
@@ -401,10 +413,42 @@ class _HTMLText(HTMLParser):
     """Collect visible text; block elements and <br> end a line."""
 
     _SKIP = {"script", "style", "noscript", "template", "svg", "nav", "footer", "iframe"}
-    _BLOCK = {"p", "div", "br", "li", "ul", "ol", "dl", "dt", "dd", "tr", "table", "section",
-              "article", "header", "aside", "main", "blockquote", "pre", "h1", "h2", "h3", "h4",
-              "h5", "h6", "hr", "form", "figure", "figcaption", "address", "center", "title",
-              "body", "html", "head"}
+    _BLOCK = {
+        "p",
+        "div",
+        "br",
+        "li",
+        "ul",
+        "ol",
+        "dl",
+        "dt",
+        "dd",
+        "tr",
+        "table",
+        "section",
+        "article",
+        "header",
+        "aside",
+        "main",
+        "blockquote",
+        "pre",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "hr",
+        "form",
+        "figure",
+        "figcaption",
+        "address",
+        "center",
+        "title",
+        "body",
+        "html",
+        "head",
+    }
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)

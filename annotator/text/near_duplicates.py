@@ -6,6 +6,7 @@ one's shingles (at least 10) lie inside the longer one: a clause and its truncat
 sentence and the paragraph it was cut from. Cleaning merges or groups them, splits and folds keep
 a group together, and batch selection never puts two in one batch.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -56,8 +57,7 @@ def shingle_matrix(keys: Sequence[str], k: int = SHINGLE_SIZE) -> sparse.csr_mat
     pairs = np.unique(rows * len(vocabulary) + columns.ravel())  # each shingle once per key, by row
     rows, columns = np.divmod(pairs, len(vocabulary))
     indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=n))])
-    return sparse.csr_matrix((np.ones(len(pairs), dtype=np.int32), columns, indptr),
-                             shape=(n, max(1, len(vocabulary))))
+    return sparse.csr_matrix((np.ones(len(pairs), dtype=np.int32), columns, indptr), shape=(n, max(1, len(vocabulary))))
 
 
 def _shingle_matrix_loop(keys: Sequence[str], k: int) -> sparse.csr_matrix:

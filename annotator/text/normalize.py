@@ -8,6 +8,7 @@ no visible character other than white space is dropped (invisible zero-width cha
 control characters, U+200E/F, U+202A–U+202E, U+2066–U+2069, are removed, so a text made only of
 them normalizes to the empty string, which every entry point refuses).
 """
+
 from __future__ import annotations
 
 import functools
@@ -26,9 +27,7 @@ _ZERO_WIDTH = re.compile("[\u200b\u200c\u200d\u2060\ufeff]")
 BIDI_CONTROLS = "\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
 _BIDI = re.compile(f"[{BIDI_CONTROLS}]")
 _HALF_TO_FULL = {",": "，", ";": "；", ":": "：", "(": "（", ")": "）", "!": "！", "?": "？"}
-_PUNCT_NEAR_CJK = re.compile(
-    f"(?<=[{_CJK}])[,;:()!?]|[,;:()!?](?=[{_CJK}])"
-)
+_PUNCT_NEAR_CJK = re.compile(f"(?<=[{_CJK}])[,;:()!?]|[,;:()!?](?=[{_CJK}])")
 # An innermost bracket pair with one character of context on each side: a pair is converted as a
 # whole (both brackets full-width or neither), so "OLED(AMOLED)新型" can't end up half converted.
 _PAIR = re.compile(r"(.?)\(([^()]*)\)(.?)")

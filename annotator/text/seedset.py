@@ -5,6 +5,7 @@ exact duplicate lines, near-duplicates (same text up to punctuation/spacing) who
 conflict, unknown labels, and malformed lines, each with its line number and reason. Bad lines are
 skipped; the rest of the file still loads.
 """
+
 from __future__ import annotations
 
 import csv
@@ -41,9 +42,14 @@ class LoadReport:
 
     def to_dict(self) -> dict:
         return {
-            "path": self.path, "n_lines": self.n_lines, "n_pairs": self.n_pairs,
-            "exact_duplicates": self.exact_duplicates, "n_problems": len(self.problems),
-            "problems": self.problems, "n_conflicts": len(self.conflicts), "conflicts": self.conflicts,
+            "path": self.path,
+            "n_lines": self.n_lines,
+            "n_pairs": self.n_pairs,
+            "exact_duplicates": self.exact_duplicates,
+            "n_problems": len(self.problems),
+            "problems": self.problems,
+            "n_conflicts": len(self.conflicts),
+            "conflicts": self.conflicts,
         }
 
 
@@ -114,16 +120,23 @@ def read_labeled_file(path: str | Path, labels: tuple[str, ...]) -> LabeledData:
             by_text[norm].add(label)
             first_line.setdefault(norm, line_no)
     if not by_text:
-        raise InputError(f"{path}: no usable labeled line ({len(report.problems)} problems: "
-                         f"{'; '.join(report.problems[:3])})")
+        raise InputError(
+            f"{path}: no usable labeled line ({len(report.problems)} problems: {'; '.join(report.problems[:3])})"
+        )
     examples = [
         Example(clause_id(t), t, tuple(label for label in labels if label in by_text[t]), ("seed",))
         for t in sorted(by_text, key=first_line.__getitem__)
     ]
     report.conflicts = _conflicts(examples, first_line)
-    log.info("%s: %d examples from %d lines (%d duplicate pairs, %d problems, %d conflicts)",
-             path, len(examples), report.n_lines, report.exact_duplicates, len(report.problems),
-             len(report.conflicts))
+    log.info(
+        "%s: %d examples from %d lines (%d duplicate pairs, %d problems, %d conflicts)",
+        path,
+        len(examples),
+        report.n_lines,
+        report.exact_duplicates,
+        len(report.problems),
+        len(report.conflicts),
+    )
     return LabeledData(examples, report)
 
 
@@ -135,11 +148,13 @@ def _conflicts(examples: list[Example], first_line: dict[str, int]) -> list[dict
     out = []
     for group in groups.values():
         if len(group) > 1 and len({ex.labels for ex in group}) > 1:
-            out.append({
-                "lines": [first_line[ex.text] for ex in group],
-                "texts": [ex.text for ex in group],
-                "labels": [list(ex.labels) for ex in group],
-            })
+            out.append(
+                {
+                    "lines": [first_line[ex.text] for ex in group],
+                    "texts": [ex.text for ex in group],
+                    "labels": [list(ex.labels) for ex in group],
+                }
+            )
     return out
 
 
@@ -201,16 +216,20 @@ def _csv_rows(text: str, report: LoadReport):
     columns = set(reader.fieldnames or ())
     label_col = "labels" if "labels" in columns else "label" if "label" in columns else None
     if "text" not in columns or label_col is None:
-        raise InputError(f"{report.path}: CSV needs a 'text' column and a 'label' or 'labels' column; "
-                         f"found {', '.join(sorted(columns)) or 'none'}")
+        raise InputError(
+            f"{report.path}: CSV needs a 'text' column and a 'label' or 'labels' column; "
+            f"found {', '.join(sorted(columns)) or 'none'}"
+        )
     while True:
         try:
             row = next(reader)
         except StopIteration:
             return
         except csv.Error as exc:  # e.g. an unclosed quote that turns the rest of the file into one cell
-            raise InputError(f"{report.path}: line {reader.reader.line_num}: unreadable CSV ({exc}); look for an "
-                             "unclosed \" quote before this line") from None
+            raise InputError(
+                f"{report.path}: line {reader.reader.line_num}: unreadable CSV ({exc}); look for an "
+                'unclosed " quote before this line'
+            ) from None
         line_no = reader.line_num  # a quoted multi-line cell spans several lines
         report.n_lines += 1
         labels = _split_labels(row.get(label_col))
@@ -245,7 +264,9 @@ def _jsonl_rows(text: str, report: LoadReport):
             continue
         bad = next((m for v in (obj["text"], *labels) if (m := _SURROGATE.search(v))), None)
         if bad:
-            report.problems.append(f"line {line_no}: unpaired UTF-16 surrogate \\u{ord(bad.group()):04x} "
-                                   "(not a character); fix the escape in the file")
+            report.problems.append(
+                f"line {line_no}: unpaired UTF-16 surrogate \\u{ord(bad.group()):04x} "
+                "(not a character); fix the escape in the file"
+            )
             continue
         yield line_no, labels, obj["text"]

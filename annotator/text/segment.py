@@ -18,6 +18,7 @@ nearest heading above a clause becomes its ``section``. Units become clauses:
 Every clause is normalized with :func:`annotator.text.normalize.normalize_text`; its id is
 :func:`annotator.text.normalize.clause_id`. What is left out is listed with a reason.
 """
+
 from __future__ import annotations
 
 import math
@@ -76,9 +77,7 @@ _DATE = (
 )
 _DATE_ONLY = re.compile(rf"^[（(]?{_DATE}[）)]?$")
 _ENDS_WITH_DATE = re.compile(rf"{_DATE}[）)]?$")
-_NAVIGATION = re.compile(
-    r"(?:[您你]?(?:当前|现在)(?:所在)?的?位置\s*[:：])|^(?:首页|主页|网站首页)\s*[>＞»›/]"
-)
+_NAVIGATION = re.compile(r"(?:[您你]?(?:当前|现在)(?:所在)?的?位置\s*[:：])|^(?:首页|主页|网站首页)\s*[>＞»›/]")
 _SOURCE = re.compile(
     r"^[【\[]?(?:来源|信息来源|文章来源|稿件来源|出处|发布时间|发布日期|发文日期|成文日期|印发日期|"
     r"时间|日期|发布机构|发文机关|责任编辑|编辑|编审|审核|校对|作者|记者|摄影|通讯员|"
@@ -164,9 +163,7 @@ class _Block:
     kind: str = ""
 
 
-def segment_text(
-    text: str, *, min_chars: int = DEFAULT_MIN_CHARS, max_chars: int = DEFAULT_MAX_CHARS
-) -> SegmentResult:
+def segment_text(text: str, *, min_chars: int = DEFAULT_MIN_CHARS, max_chars: int = DEFAULT_MAX_CHARS) -> SegmentResult:
     """Split a policy document into labelable clauses.
 
     Parameters
@@ -250,8 +247,7 @@ def _check_bounds(min_chars: int, max_chars: int) -> None:
         raise InputError(f"min_chars must be 0 or more, got {min_chars}")
     if max_chars < _MIN_MAX_CHARS or max_chars <= min_chars:
         raise InputError(
-            f"max_chars must be at least {_MIN_MAX_CHARS} and above min_chars ({min_chars}), "
-            f"got {max_chars}"
+            f"max_chars must be at least {_MIN_MAX_CHARS} and above min_chars ({min_chars}), got {max_chars}"
         )
 
 
@@ -275,8 +271,13 @@ def _logical_lines(text: str) -> list[str]:
     joined: list[str] = []
     for line in lines:
         previous = joined[-1] if joined else ""
-        if (previous and line and len(previous) >= width - 2
-                and not _ENDS_SENTENCE.search(previous) and _marker(line) is None):
+        if (
+            previous
+            and line
+            and len(previous) >= width - 2
+            and not _ENDS_SENTENCE.search(previous)
+            and _marker(line) is None
+        ):
             joined[-1] = previous + line
         else:
             joined.append(line)
@@ -288,12 +289,12 @@ def _marker(line: str) -> tuple[str, str, str] | None:
     circled = _CIRCLED.match(line)
     if circled:
         number = unicodedata.normalize("NFKC", circled.group(1))
-        return "circled", f"（{number}）", unicodedata.normalize("NFKC", line[circled.end():])
+        return "circled", f"（{number}）", unicodedata.normalize("NFKC", line[circled.end() :])
     nfkc = unicodedata.normalize("NFKC", line)
     for family, pattern in _MARKERS:
         match = pattern.match(nfkc)
         if match and match.end() < len(nfkc):
-            return family, normalize_text(match.group(0)), nfkc[match.end():]
+            return family, normalize_text(match.group(0)), nfkc[match.end() :]
     return None
 
 
@@ -341,9 +342,7 @@ def _boilerplate(line: str, raw: str) -> str:
         return "page number"
     if short and _DOC_NUMBER.search(line):
         return "document number"
-    if _ATTACHMENT.match(line) or (
-        unpunctuated and line.startswith("附件") and len(line) <= _HEADING_MAX
-    ):
+    if _ATTACHMENT.match(line) or (unpunctuated and line.startswith("附件") and len(line) <= _HEADING_MAX):
         return "attachment"
     if line in _COLUMNS or (short and len(line) <= 30 and _ISSUE.search(line)):
         return "issue header"
@@ -352,8 +351,11 @@ def _boilerplate(line: str, raw: str) -> str:
     if line.endswith("：") and unpunctuated and len(line) <= 120 and _ADDRESSEE.search(line[:-1]):
         return "addressee"
     names = raw.split()  # "省科技厅 省发展改革委": issuing bodies under a notice
-    if unpunctuated and _ORG_SUFFIX.search(line) and _marker(raw) is None and (
-        len(line) <= 10 or (len(names) >= 2 and all(_ORG_SUFFIX.search(n) for n in names))
+    if (
+        unpunctuated
+        and _ORG_SUFFIX.search(line)
+        and _marker(raw) is None
+        and (len(line) <= 10 or (len(names) >= 2 and all(_ORG_SUFFIX.search(n) for n in names)))
     ):
         return "signature"
     return ""
@@ -403,8 +405,8 @@ def _unit(text: str, marker: str, family: str | None, raw: str) -> Iterator[_Tok
         text = text[: note.start()]
     if not _ENDS_SENTENCE.search(text):
         ends = list(re.finditer(rf"[。！？；!?;][{_CLOSERS}]*", text))
-        if ends and _content_len(text[ends[-1].end():]) < _HALF_SENTENCE:
-            yield _Token("drop", text[ends[-1].end():], "half sentence")
+        if ends and _content_len(text[ends[-1].end() :]) < _HALF_SENTENCE:
+            yield _Token("drop", text[ends[-1].end() :], "half sentence")
             text = text[: ends[-1].end()]
     yield _Token("unit", raw, unit=_Unit(text, marker, family))
 
@@ -431,8 +433,13 @@ def _continues(block: _Block, unit: _Unit) -> bool:
     if block.kind == "list":
         inner = unit.text[:-1]
         ends_item = unit.text.endswith("；") or (len(block.units) > 1 and unit.text.endswith("。"))
-        return (unit.family is not None and unit.family != block.units[0].family and ends_item
-                and "。" not in inner and len(unit.text) <= _LIST_ITEM_MAX)
+        return (
+            unit.family is not None
+            and unit.family != block.units[0].family
+            and ends_item
+            and "。" not in inner
+            and len(unit.text) <= _LIST_ITEM_MAX
+        )
     return False
 
 
@@ -471,7 +478,7 @@ def _split_long(text: str, max_chars: int, level: int = 0) -> list[str]:
     if level == len(_SPLIT_LEVELS):
         n = math.ceil(len(text) / max_chars)
         size = math.ceil(len(text) / n)
-        return [text[i:i + size] for i in range(0, len(text), size)]
+        return [text[i : i + size] for i in range(0, len(text), size)]
     enders = re.escape(_SPLIT_LEVELS[level])
     pattern = re.compile(rf"[^{enders}]*[{enders}]+[{_CLOSERS}]*|[^{enders}]+$")
     parts = [m.group(0) for m in pattern.finditer(text) if m.group(0)]

@@ -1,5 +1,6 @@
 """A real Label Studio server for the end-to-end tests: one per test session, on a free loopback
 port, with a temporary data dir (first start runs the migrations: about a minute)."""
+
 from __future__ import annotations
 
 import os
@@ -61,9 +62,13 @@ class Annotator:
         self.session = requests.Session()
         login = f"{url}/user/login/"
         self.session.get(login, timeout=30)
-        response = self.session.post(login, data={"email": email, "password": password,
-                                                  "csrfmiddlewaretoken": self.session.cookies["csrftoken"]},
-                                     headers={"Referer": login}, allow_redirects=False, timeout=30)
+        response = self.session.post(
+            login,
+            data={"email": email, "password": password, "csrfmiddlewaretoken": self.session.cookies["csrftoken"]},
+            headers={"Referer": login},
+            allow_redirects=False,
+            timeout=30,
+        )
         assert response.status_code == 302, f"{email} could not log in: HTTP {response.status_code}"
 
     def next_task(self, project_id: int) -> dict | None:
@@ -77,26 +82,43 @@ class Annotator:
         return self.session.post(
             f"{self.url}/api/tasks/{task['id']}/annotations?project={task['project']}",
             json={"result": choices_result(labels, config), "task": task["id"], "lead_time": 3.0},
-            headers={"X-CSRFToken": self.session.cookies["csrftoken"], "Referer": self.url}, timeout=30)
+            headers={"X-CSRFToken": self.session.cookies["csrftoken"], "Referer": self.url},
+            timeout=30,
+        )
 
 
 @pytest.fixture
 def live(settings, tiny_corpus, label_studio):
     """The newsletters ingested, 300 seed labels, a first model, a backend running, the project
     connected, and two annotators logged in."""
-    settings = settings.replace(ls_url=label_studio.url, ls_api_key=label_studio.token,
-                                webhook_secret="e2e-secret", basic_auth_user="ls", basic_auth_pass="e2e-pass",
-                                queue_window=30, batch_size=8,
-                                retrain_every=RETRAIN_EVERY, overlap_share=0.3)
+    settings = settings.replace(
+        ls_url=label_studio.url,
+        ls_api_key=label_studio.token,
+        webhook_secret="e2e-secret",
+        basic_auth_user="ls",
+        basic_auth_pass="e2e-pass",
+        queue_window=30,
+        batch_size=8,
+        retrain_every=RETRAIN_EVERY,
+        overlap_share=0.3,
+    )
     with Store(settings.db_path) as store:
         ingest_documents(store, [SOURCES])
         import_labels(store, tiny_corpus, settings.labels)
         train_project(settings, store, ModelRegistry(settings.model_dir, store))  # as `annotator train`
-    env = {"LABEL_STUDIO_URL": label_studio.url, "LABEL_STUDIO_API_KEY": label_studio.token,
-           "ANNOTATOR_WEBHOOK_SECRET": "e2e-secret", "BASIC_AUTH_USER": "ls", "BASIC_AUTH_PASS": "e2e-pass",
-           "ANNOTATOR_RETRAIN_EVERY": str(RETRAIN_EVERY),
-           "ANNOTATOR_RETRAIN_DELAY": "600", "ANNOTATOR_RECONCILE_EVERY": "3", "ANNOTATOR_BATCH_SIZE": "8",
-           "ANNOTATOR_QUEUE_WINDOW": "30", "ANNOTATOR_OVERLAP_SHARE": "0.3"}
+    env = {
+        "LABEL_STUDIO_URL": label_studio.url,
+        "LABEL_STUDIO_API_KEY": label_studio.token,
+        "ANNOTATOR_WEBHOOK_SECRET": "e2e-secret",
+        "BASIC_AUTH_USER": "ls",
+        "BASIC_AUTH_PASS": "e2e-pass",
+        "ANNOTATOR_RETRAIN_EVERY": str(RETRAIN_EVERY),
+        "ANNOTATOR_RETRAIN_DELAY": "600",
+        "ANNOTATOR_RECONCILE_EVERY": "3",
+        "ANNOTATOR_BATCH_SIZE": "8",
+        "ANNOTATOR_QUEUE_WINDOW": "30",
+        "ANNOTATOR_OVERLAP_SHARE": "0.3",
+    }
     with BackendServer(settings.home, env=env) as backend:
         backend.start()
         settings = settings.replace(backend_url=backend.url)
@@ -115,11 +137,17 @@ def project_version(client, project_id: int) -> int | None:
     return version_from_ls(client.project(project_id)["model_version"])
 
 
-
-
-CHROMIUM_FLAGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                  "--force-device-scale-factor=1")
+CHROMIUM_FLAGS = (
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--force-device-scale-factor=1",
+)
 
 
 def chromium(profile: Path, width: int, height: int, *extra: str):
@@ -132,7 +160,8 @@ def chromium(profile: Path, width: int, height: int, *extra: str):
     options.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
     for arg in (*CHROMIUM_FLAGS, *extra, f"--window-size={width},{height}", f"--user-data-dir={profile}"):
         options.add_argument(arg)
-    driver = webdriver.Chrome(options=options, service=Service(
-        executable_path=shutil.which("chromedriver") or "/usr/bin/chromedriver"))
+    driver = webdriver.Chrome(
+        options=options, service=Service(executable_path=shutil.which("chromedriver") or "/usr/bin/chromedriver")
+    )
     driver.set_page_load_timeout(60)
     return driver

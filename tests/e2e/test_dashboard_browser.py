@@ -5,6 +5,7 @@ clauses with synthetic annotations from six annotators; Selenium drives Debian's
 chromedriver. Screenshots go to tests/artifacts/dashboard.png and (palette-compressed, for the
 README) docs/dashboard.png.
 """
+
 from __future__ import annotations
 
 
@@ -37,8 +38,11 @@ WIDTH, HEIGHT = 1400, 2400
 DOCS_LIMIT = 300 * 1024
 
 if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
-    pytest.skip(f"needs Debian's chromium and chromium-driver ({CHROMIUM}, {CHROMEDRIVER} not found; "
-                "run `make system-deps` as root)", allow_module_level=True)
+    pytest.skip(
+        f"needs Debian's chromium and chromium-driver ({CHROMIUM}, {CHROMEDRIVER} not found; "
+        "run `make system-deps` as root)",
+        allow_module_level=True,
+    )
 
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support import expected_conditions as ec  # noqa: E402
@@ -51,8 +55,16 @@ def served(tmp_path):
     """(settings, base URL) of a running dashboard over a realistic store."""
     settings = Settings(home=tmp_path / "home")
     with Store(settings.db_path) as store:
-        build_project(store, settings.labels, n_clauses=500, annotators=ANNOTATORS, n_seed=150,
-                      n_versions=7, n_adjudicated=4, seed=7)
+        build_project(
+            store,
+            settings.labels,
+            n_clauses=500,
+            annotators=ANNOTATORS,
+            n_seed=150,
+            n_versions=7,
+            n_adjudicated=4,
+            seed=7,
+        )
     server = make_server("127.0.0.1", 0, create_app(settings, start_queue=False), threaded=True)
     thread = threading.Thread(target=server.serve_forever, name="dashboard-e2e", daemon=True)
     thread.start()
@@ -72,8 +84,14 @@ def browser(tmp_path):
 
 def cli_agreement(settings: Settings) -> dict:
     """What `annotator agreement --json` prints for this project (the report is under "agreement")."""
-    done = subprocess.run([sys.executable, "-m", "annotator.cli", "--home", str(settings.home), "agreement",
-                           "--json"], capture_output=True, text=True, encoding="utf-8", check=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "annotator.cli", "--home", str(settings.home), "agreement", "--json"],
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        check=True,
+        timeout=120,
+    )
     return json.loads(done.stdout)["agreement"]
 
 
@@ -96,9 +114,14 @@ def save_screenshot(driver, name: str = "dashboard.png", height: int | None = No
     """The page as PNG (``height`` pixels from the top; the whole page, beyond the viewport, by
     default), also written to tests/artifacts/``name``."""
     height = height or driver.execute_script("return document.documentElement.scrollHeight")
-    shot = driver.execute_cdp_cmd("Page.captureScreenshot", {
-        "format": "png", "captureBeyondViewport": True,
-        "clip": {"x": 0, "y": 0, "width": WIDTH, "height": height, "scale": 1}})
+    shot = driver.execute_cdp_cmd(
+        "Page.captureScreenshot",
+        {
+            "format": "png",
+            "captureBeyondViewport": True,
+            "clip": {"x": 0, "y": 0, "width": WIDTH, "height": height, "scale": 1},
+        },
+    )
     png = base64.b64decode(shot["data"])
     artifacts = REPO / "tests" / "artifacts"
     artifacts.mkdir(parents=True, exist_ok=True)
@@ -142,8 +165,16 @@ def test_dashboard_in_chromium(served, browser):
     assert {f"per_label.{i}.krippendorff_alpha" for i in range(len(settings.labels))} <= paths
     assert {f"pairs.{k}.cohen_kappa" for k in range(len(report["pairs"]))} <= paths
     assert "set_level.krippendorff_alpha_masi" in paths
-    for panel in ("progress", "throughput", "annotators", "labels", "agreement", "annotator-matrix",
-                  "learning-curve", "queue"):
+    for panel in (
+        "progress",
+        "throughput",
+        "annotators",
+        "labels",
+        "agreement",
+        "annotator-matrix",
+        "learning-curve",
+        "queue",
+    ):
         assert browser.find_element(By.ID, panel).is_displayed(), panel
     label_cell = browser.find_element(By.CSS_SELECTOR, f'#labels tr[data-label="{settings.labels[0]}"] td')
     assert label_cell.text == settings.labels[0] and label_cell.size["width"] > 30
@@ -154,8 +185,11 @@ def test_dashboard_in_chromium(served, browser):
     boxes = item.find_elements(By.CSS_SELECTOR, "fieldset input[name=labels]")
     if not boxes[-1].is_selected():  # pick one more label than the pre-checked ones
         boxes[-1].click()
-    chosen = tuple(label for label in settings.labels
-                   if label in {box.get_attribute("value") for box in boxes if box.is_selected()})
+    chosen = tuple(
+        label
+        for label in settings.labels
+        if label in {box.get_attribute("value") for box in boxes if box.is_selected()}
+    )
     resolver = item.find_element(By.NAME, "resolver")
     resolver.clear()
     resolver.send_keys("组长 王")

@@ -3,6 +3,7 @@ on the shipped seed file, starts Label Studio and the backend, and leaves the fi
 waiting with the model's labels pre-filled. Someone labels ten clauses, a retrain re-scores the
 queue; a SIGTERM (a ``kill``, a closed terminal) stops the demo *and* both servers it started;
 running it again on the same home works, adds nothing and pushes no clause twice."""
+
 from __future__ import annotations
 
 import re
@@ -23,8 +24,11 @@ pytestmark = pytest.mark.e2e
 
 def run_demo(home: Path, ls_port: int, port: int, log: Path, *extra: str) -> subprocess.Popen:
     with open(log, "w") as out:
-        return subprocess.Popen([ANNOTATOR, "--home", str(home), "demo", "--ls-port", str(ls_port),
-                                 "--port", str(port), *extra], stdout=out, stderr=subprocess.STDOUT)
+        return subprocess.Popen(
+            [ANNOTATOR, "--home", str(home), "demo", "--ls-port", str(ls_port), "--port", str(port), *extra],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
 
 
 def test_demo_pushes_the_first_batch_stops_its_servers_on_sigterm_and_reruns_idempotently(tmp_path):
@@ -32,8 +36,11 @@ def test_demo_pushes_the_first_batch_stops_its_servers_on_sigterm_and_reruns_ide
     ls_port, port = free_port(), free_port()
     demo = run_demo(home, ls_port, port, log)
     try:
-        wait_for(lambda: "clauses are waiting" in log.read_text() or demo.poll() is not None, 600,
-                 "the demo to push its first batch")
+        wait_for(
+            lambda: "clauses are waiting" in log.read_text() or demo.poll() is not None,
+            600,
+            "the demo to push its first batch",
+        )
         output = log.read_text()
         assert demo.poll() is None, output
         assert "ingested 4 documents" in output and "seed labels: 5602 labeled clauses" in output
@@ -57,8 +64,11 @@ def test_demo_pushes_the_first_batch_stops_its_servers_on_sigterm_and_reruns_ide
         with LabelStudioClient(f"http://127.0.0.1:{ls_port}", DEMO_TOKEN) as client:
             for i, task in enumerate(tasks[:10]):
                 client.create_annotation(task["id"], choices_result([config.labels[i]], config))
-            wait_for(lambda: client.project(project_id)["model_version"] == "policy-clf-v2", 180,
-                     "the queue re-scored by version 2")
+            wait_for(
+                lambda: client.project(project_id)["model_version"] == "policy-clf-v2",
+                180,
+                "the queue re-scored by version 2",
+            )
             tasks = list(client.tasks(project_id))
 
         demo.send_signal(signal.SIGTERM)
@@ -73,8 +83,11 @@ def test_demo_pushes_the_first_batch_stops_its_servers_on_sigterm_and_reruns_ide
     # Again, as a user does the next morning: nothing new is stored, no clause is pushed twice.
     rerun = run_demo(home, ls_port, port, tmp_path / "rerun.log")
     try:
-        wait_for(lambda: "clauses are waiting" in (tmp_path / "rerun.log").read_text() or rerun.poll() is not None,
-                 600, "the demo to start again")
+        wait_for(
+            lambda: "clauses are waiting" in (tmp_path / "rerun.log").read_text() or rerun.poll() is not None,
+            600,
+            "the demo to start again",
+        )
         output = (tmp_path / "rerun.log").read_text()
         assert rerun.poll() is None, output
         assert "ingested 4 documents: 0 new clauses" in output and "(0 new)" in output

@@ -6,6 +6,7 @@ while reading (across a retrain), then submit. Through at least five retrains: t
 dry while clauses are unpushed, every submit is accepted and lands on the clause that was shown,
 the store holds each annotation once, and the second annotation of an overlap task was blind.
 """
+
 from __future__ import annotations
 
 import time
@@ -38,10 +39,16 @@ def test_two_annotators_holding_tasks_across_five_retrains(live):
         nonlocal submits
         text = task["data"]["text"]
         assert task["data"]["clause_id"] == clause_id(text)
-        predictions = [p for p in task.get("predictions") or []
-                       if p["model_version"] == client.project(project_id)["model_version"]]
-        prefill = (predictions[0]["result"][0]["value"]["choices"] if predictions and predictions[0]["result"]
-                   else [settings.labels[submits % len(settings.labels)]])
+        predictions = [
+            p
+            for p in task.get("predictions") or []
+            if p["model_version"] == client.project(project_id)["model_version"]
+        ]
+        prefill = (
+            predictions[0]["result"][0]["value"]["choices"]
+            if predictions and predictions[0]["result"]
+            else [settings.labels[submits % len(settings.labels)]]
+        )
         response = person.submit(task, prefill, config)
         assert response.status_code == 201, response.text  # never "Annotation is not saved"
         shown[response.json()["id"]] = (person.email, text)
@@ -61,16 +68,22 @@ def test_two_annotators_holding_tasks_across_five_retrains(live):
             # label it, each blind to the other).
             assert task["id"] != held["id"] or held["overlap"] > 1
             label(ann2, task)
-        wait_for(lambda: project_version(client, project_id) > version_before, 120,
-                 "a retrain and the queue re-scored under the new version")
+        wait_for(
+            lambda: project_version(client, project_id) > version_before,
+            120,
+            "a retrain and the queue re-scored under the new version",
+        )
         assert ann1.next_task(project_id)["id"] == held["id"]  # still theirs after the retrain
         label(ann1, held)
         held_across_retrain += 1
 
     # Every submit reached the store, once, on the clause whose text was shown.
     with Store(settings.db_path) as store:
-        stored = wait_for(lambda: len(found := store.annotations(sources=["label_studio"], not_policy=None))
-                          >= len(shown) and found, 60, "every annotation in the store")
+        stored = wait_for(
+            lambda: len(found := store.annotations(sources=["label_studio"], not_policy=None)) >= len(shown) and found,
+            60,
+            "every annotation in the store",
+        )
         by_ls_id = {a.ls_annotation_id: a for a in stored}
         assert len(by_ls_id) == len(stored) == len(shown)
         for ls_id, (email, text) in shown.items():
@@ -95,8 +108,14 @@ def test_two_annotators_holding_tasks_across_five_retrains(live):
     health = requests.get(f"{backend.url}/health", timeout=5).json()  # /health needs no credentials
     assert health["status"] == "UP" and health["reason"] is None
     # The version /health serves is the one Label Studio serves by, once its refresh is done.
-    wait_for(lambda: requests.get(f"{backend.url}/health", timeout=5).json()["ls_model_version"]
-             == ls_model_version(project_version(client, project_id)), 60, "Label Studio on the latest version")
+    wait_for(
+        lambda: (
+            requests.get(f"{backend.url}/health", timeout=5).json()["ls_model_version"]
+            == ls_model_version(project_version(client, project_id))
+        ),
+        60,
+        "Label Studio on the latest version",
+    )
 
 
 def test_a_submit_without_a_webhook_still_reaches_the_store(live):
@@ -104,15 +123,18 @@ def test_a_submit_without_a_webhook_still_reaches_the_store(live):
     settings, backend, client, project_id, (ann1, _) = live
     config = settings.labels_config()
     user = client.find_user(ann1.email)
-    client._api("PATCH", f"api/users/{user['id']}", "clear the active organization",
-                json={"active_organization": None})
+    client._api("PATCH", f"api/users/{user['id']}", "clear the active organization", json={"active_organization": None})
     task = ann1.next_task(project_id)
     response = ann1.submit(task, [settings.labels[0]], config)
     assert response.status_code == 201
     with Store(settings.db_path) as store:
-        wait_for(lambda: [a for a in store.annotations(sources=["label_studio"])
-                          if a.ls_annotation_id == response.json()["id"]], 60,
-                 "the annotation recovered by the reconciliation")
+        wait_for(
+            lambda: [
+                a for a in store.annotations(sources=["label_studio"]) if a.ls_annotation_id == response.json()["id"]
+            ],
+            60,
+            "the annotation recovered by the reconciliation",
+        )
 
 
 def test_start_training_works_with_basic_auth_alone_and_annotation_events_need_the_secret(live):
@@ -120,20 +142,32 @@ def test_start_training_works_with_basic_auth_alone_and_annotation_events_need_t
     settings, backend, client, project_id, _ = live
     auth = ("ls", "e2e-pass")
     versions = len(requests.get(f"{backend.url}/health", timeout=5).json()["model_version"] or "")
-    response = requests.post(f"{backend.url}/webhook", json={"action": "START_TRAINING", "project": {"id": project_id}},
-                             auth=auth, timeout=5)
-    assert response.status_code == 201 and response.json() == {"action": "START_TRAINING", "queued": True,
-                                                               "status": "ok"}
-    wait_for(lambda: requests.get(f"{backend.url}/health", timeout=5).json()["model_version"] == "2", 120,
-             "the version Start Training asked for")
+    response = requests.post(
+        f"{backend.url}/webhook", json={"action": "START_TRAINING", "project": {"id": project_id}}, auth=auth, timeout=5
+    )
+    assert response.status_code == 201 and response.json() == {
+        "action": "START_TRAINING",
+        "queued": True,
+        "status": "ok",
+    }
+    wait_for(
+        lambda: requests.get(f"{backend.url}/health", timeout=5).json()["model_version"] == "2",
+        120,
+        "the version Start Training asked for",
+    )
     assert versions
     refused = requests.post(f"{backend.url}/webhook", json={"action": "START_TRAINING"}, timeout=5)
     assert refused.status_code == 401  # no basic auth
-    response = requests.post(f"{backend.url}/webhook", json={"action": "ANNOTATION_CREATED",
-                                                            "project": {"id": project_id}}, auth=auth, timeout=5)
+    response = requests.post(
+        f"{backend.url}/webhook",
+        json={"action": "ANNOTATION_CREATED", "project": {"id": project_id}},
+        auth=auth,
+        timeout=5,
+    )
     assert response.status_code == 401
     assert response.json()["error"] == "webhook secret header missing or wrong"
-    other = requests.post(f"{backend.url}/webhook", json={"action": "START_TRAINING", "project": {"id": 10**6}},
-                          auth=auth, timeout=5)
+    other = requests.post(
+        f"{backend.url}/webhook", json={"action": "START_TRAINING", "project": {"id": 10**6}}, auth=auth, timeout=5
+    )
     assert other.status_code == 400
     assert f"this backend serves Label Studio project {project_id}, not project 1000000" in other.json()["error"]

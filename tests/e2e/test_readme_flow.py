@@ -3,6 +3,7 @@ subprocesses, ``annotator serve`` as the backend) against the real Label Studio:
 the labels, train, serve with LABEL_STUDIO_URL / LABEL_STUDIO_API_KEY exported, connect; then
 annotating in Label Studio brings a retrained model and a batch it ranked, and ``sync`` finds
 nothing missing."""
+
 from __future__ import annotations
 
 import json
@@ -25,13 +26,20 @@ pytestmark = pytest.mark.e2e
 
 def test_the_readme_flow_for_your_own_documents(tmp_path, tiny_corpus, label_studio):
     home = tmp_path / "myproject"
-    env = dict(os.environ, ANNOTATOR_RETRAIN_EVERY="5", ANNOTATOR_RETRAIN_DELAY="1", ANNOTATOR_BATCH_SIZE="10",
-               ANNOTATOR_QUEUE_WINDOW="10", ANNOTATOR_LS_PROJECT_TITLE=f"readme {time.time_ns()}")
+    env = dict(
+        os.environ,
+        ANNOTATOR_RETRAIN_EVERY="5",
+        ANNOTATOR_RETRAIN_DELAY="1",
+        ANNOTATOR_BATCH_SIZE="10",
+        ANNOTATOR_QUEUE_WINDOW="10",
+        ANNOTATOR_LS_PROJECT_TITLE=f"readme {time.time_ns()}",
+    )
     env.pop("ANNOTATOR_HOME", None)
 
     def annotator(*args: str) -> subprocess.CompletedProcess:
-        done = subprocess.run([ANNOTATOR, "--home", str(home), *args], env=env, capture_output=True, text=True,
-                              timeout=300)
+        done = subprocess.run(
+            [ANNOTATOR, "--home", str(home), *args], env=env, capture_output=True, text=True, timeout=300
+        )
         assert done.returncode == 0, f"annotator {' '.join(args)}:\n{done.stderr}"
         return done
 
@@ -42,8 +50,13 @@ def test_the_readme_flow_for_your_own_documents(tmp_path, tiny_corpus, label_stu
     port = free_port()
     backend_url = f"http://127.0.0.1:{port}"
     with open(tmp_path / "serve.log", "w") as log:
-        serve = subprocess.Popen([ANNOTATOR, "--home", str(home), "serve", "--port", str(port)], env=env,
-                                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        serve = subprocess.Popen(
+            [ANNOTATOR, "--home", str(home), "serve", "--port", str(port)],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         wait_http(f"{backend_url}/health", timeout=60, process=serve, log_file=tmp_path / "serve.log")
         health = requests.get(f"{backend_url}/health", timeout=5).json()
@@ -63,15 +76,22 @@ def test_the_readme_flow_for_your_own_documents(tmp_path, tiny_corpus, label_stu
             for i, task in enumerate(first[:5]):
                 client.create_annotation(task["id"], choices_result([settings.labels[i]], config))
             with Store(settings.store_url) as store:
-                wait_for(lambda: len(store.annotations(sources=["label_studio"])) == 5, 30,
-                         "the 5 annotations in the store")
+                wait_for(
+                    lambda: len(store.annotations(sources=["label_studio"])) == 5, 30, "the 5 annotations in the store"
+                )
                 wait_for(lambda: store.latest_model_version().version >= 2, 120, "a retrained model")
-                wait_for(lambda: client.project(project_id)["model_version"] == "policy-clf-v2", 60,
-                         "the waiting tasks re-scored by the new model, by `annotator serve` itself")
+                wait_for(
+                    lambda: client.project(project_id)["model_version"] == "policy-clf-v2",
+                    60,
+                    "the waiting tasks re-scored by the new model, by `annotator serve` itself",
+                )
                 assert all(p.model_version == 2 for p in store.pending_pushed_tasks())
             # A batch is recorded before its import (so a crash cannot lose track of it): wait for Label Studio.
-            live = wait_for(lambda: len(tasks := [t["data"]["clause_id"] for t in client.tasks(project_id)]) > 10
-                            and tasks, 60, "the new batch in Label Studio")
+            live = wait_for(
+                lambda: len(tasks := [t["data"]["clause_id"] for t in client.tasks(project_id)]) > 10 and tasks,
+                60,
+                "the new batch in Label Studio",
+            )
         assert len(live) == len(set(live))  # none twice
 
         synced = json.loads(annotator("sync", "--json").stdout)

@@ -6,6 +6,7 @@ links to exactly the distributions a plain ``pip install annotator`` pulls in (t
 environment, so the test runs offline and in about half a minute). Every command runs through the
 installed console script from a temporary folder, never from the repository.
 """
+
 from __future__ import annotations
 
 import json
@@ -54,30 +55,60 @@ def installed(tmp_path_factory):
     for package in ("annotator", "backend"):
         shutil.copytree(REPO / package, source / package, ignore=shutil.ignore_patterns("__pycache__"))
     wheels = root / "dist"
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
-                    "-w", str(wheels), str(source)], check=True, cwd=root, timeout=300)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(wheels),
+            str(source),
+        ],
+        check=True,
+        cwd=root,
+        timeout=300,
+    )
     (wheel,) = wheels.glob("annotator-*.whl")
     venv = root / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
     python = venv / "bin" / "python"
-    subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)],
-                   check=True, timeout=300)
-    purelib = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
-                             capture_output=True, text=True, check=True).stdout.strip()
+    subprocess.run(
+        [str(python), "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)], check=True, timeout=300
+    )
+    purelib = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     link_core_dependencies(root / "core-deps")
     Path(purelib, "annotator_core_deps.pth").write_text(f"{root / 'core-deps'}\n", encoding="utf-8")
     work = root / "work"
     work.mkdir()
-    env = {key: value for key, value in os.environ.items()
-           if not key.startswith(("ANNOTATOR_", "LABEL_STUDIO_", "PYTHON")) and key not in ("LOG_LEVEL", "PORT")}
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("ANNOTATOR_", "LABEL_STUDIO_", "PYTHON")) and key not in ("LOG_LEVEL", "PORT")
+    }
     env["PATH"] = f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}"
     return venv / "bin", work, env
 
 
 def run(installed, *args, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
     bin_dir, work, env = installed
-    out = subprocess.run([str(bin_dir / "annotator"), "--home", "project", *args], cwd=work, env=env,
-                         input=stdin, capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [str(bin_dir / "annotator"), "--home", "project", *args],
+        cwd=work,
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     if check:
         assert out.returncode == 0, out.stderr[-3000:]
     assert "Traceback" not in out.stderr, out.stderr[-3000:]
@@ -86,18 +117,39 @@ def run(installed, *args, stdin: str | None = None, check: bool = True) -> subpr
 
 def test_the_wheel_is_what_runs(installed):
     bin_dir, work, env = installed
-    where = subprocess.run([str(bin_dir / "python"), "-c", "import annotator, sklearn; print(annotator.__file__)"],
-                           cwd=work, env=env, capture_output=True, text=True, check=True).stdout.strip()
+    where = subprocess.run(
+        [str(bin_dir / "python"), "-c", "import annotator, sklearn; print(annotator.__file__)"],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     assert Path(where).is_relative_to(bin_dir.parent) and "site-packages" in where
     # The extras are really absent: this is the lean core.
-    missing = subprocess.run([str(bin_dir / "python"), "-c",
-                              "import importlib.util as u; print([m for m in ('label_studio', 'rq', 'psycopg', "
-                              "'dask', 'pyarrow', 'datasets', 'matplotlib', 'gunicorn', 'krippendorff') "
-                              "if u.find_spec(m)])"],
-                             cwd=work, env=env, capture_output=True, text=True, check=True).stdout.strip()
+    missing = subprocess.run(
+        [
+            str(bin_dir / "python"),
+            "-c",
+            "import importlib.util as u; print([m for m in ('label_studio', 'rq', 'psycopg', "
+            "'dask', 'pyarrow', 'datasets', 'matplotlib', 'gunicorn', 'krippendorff') "
+            "if u.find_spec(m)])",
+        ],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     assert missing == "[]"
-    version = subprocess.run([str(bin_dir / "python"), "-m", "annotator", "--version"], cwd=work, env=env,
-                             capture_output=True, text=True, check=True).stdout
+    version = subprocess.run(
+        [str(bin_dir / "python"), "-m", "annotator", "--version"],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert version.startswith("annotator, version ")
 
 
@@ -128,8 +180,10 @@ def test_a_missing_extra_is_named_not_a_traceback(installed):
         port = sock.getsockname()[1]
     out = run(installed, "serve", "--workers", "2", "--port", str(port), check=False)
     assert out.returncode == 1
-    assert out.stderr.endswith("Error: serve --workers N (several processes, gunicorn) needs the 'scale' extra: "
-                               "pip install 'annotator[scale]'\n")
+    assert out.stderr.endswith(
+        "Error: serve --workers N (several processes, gunicorn) needs the 'scale' extra: "
+        "pip install 'annotator[scale]'\n"
+    )
 
 
 def test_export_parquet_without_the_hf_extra_names_it(installed):
@@ -143,7 +197,9 @@ def test_the_demo_says_where_its_documents_are(installed):
     # The newsletters and seed labels are not package data: the demo fails before any port or folder.
     out = run(installed, "demo", "--exit-after-setup", check=False)
     assert out.returncode == 1
-    assert out.stderr == ("Error: the demo's documents and seed labels come with the source repository, not with "
-                          "the installed package: git clone the repository and run `make demo` there (or ingest "
-                          "your own documents: annotator ingest DIR)\n")
+    assert out.stderr == (
+        "Error: the demo's documents and seed labels come with the source repository, not with "
+        "the installed package: git clone the repository and run `make demo` there (or ingest "
+        "your own documents: annotator ingest DIR)\n"
+    )
     assert not (installed[1] / "project" / "labelstudio").exists()

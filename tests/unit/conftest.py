@@ -1,4 +1,5 @@
 """Unit-test fixtures beyond tests/conftest.py: a PostgreSQL server shared by the session."""
+
 from __future__ import annotations
 
 import pytest

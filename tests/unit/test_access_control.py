@@ -5,6 +5,7 @@ secret header guards /webhook; the dashboard has its own login. Export paths are
 output folder in tests/unit/test_export.py (``test_refuses_paths_outside_the_root`` and the symlink
 case), so they are not repeated here.
 """
+
 from __future__ import annotations
 
 import base64
@@ -32,8 +33,13 @@ GOOD = basic("ls", PASSWORD)
 
 
 def make_app(tmp_path, **overrides):
-    values = dict(home=tmp_path / "home", ls_api_key=API_KEY, basic_auth_user="ls", basic_auth_pass=PASSWORD,
-                  webhook_secret=SECRET)
+    values = dict(
+        home=tmp_path / "home",
+        ls_api_key=API_KEY,
+        basic_auth_user="ls",
+        basic_auth_pass=PASSWORD,
+        webhook_secret=SECRET,
+    )
     values.update(overrides)
     settings = Settings(**values)
     return create_app(settings, start_queue=False), settings
@@ -77,8 +83,10 @@ def test_every_endpoint_but_health_refuses_bad_basic_auth(app, name, credentials
     assert response.headers["WWW-Authenticate"] == 'Basic realm="annotator"'
 
 
-@pytest.mark.parametrize("name, status", [("setup", 200), ("predict", 200), ("webhook", 201), ("dashboard", 200),
-                                          ("agreement", 200), ("unknown path", 404)])
+@pytest.mark.parametrize(
+    "name, status",
+    [("setup", 200), ("predict", 200), ("webhook", 201), ("dashboard", 200), ("agreement", 200), ("unknown path", 404)],
+)
 def test_the_right_credentials_are_let_through(app, name, status):
     assert send(app.test_client(), name, GOOD).status_code == status
 
@@ -133,8 +141,9 @@ def test_a_non_ascii_secret_header_is_refused_not_a_crash(tmp_path):
 
 
 def test_a_webhook_with_the_secret_but_no_basic_auth_is_refused(app):
-    response = app.test_client().post("/webhook", json={"action": "START_TRAINING"},
-                                      headers={"X-Annotator-Secret": SECRET})
+    response = app.test_client().post(
+        "/webhook", json={"action": "START_TRAINING"}, headers={"X-Annotator-Secret": SECRET}
+    )
     assert response.status_code == 401 and response.get_json() == REFUSED
 
 
@@ -151,7 +160,8 @@ def test_health_shows_no_secret_even_when_an_error_quoted_one(tmp_path):
     body = app.test_client().get("/health").get_data(as_text=True)
     assert leaked(body) == []
     assert app.test_client().get("/health").get_json()["last_training_error"] == (
-        "Label Studio refused to import tasks: HTTP 401 token *** invalid")
+        "Label Studio refused to import tasks: HTTP 401 token *** invalid"
+    )
 
 
 def boom_app(tmp_path, exc: Exception):
@@ -185,8 +195,10 @@ def test_an_error_quoting_a_secret_is_masked_in_the_answer_and_the_log(tmp_path,
     app = boom_app(tmp_path, LabelStudioError(f"Label Studio refused: HTTP 401 {{'token': '{API_KEY}'}}"))
     response = app.test_client().get("/boom", headers=GOOD)
     assert response.status_code == 500
-    assert response.get_json() == {"error": "Label Studio refused: HTTP 401 {'token': '***'}",
-                                   "type": "LabelStudioError"}
+    assert response.get_json() == {
+        "error": "Label Studio refused: HTTP 401 {'token': '***'}",
+        "type": "LabelStudioError",
+    }
     assert leaked(records_text(caplog)) == [] and "HTTP 401 {'token': '***'}" in records_text(caplog)
 
 
@@ -204,8 +216,9 @@ def test_an_unexpected_error_answers_a_request_id_and_logs_a_masked_traceback(tm
 
 def test_basic_auth_read_from_the_environment_guards_the_backend(tmp_path):
     # The names Label Studio's own ML-backend tools use, read by Settings.from_env.
-    settings = Settings.from_env({"ANNOTATOR_HOME": str(tmp_path / "home"), "BASIC_AUTH_USER": "ls",
-                                  "BASIC_AUTH_PASS": PASSWORD})
+    settings = Settings.from_env(
+        {"ANNOTATOR_HOME": str(tmp_path / "home"), "BASIC_AUTH_USER": "ls", "BASIC_AUTH_PASS": PASSWORD}
+    )
     client = create_app(settings, start_queue=False).test_client()
     refused = client.post("/predict", json={"tasks": []})
     assert refused.status_code == 401 and refused.headers["WWW-Authenticate"] == 'Basic realm="annotator"'
@@ -256,8 +269,10 @@ def test_failed_logins_are_throttled_per_address_with_a_clear_429(dash_app):
     throttled = try_login(client, token, DASH)  # even the right password: no guess is checked now
     assert throttled.status_code == 429
     assert throttled.headers["Retry-After"] == "55"
-    assert ("Too many failed logins from this address (5 within 60 seconds). Try again in 55 seconds."
-            in throttled.get_data(as_text=True))
+    assert (
+        "Too many failed logins from this address (5 within 60 seconds). Try again in 55 seconds."
+        in throttled.get_data(as_text=True)
+    )
     assert client.get("/dashboard/").status_code == 302  # not logged in
     other, other_token = dash_client(dash_app, "10.0.0.2")  # another address is not held back
     assert try_login(other, other_token, DASH).status_code == 303
@@ -303,8 +318,11 @@ def test_logout_ends_the_session_on_the_server_so_an_old_cookie_no_longer_opens_
 
 @pytest.mark.parametrize("secure", [False, True])
 def test_the_session_cookie_can_be_marked_secure(tmp_path, secure):
-    settings = Settings.from_env({"ANNOTATOR_SESSION_COOKIE_SECURE": "true" if secure else "false"},
-                                 home=tmp_path / "home", dashboard_password=DASH)
+    settings = Settings.from_env(
+        {"ANNOTATOR_SESSION_COOKIE_SECURE": "true" if secure else "false"},
+        home=tmp_path / "home",
+        dashboard_password=DASH,
+    )
     assert settings.session_cookie_secure is secure
     app = create_app(settings, start_queue=False)
     client, token = dash_client(app)

@@ -56,9 +56,7 @@ def test_two_annotators_ten_items_hand_computed():
     # Sets: items 1-4 {财政支持} twice, 5-6 {财政支持} vs {}, 7-10 {} twice:
     #        exact match 8/10, mean Jaccard (4*1 + 2*0 + 4*1) / 10 = 0.8 (two empty sets agree),
     #        MASI distance is 0 or 1 here, so the MASI alpha equals the binary alpha, 0.62.
-    annotations = from_columns(
-        {"alice": [1, 1, 1, 1, 1, 0, 0, 0, 0, 0], "bob": [1, 1, 1, 1, 0, 1, 0, 0, 0, 0]}
-    )
+    annotations = from_columns({"alice": [1, 1, 1, 1, 1, 0, 0, 0, 0, 0], "bob": [1, 1, 1, 1, 0, 1, 0, 0, 0, 0]})
     report = agreement_report(annotations, LABELS)
     row = label_row(report, FISCAL)
     assert report.n_items == 10 and report.n_annotators == 2 and report.annotators == ("alice", "bob")
@@ -181,9 +179,7 @@ def test_matches_sklearn_statsmodels_nltk_krippendorff(seed, n_annotators, n_lab
         assert row.cohen_kappa == pytest.approx(float(np.mean(defined)), abs=1e-9)
         # Fleiss: statsmodels on the items that have the chosen rater count
         subset = [
-            [int(lab in chosen) for chosen in s.values()]
-            for s in items.values()
-            if len(s) == row.fleiss_n_raters
+            [int(lab in chosen) for chosen in s.values()] for s in items.values() if len(s) == row.fleiss_n_raters
         ]
         assert len(subset) == row.fleiss_n_items
         table, _ = aggregate_raters(np.array(subset), n_cat=2)
@@ -296,8 +292,7 @@ def test_same_set_everywhere_leaves_alpha_undefined():
     assert report.set_level.krippendorff_alpha_masi is None
     assert report.set_level.exact_match == 1.0
     assert report.set_level.warning == (
-        "every annotator chose the same label set on every shared clause: "
-        "alpha is undefined (no variation)"
+        "every annotator chose the same label set on every shared clause: alpha is undefined (no variation)"
     )
     row = label_row(report, FISCAL)
     assert row.cohen_kappa is None
@@ -307,7 +302,7 @@ def test_same_set_everywhere_leaves_alpha_undefined():
     nothing = agreement_report([ann(f"c{i}", [], name) for i in range(25) for name in ("a", "b")], LABELS)
     assert nothing.pairs[0].cohen_kappa is None
     assert nothing.pairs[0].warning == (
-        "kappa is undefined: both annotators chose no label anywhere " "(or every label everywhere)"
+        "kappa is undefined: both annotators chose no label anywhere (or every label everywhere)"
     )
     assert nothing.set_level.mean_jaccard == 1.0  # two empty sets agree
 
@@ -448,9 +443,7 @@ def queue_example():
 
 def test_disagreement_ranking():
     annotations, adjudicated, model, confidence = queue_example()
-    queue = disagreements(
-        annotations, LABELS, adjudicated=adjudicated, model=model, model_confidence=confidence
-    )
+    queue = disagreements(annotations, LABELS, adjudicated=adjudicated, model=model, model_confidence=confidence)
     # 11 human judgements; 财政支持 chosen 8 times, 税收激励 2, 人才队伍 2.
     # weights: -log2((8+1)/13) = 0.531, -log2((2+1)/13) = 2.115 for both others.
     w_fiscal, w_rare = -math.log2(9 / 13), -math.log2(3 / 13)
@@ -627,12 +620,10 @@ def test_binary_alpha_matches_krippendorff_on_the_seed_set():
     items = latest_sets(annotations)
     checked = 0
     for row in report.per_label:
-        data_matrix = [[int(row.label in items[cid][n]) if n in items[cid] else np.nan for cid in items]
-                       for n in names]
+        data_matrix = [[int(row.label in items[cid][n]) if n in items[cid] else np.nan for cid in items] for n in names]
         if row.krippendorff_alpha is None:
             continue
-        expected = krippendorff.alpha(reliability_data=data_matrix, value_domain=[0, 1],
-                                      level_of_measurement="nominal")
+        expected = krippendorff.alpha(reliability_data=data_matrix, value_domain=[0, 1], level_of_measurement="nominal")
         assert row.krippendorff_alpha == pytest.approx(expected, abs=1e-12), row.label
         checked += 1
     assert checked >= 20
@@ -668,7 +659,8 @@ def test_hundreds_of_annotators_keep_the_report_small():
     items = latest_sets(annotations)
     data = [[int(FISCAL in items[cid][n]) if n in items[cid] else np.nan for cid in items] for n in annotators]
     assert report.per_label[0].krippendorff_alpha == pytest.approx(
-        krippendorff.alpha(reliability_data=data, value_domain=[0, 1], level_of_measurement="nominal"), abs=1e-12)
+        krippendorff.alpha(reliability_data=data, value_domain=[0, 1], level_of_measurement="nominal"), abs=1e-12
+    )
 
 
 def test_a_few_annotators_are_all_shown():

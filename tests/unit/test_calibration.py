@@ -1,4 +1,5 @@
 """Platt scaling by Newton's method: the same fit as scikit-learn's LogisticRegression, much faster."""
+
 from __future__ import annotations
 
 import numpy as np

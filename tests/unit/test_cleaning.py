@@ -240,9 +240,7 @@ def noisy_corpus(n_per_topic=30, seed=0):
     texts, Y = [], []
     for j, phrases in enumerate(TOPICS.values()):
         for i in range(n_per_topic):
-            texts.append(
-                f"第{i}项：{phrases[i % 4]}，{phrases[(i + 1) % 4]}，按规定给予支持{rng.integers(100)}。"
-            )
+            texts.append(f"第{i}项：{phrases[i % 4]}，{phrases[(i + 1) % 4]}，按规定给予支持{rng.integers(100)}。")
             Y.append([int(k == j) for k in range(len(labels))])
     Y = np.array(Y)
     Y[:3, -1] = 1  # only 3 positives: too few for 5 folds
@@ -261,9 +259,7 @@ def test_noise_check_flags_a_flipped_label_and_skips_rare_labels():
     from annotator.dataset.cleaning import CleanExample
 
     examples = [
-        CleanExample(
-            str(i), t, tuple(l for l, y in zip(labels, row) if y), ("seed",), ("seed",), (str(i),), "agreed"
-        )
+        CleanExample(str(i), t, tuple(l for l, y in zip(labels, row) if y), ("seed",), ("seed",), (str(i),), "agreed")
         for i, (t, row) in enumerate(zip(texts, Y))
     ]
     items = label_issue_items(examples, issues, labels)
@@ -301,9 +297,7 @@ class ConstantModel:
 
 def test_noise_check_estimator_contract():
     texts, Y, labels = noisy_corpus()
-    with pytest.raises(
-        InputError, match=r"estimator.predict_proba returned shape \(\d+, 1\), expected \(\d+, 3\)"
-    ):
+    with pytest.raises(InputError, match=r"estimator.predict_proba returned shape \(\d+, 1\), expected \(\d+, 3\)"):
         find_label_issues(texts, Y, labels, estimator=ConstantModel())
 
 

@@ -1,4 +1,5 @@
 """The core CLI commands through CliRunner: exit codes 0/1/2, exact error texts, the --json contracts."""
+
 from __future__ import annotations
 
 import json
@@ -17,7 +18,8 @@ LOAN = "对符合条件的企业给予贷款贴息支持。"
 
 # BUG features.py:47: jieba's load_userdict(path) opens the user dictionary and never closes it.
 pytestmark = pytest.mark.filterwarnings(
-    r"ignore:Exception ignored in.*policy_terms\.txt:pytest.PytestUnraisableExceptionWarning")
+    r"ignore:Exception ignored in.*policy_terms\.txt:pytest.PytestUnraisableExceptionWarning"
+)
 
 
 def clean_environment(mp: pytest.MonkeyPatch) -> None:
@@ -118,9 +120,15 @@ def test_import_labels_then_status(tmp_path, tiny_corpus):
     status = run(home, "status", "--json")
     assert status.exit_code == 0
     assert json.loads(status.stdout) == {
-        "home": str(home), "clauses": 300, "labeled_clauses": 300,
-        "annotations": {"seed": 300, "label_studio": 0}, "model_versions": 0, "latest_model": None,
-        "pushed_pending": 0, "not_policy": 0}
+        "home": str(home),
+        "clauses": 300,
+        "labeled_clauses": 300,
+        "annotations": {"seed": 300, "label_studio": 0},
+        "model_versions": 0,
+        "latest_model": None,
+        "pushed_pending": 0,
+        "not_policy": 0,
+    }
 
 
 def test_import_labels_missing_file(tmp_path):
@@ -158,16 +166,22 @@ def _encodes(text: str, encoding: str) -> bool:
 
 def test_import_labels_reports_bad_lines_and_imports_the_rest(tmp_path):
     path = tmp_path / "labels.tsv"
-    path.write_text(f"财政支持\t{LOAN}\n这一行没有制表符\n财政补助\t设立专项资金支持科技成果转化。\n"
-                    "企业\t支持企业建设研发中心。\n", encoding="utf-8")
+    path.write_text(
+        f"财政支持\t{LOAN}\n这一行没有制表符\n财政补助\t设立专项资金支持科技成果转化。\n企业\t支持企业建设研发中心。\n",
+        encoding="utf-8",
+    )
     home = tmp_path / "home"
     result = run(home, "import-labels", path)
     assert result.exit_code == 0, result.output
-    assert "2 labeled clauses from 4 lines (0 duplicate lines, 0 near-duplicates with conflicting labels, " \
-           "2 problem lines)" in result.output
+    assert (
+        "2 labeled clauses from 4 lines (0 duplicate lines, 0 near-duplicates with conflicting labels, "
+        "2 problem lines)" in result.output
+    )
     assert "  line 2: no tab between label and text" in result.output
-    assert "  line 3: label '财政补助' is not in the label set; did you mean '财政支持'? known: 金融支持, " \
-           in result.output
+    assert (
+        "  line 3: label '财政补助' is not in the label set; did you mean '财政支持'? known: 金融支持, "
+        in result.output
+    )
     status = json.loads(run(home, "status", "--json").stdout)
     assert status["labeled_clauses"] == 2
 
@@ -191,9 +205,11 @@ def test_predict_before_any_training(tmp_path):
 def test_train_without_labels(tmp_path):
     result = run(tmp_path / "home", "train")
     assert result.exit_code == 1
-    assert result.output.strip() == ("Error: the project has 0 labeled clause(s), 20 are needed to train "
-                                     "(ANNOTATOR_MIN_TRAIN_LABELS); import labels with "
-                                     "`annotator import-labels FILE`")
+    assert result.output.strip() == (
+        "Error: the project has 0 labeled clause(s), 20 are needed to train "
+        "(ANNOTATOR_MIN_TRAIN_LABELS); import labels with "
+        "`annotator import-labels FILE`"
+    )
 
 
 def test_train_on_a_missing_file(tmp_path):
@@ -238,8 +254,9 @@ def test_evaluate_unknown_version(trained):
 
 
 def test_predict_json(trained):
-    result = run(trained["home"], "predict", "--json", "--top", "2",
-                 input=f"{LOAN}\n\n  支持高校院所建设 科技成果转化平台。\n")
+    result = run(
+        trained["home"], "predict", "--json", "--top", "2", input=f"{LOAN}\n\n  支持高校院所建设 科技成果转化平台。\n"
+    )
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
     assert out["model_version"] == 1
@@ -284,15 +301,18 @@ def test_resolve_stores_the_final_labels(labeled_home):
 def test_resolve_with_an_unknown_label(labeled_home):
     result = run(labeled_home, "resolve", clause_id(LOAN), "财政补助", "--resolver", "lead")
     assert result.exit_code == 1
-    assert result.output.strip() == ("Error: label '财政补助' is not in the label set; did you mean '财政支持'? "
-                                     "known: " + ", ".join(LABELS))
+    assert result.output.strip() == (
+        "Error: label '财政补助' is not in the label set; did you mean '财政支持'? known: " + ", ".join(LABELS)
+    )
 
 
 def test_resolve_an_unknown_clause(labeled_home):
     result = run(labeled_home, "resolve", "0000000000000000", "企业", "--resolver", "lead")
     assert result.exit_code == 1
-    assert result.output.strip() == ("Error: unknown clause '0000000000000000': it is not in this project's store; "
-                                     "pick one from the disagreement queue (the dashboard, or `annotator agreement`)")
+    assert result.output.strip() == (
+        "Error: unknown clause '0000000000000000': it is not in this project's store; "
+        "pick one from the disagreement queue (the dashboard, or `annotator agreement`)"
+    )
 
 
 def test_resolve_needs_a_resolver(labeled_home):
@@ -306,8 +326,7 @@ def test_resolve_needs_a_resolver(labeled_home):
 def test_invalid_split(tmp_path, split):
     result = run(tmp_path / "home", "export", "--out", tmp_path / "exports" / "v1", "--split", split)
     assert result.exit_code == 2
-    assert f"Error: Invalid value for --split: expected three numbers like 0.8,0.1,0.1, got '{split}'" \
-           in result.output
+    assert f"Error: Invalid value for --split: expected three numbers like 0.8,0.1,0.1, got '{split}'" in result.output
 
 
 def test_invalid_settings_from_the_environment_exit_1(tmp_path, monkeypatch):
@@ -335,8 +354,9 @@ def test_resolve_from_the_cli_is_validated_like_the_dashboard(labeled_home):
     """One adjudicate(): the CLI refuses what the dashboard refuses, with the same message."""
     result = run(labeled_home, "resolve", clause_id(LOAN), "企业", "--resolver", "  ")
     assert result.exit_code == 1
-    assert result.output.strip() == ("Error: resolver is empty: type your name in the 'resolved by' field so the "
-                                     "decision can be traced")
+    assert result.output.strip() == (
+        "Error: resolver is empty: type your name in the 'resolved by' field so the decision can be traced"
+    )
     result = run(labeled_home, "resolve", clause_id(LOAN), "企业", "--resolver", "lead", "--note", "x" * 2001)
     assert result.exit_code == 1
     assert result.output.strip() == "Error: note has 2001 characters (limit 2000); shorten it"

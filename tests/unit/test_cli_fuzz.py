@@ -4,6 +4,7 @@ Every case must end with exit 1 (an error message) or 2 (a usage error), print n
 leave the project's store exactly as it was. Hypothesis drives CliRunner; a few cases run the
 real console entry point in a subprocess (what a user's shell sees, including `serve`'s exec).
 """
+
 from __future__ import annotations
 
 import math
@@ -66,8 +67,15 @@ def snapshot(home: Path) -> list[str]:
         conn.close()
 
 
-def run_case(project, family: str, args: list[str], *, env: dict | None = None, config: bytes | None = None,
-             stdin: str = "对企业给予贷款贴息。\n") -> None:
+def run_case(
+    project,
+    family: str,
+    args: list[str],
+    *,
+    env: dict | None = None,
+    config: bytes | None = None,
+    stdin: str = "对企业给予贷款贴息。\n",
+) -> None:
     root, home = project
     before = snapshot(home)
     full_env = {"ANNOTATOR_HOME": str(home), "ANNOTATOR_CONFIG": None, **(env or {})}
@@ -82,26 +90,46 @@ def run_case(project, family: str, args: list[str], *, env: dict | None = None, 
         os.chdir(old)
     RUNS.append(family)
     shown = f"{family}: annotator {' '.join(args)} env={env} config={config!r:.200}\n{result.output}"
-    assert result.exception is None or isinstance(result.exception, SystemExit), \
-        shown + "".join(__import__("traceback").format_exception(result.exception))
+    assert result.exception is None or isinstance(result.exception, SystemExit), shown + "".join(
+        __import__("traceback").format_exception(result.exception)
+    )
     assert result.exit_code in (1, 2), shown
     assert "Traceback" not in result.output, shown
     assert result.output.startswith(("Error", "Usage")) or "\nError: " in result.output, shown
     assert snapshot(home) == before, shown
 
 
-HSETTINGS = hsettings(max_examples=EXAMPLES, deadline=None, derandomize=True,
-                      suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+HSETTINGS = hsettings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 
 # --------------------------------------------------------------------------- bad settings values
 
-INT_FIELDS = ("batch_size", "queue_window", "retrain_every", "min_train_labels", "keep_versions", "low_water",
-              "max_request_bytes", "seed", "port", "workers", "threads")
+INT_FIELDS = (
+    "batch_size",
+    "queue_window",
+    "retrain_every",
+    "min_train_labels",
+    "keep_versions",
+    "low_water",
+    "max_request_bytes",
+    "seed",
+    "port",
+    "workers",
+    "threads",
+)
 FLOAT_FIELDS = ("retrain_delay", "reconcile_every", "overlap_share")
 bad_int = st.one_of(st.integers(max_value=-1), st.integers(min_value=2**32), st.just(0))
-bad_float = st.one_of(st.just(math.nan), st.just(math.inf), st.just(-math.inf),
-                      st.floats(max_value=-1e-9, allow_nan=False), st.floats(min_value=1e7, allow_nan=False,
-                                                                                  allow_infinity=False))
+bad_float = st.one_of(
+    st.just(math.nan),
+    st.just(math.inf),
+    st.just(-math.inf),
+    st.floats(max_value=-1e-9, allow_nan=False),
+    st.floats(min_value=1e7, allow_nan=False, allow_infinity=False),
+)
 not_a_strategy = st.text(min_size=1, max_size=20).filter(lambda s: s not in STRATEGY_NAMES)
 
 
@@ -137,11 +165,15 @@ def bad_setting(draw):
         key = draw(st.sampled_from(INT_FIELDS + FLOAT_FIELDS + ("session_cookie_secure",)))
         return key, draw(st.sampled_from(["ten", [1, 2], 1.5] if key in INT_FIELDS else ["ten", [1]]))
     if kind == "unknown":
-        name = draw(st.from_regex(r"[a-z][a-z_]{2,15}", fullmatch=True).filter(
-            lambda k: k not in {f for f in Settings.__dataclass_fields__}))
+        name = draw(
+            st.from_regex(r"[a-z][a-z_]{2,15}", fullmatch=True).filter(
+                lambda k: k not in {f for f in Settings.__dataclass_fields__}
+            )
+        )
         return name, 1
-    return draw(st.sampled_from(["ls_url", "backend_url"])), draw(st.sampled_from(
-        ["localhost:8080", "ftp://x", "", "http://", "javascript:alert(1)"]))
+    return draw(st.sampled_from(["ls_url", "backend_url"])), draw(
+        st.sampled_from(["localhost:8080", "ftp://x", "", "http://", "javascript:alert(1)"])
+    )
 
 
 @HSETTINGS
@@ -157,33 +189,56 @@ def test_bad_config_files_are_an_error_not_a_traceback(project, setting, table):
 
 
 @HSETTINGS
-@given(data=st.one_of(st.binary(min_size=1, max_size=40).map(lambda b: b"\xff" + b),  # not UTF-8
-                      st.text(max_size=40).map(lambda t: ("[[" + t).encode("utf-8", "surrogatepass")),
-                      st.sampled_from([b"annotator = 5\n", b"annotator = \"x\"\n", b"[annotator]\nhome = 5\n",
-                                       b"seed = 1\nseed = 2\n", b"= 3\n", b"batch_size = 1e400\n"])))
+@given(
+    data=st.one_of(
+        st.binary(min_size=1, max_size=40).map(lambda b: b"\xff" + b),  # not UTF-8
+        st.text(max_size=40).map(lambda t: ("[[" + t).encode("utf-8", "surrogatepass")),
+        st.sampled_from(
+            [
+                b"annotator = 5\n",
+                b'annotator = "x"\n',
+                b"[annotator]\nhome = 5\n",
+                b"seed = 1\nseed = 2\n",
+                b"= 3\n",
+                b"batch_size = 1e400\n",
+            ]
+        ),
+    )
+)
 def test_undecodable_or_malformed_config_files_are_an_error(project, data):
     run_case(project, "config bytes", ["status"], config=data)
 
 
 @HSETTINGS
-@given(setting=bad_setting(), raw=st.sampled_from([None, "nan", "inf", "-1", "abc", "", " ", "1e999", "0x10",
-                                                   "٣", "9" * 30]))
+@given(
+    setting=bad_setting(),
+    raw=st.sampled_from([None, "nan", "inf", "-1", "abc", "", " ", "1e999", "0x10", "٣", "9" * 30]),
+)
 def test_bad_environment_values_are_an_error(project, setting, raw):
     key, value = setting
     if key not in Settings.__dataclass_fields__:
         return  # unknown ANNOTATOR_* variables are ignored (other tools share the prefix)
     kind = str(Settings.__dataclass_fields__[key].type)
     text = str(value) if raw is None or kind == "str" else raw
-    if kind == "int" and raw is not None and raw.strip().lstrip("-").isdigit() and 0 <= int(raw) < 2**31 \
-            and key in ("seed",):
+    if (
+        kind == "int"
+        and raw is not None
+        and raw.strip().lstrip("-").isdigit()
+        and 0 <= int(raw) < 2**31
+        and key in ("seed",)
+    ):
         text = "-1"
     if kind == "float" and raw in ("-1",) and key == "overlap_share":
         text = "-1"
     if kind == "int" and text.strip().isdigit() and int(text) >= 1 and key != "seed":
         if int(text) <= 64:
             text = "-1"
-    if kind == "str" and key in ("ls_url", "backend_url") and text.lower().startswith(("http://", "https://")) \
-            and len(text) > 8:
+    if (
+        kind == "str"
+        and key in ("ls_url", "backend_url")
+        and text.lower().startswith(("http://", "https://"))
+        and len(text) > 8
+    ):
         text = "nope"
     if key == "strategy" and text in STRATEGY_NAMES:
         text = "nope"
@@ -198,22 +253,43 @@ def test_bad_environment_values_are_an_error(project, setting, raw):
 # --------------------------------------------------------------------------- bad arguments
 
 words = st.text(alphabet=st.characters(blacklist_categories=("Cs", "Cc")), min_size=1, max_size=12)
-bad_count = st.one_of(st.integers(max_value=0).map(str), words.filter(lambda w: not w.strip().isdigit()),
-                      st.just("nan"), st.just("1e9999"))
+bad_count = st.one_of(
+    st.integers(max_value=0).map(str),
+    words.filter(lambda w: not w.strip().isdigit()),
+    st.just("nan"),
+    st.just("1e9999"),
+)
 
 
 @st.composite
 def bad_arguments(draw):
     """A command line with exactly one thing wrong, which the CLI must catch before any work."""
-    family = draw(st.sampled_from(["simulate", "predict", "export", "train", "agreement", "serve", "home",
-                                   "ingest", "resolve", "evaluate", "global"]))
+    family = draw(
+        st.sampled_from(
+            [
+                "simulate",
+                "predict",
+                "export",
+                "train",
+                "agreement",
+                "serve",
+                "home",
+                "ingest",
+                "resolve",
+                "evaluate",
+                "global",
+            ]
+        )
+    )
     labeled = str(SEED_TSV)
     if family == "simulate":
         base = ["simulate", "--labeled", labeled, "--test", labeled]
         which = draw(st.sampled_from(["count", "strategy", "plot", "out", "both"]))
         if which == "count":
-            return base + [draw(st.sampled_from(["--seeds", "--batch-size", "--budget", "--seed-size"])),
-                           draw(bad_count)]
+            return base + [
+                draw(st.sampled_from(["--seeds", "--batch-size", "--budget", "--seed-size"])),
+                draw(bad_count),
+            ]
         if which == "strategy":
             return base + ["--strategy", draw(not_a_strategy)]
         if which == "both":
@@ -223,16 +299,24 @@ def bad_arguments(draw):
     if family == "predict":
         option = draw(st.sampled_from(["--version", "--top", "corrupt"]))
         if option == "--version":
-            return ["predict", "--version", draw(st.one_of(words, st.integers(max_value=0).map(str),
-                                                           st.integers(min_value=2).map(str)))]
+            return [
+                "predict",
+                "--version",
+                draw(st.one_of(words, st.integers(max_value=0).map(str), st.integers(min_value=2).map(str))),
+            ]
         if option == "--top":
             return ["predict", "--top", draw(bad_count)]
         return ["predict"]  # the only model version is corrupt
     if family == "export":
         option = draw(st.sampled_from(["--split", "--format", "--policy", "--out", "overwrite-home"]))
         if option == "--split":
-            return ["export", "--out", "exports/x", "--split", draw(st.one_of(words, st.just("0.5,0.5,0.5"),
-                                                                              st.just("nan,0,1")))]
+            return [
+                "export",
+                "--out",
+                "exports/x",
+                "--split",
+                draw(st.one_of(words, st.just("0.5,0.5,0.5"), st.just("nan,0,1"))),
+            ]
         if option == "--out":
             return ["export", "--out", draw(st.sampled_from(["/tmp", "..", "exports", "exports/../x", "/etc/x"]))]
         if option == "overwrite-home":
@@ -244,11 +328,17 @@ def bad_arguments(draw):
         return ["agreement", "--queue", draw(st.one_of(st.integers(max_value=-1).map(str), words))]
     if family == "serve":
         option = draw(st.sampled_from(["--port", "--threads", "--workers"]))
-        return ["serve", option, draw(st.one_of(st.integers(max_value=0).map(str),
-                                                st.integers(min_value=70_000).map(str), words))]
+        return [
+            "serve",
+            option,
+            draw(st.one_of(st.integers(max_value=0).map(str), st.integers(min_value=70_000).map(str), words)),
+        ]
     if family == "home":
-        return ["--home", draw(st.sampled_from(["a-file", "/proc/nope", "/dev/null", "a-file/sub"])),
-                draw(st.sampled_from(["status", "agreement", "predict", "serve"]))]
+        return [
+            "--home",
+            draw(st.sampled_from(["a-file", "/proc/nope", "/dev/null", "a-file/sub"])),
+            draw(st.sampled_from(["status", "agreement", "predict", "serve"])),
+        ]
     if family == "ingest":
         return ["ingest", str(SEED_TSV), "--tasks-out", draw(st.sampled_from(["adir", "/dev/null", "a-file/x"]))]
     if family == "resolve":
@@ -258,8 +348,12 @@ def bad_arguments(draw):
     return [draw(st.sampled_from(["--verbose=x", "--home", "--config", "--nope", "nope"]))]
 
 
-@hsettings(max_examples=3 * EXAMPLES, deadline=None, derandomize=True,
-           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@hsettings(
+    max_examples=3 * EXAMPLES,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(args=bad_arguments())
 def test_bad_arguments_are_an_error_not_a_traceback(project, args):
     run_case(project, f"arguments {args[0]}", args)
@@ -269,9 +363,15 @@ def test_bad_arguments_are_an_error_not_a_traceback(project, args):
 
 
 def cli(*args: str, cwd: Path, env: dict | None = None, stdin: str = "") -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "annotator", *args], cwd=cwd, input=stdin, text=True,
-                          capture_output=True, timeout=120,
-                          env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-m", "annotator", *args],
+        cwd=cwd,
+        input=stdin,
+        text=True,
+        capture_output=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})},
+    )
 
 
 @pytest.fixture
@@ -284,21 +384,30 @@ def busy_port():
 
 
 SUBPROCESS_CASES = {
-    "undecodable config": (["--config", "bad.toml", "status"],
-                           "Error: config file bad.toml is not UTF-8 text (invalid byte 0xff at offset 0); "
-                           "save it as UTF-8"),
+    "undecodable config": (
+        ["--config", "bad.toml", "status"],
+        "Error: config file bad.toml is not UTF-8 text (invalid byte 0xff at offset 0); save it as UTF-8",
+    ),
     "negative seed": (["status"], "Error: ANNOTATOR_SEED must be from 0 to 4294967295, got -1"),
-    "NaN delay": (["--config", "nan.toml", "status"], "Error: ANNOTATOR_RETRAIN_DELAY must be a finite number, got nan"),
-    "unknown strategy": (["--config", "strategy.toml", "status"], "Error: ANNOTATOR_STRATEGY: unknown strategy 'best'; "
-                         "valid: " + ", ".join(STRATEGY_NAMES)),
+    "NaN delay": (
+        ["--config", "nan.toml", "status"],
+        "Error: ANNOTATOR_RETRAIN_DELAY must be a finite number, got nan",
+    ),
+    "unknown strategy": (
+        ["--config", "strategy.toml", "status"],
+        "Error: ANNOTATOR_STRATEGY: unknown strategy 'best'; valid: " + ", ".join(STRATEGY_NAMES),
+    ),
     "home is a file": (["--home", "a-file/sub", "status"], "Error: Not a directory (a-file/sub)"),
     "corrupt model": (["predict", "--version", "1"], None),
-    "simulate --out unwritable": (["simulate", "--labeled", str(SEED_TSV), "--test", str(SEED_TSV), "--out",
-                                   "missing/r.json"],
-                                  "Error: --out missing/r.json: the folder missing does not exist; create it or "
-                                  "choose another path"),
-    "serve busy port": (["serve", "--port", "{port}"], "Error: cannot listen on 127.0.0.1:{port}: Address already "
-                        "in use; stop what uses that port or choose another --port"),
+    "simulate --out unwritable": (
+        ["simulate", "--labeled", str(SEED_TSV), "--test", str(SEED_TSV), "--out", "missing/r.json"],
+        "Error: --out missing/r.json: the folder missing does not exist; create it or choose another path",
+    ),
+    "serve busy port": (
+        ["serve", "--port", "{port}"],
+        "Error: cannot listen on 127.0.0.1:{port}: Address already "
+        "in use; stop what uses that port or choose another --port",
+    ),
     "serve unknown host": (["serve", "--host", "no-such-host.invalid", "--port", "9"], None),
 }
 
@@ -331,22 +440,30 @@ def test_strategy_names_in_settings_match_the_strategy_registry():
     assert set(STRATEGY_NAMES) == {"default", *STRATEGIES}
 
 
-@pytest.mark.parametrize("changes, message", [
-    ({"seed": -1}, "ANNOTATOR_SEED must be from 0 to 4294967295, got -1"),
-    ({"seed": 2**32}, "ANNOTATOR_SEED must be from 0 to 4294967295, got 4294967296"),
-    ({"retrain_delay": math.nan}, "ANNOTATOR_RETRAIN_DELAY must be a finite number, got nan"),
-    ({"reconcile_every": math.inf}, "ANNOTATOR_RECONCILE_EVERY must be a finite number, got inf"),
-    ({"retrain_delay": 10 * 86_400.0}, "ANNOTATOR_RETRAIN_DELAY must be from 0 to 604800, got 864000.0"),
-    ({"batch_size": 10**9}, "ANNOTATOR_BATCH_SIZE must be from 1 to 10000, got 1000000000"),
-    ({"strategy": "best"}, "ANNOTATOR_STRATEGY: unknown strategy 'best'; valid: " + ", ".join(STRATEGY_NAMES)),
-    ({"seed": "3"}, "ANNOTATOR_SEED must be an integer, got '3'"),
-    ({"overlap_share": True}, "ANNOTATOR_OVERLAP_SHARE must be a number, got True"),
-    ({"session_cookie_secure": "yes"}, "ANNOTATOR_SESSION_COOKIE_SECURE must be true or false, got 'yes'"),
-    ({"ls_url": "localhost:8080"}, "ANNOTATOR_LS_URL must be an http:// or https:// URL such as "
-                                   "'http://127.0.0.1:8080', got 'localhost:8080'"),
-    ({"ls_url": "ftp://ann:s3cret@x"}, "ANNOTATOR_LS_URL must be an http:// or https:// URL such as "
-                                       "'http://127.0.0.1:8080', got 'ftp://ann:***@x'"),
-])
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"seed": -1}, "ANNOTATOR_SEED must be from 0 to 4294967295, got -1"),
+        ({"seed": 2**32}, "ANNOTATOR_SEED must be from 0 to 4294967295, got 4294967296"),
+        ({"retrain_delay": math.nan}, "ANNOTATOR_RETRAIN_DELAY must be a finite number, got nan"),
+        ({"reconcile_every": math.inf}, "ANNOTATOR_RECONCILE_EVERY must be a finite number, got inf"),
+        ({"retrain_delay": 10 * 86_400.0}, "ANNOTATOR_RETRAIN_DELAY must be from 0 to 604800, got 864000.0"),
+        ({"batch_size": 10**9}, "ANNOTATOR_BATCH_SIZE must be from 1 to 10000, got 1000000000"),
+        ({"strategy": "best"}, "ANNOTATOR_STRATEGY: unknown strategy 'best'; valid: " + ", ".join(STRATEGY_NAMES)),
+        ({"seed": "3"}, "ANNOTATOR_SEED must be an integer, got '3'"),
+        ({"overlap_share": True}, "ANNOTATOR_OVERLAP_SHARE must be a number, got True"),
+        ({"session_cookie_secure": "yes"}, "ANNOTATOR_SESSION_COOKIE_SECURE must be true or false, got 'yes'"),
+        (
+            {"ls_url": "localhost:8080"},
+            "ANNOTATOR_LS_URL must be an http:// or https:// URL such as 'http://127.0.0.1:8080', got 'localhost:8080'",
+        ),
+        (
+            {"ls_url": "ftp://ann:s3cret@x"},
+            "ANNOTATOR_LS_URL must be an http:// or https:// URL such as "
+            "'http://127.0.0.1:8080', got 'ftp://ann:***@x'",
+        ),
+    ],
+)
 def test_settings_refuse_absurd_values_naming_the_key(tmp_path, changes, message):
     from annotator import InputError
 

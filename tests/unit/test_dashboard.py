@@ -3,6 +3,7 @@
 The store is a real SQLite file filled with real clauses of the seed data, their seed labels, and
 synthetic annotations of several annotators who each miss or add labels at their own rate.
 """
+
 from __future__ import annotations
 
 import functools
@@ -11,7 +12,7 @@ import json
 import random
 import re
 import stat
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, UTC
 from html.parser import HTMLParser
 from itertools import combinations
 
@@ -37,8 +38,7 @@ from backend.dashboard import format_figure, heat_color, nice_ticks
 
 SEED_TSV = TASKS_DIR / "seed_labels.tsv"
 ANNOTATORS = ("chen-jie", "wang.wei", "zhang_min", "李娜")
-PANELS = ("progress", "throughput", "annotators", "labels", "agreement", "annotator-matrix",
-          "learning-curve", "queue")
+PANELS = ("progress", "throughput", "annotators", "labels", "agreement", "annotator-matrix", "learning-curve", "queue")
 
 
 # --------------------------------------------------------------------------- a realistic project
@@ -50,9 +50,19 @@ def seed_examples(labels: tuple[str, ...]) -> tuple:
     return tuple(read_labeled_file(SEED_TSV, labels).examples)
 
 
-def build_project(store: Store, labels: tuple[str, ...], *, n_clauses: int, annotators=ANNOTATORS,
-                  per_clause=(2, 3), n_seed: int = 60, n_versions: int = 5, n_adjudicated: int = 3,
-                  seed: int = 0, hours: float = 40.0) -> dict:
+def build_project(
+    store: Store,
+    labels: tuple[str, ...],
+    *,
+    n_clauses: int,
+    annotators=ANNOTATORS,
+    per_clause=(2, 3),
+    n_seed: int = 60,
+    n_versions: int = 5,
+    n_adjudicated: int = 3,
+    seed: int = 0,
+    hours: float = 40.0,
+) -> dict:
     """Fill ``store`` with real clauses and synthetic multi-annotator labels; return what was made.
 
     Every annotator has their own miss and extra-label rates, so agreement varies by pair and label.
@@ -63,7 +73,7 @@ def build_project(store: Store, labels: tuple[str, ...], *, n_clauses: int, anno
     examples = examples[:n_clauses]
     truth = {e.id: e.labels for e in examples}
     store.add_clauses(Clause(e.id, e.text, None, "", i) for i, e in enumerate(examples))
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     noise = {name: (rng.uniform(0.03, 0.25), rng.uniform(0.03, 0.2)) for name in annotators}
     n_labeled = int(len(examples) * 0.8)
     n_annotations = 0
@@ -77,26 +87,30 @@ def build_project(store: Store, labels: tuple[str, ...], *, n_clauses: int, anno
                 if rng.random() < extra:
                     chosen.add(rng.choice(labels))
                 stamp = (now - timedelta(minutes=rng.uniform(0, hours * 60))).isoformat()
-                store.save_annotation(Annotation(e.id, tuple(sorted(chosen)), name, "label_studio",
-                                                 created_at=stamp, updated_at=stamp))
+                store.save_annotation(
+                    Annotation(e.id, tuple(sorted(chosen)), name, "label_studio", created_at=stamp, updated_at=stamp)
+                )
                 n_annotations += 1
         for v in range(1, n_versions + 1):
-            macro = 0.35 + 0.5 * (1 - 0.6 ** v) + rng.uniform(-0.02, 0.02)
+            macro = 0.35 + 0.5 * (1 - 0.6**v) + rng.uniform(-0.02, 0.02)
             # Rows only: the versions' files were pruned (a version without its file is otherwise broken).
-            store.add_model_version(f"model-{v:05d}.pkl", 40 * v, {"macro_f1": macro, PRUNED_KEY: "2026-11-01",
-                                                                 "micro_f1": min(macro + 0.08, 1.0), "n": 50})
+            store.add_model_version(
+                f"model-{v:05d}.pkl",
+                40 * v,
+                {"macro_f1": macro, PRUNED_KEY: "2026-11-01", "micro_f1": min(macro + 0.08, 1.0), "n": 50},
+            )
         predictions = []
         for e in examples:
             chosen = set(e.labels)
             if rng.random() < 0.2:
                 chosen ^= {rng.choice(labels)}
-            predictions.append((e.id, tuple(label for label in labels if label in chosen),
-                                rng.uniform(0.5, 1.0)))
+            predictions.append((e.id, tuple(label for label in labels if label in chosen), rng.uniform(0.5, 1.0)))
         if n_versions:
             store.save_predictions(n_versions, predictions)
         unlabeled = [e.id for e in examples[n_labeled:]]
-        store.record_push(1, [(cid, 1000 + i, i) for i, cid in enumerate(unlabeled[:30])], batch=1,
-                          model_version=n_versions or None)
+        store.record_push(
+            1, [(cid, 1000 + i, i) for i, cid in enumerate(unlabeled[:30])], batch=1, model_version=n_versions or None
+        )
         for e in examples[:n_adjudicated]:
             store.adjudicate(e.id, e.labels, "lead", "seeded in the test")
     return {"truth": truth, "n_annotations": n_annotations, "n_pushed": min(30, len(unlabeled))}
@@ -106,8 +120,12 @@ def expected_report(store: Store, labels: tuple[str, ...]) -> dict:
     """The report as ``annotator agreement --json`` computes it: annotations, adjudications, latest model."""
     latest = store.latest_model_version()
     predictions = store.predictions(latest.version) if latest else {}
-    return agreement_report(store.annotations(), labels, adjudicated=store.adjudications(),
-                            model={cid: chosen for cid, (chosen, _) in predictions.items()}).to_dict()
+    return agreement_report(
+        store.annotations(),
+        labels,
+        adjudicated=store.adjudications(),
+        model={cid: chosen for cid, (chosen, _) in predictions.items()},
+    ).to_dict()
 
 
 @pytest.fixture
@@ -192,10 +210,14 @@ def shown(value, kind: str) -> str:
 
 
 FIGURE_PATHS = [
-    "n_items", "n_annotators", "set_level.krippendorff_alpha_masi", "set_level.exact_match",
+    "n_items",
+    "n_annotators",
+    "set_level.krippendorff_alpha_masi",
+    "set_level.exact_match",
     "set_level.mean_jaccard",
-] + [f"per_label.{{i}}.{key}" for key in ("positives", "agreement", "cohen_kappa", "fleiss_kappa",
-                                          "krippendorff_alpha")]
+] + [
+    f"per_label.{{i}}.{key}" for key in ("positives", "agreement", "cohen_kappa", "fleiss_kappa", "krippendorff_alpha")
+]
 
 
 # --------------------------------------------------------------------------- the page
@@ -228,8 +250,10 @@ def test_shown_figures_match_the_agreement_report(client, settings):
     expected_paths |= {p.format(i=i) for p in FIGURE_PATHS if "{i}" in p for i in range(len(settings.labels))}
     expected_paths |= {f"pairs.{k}.cohen_kappa" for k in range(len(report["pairs"]))}
     for i in range(len(report["per_annotator"])):
-        expected_paths |= {f"per_annotator.{i}.{key}" for key in
-                           ("n_annotations", "n_items", "adjudicated.exact_match", "model.exact_match")}
+        expected_paths |= {
+            f"per_annotator.{i}.{key}"
+            for key in ("n_annotations", "n_items", "adjudicated.exact_match", "model.exact_match")
+        }
     assert expected_paths <= set(page.figures)
     assert len(report["pairs"]) == 6 and report["n_annotators"] == 4 and report["n_items"] > 100
     for path, elements in page.figures.items():
@@ -276,14 +300,17 @@ def test_shown_figures_agree_with_sklearn_statsmodels_nltk(client, settings):
         table, _ = aggregate_raters(np.array([list(row.values()) for row in rows if len(row) == k]), n_cat=2)
         if page.figures[f"per_label.{i}.fleiss_kappa"][0]["text"] != "—":
             assert value(f"per_label.{i}.fleiss_kappa") == pytest.approx(fleiss_kappa(table), abs=1e-9)
-        task = AnnotationTask([(name, cid, int(label in chosen)) for cid, sets in items.items()
-                               for name, chosen in sets.items()], distance=binary_distance)
+        task = AnnotationTask(
+            [(name, cid, int(label in chosen)) for cid, sets in items.items() for name, chosen in sets.items()],
+            distance=binary_distance,
+        )
         assert value(f"per_label.{i}.krippendorff_alpha") == pytest.approx(task.alpha(), abs=1e-9)
         checked += 1
     assert checked >= 20
     # Set level: nltk's alpha with the MASI distance over whole label sets
-    task = AnnotationTask([(name, cid, chosen) for cid, sets in items.items() for name, chosen in sets.items()],
-                          distance=safe_masi)
+    task = AnnotationTask(
+        [(name, cid, chosen) for cid, sets in items.items() for name, chosen in sets.items()], distance=safe_masi
+    )
     assert value("set_level.krippendorff_alpha_masi") == pytest.approx(task.alpha(), abs=1e-9)
     # Pairs: sklearn's kappa pooled over every label of the shared clauses
     for k, pair in enumerate(report["pairs"]):
@@ -332,7 +359,8 @@ def test_queue_limit_and_bad_queue_argument(client):
         response = client.get(f"/dashboard?queue={bad}")
         assert response.status_code == 400
         assert f"queue must be a number of entries from 1 to 500, got '{bad}'" in html.unescape(
-            response.get_data(as_text=True))
+            response.get_data(as_text=True)
+        )
 
 
 def test_empty_project_renders(tmp_path):
@@ -354,8 +382,16 @@ def test_resolve_stores_an_adjudication_and_the_item_leaves_the_queue(client, se
     chosen = list(settings.labels[:2])
     with Store(settings.db_path) as store:
         before = store.annotations()
-    response = client.post("/dashboard/resolve", data={
-        "csrf_token": page.csrf, "clause_id": clause_id, "labels": chosen, "resolver": "组长 Li", "note": "checked"})
+    response = client.post(
+        "/dashboard/resolve",
+        data={
+            "csrf_token": page.csrf,
+            "clause_id": clause_id,
+            "labels": chosen,
+            "resolver": "组长 Li",
+            "note": "checked",
+        },
+    )
     assert response.status_code == 303
     assert response.headers["Location"].endswith("/dashboard/#queue")
     with Store(settings.db_path) as store:
@@ -372,23 +408,33 @@ def test_resolve_puts_labels_in_label_set_order_and_allows_no_label(client, sett
     page = read_page(client.get("/dashboard"))
     first, second = page.queue[:2]
     labels = settings.labels
-    client.post("/dashboard/resolve", data={"csrf_token": page.csrf, "clause_id": first,
-                                            "labels": [labels[5], labels[1], labels[5]], "resolver": "lead"})
+    client.post(
+        "/dashboard/resolve",
+        data={
+            "csrf_token": page.csrf,
+            "clause_id": first,
+            "labels": [labels[5], labels[1], labels[5]],
+            "resolver": "lead",
+        },
+    )
     client.post("/dashboard/resolve", data={"csrf_token": page.csrf, "clause_id": second, "resolver": "lead"})
     with Store(settings.db_path) as store:
         assert store.adjudications()[first] == (labels[1], labels[5])
         assert store.adjudications()[second] == ()
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"labels": ["财政补助"]}, "label '财政补助' is not in the label set; did you mean '财政支持'?"),
-    ({"clause_id": "0000000000000000"}, "unknown clause '0000000000000000': it is not in this project's store"),
-    ({"clause_id": ""}, "clause_id is missing"),
-    ({"resolver": "  "}, "resolver is empty"),
-    ({"resolver": "x" * 101}, "resolver has 101 characters (limit 100)"),
-    ({"csrf_token": "forged"}, "the form's security token is missing or out of date"),
-    ({"csrf_token": ""}, "the form's security token is missing or out of date"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"labels": ["财政补助"]}, "label '财政补助' is not in the label set; did you mean '财政支持'?"),
+        ({"clause_id": "0000000000000000"}, "unknown clause '0000000000000000': it is not in this project's store"),
+        ({"clause_id": ""}, "clause_id is missing"),
+        ({"resolver": "  "}, "resolver is empty"),
+        ({"resolver": "x" * 101}, "resolver has 101 characters (limit 100)"),
+        ({"csrf_token": "forged"}, "the form's security token is missing or out of date"),
+        ({"csrf_token": ""}, "the form's security token is missing or out of date"),
+    ],
+)
 def test_resolve_rejects_bad_input_with_400_and_a_message(client, settings, change, message):
     page = read_page(client.get("/dashboard"))
     form = {"csrf_token": page.csrf, "clause_id": page.queue[0], "labels": ["财政支持"], "resolver": "lead"}
@@ -405,8 +451,11 @@ def test_resolve_rejects_bad_input_with_400_and_a_message(client, settings, chan
 
 def test_resolve_from_another_origin_is_rejected(client, settings):
     page = read_page(client.get("/dashboard"))
-    response = client.post("/dashboard/resolve", headers={"Origin": "http://evil.example"}, data={
-        "csrf_token": page.csrf, "clause_id": page.queue[0], "labels": ["财政支持"], "resolver": "x"})
+    response = client.post(
+        "/dashboard/resolve",
+        headers={"Origin": "http://evil.example"},
+        data={"csrf_token": page.csrf, "clause_id": page.queue[0], "labels": ["财政支持"], "resolver": "x"},
+    )
     assert response.status_code == 400
     assert "form posted from http://evil.example, not from this dashboard" in response.get_data(as_text=True)
 
@@ -430,8 +479,9 @@ def test_login_is_required_when_a_password_is_set(tmp_path):
     token = read_page(login).csrf
     wrong = client.post("/dashboard/login", data={"csrf_token": token, "password": "sesame"})
     assert wrong.status_code == 401 and "Wrong password." in wrong.get_data(as_text=True)
-    right = client.post("/dashboard/login", data={"csrf_token": token, "password": "开门 sesame",
-                                                  "next": "/dashboard/?queue=5"})
+    right = client.post(
+        "/dashboard/login", data={"csrf_token": token, "password": "开门 sesame", "next": "/dashboard/?queue=5"}
+    )
     assert right.status_code == 303 and right.headers["Location"] == "/dashboard/?queue=5"
     page = client.get("/dashboard")
     assert page.status_code == 200 and "Log out" in page.get_data(as_text=True)
@@ -480,7 +530,12 @@ def test_session_key_is_kept_in_the_project_home(tmp_path):
 
 def test_format_figure():
     assert [format_figure(v) for v in (0.81249, -0.0004, 1.0, None, float("nan"))] == [
-        "0.812", "-0.000", "1.000", "—", "—"]
+        "0.812",
+        "-0.000",
+        "1.000",
+        "—",
+        "—",
+    ]
     assert format_figure(0.5, "share") == "50.0%" and format_figure(1234, "int") == "1,234"
     assert format_figure(12.345, "rate") == "12.3"
 
@@ -523,8 +578,10 @@ def test_a_connected_project_without_an_api_key_is_the_first_thing_a_lead_sees(s
         store.set_meta(PROJECT_KEY, "4")
     body = create_app(settings, start_queue=False).test_client().get("/dashboard/").get_data(as_text=True)
     (alert,) = alerts_shown(body)
-    assert alert.startswith("Batches cannot be pushed: the project is connected to Label Studio project 4, "
-                            "but LABEL_STUDIO_API_KEY is not set")
+    assert alert.startswith(
+        "Batches cannot be pushed: the project is connected to Label Studio project 4, "
+        "but LABEL_STUDIO_API_KEY is not set"
+    )
     assert body.index('id="alerts"') < body.index('id="progress"')
 
 
@@ -533,12 +590,23 @@ def test_a_failed_retrain_and_an_empty_label_studio_queue_are_shown_without_secr
         run = store.start_train_run(40)
         store.finish_train_run(run, error="LabelStudioError: refused token tok-SECRET-123\nTraceback ...")
         for i, pushed in enumerate(store.pending_pushed_tasks()):  # the annotators labeled every task
-            store.save_annotation(Annotation(pushed.clause_id, (settings.labels[0],), "chen-jie", "label_studio",
-                                             ls_annotation_id=9000 + i, ls_task_id=pushed.ls_task_id))
+            store.save_annotation(
+                Annotation(
+                    pushed.clause_id,
+                    (settings.labels[0],),
+                    "chen-jie",
+                    "label_studio",
+                    ls_annotation_id=9000 + i,
+                    ls_task_id=pushed.ls_task_id,
+                )
+            )
         unlabeled = store.count_clauses() - len(store.labeled_clause_ids())
     app = create_app(settings.replace(ls_api_key="tok-SECRET-123"), start_queue=False)
     failed, empty = alerts_shown(app.test_client().get("/dashboard/").get_data(as_text=True))
-    assert failed.startswith("The last retrain (started 20") and "UTC) failed: LabelStudioError: refused token ***." in failed
+    assert (
+        failed.startswith("The last retrain (started 20")
+        and "UTC) failed: LabelStudioError: refused token ***." in failed
+    )
     assert "SECRET" not in failed and "Traceback" not in failed
     assert empty.startswith(f"No task is waiting in Label Studio, although {unlabeled:,} clauses are unlabeled")
 
@@ -549,13 +617,26 @@ def test_stop_signal_not_policy_lines_and_blind_overlap_are_shown(client, settin
         lines = ["近日，市科技局召开会议。", "近日，记者从市发改委获悉。", "据悉，本次活动吸引了众多企业。"]
         store.add_clauses([Clause(clause_id(t), t) for t in lines])
         for i, text in enumerate(lines):
-            store.save_annotation(Annotation(clause_id(text), (), "ann@example.com", "label_studio",
-                                             ls_annotation_id=7000 + i, not_policy=True))
+            store.save_annotation(
+                Annotation(
+                    clause_id(text), (), "ann@example.com", "label_studio", ls_annotation_id=7000 + i, not_policy=True
+                )
+            )
         (v,) = [v for v in store.model_versions()][-1:]
         shared = clause_id(lines[0])
-        store.save_annotation(Annotation(shared, (), "second@example.com", "label_studio",
-                                         ls_annotation_id=7100, not_policy=True, prefill_version=None,
-                                         created_at="2099-01-01T00:00:00Z", updated_at="2099-01-01T00:00:00Z"))
+        store.save_annotation(
+            Annotation(
+                shared,
+                (),
+                "second@example.com",
+                "label_studio",
+                ls_annotation_id=7100,
+                not_policy=True,
+                prefill_version=None,
+                created_at="2099-01-01T00:00:00Z",
+                updated_at="2099-01-01T00:00:00Z",
+            )
+        )
         expected = stop_signal_for_store(store).sentence
         blind = blind_report(store)
     page = client.get("/dashboard/").get_data(as_text=True)

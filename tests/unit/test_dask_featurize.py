@@ -1,5 +1,6 @@
 """Pool featurization on Dask: a real LocalCluster of two worker processes, real seed clauses, and the
 same bytes as the in-process featurizer."""
+
 from __future__ import annotations
 
 import filecmp
@@ -37,8 +38,9 @@ def featurizer(texts) -> PolicyTextFeaturizer:
 def client():
     from distributed import LocalCluster
 
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                      dashboard_address="127.0.0.1:0") as cluster:
+    with LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address="127.0.0.1:0"
+    ) as cluster:
         from distributed import Client
 
         with Client(cluster) as c:
@@ -72,8 +74,16 @@ def test_the_cache_is_byte_identical_to_the_in_process_one(client, featurizer, t
     assert all(filecmp.cmp(a[name], b[name], shallow=False) for name in a)
     # Cached rows are skipped, new ones appended, as PoolCache.add does.
     more = [f"{t}（补充）" for t in texts[:30]]
-    assert featurize_into_cache(remote, list(zip(ids[:5], texts[:5])) + [(f"n{i}", t) for i, t in enumerate(more)],
-                                client=client, partition_rows=60, progress=False) == 30
+    assert (
+        featurize_into_cache(
+            remote,
+            list(zip(ids[:5], texts[:5])) + [(f"n{i}", t) for i, t in enumerate(more)],
+            client=client,
+            partition_rows=60,
+            progress=False,
+        )
+        == 30
+    )
     X = remote.matrix([f"n{i}" for i in range(30)])
     assert (X != featurizer.transform(more)).nnz == 0
 
@@ -81,8 +91,7 @@ def test_the_cache_is_byte_identical_to_the_in_process_one(client, featurizer, t
 def test_a_repeated_id_is_refused(client, featurizer, tmp_path):
     cache = PoolCache(tmp_path, featurizer)
     with pytest.raises(InputError, match="ids must be unique; a repeats"):
-        featurize_into_cache(cache, [("a", "一是支持企业。"), ("a", "二是加强人才。")], client=client,
-                             progress=False)
+        featurize_into_cache(cache, [("a", "一是支持企业。"), ("a", "二是加强人才。")], client=client, progress=False)
 
 
 def test_a_small_batch_stays_in_process(featurizer, texts, tmp_path):

@@ -1,4 +1,5 @@
 """The store's SQLite files are readable by their owner only (issue 16)."""
+
 from __future__ import annotations
 
 import os

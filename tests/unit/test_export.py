@@ -66,9 +66,7 @@ def written(seed, tmp_path_factory):
 
 
 def split_frames(folder: Path) -> dict[str, pd.DataFrame]:
-    return {
-        name: pd.read_json(folder / f"{name}.jsonl", lines=True, dtype={"id": str}) for name in SPLIT_NAMES
-    }
+    return {name: pd.read_json(folder / f"{name}.jsonl", lines=True, dtype={"id": str}) for name in SPLIT_NAMES}
 
 
 # The seed-file bar --------------------------------------------------------------------------------
@@ -142,9 +140,7 @@ def test_jsonl_contract(written, seed):
     for line in raw.splitlines():
         row = json.loads(line)
         assert list(row) == ["id", "text", "labels", "source", "annotators"]
-        assert row["labels"] and [order[label] for label in row["labels"]] == sorted(
-            order[l] for l in row["labels"]
-        )
+        assert row["labels"] and [order[label] for label in row["labels"]] == sorted(order[l] for l in row["labels"])
         assert row["source"] == ["seed"] and row["annotators"] == ["seed"]
 
 
@@ -164,9 +160,7 @@ def test_round_trip_with_pandas(written, seed, fmt):
     folder = root / fmt
     for name, want in expected(dataset).items():
         if fmt == "jsonl":
-            got = as_set(
-                pd.read_json(folder / f"{name}.jsonl", lines=True, dtype={"id": str}), lambda r: r["labels"]
-            )
+            got = as_set(pd.read_json(folder / f"{name}.jsonl", lines=True, dtype={"id": str}), lambda r: r["labels"])
         elif fmt == "csv":
             df = pd.read_csv(folder / f"{name}.csv", dtype={"id": str})
             assert list(df.columns) == ["id", "text", "source", *LABELS]
@@ -194,9 +188,7 @@ def test_round_trip_with_datasets(written, seed, fmt, tmp_path):
             feature = split.features["labels"]
             assert feature == hf_features(LABELS)["labels"]
             assert feature.feature.names == list(LABELS)
-            got = {
-                r["id"]: (r["text"], tuple(feature.feature.int2str(i) for i in r["labels"])) for r in split
-            }
+            got = {r["id"]: (r["text"], tuple(feature.feature.int2str(i) for i in r["labels"])) for r in split}
         assert got == want, f"{fmt}/{name}"
 
 
@@ -276,9 +268,7 @@ def test_tiny_export_resolves_and_reviews(tiny, tmp_path, monkeypatch):
         "source": ["seed", "label_studio"],
         "annotators": ["li", "seed"],
     }
-    (item,) = [
-        json.loads(x) for x in Path("exports/v1/review.jsonl").read_text(encoding="utf-8").splitlines()
-    ]
+    (item,) = [json.loads(x) for x in Path("exports/v1/review.jsonl").read_text(encoding="utf-8").splitlines()]
     assert item["reason"] == "unresolved" and item["id"] == clause_id(OTHER)
     assert report.out == str((tmp_path / "exports" / "v1").resolve())
 
@@ -300,9 +290,7 @@ def test_refuses_a_symlink_that_leaves_the_root(tiny, tmp_path, monkeypatch):
     (tmp_path / "elsewhere").mkdir()
     os.symlink(tmp_path / "elsewhere", tmp_path / "exports" / "link")
     for out in ("exports/link", "exports/link/v1"):
-        with pytest.raises(
-            InputError, match=re.escape(f"output path '{out}' resolves to '{tmp_path / 'elsewhere'}")
-        ):
+        with pytest.raises(InputError, match=re.escape(f"output path '{out}' resolves to '{tmp_path / 'elsewhere'}")):
             run(tiny, out)
     assert list((tmp_path / "elsewhere").iterdir()) == []
 
@@ -319,10 +307,7 @@ def test_refuses_to_overwrite_unless_asked(tiny, tmp_path, monkeypatch):
         m.setattr(export_module, "prepare_dataset", fail)
         with pytest.raises(InputError) as err:
             run(tiny, "exports/v1")
-    assert (
-        str(err.value)
-        == "output 'exports/v1' already exists; pass overwrite=True (--overwrite) to replace it"
-    )
+    assert str(err.value) == "output 'exports/v1' already exists; pass overwrite=True (--overwrite) to replace it"
     run(tiny, "exports/v1", overwrite=True, fmt="csv")
     assert sorted(p.name for p in (tmp_path / "exports" / "v1").iterdir()) == [
         ".annotator-export",
@@ -420,28 +405,36 @@ def test_overwrite_replaces_only_a_previous_export(tiny, tmp_path, monkeypatch, 
     if kind == "plain folder":
         target.mkdir(parents=True)
         (target / "notes.txt").write_text("mine")
-        expected = ("output 'exports/v1' is not a folder a previous export made (no .annotator-export in it); "
-                    "--overwrite replaces only exports; choose another --out or delete it yourself")
+        expected = (
+            "output 'exports/v1' is not a folder a previous export made (no .annotator-export in it); "
+            "--overwrite replaces only exports; choose another --out or delete it yourself"
+        )
     elif kind == "project home":
         target.mkdir(parents=True)
         (target / "annotator.db").write_bytes(b"SQLite format 3\x00")
         (target / "models").mkdir()
         (target / "models" / "model-00001.pkl").write_bytes(b"x")
         (target / ".annotator-export").write_text("{}")  # even a planted marker does not help
-        expected = (f"output 'exports/v1' holds a project home ({target / 'annotator.db'}); --overwrite never "
-                    "replaces a folder with a database, model versions or a config file; choose another --out")
+        expected = (
+            f"output 'exports/v1' holds a project home ({target / 'annotator.db'}); --overwrite never "
+            "replaces a folder with a database, model versions or a config file; choose another --out"
+        )
     elif kind == "home inside":
         run(tiny, "exports/v1")
         (target / "sub" / ".annotator").mkdir(parents=True)
         (target / "sub" / ".annotator" / "config.toml").write_text("seed = 1\n")
-        expected = (f"output 'exports/v1' holds a project home ({target / 'sub' / '.annotator' / 'config.toml'}); "
-                    "--overwrite never replaces a folder with a database, model versions or a config file; "
-                    "choose another --out")
+        expected = (
+            f"output 'exports/v1' holds a project home ({target / 'sub' / '.annotator' / 'config.toml'}); "
+            "--overwrite never replaces a folder with a database, model versions or a config file; "
+            "choose another --out"
+        )
     else:
         target.parent.mkdir(parents=True)
         target.write_text("precious")
-        expected = ("output 'exports/v1' exists and is not an export folder (a file or a symlink); --overwrite "
-                    "replaces only a folder a previous export made; choose another --out")
+        expected = (
+            "output 'exports/v1' exists and is not an export folder (a file or a symlink); --overwrite "
+            "replaces only a folder a previous export made; choose another --out"
+        )
     before = sorted(str(p.relative_to(tmp_path)) for p in (tmp_path / "exports").rglob("*"))
 
     def fail(*args, **kwargs):
@@ -466,8 +459,14 @@ def test_every_export_carries_the_marker_and_can_be_replaced(tiny, tmp_path, mon
 def test_export_metadata_is_redacted(tiny, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     secret = "planted-api-key-0123456789"
-    agreement = {"annotators": [f"Authorization: Token {secret}", "http://ann:hunter22@ls:8080",
-                                "key=" + "x" * 3, "plain-" + secret]}
+    agreement = {
+        "annotators": [
+            f"Authorization: Token {secret}",
+            "http://ann:hunter22@ls:8080",
+            "key=" + "x" * 3,
+            "plain-" + secret,
+        ]
+    }
     run(tiny, "exports/v1", agreement=agreement, secrets=[secret])
     folder = tmp_path / "exports" / "v1"
     stats_text = (folder / "stats.json").read_text(encoding="utf-8")
@@ -475,4 +474,8 @@ def test_export_metadata_is_redacted(tiny, tmp_path, monkeypatch):
     for text in (stats_text, readme):
         assert secret not in text and "hunter22" not in text
     assert json.loads(stats_text)["agreement"]["annotators"] == [
-        "Authorization: Token ***", "http://ann:***@ls:8080", "key=xxx", "plain-***"]
+        "Authorization: Token ***",
+        "http://ann:***@ls:8080",
+        "key=xxx",
+        "plain-***",
+    ]

@@ -1,4 +1,5 @@
 """features: the picklable jieba tokenizer and the char + word TF-IDF featurizer, on real clauses."""
+
 from __future__ import annotations
 
 import pickle
@@ -12,8 +13,15 @@ from sklearn.exceptions import NotFittedError
 
 from annotator import InputError
 from annotator.model import features as features_module
-from annotator.model.features import (POLICY_TERMS, JiebaTokenizer, PolicyTextFeaturizer, _effective_min_df,
-                                check_documents, portable_user_dict, user_dict_path)
+from annotator.model.features import (
+    POLICY_TERMS,
+    JiebaTokenizer,
+    PolicyTextFeaturizer,
+    _effective_min_df,
+    check_documents,
+    portable_user_dict,
+    user_dict_path,
+)
 from annotator.labels import load_label_config
 from annotator.resources import resource_path
 from annotator.text.seedset import read_labeled_file
@@ -142,7 +150,9 @@ def test_clause_opening_has_its_own_block(fitted):
     names = fitted.get_feature_names_out()
     assert "p:对" in set(names) and len(names) == fitted.n_features_out_
     # Only the first 10 characters count: same opening, same block; other opening, other block.
-    X = fitted.transform(["对集成电路设计企业给予研发补助。", "对集成电路设计企业给予人才奖励。", "高等院校应对集成电路企业开放。"])
+    X = fitted.transform(
+        ["对集成电路设计企业给予研发补助。", "对集成电路设计企业给予人才奖励。", "高等院校应对集成电路企业开放。"]
+    )
     opening = np.char.startswith(names.astype(str), "p:")
     assert np.allclose(X[0].toarray()[0, opening], X[1].toarray()[0, opening])
     assert not np.allclose(X[0].toarray()[0, opening], X[2].toarray()[0, opening])
@@ -172,7 +182,9 @@ def test_unseen_text_and_empty_text_transform(fitted):
 
 
 def test_bad_documents_are_named():
-    with pytest.raises(InputError, match=r"^expected a list of texts, got a single string; wrap it in a list: \[text\]$"):
+    with pytest.raises(
+        InputError, match=r"^expected a list of texts, got a single string; wrap it in a list: \[text\]$"
+    ):
         check_documents("一个条款")
     with pytest.raises(InputError, match="^text 1 is int, not str$"):
         check_documents(["一个条款", 3])

@@ -5,6 +5,7 @@ Payloads start from the real shapes Label Studio sends (built with the project's
 real seed clauses); hypothesis then drops fields, swaps values for wrong JSON types anywhere in the
 tree, puts unknown labels in, or sends raw bytes (truncated JSON, invalid UTF-8, GBK text).
 """
+
 from __future__ import annotations
 
 import json
@@ -22,8 +23,12 @@ from backend import create_app
 from ..conftest import report_line, seed_lines
 
 CAP = 64 * 1024  # max_request_bytes of the fuzzed app: small so the 413 case stays cheap
-FUZZ = hsettings(max_examples=60, deadline=None, derandomize=True,
-                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+FUZZ = hsettings(
+    max_examples=60,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 TABLES = ("clauses", "annotations", "annotation_history", "pushed_tasks", "model_versions")
 RUN = Counter()  # examples run per endpoint, printed at the end of the module
 STATUS = Counter()  # answers by status code: the fuzzing must reach accepted requests too
@@ -32,8 +37,10 @@ STATUS = Counter()  # answers by status code: the fuzzing must reach accepted re
 @pytest.fixture(scope="module", autouse=True)
 def report_case_count(request):
     yield
-    report_line(request.config, f"\nfuzz_backend cases: {sum(RUN.values())} {dict(RUN)}; "
-                f"status codes {dict(sorted(STATUS.items()))}")
+    report_line(
+        request.config,
+        f"\nfuzz_backend cases: {sum(RUN.values())} {dict(RUN)}; status codes {dict(sorted(STATUS.items()))}",
+    )
 
 
 @pytest.fixture(scope="module")
@@ -83,16 +90,35 @@ CONFIG = Settings().labels_config()
 TEXTS = [line.split("\t", 1)[1] for line in seed_lines(40, seed=3)]
 
 # All of Unicode, surrogates included: JSON can carry "\ud800" and the backend must refuse it cleanly.
-any_text = st.text(st.characters(blacklist_categories=()) | st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF),
-                   max_size=12)
-scalars = (st.none() | st.booleans() | st.integers() | st.integers(min_value=2**63 - 2, max_value=2**70)
-           | st.floats() | any_text)
-json_values = st.recursive(scalars, lambda kids: st.lists(kids, max_size=3)
-                           | st.dictionaries(any_text, kids, max_size=3), max_leaves=6)
+any_text = st.text(
+    st.characters(blacklist_categories=()) | st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF), max_size=12
+)
+scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.integers(min_value=2**63 - 2, max_value=2**70)
+    | st.floats()
+    | any_text
+)
+json_values = st.recursive(
+    scalars, lambda kids: st.lists(kids, max_size=3) | st.dictionaries(any_text, kids, max_size=3), max_leaves=6
+)
 label = st.sampled_from(LABELS) | st.sampled_from(["财政补助", "", " 企业", "企业\n"]) | any_text
 clause_text = st.sampled_from(TEXTS) | any_text
-timestamp = st.sampled_from(["2026-11-24T09:00:00Z", "2026-11-24 10:00:00", "0001-01-01T00:00:00+14:00",
-                             "9999-12-31T23:59:59-14:00", "not a time", ""]) | any_text
+timestamp = (
+    st.sampled_from(
+        [
+            "2026-11-24T09:00:00Z",
+            "2026-11-24 10:00:00",
+            "0001-01-01T00:00:00+14:00",
+            "9999-12-31T23:59:59-14:00",
+            "not a time",
+            "",
+        ]
+    )
+    | any_text
+)
 ids = st.integers(min_value=1, max_value=50) | st.integers(min_value=2**63 - 2, max_value=2**64)
 
 
@@ -100,17 +126,32 @@ ids = st.integers(min_value=1, max_value=50) | st.integers(min_value=2**63 - 2, 
 def annotation_pair(draw):
     task_id = draw(ids)
     task = {"id": task_id, "data": {"text": draw(clause_text), "section": "第三章"}, "project": 1}
-    annotation = {"id": draw(ids), "task": task_id, "completed_by": draw(st.sampled_from([3, {"id": 3, "email": "a@x.cn"}])),
-                  "was_cancelled": draw(st.booleans()),
-                  "result": choices_result(draw(st.lists(label, max_size=3)), CONFIG),
-                  "created_at": draw(timestamp), "updated_at": draw(timestamp)}
+    annotation = {
+        "id": draw(ids),
+        "task": task_id,
+        "completed_by": draw(st.sampled_from([3, {"id": 3, "email": "a@x.cn"}])),
+        "was_cancelled": draw(st.booleans()),
+        "result": choices_result(draw(st.lists(label, max_size=3)), CONFIG),
+        "created_at": draw(timestamp),
+        "updated_at": draw(timestamp),
+    }
     return annotation, task
 
 
 @st.composite
 def webhook_payload(draw):
-    action = draw(st.sampled_from(["ANNOTATION_CREATED", "ANNOTATION_UPDATED", "ANNOTATIONS_CREATED",
-                                   "ANNOTATIONS_DELETED", "START_TRAINING", "PROJECT_UPDATED"]))
+    action = draw(
+        st.sampled_from(
+            [
+                "ANNOTATION_CREATED",
+                "ANNOTATION_UPDATED",
+                "ANNOTATIONS_CREATED",
+                "ANNOTATIONS_DELETED",
+                "START_TRAINING",
+                "PROJECT_UPDATED",
+            ]
+        )
+    )
     body = {"action": action, "project": draw(st.sampled_from([{"id": 1, "title": "Policy clauses"}, 1]))}
     if action in ("ANNOTATION_CREATED", "ANNOTATION_UPDATED"):
         body["annotation"], body["task"] = draw(annotation_pair())
@@ -124,32 +165,52 @@ def webhook_payload(draw):
 
 @st.composite
 def predict_payload(draw):
-    tasks = [{"id": draw(ids), "data": {"text": draw(clause_text)}, "project": 1}
-             for _ in range(draw(st.integers(0, 3)))]
-    return {"tasks": tasks, "project": "1.1700000000", "label_config": CONFIG.xml,
-            "params": {"login": None, "password": None, "context": None}}
+    tasks = [
+        {"id": draw(ids), "data": {"text": draw(clause_text)}, "project": 1} for _ in range(draw(st.integers(0, 3)))
+    ]
+    return {
+        "tasks": tasks,
+        "project": "1.1700000000",
+        "label_config": CONFIG.xml,
+        "params": {"login": None, "password": None, "context": None},
+    }
 
 
 NO_CHOICES = '<View><Text name="text" value="$text"/></View>'
-schemas = st.sampled_from([
-    CONFIG.xml, NO_CHOICES, "<View/>", "", "<View><Choices", "not xml at all",
-    CONFIG.xml.replace('<Choice value="企业"/>', ""),  # a label fewer than the backend knows
-    CONFIG.xml.replace('<Choice value="园区"/>', '<Choice value="园区"/><Choice value="新标签"/>'),
-    CONFIG.xml.replace('name="labels"', 'name="tags"'),
-    CONFIG.xml.replace('value="$text"', 'value="$clause"'),
-    CONFIG.xml.replace('<Choice value="企业"/>', '<Choice value=""/>'),
-    '<!DOCTYPE v [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">'
-    '<!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;"><!ENTITY d "&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;">'
-    '<!ENTITY e "&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;"><!ENTITY f "&e;&e;&e;&e;&e;&e;&e;&e;&e;&e;">]>'
-    '<View a="&f;&f;&f;&f;&f;&f;&f;&f;&f;&f;"/>',  # entity expansion ("billion laughs")
-    "<View>" + "<View>" * 5000 + "</View>" * 5001,
-]) | any_text
+schemas = (
+    st.sampled_from(
+        [
+            CONFIG.xml,
+            NO_CHOICES,
+            "<View/>",
+            "",
+            "<View><Choices",
+            "not xml at all",
+            CONFIG.xml.replace('<Choice value="企业"/>', ""),  # a label fewer than the backend knows
+            CONFIG.xml.replace('<Choice value="园区"/>', '<Choice value="园区"/><Choice value="新标签"/>'),
+            CONFIG.xml.replace('name="labels"', 'name="tags"'),
+            CONFIG.xml.replace('value="$text"', 'value="$clause"'),
+            CONFIG.xml.replace('<Choice value="企业"/>', '<Choice value=""/>'),
+            '<!DOCTYPE v [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">'
+            '<!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;"><!ENTITY d "&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;">'
+            '<!ENTITY e "&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;"><!ENTITY f "&e;&e;&e;&e;&e;&e;&e;&e;&e;&e;">]>'
+            '<View a="&f;&f;&f;&f;&f;&f;&f;&f;&f;&f;"/>',  # entity expansion ("billion laughs")
+            "<View>" + "<View>" * 5000 + "</View>" * 5001,
+        ]
+    )
+    | any_text
+)
 
 
 @st.composite
 def setup_payload(draw):
-    return {"project": "1.1700000000", "schema": draw(schemas), "hostname": "http://127.0.0.1:8080",
-            "access_token": "tok", "model_version": draw(st.sampled_from(["", "1", None]))}
+    return {
+        "project": "1.1700000000",
+        "schema": draw(schemas),
+        "hostname": "http://127.0.0.1:8080",
+        "access_token": "tok",
+        "model_version": draw(st.sampled_from(["", "1", None])),
+    }
 
 
 def paths(value, prefix=()):
@@ -226,8 +287,7 @@ def test_mutated_payloads_get_2xx_or_a_clear_4xx(app_and_settings, client, path,
 def test_raw_bodies_get_a_clear_4xx(app_and_settings, client, path, data):
     settings = app_and_settings[1]
     body = data.draw(raw_body(ENDPOINTS[path]))
-    content_type = data.draw(st.sampled_from(["application/json", "application/json; charset=utf-8",
-                                              "text/plain", ""]))
+    content_type = data.draw(st.sampled_from(["application/json", "application/json; charset=utf-8", "text/plain", ""]))
     before = snapshot(settings)
     response = post(client, path, body, content_type)
     check_response(response, settings, before)
@@ -265,8 +325,13 @@ def limits_app(tmp_path_factory):
 
 def valid_pair(task_id=7, ann_id=11):
     task = {"id": task_id, "data": {"text": TEXTS[0], "section": "第三章"}, "project": 1}
-    annotation = {"id": ann_id, "task": task_id, "completed_by": {"id": 3, "email": "a@x.cn", "username": "a"},
-                  "result": choices_result([LABELS[0]], CONFIG), "created_at": "2026-11-24T09:00:00Z"}
+    annotation = {
+        "id": ann_id,
+        "task": task_id,
+        "completed_by": {"id": 3, "email": "a@x.cn", "username": "a"},
+        "result": choices_result([LABELS[0]], CONFIG),
+        "created_at": "2026-11-24T09:00:00Z",
+    }
     return annotation, task
 
 
@@ -275,8 +340,24 @@ def broken_webhook(draw):
     """A valid ANNOTATION_CREATED (or bulk/delete) event with exactly one limit broken."""
     annotation, task = valid_pair()
     body = {"action": "ANNOTATION_CREATED", "annotation": annotation, "task": task, "project": {"id": 1}}
-    kind = draw(st.sampled_from(["email", "username", "bidi name", "negative id", "zero id", "bulk", "deleted",
-                                 "long text", "empty text", "long field", "long choice", "project id"]))
+    kind = draw(
+        st.sampled_from(
+            [
+                "email",
+                "username",
+                "bidi name",
+                "negative id",
+                "zero id",
+                "bulk",
+                "deleted",
+                "long text",
+                "empty text",
+                "long field",
+                "long choice",
+                "project id",
+            ]
+        )
+    )
     over = draw(st.integers(1, 3000))
     if kind == "email":
         annotation["completed_by"]["email"] = "a" * (ls_format.MAX_NAME_CHARS + over - 5) + "@x.cn"
@@ -297,8 +378,12 @@ def broken_webhook(draw):
             annotation["completed_by"]["id"] = value
     elif kind == "bulk":
         n = ls_format.MAX_EVENT_ANNOTATIONS + draw(st.integers(1, 50))
-        body = {"action": "ANNOTATIONS_CREATED", "annotations": [valid_pair(7, i + 1)[0] for i in range(n)],
-                "tasks": [task], "project": 1}
+        body = {
+            "action": "ANNOTATIONS_CREATED",
+            "annotations": [valid_pair(7, i + 1)[0] for i in range(n)],
+            "tasks": [task],
+            "project": 1,
+        }
     elif kind == "deleted":
         n = ls_format.MAX_EVENT_ANNOTATIONS + draw(st.integers(1, 50))
         body = {"action": "ANNOTATIONS_DELETED", "annotations": [{"id": i + 1} for i in range(n)], "project": 1}
@@ -320,16 +405,19 @@ def broken_predict(draw):
     kind = draw(st.sampled_from(["tasks", "long text", "total", "empty text", "negative id"]))
     tasks = [{"id": i + 1, "data": {"text": TEXTS[i % len(TEXTS)]}} for i in range(3)]
     if kind == "tasks":
-        tasks = [{"id": i + 1, "data": {"text": "设立专项资金。"}}
-                 for i in range(ls_format.MAX_PREDICT_TASKS + draw(st.integers(1, 100)))]
+        tasks = [
+            {"id": i + 1, "data": {"text": "设立专项资金。"}}
+            for i in range(ls_format.MAX_PREDICT_TASKS + draw(st.integers(1, 100)))
+        ]
     elif kind == "long text":
         tasks[draw(st.integers(0, 2))]["data"]["text"] = "长" * (ls_format.MAX_TEXT_CHARS + draw(st.integers(1, 999)))
     elif kind == "total":
         per = ls_format.MAX_TEXT_CHARS
         tasks = [{"id": i + 1, "data": {"text": "长" * per}} for i in range(ls_format.MAX_PREDICT_CHARS // per + 1)]
     elif kind == "empty text":
-        tasks[draw(st.integers(0, 2))]["data"]["text"] = "".join(
-            draw(st.lists(st.sampled_from(ZERO_WIDTH + BIDI + " "), min_size=1, max_size=20))) + "\u200b"
+        tasks[draw(st.integers(0, 2))]["data"]["text"] = (
+            "".join(draw(st.lists(st.sampled_from(ZERO_WIDTH + BIDI + " "), min_size=1, max_size=20))) + "\u200b"
+        )
     else:
         tasks[draw(st.integers(0, 2))]["id"] = -draw(st.integers(0, 2**63))
     return kind, {"tasks": tasks}
@@ -369,7 +457,8 @@ def test_a_webhook_data_field_past_the_field_limit_is_refused(limits_app):
     app, _ = limits_app
     annotation, task = valid_pair()
     task["data"]["section"] = "节" * (ls_format.MAX_FIELD_CHARS + 1)
-    response = app.test_client().post("/webhook", json={"action": "ANNOTATION_CREATED", "annotation": annotation,
-                                                        "task": task, "project": {"id": 1}})
+    response = app.test_client().post(
+        "/webhook", json={"action": "ANNOTATION_CREATED", "annotation": annotation, "task": task, "project": {"id": 1}}
+    )
     assert response.status_code == 400
     assert response.get_json()["error"] == "task 7: data['section'] has 2001 characters; at most 2000"

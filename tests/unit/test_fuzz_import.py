@@ -6,6 +6,7 @@ surrogates, over-long cells, GBK/GB18030/UTF-16 encodings. The property: the fil
 bad line reported as ``line N: reason`` (N a real line of the file), or it is refused with an
 InputError naming the file; never another exception, and a refused file leaves the store unchanged.
 """
+
 from __future__ import annotations
 
 import json
@@ -23,8 +24,12 @@ from annotator.cycle.project import import_labels
 
 from ..conftest import report_line, seed_lines
 
-FUZZ = hsettings(max_examples=150, deadline=None, derandomize=True,
-                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+FUZZ = hsettings(
+    max_examples=150,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 LABELS = Settings().labels
 TABLES = ("clauses", "annotations", "annotation_history")
 PAIRS = [tuple(line.split("\t", 1)) for line in seed_lines(30, seed=5)]
@@ -61,11 +66,16 @@ def snapshot(db_path) -> dict:
 
 
 # Strategies ------------------------------------------------------------------------------------
-any_text = st.text(st.characters(blacklist_categories=()) | st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF)
-                   | st.sampled_from("\t\n\r,\"'|;；、\x00\x0b\x0c\u2028\ufeff"), max_size=16)
+any_text = st.text(
+    st.characters(blacklist_categories=())
+    | st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF)
+    | st.sampled_from("\t\n\r,\"'|;；、\x00\x0b\x0c\u2028\ufeff"),
+    max_size=16,
+)
 scalars = st.none() | st.booleans() | st.integers() | st.floats() | any_text
-json_values = st.recursive(scalars, lambda kids: st.lists(kids, max_size=3)
-                           | st.dictionaries(any_text, kids, max_size=3), max_leaves=6)
+json_values = st.recursive(
+    scalars, lambda kids: st.lists(kids, max_size=3) | st.dictionaries(any_text, kids, max_size=3), max_leaves=6
+)
 label = st.sampled_from(LABELS) | st.sampled_from(["财政补助", "", " 企业 ", "企业|园区", "企业；园区"]) | any_text
 text = st.sampled_from([t for _, t in PAIRS]) | any_text | st.sampled_from(["短", "长" * 5001, "  "])
 
@@ -91,13 +101,14 @@ def csv_cell(value: str) -> str:
 
 @st.composite
 def csv_file(draw):
-    header = draw(st.sampled_from(["text,labels", "label,text", "text,label,extra", "content,category",
-                                   "text", ""]))
+    header = draw(st.sampled_from(["text,labels", "label,text", "text,label,extra", "content,category", "text", ""]))
     rows = []
     for _ in range(draw(st.integers(0, 6))):
         real_label, real_text = draw(st.sampled_from(PAIRS))
-        cells = [csv_cell(draw(st.sampled_from([real_text, real_text]) | text)),
-                 csv_cell(draw(st.sampled_from([real_label]) | label))]
+        cells = [
+            csv_cell(draw(st.sampled_from([real_text, real_text]) | text)),
+            csv_cell(draw(st.sampled_from([real_label]) | label)),
+        ]
         if "label,text" in header:
             cells.reverse()
         if draw(st.integers(0, 9)) == 0:

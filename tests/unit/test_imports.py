@@ -1,6 +1,7 @@
 """Import arrows (STYLE.md section 1, ARCHITECTURE.md): every library module belongs to one package,
 packages only import down the layers, no flask in the library, and the backend sees only what
 ``annotator/__init__.py`` re-exports. Read with ast, nothing imported."""
+
 from __future__ import annotations
 
 import ast
@@ -15,8 +16,7 @@ BACKEND = sorted((REPO / "backend").glob("*.py"))
 # The layers, bottom first (ARCHITECTURE.md). A module may import its own package and the packages
 # of lower layers, never a higher one. "leaves" are the shared top-level modules of annotator/.
 PACKAGES = ("leaves", "text", "storage", "model", "query", "labelstudio", "review", "dataset", "cycle", "cli")
-LEAVES = ("errors", "types", "labels", "settings", "redaction", "optional", "lifecycle", "task_format",
-          "resources")
+LEAVES = ("errors", "types", "labels", "settings", "redaction", "optional", "lifecycle", "task_format", "resources")
 FACE = ("__init__", "__main__")  # annotator's own face: the lazy public table and `python -m annotator`
 RANK = {name: rank for rank, name in enumerate(PACKAGES)}
 
@@ -88,8 +88,10 @@ def local_modules(path: Path) -> set[str]:
     """Dotted names of the annotator modules ``path`` imports (that exist as files)."""
     found = set()
     for _, name in imports(path):
-        if name.split(".")[0] == "annotator" and ((REPO / name.replace(".", "/")).with_suffix(".py").exists()
-                                                   or (REPO / name.replace(".", "/") / "__init__.py").exists()):
+        if name.split(".")[0] == "annotator" and (
+            (REPO / name.replace(".", "/")).with_suffix(".py").exists()
+            or (REPO / name.replace(".", "/") / "__init__.py").exists()
+        ):
             found.add(name)
     return found - {module_name(path)}
 
@@ -98,18 +100,30 @@ def test_the_walker_sees_every_import_form(tmp_path):
     pkg = tmp_path / "annotator" / "text"
     pkg.mkdir(parents=True)
     module = pkg / "ingest.py"
-    module.write_text("import flask\nfrom ..storage.store import Store\nfrom . import segment\n"
-                      "def f():\n    from annotator.storage.registry import ModelRegistry\n    import annotator.cycle.loop\n",
-                      encoding="utf-8")
+    module.write_text(
+        "import flask\nfrom ..storage.store import Store\nfrom . import segment\n"
+        "def f():\n    from annotator.storage.registry import ModelRegistry\n    import annotator.cycle.loop\n",
+        encoding="utf-8",
+    )
     names = {name for _, name in imports(module, tmp_path)}
-    assert {"flask", "annotator.storage.store", "annotator.text.segment", "annotator.storage.registry",
-            "annotator.cycle.loop"} <= names
+    assert {
+        "flask",
+        "annotator.storage.store",
+        "annotator.text.segment",
+        "annotator.storage.registry",
+        "annotator.cycle.loop",
+    } <= names
 
 
 def test_the_layering_check_fails_on_a_broken_arrow_and_a_stray_module(tmp_path):
-    for rel, code in [("annotator/__init__.py", ""), ("annotator/errors.py", ""),
-                      ("annotator/text/__init__.py", ""), ("annotator/text/ingest.py", "from ..errors import X\n"),
-                      ("annotator/cycle/__init__.py", ""), ("annotator/cycle/loop.py", "from ..text import ingest\n")]:
+    for rel, code in [
+        ("annotator/__init__.py", ""),
+        ("annotator/errors.py", ""),
+        ("annotator/text/__init__.py", ""),
+        ("annotator/text/ingest.py", "from ..errors import X\n"),
+        ("annotator/cycle/__init__.py", ""),
+        ("annotator/cycle/loop.py", "from ..text import ingest\n"),
+    ]:
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_text(code, encoding="utf-8")
     assert broken_arrows(tmp_path) == []
@@ -117,7 +131,8 @@ def test_the_layering_check_fails_on_a_broken_arrow_and_a_stray_module(tmp_path)
     (tmp_path / "annotator/helpers.py").write_text("", encoding="utf-8")
     assert broken_arrows(tmp_path) == [
         f"annotator.helpers belongs to no package of {PACKAGES}",
-        "annotator.text.ingest:2 imports annotator.cycle.loop (text -> cycle, which is higher up)"]
+        "annotator.text.ingest:2 imports annotator.cycle.loop (text -> cycle, which is higher up)",
+    ]
 
 
 def test_every_module_belongs_to_one_package_and_imports_point_down():
@@ -126,13 +141,18 @@ def test_every_module_belongs_to_one_package_and_imports_point_down():
 
 def test_every_package_of_the_table_exists():
     assert {p.name for p in (REPO / "annotator").iterdir() if (p / "__init__.py").exists()} == (
-        set(PACKAGES[1:]) | {"resources"})
+        set(PACKAGES[1:]) | {"resources"}
+    )
     assert {p.stem for p in (REPO / "annotator").glob("*.py")} == set(LEAVES) - {"resources"} | set(FACE)
 
 
 def test_the_files_are_found():
-    assert {"annotator/errors.py", "annotator/settings.py", "annotator/storage/store.py",
-            "annotator/cli/commands.py"} <= {str(p.relative_to(REPO)) for p in ANNOTATOR}
+    assert {
+        "annotator/errors.py",
+        "annotator/settings.py",
+        "annotator/storage/store.py",
+        "annotator/cli/commands.py",
+    } <= {str(p.relative_to(REPO)) for p in ANNOTATOR}
     assert {"ls_format", "jobs", "errors"} <= {p.stem for p in BACKEND}
 
 
@@ -142,8 +162,11 @@ def _rel(path: Path) -> str:
 
 @pytest.mark.parametrize("path", ANNOTATOR, ids=_rel)
 def test_no_flask_in_the_library(path):
-    web = [f"{path.name}:{line} imports {name}" for line, name in imports(path)
-           if name.split(".")[0] in ("flask", "werkzeug")]
+    web = [
+        f"{path.name}:{line} imports {name}"
+        for line, name in imports(path)
+        if name.split(".")[0] in ("flask", "werkzeug")
+    ]
     assert web == []
 
 
@@ -156,8 +179,11 @@ def test_click_only_in_the_cli(path):
 
 @pytest.mark.parametrize("path", BACKEND, ids=lambda p: p.name)
 def test_backend_imports_only_the_annotator_package(path):
-    bad = [f"{path.name}:{line} imports {name}" for line, name in imports(path)
-           if name.startswith("annotator.") and not _is_reexported(name)]
+    bad = [
+        f"{path.name}:{line} imports {name}"
+        for line, name in imports(path)
+        if name.startswith("annotator.") and not _is_reexported(name)
+    ]
     assert bad == [], "backend/ may use only `from annotator import <name>`"
 
 
@@ -229,9 +255,19 @@ def test_importing_annotator_and_its_cli_loads_no_heavy_library():
     import subprocess
     import sys
 
-    heavy = ["sklearn", "pandas", "jieba", "label_studio_sdk", "scipy", "numpy", "modAL", "flask", "requests",
-             "httpx", "cleanlab"]
-    code = ("import sys, annotator, annotator.cli; "
-            f"print(','.join(m for m in {heavy!r} if m in sys.modules))")
+    heavy = [
+        "sklearn",
+        "pandas",
+        "jieba",
+        "label_studio_sdk",
+        "scipy",
+        "numpy",
+        "modAL",
+        "flask",
+        "requests",
+        "httpx",
+        "cleanlab",
+    ]
+    code = f"import sys, annotator, annotator.cli; print(','.join(m for m in {heavy!r} if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""

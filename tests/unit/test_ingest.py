@@ -54,9 +54,7 @@ def test_invalid_bytes_give_an_exact_error(tmp_path):
     bad.write_bytes("政策文本".encode() + b"\xff\xfe\xfd")
     with pytest.raises(InputError) as info:
         read_text_file(bad)
-    assert str(info.value) == (
-        f"{bad}: not UTF-8 or GB18030 text (invalid byte 0xff at offset 12); save it as UTF-8"
-    )
+    assert str(info.value) == (f"{bad}: not UTF-8 or GB18030 text (invalid byte 0xff at offset 12); save it as UTF-8")
 
 
 @pytest.mark.parametrize(
@@ -220,8 +218,13 @@ def test_tasks_out_never_replaces_what_is_not_a_regular_file(tmp_path, utf8_doc,
     import stat as stat_module
 
     target = tmp_path / "tasks.json"
-    expected_kind = {"folder": "a folder", "symlink": "a symlink", "fifo": "a FIFO", "socket": "a socket",
-                     "device": "a device"}[kind]
+    expected_kind = {
+        "folder": "a folder",
+        "symlink": "a symlink",
+        "fifo": "a FIFO",
+        "socket": "a socket",
+        "device": "a device",
+    }[kind]
     if kind == "folder":
         target.mkdir()
     elif kind == "symlink":
@@ -238,8 +241,10 @@ def test_tasks_out_never_replaces_what_is_not_a_regular_file(tmp_path, utf8_doc,
     before = os.lstat(target)
     with pytest.raises(InputError) as err:
         write_ls_tasks([utf8_doc], target)
-    assert str(err.value) == (f"--tasks-out {target} is {expected_kind}; only a regular file is replaced; choose a "
-                              "file path such as <home>/tasks.json (the default)")
+    assert str(err.value) == (
+        f"--tasks-out {target} is {expected_kind}; only a regular file is replaced; choose a "
+        "file path such as <home>/tasks.json (the default)"
+    )
     after = os.lstat(target)
     assert (stat_module.S_IFMT(after.st_mode), after.st_ino) == (stat_module.S_IFMT(before.st_mode), before.st_ino)
     assert not [p for p in target.parent.iterdir() if p.name.startswith(".tasks.json.")]  # no temp file left
@@ -258,9 +263,12 @@ def test_output_files_are_checked_before_the_work(tmp_path):
     assert check_output_file(tmp_path / "out.json", "--out") == tmp_path / "out.json"
     with pytest.raises(InputError) as err:
         check_output_file(tmp_path / "missing" / "out.json", "--out")
-    assert str(err.value) == (f"--out {tmp_path / 'missing' / 'out.json'}: the folder {tmp_path / 'missing'} does "
-                              "not exist; create it or choose another path")
+    assert str(err.value) == (
+        f"--out {tmp_path / 'missing' / 'out.json'}: the folder {tmp_path / 'missing'} does "
+        "not exist; create it or choose another path"
+    )
     with pytest.raises(InputError) as err:
         check_output_file(tmp_path, "--plot")
-    assert str(err.value) == (f"--plot {tmp_path} is a folder; only a regular file is replaced; choose a file path "
-                              "in a folder that exists")
+    assert str(err.value) == (
+        f"--plot {tmp_path} is a folder; only a regular file is replaced; choose a file path in a folder that exists"
+    )

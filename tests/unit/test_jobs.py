@@ -1,4 +1,5 @@
 """TrainingQueue: webhooks return at once; cycles run debounced, one at a time, and failures are reported."""
+
 from __future__ import annotations
 
 import os
@@ -67,8 +68,14 @@ def wait_for(predicate, timeout: float = 10.0) -> bool:
 
 def test_a_new_queue_is_idle(make_queue):
     queue = make_queue(Recorder(), every=3, delay=60)
-    assert queue.status() == {"running": False, "pending_labels": 0, "cycles": 0, "last_error": None,
-                              "last_result": None, "last_finished_at": None}
+    assert queue.status() == {
+        "running": False,
+        "pending_labels": 0,
+        "cycles": 0,
+        "last_error": None,
+        "last_result": None,
+        "last_finished_at": None,
+    }
     assert queue.wait_idle(timeout=1)
 
 
@@ -267,5 +274,10 @@ def test_a_cycle_that_failed_in_the_job_queue_is_reported_by_its_line_without_a_
     assert queue.status()["last_error"] == "ValueError: no labels to train on"
     failed = [r for r in caplog.records if r.name == "backend.jobs"]
     assert [(r.levelname, r.getMessage(), r.exc_info) for r in failed] == [
-        ("ERROR", "training cycle failed in the job queue: ValueError: no labels to train on; "
-                  "the previous model keeps serving", None)]
+        (
+            "ERROR",
+            "training cycle failed in the job queue: ValueError: no labels to train on; "
+            "the previous model keeps serving",
+            None,
+        )
+    ]

@@ -1,12 +1,19 @@
 """labels: the label set is read from the packaged labeling config; unknown labels name the closest one."""
+
 from __future__ import annotations
 
 import pytest
 
 from annotator import InputError, SchemaMismatchError, UnknownLabelError
 from annotator import labels as labels_module
-from annotator.labels import (DEFAULT_LABEL_CONFIG, check_labels, demo_files, load_label_config, parse_label_config,
-                              unknown_label_message)
+from annotator.labels import (
+    DEFAULT_LABEL_CONFIG,
+    check_labels,
+    demo_files,
+    load_label_config,
+    parse_label_config,
+    unknown_label_message,
+)
 from annotator.resources import read_text
 
 CONFIG = load_label_config()
@@ -43,31 +50,52 @@ def test_demo_files_missing_say_where_to_get_them(tmp_path, monkeypatch):
         demo_files()
     assert str(exc.value) == (
         "the demo's documents and seed labels come with the source repository, not with the installed package: "
-        "git clone the repository and run `make demo` there (or ingest your own documents: annotator ingest DIR)")
+        "git clone the repository and run `make demo` there (or ingest your own documents: annotator ingest DIR)"
+    )
 
 
 def test_parse_a_config_with_other_names():
-    xml = ('<View><Text name="clause" value="$body"/><Choices name="cat" toName="clause" choice="multiple">'
-           '<Choice value=" 甲 "/><Choice value="乙"/></Choices></View>')
+    xml = (
+        '<View><Text name="clause" value="$body"/><Choices name="cat" toName="clause" choice="multiple">'
+        '<Choice value=" 甲 "/><Choice value="乙"/></Choices></View>'
+    )
     config = parse_label_config(xml)
     assert (config.labels, config.from_name, config.to_name, config.value_key) == (
-        ("甲", "乙"), "cat", "clause", "body")
+        ("甲", "乙"),
+        "cat",
+        "clause",
+        "body",
+    )
 
 
-@pytest.mark.parametrize("xml, message", [
-    ("<View><Choices", "labeling config is not valid XML: "),
-    ('<View><Text name="text" value="$text"/></View>', "labeling config has no <Choices> tag; add "),
-    ('<View><Text name="text" value="$text"/><Choices name="l" toName="text"/></View>',
-     "labeling config: every <Choice> needs a non-empty value attribute"),
-    ('<View><Text name="text" value="$text"/><Choices name="l" toName="text"><Choice value=""/></Choices></View>',
-     "labeling config: every <Choice> needs a non-empty value attribute"),
-    ('<View><Text name="text" value="$text"/><Choices name="l" toName="text"><Choice value="a"/>'
-     '<Choice value="a"/></Choices></View>', "labeling config lists a <Choice> value twice"),
-    ('<View><Text name="text" value="$text"/><Choices name="l"><Choice value="a"/></Choices></View>',
-     "labeling config: <Choices> needs both name and toName attributes"),
-    ('<View><Text name="body" value="$text"/><Choices name="l" toName="text"><Choice value="a"/></Choices></View>',
-     "labeling config: no tag named 'text' with value=\"$key\" for <Choices toName>"),
-])
+@pytest.mark.parametrize(
+    "xml, message",
+    [
+        ("<View><Choices", "labeling config is not valid XML: "),
+        ('<View><Text name="text" value="$text"/></View>', "labeling config has no <Choices> tag; add "),
+        (
+            '<View><Text name="text" value="$text"/><Choices name="l" toName="text"/></View>',
+            "labeling config: every <Choice> needs a non-empty value attribute",
+        ),
+        (
+            '<View><Text name="text" value="$text"/><Choices name="l" toName="text"><Choice value=""/></Choices></View>',
+            "labeling config: every <Choice> needs a non-empty value attribute",
+        ),
+        (
+            '<View><Text name="text" value="$text"/><Choices name="l" toName="text"><Choice value="a"/>'
+            '<Choice value="a"/></Choices></View>',
+            "labeling config lists a <Choice> value twice",
+        ),
+        (
+            '<View><Text name="text" value="$text"/><Choices name="l"><Choice value="a"/></Choices></View>',
+            "labeling config: <Choices> needs both name and toName attributes",
+        ),
+        (
+            '<View><Text name="body" value="$text"/><Choices name="l" toName="text"><Choice value="a"/></Choices></View>',
+            "labeling config: no tag named 'text' with value=\"$key\" for <Choices toName>",
+        ),
+    ],
+)
 def test_bad_config_is_a_schema_mismatch(xml, message):
     with pytest.raises(SchemaMismatchError) as info:
         parse_label_config(xml)
@@ -89,11 +117,11 @@ def test_check_labels_returns_label_set_order_without_repeats():
 def test_unknown_label_names_the_closest_label_and_the_set():
     with pytest.raises(UnknownLabelError) as info:
         check_labels(["金融支持", "财政补助"], LABELS)
-    assert str(info.value) == ("label '财政补助' is not in the label set; did you mean '财政支持'? known: "
-                               + ", ".join(LABELS))
+    assert str(info.value) == (
+        "label '财政补助' is not in the label set; did you mean '财政支持'? known: " + ", ".join(LABELS)
+    )
     assert isinstance(info.value, InputError) and isinstance(info.value, ValueError)
 
 
 def test_unknown_label_without_a_close_match_still_reads_well():
-    assert unknown_label_message("xyz", LABELS) == (
-        "label 'xyz' is not in the label set; known: " + ", ".join(LABELS))
+    assert unknown_label_message("xyz", LABELS) == ("label 'xyz' is not in the label set; known: " + ", ".join(LABELS))

@@ -4,6 +4,7 @@ The runtime set is the core install: annotator's requirements without extras, fo
 installed distributions' own requirements. Each licence is read from the installed metadata
 (License-Expression, then the licence classifiers, then the License field, then the licence file).
 """
+
 from __future__ import annotations
 
 import ast
@@ -72,9 +73,17 @@ def licence_of(name: str) -> str:
 def _licence_file_kind(text: str) -> str:
     """Name the licence of a full licence text by its title."""
     head = " ".join(text[:3000].split())
-    for title in ("GNU LESSER GENERAL PUBLIC LICENSE", "GNU AFFERO GENERAL PUBLIC LICENSE",
-                  "GNU GENERAL PUBLIC LICENSE", "Apache License", "MIT License", "BSD", "Mozilla Public License",
-                  "Python Software Foundation", "ISC License"):
+    for title in (
+        "GNU LESSER GENERAL PUBLIC LICENSE",
+        "GNU AFFERO GENERAL PUBLIC LICENSE",
+        "GNU GENERAL PUBLIC LICENSE",
+        "Apache License",
+        "MIT License",
+        "BSD",
+        "Mozilla Public License",
+        "Python Software Foundation",
+        "ISC License",
+    ):
         if title.lower() in head.lower():
             return title
     return head[:120]
@@ -97,8 +106,20 @@ def test_the_package_is_apache_2():
 
 def test_the_runtime_set_is_the_lean_core():
     # The heavy optional parts are not pulled in by a plain `pip install annotator`.
-    for name in ("label-studio", "dask", "distributed", "rq", "redis", "psycopg", "datasets", "pyarrow",
-                 "matplotlib", "gunicorn", "krippendorff", "iterative-stratification"):
+    for name in (
+        "label-studio",
+        "dask",
+        "distributed",
+        "rq",
+        "redis",
+        "psycopg",
+        "datasets",
+        "pyarrow",
+        "matplotlib",
+        "gunicorn",
+        "krippendorff",
+        "iterative-stratification",
+    ):
         assert name not in RUNTIME, name
     assert {"flask", "label-studio-sdk", "scikit-learn", "modal-python", "jieba", "cleanlab"} <= set(RUNTIME)
 
@@ -122,7 +143,12 @@ def test_the_package_never_imports_a_test_only_gpl_package():
     found = []
     for path in [*(REPO / "annotator").rglob("*.py"), *(REPO / "backend").rglob("*.py")]:
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
-                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else []
+            )
             found += [f"{path.relative_to(REPO)}:{node.lineno}" for n in names if n.split(".")[0] == "krippendorff"]
     assert found == []

@@ -1,6 +1,7 @@
 """loo: approximate leave-group-out scores land near the scores of real refits without the group,
 on real seed clauses, and the classifier calibrated on them predicts as well as one calibrated on
 fold refits."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -33,8 +34,9 @@ def data(tmp_path_factory):
 def _one_label_fit(model, X, y):
     """Coef, intercept and NB weights of one label, as PolicyClassifier fits it."""
     weights = model._nb_weights(X, y[:, None])[:, 0]
-    coef, intercept = _fit_label(X.astype(np.float64), y, weights, C=model.C, class_weight=model.class_weight,
-                                 random_state=0)
+    coef, intercept = _fit_label(
+        X.astype(np.float64), y, weights, C=model.C, class_weight=model.class_weight, random_state=0
+    )
     return coef, intercept, weights
 
 
@@ -45,12 +47,14 @@ def test_scores_move_most_of_the_way_to_a_real_refit_without_the_clause(data):
     model = PolicyClassifier(labels=LABELS)
     coef, intercept, weights = _one_label_fit(model, X, y)
     groups = np.arange(len(y))
-    approx = LeaveGroupOut(X, groups).scores(y[:, None], weights[:, None], coef[None, :], np.array([intercept]),
-                                             C=model.C, class_weight=model.class_weight)[:, 0]
+    approx = LeaveGroupOut(X, groups).scores(
+        y[:, None], weights[:, None], coef[None, :], np.array([intercept]), C=model.C, class_weight=model.class_weight
+    )[:, 0]
     fitted = np.asarray(X @ coef).ravel() + intercept
     rng = np.random.default_rng(0)
-    probe = np.concatenate([rng.choice(np.flatnonzero(y == 1), 12, replace=False),
-                            rng.choice(np.flatnonzero(y == 0), 12, replace=False)])
+    probe = np.concatenate(
+        [rng.choice(np.flatnonzero(y == 1), 12, replace=False), rng.choice(np.flatnonzero(y == 0), 12, replace=False)]
+    )
     refit = []
     for i in probe:
         keep = np.arange(len(y)) != i

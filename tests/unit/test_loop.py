@@ -1,4 +1,5 @@
 """One active-learning cycle on a real store: publish first, measure after, keep the queue honest."""
+
 from __future__ import annotations
 
 import pytest
@@ -51,8 +52,11 @@ def test_later_retrains_reuse_the_project_featurizer_and_its_cache(settings, sto
     first = retrain(settings, store, project)
     unlabeled = [c for c in store.clauses() if c.id not in store.labeled_clause_ids()]
     for i, clause in enumerate(unlabeled[:20]):
-        store.save_annotation(Annotation(clause.id, (settings.labels[i % 27],), "ann@example.com",
-                                         "label_studio", ls_annotation_id=100 + i))
+        store.save_annotation(
+            Annotation(
+                clause.id, (settings.labels[i % 27],), "ann@example.com", "label_studio", ls_annotation_id=100 + i
+            )
+        )
     second = retrain(settings, store, project)
     assert second.version.version == 2 and second.version.n_train == 220
     assert second.model.featurizer_ is first.model.featurizer_
@@ -86,8 +90,12 @@ class FakeLabelStudio:
         ids = []
         for task in tasks:
             task_id = self._new_id()
-            self.by_id[task_id] = {"id": task_id, "data": dict(task["data"]), "annotations": [],
-                                   "predictions": [dict(p, task=task_id) for p in task.get("predictions", [])]}
+            self.by_id[task_id] = {
+                "id": task_id,
+                "data": dict(task["data"]),
+                "annotations": [],
+                "predictions": [dict(p, task=task_id) for p in task.get("predictions", [])],
+            }
             ids.append(task_id)
         return ids
 
@@ -112,8 +120,16 @@ class FakeLabelStudio:
     def task_index(self, project_id, value_key):
         from annotator.labelstudio.client import LsTask
 
-        return [LsTask(t["id"], t["data"].get("clause_id"), t["data"].get(value_key), len(t["annotations"]),
-                       len(t["annotations"]) >= t.get("overlap", 1)) for t in self.by_id.values()]
+        return [
+            LsTask(
+                t["id"],
+                t["data"].get("clause_id"),
+                t["data"].get(value_key),
+                len(t["annotations"]),
+                len(t["annotations"]) >= t.get("overlap", 1),
+            )
+            for t in self.by_id.values()
+        ]
 
     def task(self, task_id):
         return self.by_id[task_id]
@@ -135,8 +151,13 @@ class FakeLabelStudio:
     def annotate(self, task_id: int, labels, config, ann_id: int) -> dict:
         from annotator.labelstudio.client import choices_result
 
-        annotation = {"id": ann_id, "result": choices_result(labels, config), "completed_by": f"ann{ann_id}",
-                      "created_at": "", "updated_at": ""}
+        annotation = {
+            "id": ann_id,
+            "result": choices_result(labels, config),
+            "completed_by": f"ann{ann_id}",
+            "created_at": "",
+            "updated_at": "",
+        }
         self.by_id[task_id]["annotations"].append(annotation)
         return annotation
 
@@ -153,8 +174,7 @@ def test_a_new_version_rescores_every_waiting_task_and_deletes_none(settings, st
     assert [client.current(t)["score"] for t in ranked[:3]] == [0.0, round(1 / 30, 6), round(2 / 30, 6)]
     X = trained.model.featurizer_.transform([t["data"]["text"] for t in ranked])
     expected = trained.model.predictions(trained.model.predict_proba_features(X))
-    assert [tuple(client.current(t)["result"][0]["value"]["choices"]) for t in ranked] == \
-        [p.labels for p in expected]
+    assert [tuple(client.current(t)["result"][0]["value"]["choices"]) for t in ranked] == [p.labels for p in expected]
     assert client.next_task() is ranked[0]
 
     # People label three tasks; the second one is an overlap task, waiting for a second person.
@@ -175,8 +195,9 @@ def test_a_new_version_rescores_every_waiting_task_and_deletes_none(settings, st
     # The new version's best ten are all waiting (imported unless already there); 27 unlabeled
     # tasks and the overlap task got the new version's prediction.
     assert 0 < second.imported <= 10 and second.refreshed == 28 and second.pending == 28 + second.imported
-    best = sorted((p for p in store.pushed_tasks() if p.clause_id not in store.labeled_clause_ids()),
-                  key=lambda p: p.score)[:10]
+    best = sorted(
+        (p for p in store.pushed_tasks() if p.clause_id not in store.labeled_clause_ids()), key=lambda p: p.score
+    )[:10]
     assert [round(p.score, 6) for p in best] == [round(i / 30, 6) for i in range(10)]
     for task in client.by_id.values():
         done = len(task["annotations"]) >= task.get("overlap", 1)
@@ -195,8 +216,11 @@ def test_a_reused_task_id_never_attaches_a_label_to_the_wrong_clause(settings, s
     victim_clause = client.by_id[3]["data"]["clause_id"]
     client.delete(3)  # someone deletes a task in Label Studio's Data Manager ...
     in_ls = {t["data"]["clause_id"] for t in client.by_id.values()}
-    other = next(c for c in store.clauses() if c.id not in store.labeled_clause_ids() and c.id not in in_ls
-                 and c.id != victim_clause)
+    other = next(
+        c
+        for c in store.clauses()
+        if c.id not in store.labeled_clause_ids() and c.id not in in_ls and c.id != victim_clause
+    )
     (reused,) = client.import_tasks(1, [{"data": {"text": other.text, "clause_id": other.id}}])
     assert reused == 3  # ... and the next import gets its id
 
@@ -309,8 +333,9 @@ def test_a_connected_project_without_an_api_key_is_reported_not_left_without_bat
 
     store.set_meta(PROJECT_KEY, "7")
     assert not settings.ls_api_key
-    with pytest.raises(LabelStudioError, match="connected to Label Studio project 7, but LABEL_STUDIO_API_KEY "
-                                               "is not set") as error:
+    with pytest.raises(
+        LabelStudioError, match="connected to Label Studio project 7, but LABEL_STUDIO_API_KEY is not set"
+    ) as error:
         run_cycle(settings, force=True)
     assert "LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY in the environment of `annotator serve`" in str(error.value)
     latest = store.latest_model_version()  # the version is still saved and measured
@@ -334,8 +359,15 @@ def test_old_model_files_are_pruned_but_a_shown_prefill_keeps_its_version(settin
     refresh_queue(settings, store, project, client, 1)  # the waiting tasks show version 1's pre-fills
     unlabeled = [c for c in store.clauses() if c.id not in store.labeled_clause_ids()]
     for version in (2, 3):
-        store.save_annotation(Annotation(unlabeled[version].id, (settings.labels[version],), "ann@example.com",
-                                         "label_studio", ls_annotation_id=800 + version))
+        store.save_annotation(
+            Annotation(
+                unlabeled[version].id,
+                (settings.labels[version],),
+                "ann@example.com",
+                "label_studio",
+                ls_annotation_id=800 + version,
+            )
+        )
         trained = retrain(settings, store, project)
         assert trained.version.version == version
         kappa = measure_stability(store, project, trained)
@@ -370,8 +402,9 @@ def test_a_label_arriving_during_a_cycle_is_trained_by_the_next_one(settings, st
     assert list(snapshot.examples) == training_examples(store, settings.labels)
     assert snapshot.labeled_ids == store.labeled_clause_ids()
     unlabeled = next(c for c in store.clauses() if c.id not in snapshot.labeled_ids)
-    store.save_annotation(Annotation(unlabeled.id, (settings.labels[0],), "ann@example.com", "label_studio",
-                                     ls_annotation_id=990))  # a webhook, while the cycle trains
+    store.save_annotation(
+        Annotation(unlabeled.id, (settings.labels[0],), "ann@example.com", "label_studio", ls_annotation_id=990)
+    )  # a webhook, while the cycle trains
     trained = retrain(settings, store, project, snapshot)
     assert trained.version.n_train == 200 and trained.version.metrics["data_fingerprint"] == snapshot.fingerprint
     assert needs_training(store)  # the new label is not in that version: the next cycle trains it

@@ -1,4 +1,5 @@
 """The ML-backend protocol over Flask's test client, with a real store and a real (small) model."""
+
 from __future__ import annotations
 
 import base64
@@ -44,22 +45,38 @@ def empty_client(tmp_path):
     return make_client(tmp_path / "empty")[0]
 
 
-def annotation_event(settings, ann_id=101, task_id=7, labels=("金融支持",), action="ANNOTATION_CREATED",
-                     updated_at="2026-11-24T10:00:00Z", text=TEXT):
+def annotation_event(
+    settings,
+    ann_id=101,
+    task_id=7,
+    labels=("金融支持",),
+    action="ANNOTATION_CREATED",
+    updated_at="2026-11-24T10:00:00Z",
+    text=TEXT,
+):
     config = settings.labels_config()
-    return {"action": action, "project": {"id": 1},
-            "task": {"id": task_id, "data": {"text": text, "section": ""}},
-            "annotation": {"id": ann_id, "task": task_id, "completed_by": 3,
-                           "result": choices_result(list(labels), config),
-                           "created_at": "2026-11-24T09:00:00Z", "updated_at": updated_at}}
+    return {
+        "action": action,
+        "project": {"id": 1},
+        "task": {"id": task_id, "data": {"text": text, "section": ""}},
+        "annotation": {
+            "id": ann_id,
+            "task": task_id,
+            "completed_by": 3,
+            "result": choices_result(list(labels), config),
+            "created_at": "2026-11-24T09:00:00Z",
+            "updated_at": updated_at,
+        },
+    }
 
 
 def test_health_and_setup_report_the_model_version(client):
     health = client.get("/health").get_json()
     assert health["status"] == "UP" and health["model_version"] == "1"
     schema = Settings().labels_config().xml  # Label Studio sends the project's labeling config
-    assert client.post("/setup", json={"project": "1.1", "schema": schema}).get_json() == \
-        {"model_version": "policy-clf-v1"}
+    assert client.post("/setup", json={"project": "1.1", "schema": schema}).get_json() == {
+        "model_version": "policy-clf-v1"
+    }
 
 
 def test_predict_without_a_model_returns_no_results(empty_client):
@@ -89,12 +106,15 @@ def test_predict_returns_one_choices_result_per_task_in_order(client, trained_ho
         assert (region["from_name"], region["to_name"], region["type"]) == ("labels", "text", "choices")
 
 
-@pytest.mark.parametrize("payload, message", [
-    ({"tasks": "x"}, "needs a 'tasks' list"),
-    ({"tasks": [{"id": 1}]}, "task 0 has no 'data' object"),
-    ({"tasks": [{"id": 5, "data": {"txt": "x"}}]}, "task 5 has no text at data['text']"),
-    ([1, 2], "must be a JSON object"),
-])
+@pytest.mark.parametrize(
+    "payload, message",
+    [
+        ({"tasks": "x"}, "needs a 'tasks' list"),
+        ({"tasks": [{"id": 1}]}, "task 0 has no 'data' object"),
+        ({"tasks": [{"id": 5, "data": {"txt": "x"}}]}, "task 5 has no text at data['text']"),
+        ([1, 2], "must be a JSON object"),
+    ],
+)
 def test_bad_predict_payloads_are_400_with_a_message(client, payload, message):
     response = client.post("/predict", json=payload)
     assert response.status_code == 400 and message in response.get_json()["error"]
@@ -109,11 +129,11 @@ def test_webhook_stores_updates_and_deletes_idempotently(tmp_path):
     client, settings = make_client(tmp_path / "h")
     assert client.post("/webhook", json=annotation_event(settings)).status_code == 201
     assert client.post("/webhook", json=annotation_event(settings)).get_json()["outcomes"] == ["unchanged"]
-    updated = annotation_event(settings, labels=("金融支持", "财政支持"), action="ANNOTATION_UPDATED",
-                               updated_at="2026-11-24T11:00:00Z")
+    updated = annotation_event(
+        settings, labels=("金融支持", "财政支持"), action="ANNOTATION_UPDATED", updated_at="2026-11-24T11:00:00Z"
+    )
     assert client.post("/webhook", json=updated).get_json()["outcomes"] == ["updated"]
-    older = annotation_event(settings, labels=("企业",), action="ANNOTATION_UPDATED",
-                             updated_at="2026-11-24T10:30:00Z")
+    older = annotation_event(settings, labels=("企业",), action="ANNOTATION_UPDATED", updated_at="2026-11-24T10:30:00Z")
     assert client.post("/webhook", json=older).get_json()["outcomes"] == ["stale"]
     with Store(settings.db_path) as store:
         (stored,) = store.annotations(sources=["label_studio"])
@@ -172,8 +192,11 @@ def test_a_bulk_event_with_one_bad_annotation_stores_none(tmp_path):
     client, settings = make_client(tmp_path / "h")
     good, bad = annotation_event(settings, ann_id=1, task_id=7), annotation_event(settings, ann_id=2, task_id=8)
     bad["annotation"]["result"][0]["value"]["choices"] = ["财政补助"]
-    bulk = {"action": "ANNOTATIONS_CREATED", "annotations": [good["annotation"], bad["annotation"]],
-            "tasks": [good["task"], {**bad["task"], "data": {"text": "设立专项资金支持科技成果转化。"}}]}
+    bulk = {
+        "action": "ANNOTATIONS_CREATED",
+        "annotations": [good["annotation"], bad["annotation"]],
+        "tasks": [good["task"], {**bad["task"], "data": {"text": "设立专项资金支持科技成果转化。"}}],
+    }
     response = client.post("/webhook", json=bulk)
     assert response.status_code == 400
     assert response.get_json()["error"].startswith("annotation 2: label '财政补助' is not in the label set")
@@ -181,12 +204,18 @@ def test_a_bulk_event_with_one_bad_annotation_stores_none(tmp_path):
         assert store.annotations(include_deleted=True) == [] and store.count_clauses() == 0
 
 
-@pytest.mark.parametrize("field, value, message", [
-    ("id", 2**63, "annotation 'id' must be an integer from 1 to 9223372036854775807, got 9223372036854775808"),
-    ("created_at", "0001-01-01T00:00:00+14:00",
-     "annotation 101: 'created_at' '0001-01-01T00:00:00+14:00' is out of range in UTC; "
-     "send a time such as '2026-11-24T09:00:00Z'"),
-])
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("id", 2**63, "annotation 'id' must be an integer from 1 to 9223372036854775807, got 9223372036854775808"),
+        (
+            "created_at",
+            "0001-01-01T00:00:00+14:00",
+            "annotation 101: 'created_at' '0001-01-01T00:00:00+14:00' is out of range in UTC; "
+            "send a time such as '2026-11-24T09:00:00Z'",
+        ),
+    ],
+)
 def test_values_the_store_cannot_hold_are_400_not_500(tmp_path, field, value, message):
     client, settings = make_client(tmp_path / "h")
     event = annotation_event(settings)
@@ -198,22 +227,31 @@ def test_values_the_store_cannot_hold_are_400_not_500(tmp_path, field, value, me
 
 
 @pytest.mark.parametrize("path", ["/predict", "/setup", "/webhook"])
-@pytest.mark.parametrize("data, message", [
-    (b"[" * 5000 + b"]" * 5000, "nested deeper than 64 levels"),
-    (b'{"tasks": [{"id": "\\ud800", "data": {}}]}', "a string holds an unpaired UTF-16 surrogate (\\ud800)"),
-])
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        (b"[" * 5000 + b"]" * 5000, "nested deeper than 64 levels"),
+        (b'{"tasks": [{"id": "\\ud800", "data": {}}]}', "a string holds an unpaired UTF-16 surrogate (\\ud800)"),
+    ],
+)
 def test_hostile_json_is_400_on_every_endpoint(empty_client, path, data, message):
     response = empty_client.post(path, data=data, content_type="application/json")
     assert response.status_code == 400
-    assert response.get_json()["error"] == f"the request body must be JSON (Content-Type: application/json): " \
-                                           f"{message}" + ("; send valid Unicode text" if "surrogate" in message else "")
+    assert response.get_json()[
+        "error"
+    ] == f"the request body must be JSON (Content-Type: application/json): {message}" + (
+        "; send valid Unicode text" if "surrogate" in message else ""
+    )
 
 
 def test_setup_refuses_a_labeling_config_without_choices(client):
-    response = client.post("/setup", json={"project": "1.1", "schema": '<View><Text name="text" value="$text"/></View>'})
+    response = client.post(
+        "/setup", json={"project": "1.1", "schema": '<View><Text name="text" value="$text"/></View>'}
+    )
     assert response.status_code == 400
     assert response.get_json()["error"].startswith(
-        "the /setup 'schema' (the project's labeling config) is unusable: labeling config has no <Choices> tag")
+        "the /setup 'schema' (the project's labeling config) is unusable: labeling config has no <Choices> tag"
+    )
 
 
 def test_a_chunked_body_over_the_cap_is_413_not_a_truncated_400(tmp_path):
@@ -221,20 +259,32 @@ def test_a_chunked_body_over_the_cap_is_413_not_a_truncated_400(tmp_path):
     # "invalid JSON" that hid the real problem.
     client, _ = make_client(tmp_path / "h", max_request_bytes=1024)
     body = b'{"tasks": [], "pad": "' + b"x" * 5000 + b'"}'
-    response = client.post("/predict", input_stream=io.BytesIO(body), content_type="application/json",
-                           headers={"Transfer-Encoding": "chunked"},
-                           environ_overrides={"wsgi.input_terminated": True})
+    response = client.post(
+        "/predict",
+        input_stream=io.BytesIO(body),
+        content_type="application/json",
+        headers={"Transfer-Encoding": "chunked"},
+        environ_overrides={"wsgi.input_terminated": True},
+    )
     assert response.status_code == 413
     assert response.get_json() == {"error": "The data value transmitted exceeds the capacity limit."}
-    small = client.post("/predict", input_stream=io.BytesIO(b'{"tasks": []}'), content_type="application/json",
-                        headers={"Transfer-Encoding": "chunked"}, environ_overrides={"wsgi.input_terminated": True})
+    small = client.post(
+        "/predict",
+        input_stream=io.BytesIO(b'{"tasks": []}'),
+        content_type="application/json",
+        headers={"Transfer-Encoding": "chunked"},
+        environ_overrides={"wsgi.input_terminated": True},
+    )
     assert small.status_code == 200 and small.get_json() == {"results": []}
 
 
 def test_health_says_whether_batches_can_reach_label_studio(trained_home):
     without, _ = make_client(trained_home)
-    assert without.get("/health").get_json()["label_studio"] == {"url": "http://127.0.0.1:8080",
-                                                                  "api_key_set": False, "project_id": 1}
+    assert without.get("/health").get_json()["label_studio"] == {
+        "url": "http://127.0.0.1:8080",
+        "api_key_set": False,
+        "project_id": 1,
+    }
     with_key, _ = make_client(trained_home, ls_url="http://ls.example:8080", ls_api_key="secret-token-123")
     body = with_key.get("/health").get_data(as_text=True)
     assert '"api_key_set":true' in body.replace(" ", "") and "secret-token-123" not in body
@@ -265,7 +315,8 @@ def test_setup_connects_a_project_added_on_label_studios_model_page_and_refuses_
     assert response.status_code == 400
     assert response.get_json()["error"] == (
         "this backend serves Label Studio project 4, not project 5: one backend serves one project home; "
-        "start another backend with its own --home for that project")
+        "start another backend with its own --home for that project"
+    )
     event = annotation_event(settings)
     event["project"] = {"id": 5}
     assert client.post("/webhook", json=event).status_code == 400
@@ -282,8 +333,9 @@ def test_predict_never_prefills_a_labeled_clause_from_a_model_that_learned_it(cl
         store.add_clauses([Clause(cid, normalize_text(text))])
         store.record_push(1, [(cid, 40, 0)], batch=99, model_version=1)
         store.set_priorities([(cid, 0.1, 1, ("企业",))], model_version=1)
-        store.save_annotation(Annotation(cid, ("税收激励",), "first@example.com", "label_studio",
-                                         ls_annotation_id=4000, ls_task_id=40))
+        store.save_annotation(
+            Annotation(cid, ("税收激励",), "first@example.com", "label_studio", ls_annotation_id=4000, ls_task_id=40)
+        )
     body = client.post("/predict", json={"tasks": [{"id": 40, "data": {"text": text}}]}).get_json()
     (result,) = body["results"]
     assert result["model_version"] == "policy-clf-v1"
@@ -328,8 +380,9 @@ def test_an_annotation_webhook_counts_toward_the_next_retrain(tmp_path):
     client.application.extensions["annotator"]["queue"] = queue
     assert client.post("/webhook", json=annotation_event(settings)).status_code == 201
     assert client.post("/webhook", json=annotation_event(settings)).status_code == 201  # the same again
-    changed = annotation_event(settings, labels=("财政支持",), action="ANNOTATION_UPDATED",
-                               updated_at="2026-11-24T11:00:00Z")
+    changed = annotation_event(
+        settings, labels=("财政支持",), action="ANNOTATION_UPDATED", updated_at="2026-11-24T11:00:00Z"
+    )
     assert client.post("/webhook", json=changed).status_code == 201
     deleted = {"action": "ANNOTATIONS_DELETED", "project": {"id": 1}, "annotations": [{"id": 101}]}
     assert client.post("/webhook", json=deleted).status_code == 201

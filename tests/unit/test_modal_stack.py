@@ -1,5 +1,6 @@
 """modAL 0.4.2.1 on the pinned scikit-learn, for real: ActiveLearner.teach/query on sparse TF-IDF
 rows of real clauses, the quirks PolicyActiveLearner fixes, and modAL's Committee."""
+
 from __future__ import annotations
 
 import random
@@ -34,8 +35,7 @@ def data():
 def test_stock_active_learner_teach_breaks_on_this_scikit_learn(data):
     """Why PolicyActiveLearner exists: modAL passes force_all_finite to check_X_y."""
     labels, X, Y = data
-    learner = ActiveLearner(S.FeatureClassifier(model=PolicyClassifier(labels=labels, cv=1)),
-                            S.random_sampling)
+    learner = ActiveLearner(S.FeatureClassifier(model=PolicyClassifier(labels=labels, cv=1)), S.random_sampling)
     if SKLEARN_18:
         with pytest.raises(TypeError, match="force_all_finite"):
             learner.teach(X[:40], Y[:40])
@@ -84,8 +84,12 @@ def test_query_calls_the_strategy_once_and_keeps_a_batch_of_two(data):
 
 def test_modal_committee_query_by_committee(data):
     labels, X, Y = data
-    members = [S.make_learner(PolicyClassifier(labels=labels, cv=1, C=c), "qbc", X_training=X[:40],
-                              Y_training=Y[:40], random_state=k) for k, c in enumerate((0.5, 4.0, 16.0))]
+    members = [
+        S.make_learner(
+            PolicyClassifier(labels=labels, cv=1, C=c), "qbc", X_training=X[:40], Y_training=Y[:40], random_state=k
+        )
+        for k, c in enumerate((0.5, 4.0, 16.0))
+    ]
     committee = S.PolicyCommittee(learner_list=members, query_strategy=S.get_strategy("qbc").fn)
     rows, _ = committee.query(X[40:], 6, rng=np.random.default_rng(0))
     assert len(set(rows.tolist())) == 6
@@ -112,8 +116,9 @@ def test_near_duplicate_groups_ride_along_to_the_calibration_folds(data, monkeyp
 
     monkeypatch.setattr(PolicyClassifier, "fit_features", spy)
     groups = np.arange(150) // 2
-    learner = S.make_learner(PolicyClassifier(labels=labels, cv=1), "random", X_training=X[:40],
-                             Y_training=Y[:40], groups=groups[:40])
+    learner = S.make_learner(
+        PolicyClassifier(labels=labels, cv=1), "random", X_training=X[:40], Y_training=Y[:40], groups=groups[:40]
+    )
     learner.teach(X[40:50], Y[40:50], groups=groups[40:50])
     assert seen == [list(groups[:40]), list(groups[:50])]
     learner.teach(X[50:55], Y[50:55])  # rows without groups: the model's own default from then on

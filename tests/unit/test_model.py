@@ -1,5 +1,6 @@
 """model: PolicyClassifier on a few hundred real seed clauses: the estimator contract, calibrated
 probabilities in label-set order, at least one label per clause, untrainable labels, clear errors."""
+
 from __future__ import annotations
 
 import pickle
@@ -12,7 +13,13 @@ from sklearn.exceptions import NotFittedError
 from annotator import InputError
 from annotator.model.features import PolicyTextFeaturizer
 from annotator.labels import load_label_config
-from annotator.model.classifier import PolicyClassifier, _identical_rows, at_least_one, merge_group_labels, tune_thresholds
+from annotator.model.classifier import (
+    PolicyClassifier,
+    _identical_rows,
+    at_least_one,
+    merge_group_labels,
+    tune_thresholds,
+)
 from annotator.text.seedset import read_labeled_file
 from annotator.model.training import label_matrix
 from tests.conftest import seed_lines
@@ -142,8 +149,10 @@ def test_near_duplicates_are_taught_each_others_labels(model, data):
     Y[pair[0], j] = 1  # the clause has the label, its (declared) copy does not
     groups = np.arange(len(texts))
     groups[pair[1]] = groups[pair[0]]
-    merged, kept = (PolicyClassifier(labels=LABELS, cv=1, merge_duplicate_labels=merge).fit_features(
-        X, Y, groups=groups) for merge in (True, False))
+    merged, kept = (
+        PolicyClassifier(labels=LABELS, cv=1, merge_duplicate_labels=merge).fit_features(X, Y, groups=groups)
+        for merge in (True, False)
+    )
     assert merge_group_labels(Y, groups)[pair[1], j] == 1
     assert merged.predict_proba_features(X[pair[1]])[0, j] > kept.predict_proba_features(X[pair[1]])[0, j]
 
@@ -192,8 +201,11 @@ def test_shape_errors_say_what_is_wrong(data):
     model = PolicyClassifier(labels=LABELS)
     with pytest.raises(InputError, match=r"^Y has 319 rows but there are 320 texts: one row per text$"):
         model.fit(texts, Y[:-1])
-    with pytest.raises(InputError, match=r"^Y has 26 columns but the label set has 27 labels \(金融支持, 财政支持, "
-                                         r"税收激励, 政府采购, 人才队伍, …\): one column per label, in label-set order$"):
+    with pytest.raises(
+        InputError,
+        match=r"^Y has 26 columns but the label set has 27 labels \(金融支持, 财政支持, "
+        r"税收激励, 政府采购, 人才队伍, …\): one column per label, in label-set order$",
+    ):
         model.fit(texts, Y[:, :-1])
     with pytest.raises(InputError, match=r"^Y must be a 2-D \(texts × labels\) 0/1 matrix, got 1-D shape \(320,\)"):
         model.fit(texts, Y[:, 0])

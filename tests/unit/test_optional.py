@@ -2,6 +2,7 @@
 missing, each call path says in one line which extra to install, and the CLI exits 1 without a
 traceback. A missing package is simulated by ``sys.modules[name] = None`` (what Python's import
 system reads as "not installed")."""
+
 from __future__ import annotations
 
 import ast
@@ -43,8 +44,11 @@ def test_no_module_imports_an_optional_package_directly():
         if path.name == "optional.py":
             continue
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
-                [node.module] if isinstance(node, ast.ImportFrom) and node.module and not node.level else [])
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else ([node.module] if isinstance(node, ast.ImportFrom) and node.module and not node.level else [])
+            )
             direct += [f"{path.name}:{node.lineno} {n}" for n in names if n.split(".")[0] in EXTRAS]
     assert direct == []
 

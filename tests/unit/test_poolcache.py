@@ -1,4 +1,5 @@
 """The pool feature cache: computed once, exact, invalidated by a new featurizer, scored in chunks."""
+
 from __future__ import annotations
 
 import pickle
@@ -24,8 +25,9 @@ def pool():
     examples = random.Random(4).sample(read_labeled_file(SEED_TSV, labels).examples, 120)
     texts = [e.text for e in examples]
     featurizer = PolicyTextFeaturizer(word_ngram_range=None).fit(texts)
-    model = PolicyClassifier(labels=labels, cv=1).fit_features(featurizer.transform(texts[:60]),
-                                                               label_matrix(examples[:60], labels))
+    model = PolicyClassifier(labels=labels, cv=1).fit_features(
+        featurizer.transform(texts[:60]), label_matrix(examples[:60], labels)
+    )
     return texts, [clause_id(t) for t in texts], featurizer, model
 
 
@@ -71,11 +73,13 @@ def test_a_changed_featurizer_gets_a_new_cache(pool, tmp_path):
     refit = PolicyTextFeaturizer(word_ngram_range=None).fit(texts[:80])
     assert featurizer_fingerprint(refit) != featurizer_fingerprint(featurizer)
     assert featurizer_fingerprint(featurizer) == featurizer_fingerprint(
-        PolicyTextFeaturizer(word_ngram_range=None).fit(texts))
+        PolicyTextFeaturizer(word_ngram_range=None).fit(texts)
+    )
     # A saved and reloaded featurizer (the model registry pickles it) finds its cache again.
     assert featurizer_fingerprint(pickle.loads(pickle.dumps(featurizer))) == featurizer_fingerprint(featurizer)
-    assert featurizer_fingerprint(PolicyTextFeaturizer(word_ngram_range=None, min_df=1).fit(texts)) != \
-        featurizer_fingerprint(featurizer)
+    assert featurizer_fingerprint(
+        PolicyTextFeaturizer(word_ngram_range=None, min_df=1).fit(texts)
+    ) != featurizer_fingerprint(featurizer)
     new = PoolCache(tmp_path, refit)
     assert new.directory != old.directory and len(new) == 0
     new.add(ids[:10], texts[:10])

@@ -3,6 +3,7 @@
 Paths: the function itself, HTTP error bodies, /health, log lines and tracebacks (the backend's
 and the CLI's), the training worker's log, CLI error output, export metadata.
 """
+
 from __future__ import annotations
 
 import io
@@ -32,18 +33,28 @@ def leaked(text: str) -> list[str]:
 
 
 def planted_settings(tmp_path, **changes) -> Settings:
-    values = dict(home=tmp_path / "home", ls_api_key=API_KEY, basic_auth_user="ls", basic_auth_pass=BASIC_PASS,
-                  webhook_secret=WEBHOOK, dashboard_password=DASH, ls_url=f"http://admin:{LS_PASS}@ls.local:8080",
-                  database_url="", redis_url="")
+    values = dict(
+        home=tmp_path / "home",
+        ls_api_key=API_KEY,
+        basic_auth_user="ls",
+        basic_auth_pass=BASIC_PASS,
+        webhook_secret=WEBHOOK,
+        dashboard_password=DASH,
+        ls_url=f"http://admin:{LS_PASS}@ls.local:8080",
+        database_url="",
+        redis_url="",
+    )
     values.update(changes)
     return Settings(**values)
 
 
 # A message quoting everything a failing Label Studio call can echo back.
-NOISY = (f"POST http://admin:{LS_PASS}@ls.local:8080/api/projects/1/import failed: 401 "
-         f"{{'Authorization': 'Token {API_KEY}', 'X-Annotator-Secret': '{WEBHOOK}'}} "
-         f"Authorization: Bearer {BEARER}; basic: Basic dXNlcjpzM2NyZXQ= password={DASH}&next=/ "
-         f"postgresql://ann:{DB_PASS}@db:5432/annotator redis://:{REDIS_PASS}@cache:6379/0")
+NOISY = (
+    f"POST http://admin:{LS_PASS}@ls.local:8080/api/projects/1/import failed: 401 "
+    f"{{'Authorization': 'Token {API_KEY}', 'X-Annotator-Secret': '{WEBHOOK}'}} "
+    f"Authorization: Bearer {BEARER}; basic: Basic dXNlcjpzM2NyZXQ= password={DASH}&next=/ "
+    f"postgresql://ann:{DB_PASS}@db:5432/annotator redis://:{REDIS_PASS}@cache:6379/0"
+)
 
 
 # --------------------------------------------------------------------------- the function
@@ -52,29 +63,35 @@ NOISY = (f"POST http://admin:{LS_PASS}@ls.local:8080/api/projects/1/import faile
 def test_redact_masks_every_kind_of_secret(tmp_path):
     text = redact(NOISY, settings_secrets(planted_settings(tmp_path)))
     assert leaked(text) == []
-    assert text == ("POST http://admin:***@ls.local:8080/api/projects/1/import failed: 401 "
-                    "{'Authorization': 'Token ***', 'X-Annotator-Secret': '***'} "
-                    "Authorization: Bearer ***; basic: Basic *** password=***&next=/ "
-                    "postgresql://ann:***@db:5432/annotator redis://:***@cache:6379/0")
+    assert text == (
+        "POST http://admin:***@ls.local:8080/api/projects/1/import failed: 401 "
+        "{'Authorization': 'Token ***', 'X-Annotator-Secret': '***'} "
+        "Authorization: Bearer ***; basic: Basic *** password=***&next=/ "
+        "postgresql://ann:***@db:5432/annotator redis://:***@cache:6379/0"
+    )
     assert redact(text) == text  # idempotent
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("Token expired; log in again", "Token expired; log in again"),
-    ('Basic realm="annotator"', 'Basic realm="annotator"'),
-    ("the token is invalid", "the token is invalid"),
-    ("3 clauses, macro-F1 0.41", "3 clauses, macro-F1 0.41"),
-    ("api_key=abc123", "api_key=***"),
-    ('{"api_key": "abc123", "n": 3}', '{"api_key": "***", "n": 3}'),
-    ("ftp://user:@host/x", "ftp://user:@host/x"),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("Token expired; log in again", "Token expired; log in again"),
+        ('Basic realm="annotator"', 'Basic realm="annotator"'),
+        ("the token is invalid", "the token is invalid"),
+        ("3 clauses, macro-F1 0.41", "3 clauses, macro-F1 0.41"),
+        ("api_key=abc123", "api_key=***"),
+        ('{"api_key": "abc123", "n": 3}', '{"api_key": "***", "n": 3}'),
+        ("ftp://user:@host/x", "ftp://user:@host/x"),
+    ],
+)
 def test_redact_leaves_ordinary_text_alone_and_masks_key_value_pairs(text, expected):
     assert redact(text) == expected
 
 
 def test_settings_secrets_cover_the_secret_fields_url_passwords_and_the_basic_token(tmp_path):
-    settings = planted_settings(tmp_path, database_url=f"postgresql://ann:{DB_PASS}@db/x",
-                                redis_url=f"redis://:{REDIS_PASS}@cache:6379/0")
+    settings = planted_settings(
+        tmp_path, database_url=f"postgresql://ann:{DB_PASS}@db/x", redis_url=f"redis://:{REDIS_PASS}@cache:6379/0"
+    )
     secrets = settings_secrets(settings)
     assert {API_KEY, BASIC_PASS, WEBHOOK, DASH, LS_PASS, DB_PASS, REDIS_PASS} <= set(secrets)
     import base64
@@ -90,8 +107,11 @@ def test_a_url_quoted_secret_is_masked_too():
 
 
 def test_redact_obj_masks_nested_strings_and_keys():
-    assert redact_obj({"who": [f"Token {API_KEY}"], API_KEY: 1, "n": 2}, [API_KEY]) == \
-        {"who": ["Token ***"], "***": 1, "n": 2}
+    assert redact_obj({"who": [f"Token {API_KEY}"], API_KEY: 1, "n": 2}, [API_KEY]) == {
+        "who": ["Token ***"],
+        "***": 1,
+        "n": 2,
+    }
 
 
 # --------------------------------------------------------------------------- logs and tracebacks
@@ -206,8 +226,12 @@ def test_cli_error_output_is_redacted(tmp_path, monkeypatch):
         raise LabelStudioError(NOISY)
 
     monkeypatch.setattr(reports, "agreement_summary", fail)
-    env = {"ANNOTATOR_HOME": str(tmp_path / "home"), "LABEL_STUDIO_API_KEY": API_KEY,
-           "LABEL_STUDIO_URL": f"http://admin:{LS_PASS}@ls.local:8080", "ANNOTATOR_WEBHOOK_SECRET": WEBHOOK}
+    env = {
+        "ANNOTATOR_HOME": str(tmp_path / "home"),
+        "LABEL_STUDIO_API_KEY": API_KEY,
+        "LABEL_STUDIO_URL": f"http://admin:{LS_PASS}@ls.local:8080",
+        "ANNOTATOR_WEBHOOK_SECRET": WEBHOOK,
+    }
     result = CliRunner().invoke(main, ["agreement"], env=env)
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert leaked(result.output) == []
@@ -221,8 +245,9 @@ def test_cli_os_errors_are_a_message_not_a_traceback(tmp_path, monkeypatch):
         raise PermissionError(13, "Permission denied", f"/srv/{API_KEY}/x")
 
     monkeypatch.setattr(reports, "agreement_summary", fail)
-    result = CliRunner().invoke(main, ["agreement"], env={"ANNOTATOR_HOME": str(tmp_path / "home"),
-                                                         "LABEL_STUDIO_API_KEY": API_KEY})
+    result = CliRunner().invoke(
+        main, ["agreement"], env={"ANNOTATOR_HOME": str(tmp_path / "home"), "LABEL_STUDIO_API_KEY": API_KEY}
+    )
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert result.output.strip() == "Error: Permission denied (/srv/***/x)"
 

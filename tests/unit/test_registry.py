@@ -1,4 +1,5 @@
 """ModelRegistry: versions are saved atomically with their row, loaded by number or "latest", cached."""
+
 from __future__ import annotations
 
 import hashlib
@@ -10,8 +11,7 @@ import shutil
 import numpy as np
 import pytest
 
-from annotator import (AnnotatorError, ModelRegistry, NotFoundError, NotTrainedError, PolicyClassifier, Store,
-                       StoreError)
+from annotator import AnnotatorError, ModelRegistry, NotFoundError, NotTrainedError, PolicyClassifier, Store, StoreError
 from annotator.labels import load_label_config
 from annotator.text.seedset import read_labeled_file
 from annotator.model.training import label_matrix
@@ -21,7 +21,8 @@ LABELS = load_label_config().labels
 
 # BUG features.py:47: jieba's load_userdict(path) opens the user dictionary and never closes it.
 pytestmark = pytest.mark.filterwarnings(
-    r"ignore:Exception ignored in.*policy_terms\.txt:pytest.PytestUnraisableExceptionWarning")
+    r"ignore:Exception ignored in.*policy_terms\.txt:pytest.PytestUnraisableExceptionWarning"
+)
 
 
 class Unpicklable:
@@ -107,8 +108,9 @@ def test_latest_skips_a_version_whose_file_is_gone(registry, caplog):
     fresh = ModelRegistry(registry.model_dir, registry.store)
     info, model = fresh.load()
     assert (info.version, model) == (1, {"n": 1})
-    assert (f"model version 2 cannot be loaded: file {v2.path} is missing; falling back to an older version"
-            in caplog.text)
+    assert (
+        f"model version 2 cannot be loaded: file {v2.path} is missing; falling back to an older version" in caplog.text
+    )
     assert fresh.broken_versions() == [{"version": 2, "path": v2.path, "reason": f"file {v2.path} is missing"}]
 
 
@@ -120,8 +122,11 @@ def test_a_missing_or_corrupt_file_is_a_store_error(registry):
         fh.write(b"not a pickle")
     with pytest.raises(StoreError) as err:
         fresh.load(2)
-    assert re.fullmatch(rf"model version 2 cannot be loaded: checksum mismatch: {re.escape(v2.path)} has SHA-256 "
-                        r"[0-9a-f]{12}…, saved as [0-9a-f]{12}… \(the file changed after it was saved\)", str(err.value))
+    assert re.fullmatch(
+        rf"model version 2 cannot be loaded: checksum mismatch: {re.escape(v2.path)} has SHA-256 "
+        r"[0-9a-f]{12}…, saved as [0-9a-f]{12}… \(the file changed after it was saved\)",
+        str(err.value),
+    )
     os.remove(v1.path)
     with pytest.raises(StoreError) as err:
         fresh.load(1)
@@ -196,8 +201,9 @@ def test_a_copied_home_serves_its_own_files_not_the_originals(registry, settings
 
 
 @pytest.mark.parametrize("damage", ["truncated", "flipped bytes", "crafted"])
-def test_a_damaged_latest_falls_back_to_the_newest_intact_version(registry, settings, damage, tmp_path,
-                                                                 monkeypatch, caplog):
+def test_a_damaged_latest_falls_back_to_the_newest_intact_version(
+    registry, settings, damage, tmp_path, monkeypatch, caplog
+):
     monkeypatch.chdir(tmp_path)
     registry.save({"n": 1}, n_train=1)
     registry.save({"n": 2}, n_train=2)
@@ -230,13 +236,16 @@ def test_a_verified_file_that_cannot_be_unpickled_is_reported_broken(registry, s
     registry.save({"n": 1}, n_train=1)
     v2 = registry.save({"n": 2}, n_train=2)
     fresh = ModelRegistry(settings.model_dir, registry.store)
-    monkeypatch.setattr("annotator.storage.registry.loads",
-                        lambda data: (_ for _ in ()).throw(AttributeError("no class Foo")))
+    monkeypatch.setattr(
+        "annotator.storage.registry.loads", lambda data: (_ for _ in ()).throw(AttributeError("no class Foo"))
+    )
     with pytest.raises(NotTrainedError) as err:
         fresh.load()
-    assert str(err.value) == (f"no intact model version to serve (version 2: {v2.path} cannot be unpickled: "
-                              f"AttributeError: no class Foo; version 1: {v2.path[:-5]}1.pkl cannot be unpickled: "
-                              "AttributeError: no class Foo); run `annotator train` to train a new one")
+    assert str(err.value) == (
+        f"no intact model version to serve (version 2: {v2.path} cannot be unpickled: "
+        f"AttributeError: no class Foo; version 1: {v2.path[:-5]}1.pkl cannot be unpickled: "
+        "AttributeError: no class Foo); run `annotator train` to train a new one"
+    )
     assert [b["version"] for b in fresh.broken_versions()] == [1, 2]
     monkeypatch.undo()
     assert fresh.load()[1] == {"n": 2}  # repaired (a newer scikit-learn installed, say): served again
@@ -258,8 +267,10 @@ def test_prune_deletes_old_files_keeps_rows_and_reports_pruned_not_broken(regist
     pruned_on = versions[1].metrics["pruned_at"]
     with pytest.raises(NotFoundError) as err:
         registry.load(2)
-    assert str(err.value) == (f"model version 2 was pruned on {pruned_on} (its file was deleted by the retention "
-                              "policy; its metrics are kept); versions with a file: 1, 4, 5")
+    assert str(err.value) == (
+        f"model version 2 was pruned on {pruned_on} (its file was deleted by the retention "
+        "policy; its metrics are kept); versions with a file: 1, 4, 5"
+    )
     assert registry.load()[1] == {"n": 5}
     assert registry.prune(keep_last=2, keep=[1]) == []  # nothing left to prune
     assert registry.prune(keep_last=1) == [1, 4]

@@ -55,9 +55,7 @@ def test_unknown_policy_and_label_are_errors():
     with pytest.raises(InputError) as err:
         agreed_labels([{"金融支持"}], "plurality", LABELS)
     assert str(err.value) == "unknown agreement policy 'plurality'; choose one of: unanimous, majority, union"
-    with pytest.raises(
-        UnknownLabelError, match="label '财政补助' is not in the label set; did you mean '财政支持'"
-    ):
+    with pytest.raises(UnknownLabelError, match="label '财政补助' is not in the label set; did you mean '财政支持'"):
         agreed_labels([{"财政补助"}], "union", LABELS)
     assert POLICIES == ("unanimous", "majority", "union")
 

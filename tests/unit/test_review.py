@@ -1,7 +1,8 @@
 """Tests for annotator.review.dashboard: the dashboard's figures computed from a store (no Flask)."""
+
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, UTC
 
 import pytest
 
@@ -13,7 +14,7 @@ from annotator.types import Annotation, Clause
 
 FISCAL, TAX, TALENT = "财政支持", "税收激励", "人才队伍"
 LABELS = (FISCAL, TAX, TALENT)
-NOW = datetime(2025, 11, 24, 12, 30, tzinfo=timezone.utc)
+NOW = datetime(2025, 11, 24, 12, 30, tzinfo=UTC)
 
 
 def at(hours_ago: float) -> str:
@@ -38,12 +39,17 @@ def fill(store, annotations):
 
 
 def test_progress_rates_and_hourly_series(store):
-    fill(store, [
-        ann("c0", [FISCAL], "seed", source="seed"),
-        ann("c1", [FISCAL], "amy", 0.2), ann("c1", [FISCAL], "bo", 0.3), ann("c2", [TAX], "amy", 0.4),
-        ann("c3", [TAX], "amy", 5.1),  # another hour
-        ann("c4", [], "bo", 30.0),  # more than 24 hours ago
-    ])
+    fill(
+        store,
+        [
+            ann("c0", [FISCAL], "seed", source="seed"),
+            ann("c1", [FISCAL], "amy", 0.2),
+            ann("c1", [FISCAL], "bo", 0.3),
+            ann("c2", [TAX], "amy", 0.4),
+            ann("c3", [TAX], "amy", 5.1),  # another hour
+            ann("c4", [], "bo", 30.0),  # more than 24 hours ago
+        ],
+    )
     store.record_push(1, [("c4", 1, 0), ("c5", 2, 1)], batch=1, model_version=None)
     data = dashboard_data(store, LABELS, now=NOW)
     p = data.progress
@@ -65,17 +71,27 @@ def test_hourly_series_ends_at_the_last_activity_of_an_idle_project(store):
 
 
 def test_label_counts_by_source(store):
-    fill(store, [ann("c0", [FISCAL, TAX], "seed", source="seed"), ann("c1", [FISCAL], "amy"),
-                 ann("c1", [FISCAL, TALENT], "bo")])
+    fill(
+        store,
+        [
+            ann("c0", [FISCAL, TAX], "seed", source="seed"),
+            ann("c1", [FISCAL], "amy"),
+            ann("c1", [FISCAL, TALENT], "bo"),
+        ],
+    )
     store.adjudicate("c1", [FISCAL], "lead")
-    counts = {c.label: (c.n_seed, c.n_human, c.n_adjudicated, c.total) for c in
-              dashboard_data(store, LABELS, now=NOW).label_counts}
+    counts = {
+        c.label: (c.n_seed, c.n_human, c.n_adjudicated, c.total)
+        for c in dashboard_data(store, LABELS, now=NOW).label_counts
+    }
     assert counts == {FISCAL: (1, 2, 1, 3), TAX: (1, 0, 0, 1), TALENT: (0, 1, 0, 1)}
 
 
 def test_agreement_uses_adjudications_and_the_latest_model_version(store):
-    fill(store, [ann("c1", [FISCAL], "amy"), ann("c1", [FISCAL], "bo"), ann("c2", [TAX], "amy"),
-                 ann("c2", [TALENT], "bo")])
+    fill(
+        store,
+        [ann("c1", [FISCAL], "amy"), ann("c1", [FISCAL], "bo"), ann("c2", [TAX], "amy"), ann("c2", [TALENT], "bo")],
+    )
     store.adjudicate("c2", [TAX], "lead")
     store.add_model_version("m1.pkl", 10, {"macro_f1": 0.5})
     store.save_predictions(1, [("c1", (TAX,), 0.99)])
@@ -88,14 +104,25 @@ def test_agreement_uses_adjudications_and_the_latest_model_version(store):
 
 
 def test_queue_drops_model_disagreements_a_lead_already_decided(store):
-    fill(store, [ann("c1", [FISCAL], "amy"), ann("c1", [TAX], "bo"),  # humans disagree
-                 ann("c2", [TAX], "amy"), ann("c2", [TAX], "bo"),  # unanimous, model confident otherwise
-                 ann("c3", [TAX], "amy"), ann("c3", [TALENT], "bo")])
+    fill(
+        store,
+        [
+            ann("c1", [FISCAL], "amy"),
+            ann("c1", [TAX], "bo"),  # humans disagree
+            ann("c2", [TAX], "amy"),
+            ann("c2", [TAX], "bo"),  # unanimous, model confident otherwise
+            ann("c3", [TAX], "amy"),
+            ann("c3", [TALENT], "bo"),
+        ],
+    )
     store.add_model_version("m1.pkl", 10, {})
     store.save_predictions(1, [("c2", (TALENT,), 0.95)])
     queue = review_queue(store, LABELS)
     assert sorted((d.clause_id, d.reason) for d in queue) == [
-        ("c1", ANNOTATORS_DISAGREE), ("c2", MODEL_DISAGREES), ("c3", ANNOTATORS_DISAGREE)]
+        ("c1", ANNOTATORS_DISAGREE),
+        ("c2", MODEL_DISAGREES),
+        ("c3", ANNOTATORS_DISAGREE),
+    ]
     store.adjudicate("c1", [FISCAL], "lead")
     store.adjudicate("c2", [TAX], "lead")
     assert [d.clause_id for d in review_queue(store, LABELS)] == ["c3"]
@@ -104,8 +131,10 @@ def test_queue_drops_model_disagreements_a_lead_already_decided(store):
 
 
 def test_queue_items_carry_text_candidates_and_a_starting_point(store):
-    fill(store, [ann("c1", [FISCAL, TAX], "amy"), ann("c1", [FISCAL], "bo"),
-                 ann("c2", [TAX], "amy"), ann("c2", [TAX], "bo")])
+    fill(
+        store,
+        [ann("c1", [FISCAL, TAX], "amy"), ann("c1", [FISCAL], "bo"), ann("c2", [TAX], "amy"), ann("c2", [TAX], "bo")],
+    )
     store.add_model_version("m1.pkl", 10, {})
     store.save_predictions(1, [("c1", (TALENT,), 0.5), ("c2", (TALENT,), 0.97)])
     items = {i.disagreement.clause_id: i for i in dashboard_data(store, LABELS, now=NOW).queue}
@@ -122,7 +151,9 @@ def test_learning_curve_reads_metrics_and_tolerates_missing_ones(store):
     store.add_model_version("m2.pkl", 40, {"macro_f1": "n/a", "micro_f1": float("nan")})
     curve = dashboard_data(store, LABELS, now=NOW).curve
     assert [(c.version, c.n_train, c.macro_f1, c.micro_f1, c.n_test) for c in curve] == [
-        (1, 20, 0.41, 0.5, 30), (2, 40, None, None, None)]
+        (1, 20, 0.41, 0.5, 30),
+        (2, 40, None, None, None),
+    ]
 
 
 def test_empty_store():

@@ -5,6 +5,7 @@ The queue's name, the job's dotted name and settings round trip; an unreachable 
 JobQueueError, named without its password, on both sides, and the backend falls back to its own
 worker process; two backends requesting cycles share one queued job and cycles never overlap; a
 failing job is reported as in-process ones are; a real cycle trains a version in a worker."""
+
 from __future__ import annotations
 
 import inspect
@@ -20,8 +21,16 @@ from click.testing import CliRunner
 from annotator import AnnotatorError, InputError, JobQueueError, Settings, Store
 from annotator.cli import main
 from annotator.cycle import jobqueue
-from annotator.cycle.jobqueue import (CYCLE_JOB, CycleQueue, _failure_line, job_fields, job_settings, queue_name,
-                                      redis_connection, redis_location)
+from annotator.cycle.jobqueue import (
+    CYCLE_JOB,
+    CycleQueue,
+    _failure_line,
+    job_fields,
+    job_settings,
+    queue_name,
+    redis_connection,
+    redis_location,
+)
 from annotator.cycle.project import import_labels
 from backend import create_app
 from backend.jobs import RedisTrainingQueue, TrainingQueue
@@ -57,11 +66,24 @@ def test_workers_find_the_cycle_job_by_the_name_backends_enqueue():
 
 
 def test_a_job_carries_the_plain_settings_and_no_secret(tmp_path):
-    settings = Settings(home=tmp_path / "home", batch_size=7, retrain_delay=0.5, ls_api_key="sekrit-key",
-                        webhook_secret="hook-secret", redis_url="redis://:pw@127.0.0.1:1/0", dask_scheduler="local")
+    settings = Settings(
+        home=tmp_path / "home",
+        batch_size=7,
+        retrain_delay=0.5,
+        ls_api_key="sekrit-key",
+        webhook_secret="hook-secret",
+        redis_url="redis://:pw@127.0.0.1:1/0",
+        dask_scheduler="local",
+    )
     fields = job_fields(settings)
-    assert {"ls_api_key", "webhook_secret", "basic_auth_pass", "dashboard_password", "database_url",
-            "redis_url"}.isdisjoint(fields)
+    assert {
+        "ls_api_key",
+        "webhook_secret",
+        "basic_auth_pass",
+        "dashboard_password",
+        "database_url",
+        "redis_url",
+    }.isdisjoint(fields)
     assert "sekrit" not in repr(fields) and "pw@" not in repr(fields)
     assert fields["home"] == str(tmp_path / "home") and fields["dask_scheduler"] == "local"
     rebuilt = job_settings(fields)
@@ -80,8 +102,10 @@ def test_a_redis_location_never_shows_the_password():
 def test_an_unreachable_redis_is_one_error_on_both_sides_and_the_backend_falls_back(tmp_path, caplog):
     port = free_port()
     settings = Settings(home=tmp_path / "home", redis_url=f"redis://:pw@127.0.0.1:{port}/0")
-    reason = rf"^cannot reach Redis at redis://127\.0\.0\.1:{port}/0 \(ANNOTATOR_REDIS_URL\): .*refused.*; " \
-             r"start redis-server there or fix the URL$"
+    reason = (
+        rf"^cannot reach Redis at redis://127\.0\.0\.1:{port}/0 \(ANNOTATOR_REDIS_URL\): .*refused.*; "
+        r"start redis-server there or fix the URL$"
+    )
     with pytest.raises(JobQueueError, match=reason) as worker_side:
         redis_connection(settings.redis_url)
     with pytest.raises(JobQueueError, match=reason) as backend_side:
@@ -119,9 +143,11 @@ def test_a_url_that_is_not_a_redis_url_is_named_masked_and_the_backend_falls_bac
 
 
 def test_a_worker_traceback_becomes_the_same_error_line_as_in_process():
-    trace = ("Traceback (most recent call last):\n  File \"/srv/annotator/cycle/loop.py\", line 9, in run_cycle\n"
-             "    raise LabelStudioError(...)\n"
-             "annotator.errors.LabelStudioError: cannot reach http://ls:8080: Connection refused\n")
+    trace = (
+        'Traceback (most recent call last):\n  File "/srv/annotator/cycle/loop.py", line 9, in run_cycle\n'
+        "    raise LabelStudioError(...)\n"
+        "annotator.errors.LabelStudioError: cannot reach http://ls:8080: Connection refused\n"
+    )
     assert _failure_line(trace) == "LabelStudioError: cannot reach http://ls:8080: Connection refused"
     assert _failure_line("ValueError: no labels to train on") == "ValueError: no labels to train on"
     assert _failure_line("") is None and _failure_line(None) is None
@@ -133,8 +159,9 @@ def test_the_worker_command_needs_a_reachable_redis(tmp_path):
     assert result.exit_code == 1
     assert "ANNOTATOR_REDIS_URL is not set; set it to the Redis server of the job queue" in result.output
     port = free_port()
-    result = runner.invoke(main, ["--home", str(tmp_path), "worker", "--burst"],
-                           env={"ANNOTATOR_REDIS_URL": f"redis://127.0.0.1:{port}/0"})
+    result = runner.invoke(
+        main, ["--home", str(tmp_path), "worker", "--burst"], env={"ANNOTATOR_REDIS_URL": f"redis://127.0.0.1:{port}/0"}
+    )
     assert result.exit_code == 1
     assert f"Error: cannot reach Redis at redis://127.0.0.1:{port}/0 (ANNOTATOR_REDIS_URL): " in result.output
     assert result.output.rstrip().endswith("; start redis-server there or fix the URL")
@@ -177,8 +204,13 @@ def make_queue(rig):
 
     def make(*, record, seconds=0.3, fail=False, every=1, settings=None):
         settings = settings or Settings(home=rig["home"], redis_url=rig["url"])
-        queue = RedisTrainingQueue(settings, every=every, delay=60, func=STAND_IN,
-                                   func_kwargs={"record": str(record), "seconds": seconds, "fail": fail})
+        queue = RedisTrainingQueue(
+            settings,
+            every=every,
+            delay=60,
+            func=STAND_IN,
+            func_kwargs={"record": str(record), "seconds": seconds, "fail": fail},
+        )
         queues.append(queue)
         return queue
 
@@ -247,11 +279,20 @@ def test_a_failing_cycle_is_reported_and_the_next_one_runs(rig, make_queue):
 
 def test_the_cycle_queue_runs_a_job_and_reports_its_state(rig, caplog):
     record = rig["base"] / "direct.jsonl"
-    cycles = CycleQueue(Settings(home=rig["home"], redis_url=rig["url"]), func=STAND_IN,
-                        func_kwargs={"record": str(record), "seconds": 0})
+    cycles = CycleQueue(
+        Settings(home=rig["home"], redis_url=rig["url"]),
+        func=STAND_IN,
+        func_kwargs={"record": str(record), "seconds": 0},
+    )
     assert cycles.name == queue_name(rig["home"]) and cycles.location == rig["url"]
-    assert cycles.status() == {"backend": "rq", "name": cycles.name, "redis": rig["url"], "job": None, "queued": 0,
-                               "workers": 2}
+    assert cycles.status() == {
+        "backend": "rq",
+        "name": cycles.name,
+        "redis": rig["url"],
+        "job": None,
+        "queued": 0,
+        "workers": 2,
+    }
     with caplog.at_level(logging.INFO, logger="annotator.cycle.jobqueue"):
         report = cycles.run(True, train=False)
     assert report["force"] is True and cycles.status()["job"] is None
@@ -261,23 +302,25 @@ def test_the_cycle_queue_runs_a_job_and_reports_its_state(rig, caplog):
 
 def test_a_queue_without_workers_warns_once_and_a_stopped_wait_leaves_the_job_queued(rig, tmp_path, caplog):
     home = tmp_path / "unattended"  # a project no worker listens for
-    cycles = CycleQueue(Settings(home=home, redis_url=rig["url"]), func=STAND_IN,
-                        func_kwargs={"record": str(tmp_path / "never.jsonl")})
+    cycles = CycleQueue(
+        Settings(home=home, redis_url=rig["url"]), func=STAND_IN, func_kwargs={"record": str(tmp_path / "never.jsonl")}
+    )
     try:
         with caplog.at_level(logging.WARNING, logger="annotator.cycle.jobqueue"):
             assert cycles.run(False, stopped=lambda: True, default="stopped") == "stopped"
             job = cycles.enqueue(False)  # the waiting job covers this one: no copy, no second warning
         assert cycles.queue.job_ids == [job.id] and cycles.status()["queued"] == 1
-        assert caplog.messages == [f"no rq worker listens on {queue_name(home)} at {rig['url']}: the cycle waits "
-                                   "until one starts (`annotator --home HOME worker`)"]
+        assert caplog.messages == [
+            f"no rq worker listens on {queue_name(home)} at {rig['url']}: the cycle waits "
+            "until one starts (`annotator --home HOME worker`)"
+        ]
         assert cycles.enqueue(True).id != job.id  # a forced cycle does more than the waiting one
     finally:
         cycles.queue.empty()
 
 
 def test_a_real_cycle_trains_a_version_in_a_worker(rig, tmp_path):
-    settings = Settings(home=rig["home"], redis_url=rig["url"], min_train_labels=20, retrain_every=5,
-                        retrain_delay=60)
+    settings = Settings(home=rig["home"], redis_url=rig["url"], min_train_labels=20, retrain_every=5, retrain_delay=60)
     labeled = tmp_path / "labeled.tsv"
     labeled.write_text("\n".join(seed_lines(60, seed=5)) + "\n", encoding="utf-8")
     with Store(settings.db_path) as store:
@@ -289,8 +332,13 @@ def test_a_real_cycle_trains_a_version_in_a_worker(rig, tmp_path):
         health = client.get("/health").get_json()
         assert health["model_version"] is None
         assert health["training"]["queue"] | {"queued": 0} == {
-            "backend": "rq", "name": queue_name(rig["home"]), "redis": rig["url"], "job": None, "queued": 0,
-            "workers": 2}
+            "backend": "rq",
+            "name": queue_name(rig["home"]),
+            "redis": rig["url"],
+            "job": None,
+            "queued": 0,
+            "workers": 2,
+        }
         response = client.post("/webhook", json={"action": "START_TRAINING"})  # a home serving no project yet
         assert response.status_code == 201
         assert wait_for(lambda: queue.status()["cycles"] == 1, timeout=120)

@@ -1,4 +1,5 @@
 """seedset: labeled TSV/CSV/JSONL files become one multi-label example per clause, with a line-numbered report."""
+
 from __future__ import annotations
 
 import json
@@ -48,17 +49,23 @@ def test_texts_equal_after_normalization_are_one_example(tmp_path):
 
 
 def test_problem_lines_are_reported_by_number_and_the_rest_loads(tmp_path):
-    path = write(tmp_path / "s.tsv", "\n".join([
-        f"财政支持\t{LOAN}",
-        f"财政支持\t{LOAN}",              # 2: exact duplicate
-        "没有制表符的一行文字",            # 3
-        f"财政补助\t{FUND}",              # 4: unknown label
-        "\t空标签的一行文字",              # 5
-        "企业\t短",                       # 6
-        "",                               # 7: blank lines are fine
-        f"企业\t{'长' * (MAX_TEXT_CHARS + 1)}",  # 8
-        f"企业\t{FUND}",
-    ]) + "\n")
+    path = write(
+        tmp_path / "s.tsv",
+        "\n".join(
+            [
+                f"财政支持\t{LOAN}",
+                f"财政支持\t{LOAN}",  # 2: exact duplicate
+                "没有制表符的一行文字",  # 3
+                f"财政补助\t{FUND}",  # 4: unknown label
+                "\t空标签的一行文字",  # 5
+                "企业\t短",  # 6
+                "",  # 7: blank lines are fine
+                f"企业\t{'长' * (MAX_TEXT_CHARS + 1)}",  # 8
+                f"企业\t{FUND}",
+            ]
+        )
+        + "\n",
+    )
     data = read_labeled_file(path, LABELS)
     assert [(e.text, e.labels) for e in data.examples] == [(LOAN, ("财政支持",)), (FUND, ("企业",))]
     r = data.report
@@ -77,11 +84,13 @@ def test_problem_lines_are_reported_by_number_and_the_rest_loads(tmp_path):
 def test_near_duplicates_with_different_labels_are_conflicts(tmp_path):
     path = write(tmp_path / "s.tsv", f"财政支持\t{LOAN}\n金融支持\t{LOAN}\n企业\t对符合条件的企业, 给予贷款贴息支持\n")
     data = read_labeled_file(path, LABELS)
-    assert data.report.conflicts == [{
-        "lines": [1, 3],
-        "texts": [LOAN, "对符合条件的企业，给予贷款贴息支持"],
-        "labels": [["金融支持", "财政支持"], ["企业"]],
-    }]
+    assert data.report.conflicts == [
+        {
+            "lines": [1, 3],
+            "texts": [LOAN, "对符合条件的企业，给予贷款贴息支持"],
+            "labels": [["金融支持", "财政支持"], ["企业"]],
+        }
+    ]
     assert len(data.examples) == 2  # both kept; the report says which lines to look at
 
 
@@ -98,16 +107,15 @@ def test_chinese_legacy_encodings_and_bom_are_read(tmp_path, encoding):
 
 
 def test_csv_with_labels_column(tmp_path):
-    path = write(tmp_path / "s.csv", "text,labels\n"
-                                     f"{LOAN},财政支持|金融支持\n"
-                                     f"\"{FUND}\",企业；\n"
-                                     f"{FUND},\n")
+    path = write(tmp_path / "s.csv", f'text,labels\n{LOAN},财政支持|金融支持\n"{FUND}",企业；\n{FUND},\n')
     data = read_labeled_file(path, LABELS)
     assert [(e.text, e.labels) for e in data.examples] == [(LOAN, ("金融支持", "财政支持")), (FUND, ("企业",))]
     assert data.report.problems == ["line 4: no label"]
 
 
-@pytest.mark.parametrize("cell", ["财政支持;金融支持", "财政支持；金融支持", "财政支持、金融支持", "\"财政支持，金融支持\""])
+@pytest.mark.parametrize(
+    "cell", ["财政支持;金融支持", "财政支持；金融支持", "财政支持、金融支持", '"财政支持，金融支持"']
+)
 def test_csv_label_separators_typed_in_chinese_or_english(tmp_path, cell):
     path = write(tmp_path / "s.csv", f"label,text\n{cell},{LOAN}\n")
     data = read_labeled_file(path, LABELS)
@@ -118,23 +126,32 @@ def test_csv_without_the_needed_columns(tmp_path):
     path = write(tmp_path / "s.csv", f"content,category\n{LOAN},企业\n")
     with pytest.raises(InputError) as info:
         read_labeled_file(path, LABELS)
-    assert str(info.value) == (f"{path}: CSV needs a 'text' column and a 'label' or 'labels' column; "
-                               "found category, content")
+    assert str(info.value) == (
+        f"{path}: CSV needs a 'text' column and a 'label' or 'labels' column; found category, content"
+    )
 
 
 def test_jsonl_rows_and_their_problems(tmp_path):
-    path = write(tmp_path / "s.jsonl", "\n".join([
-        json.dumps({"text": LOAN, "labels": ["财政支持", "金融支持"]}, ensure_ascii=False),
-        "not json",
-        "[1, 2]",
-        json.dumps({"text": FUND}, ensure_ascii=False),
-        json.dumps({"text": FUND, "label": "企业"}, ensure_ascii=False),
-    ]) + "\n")
+    path = write(
+        tmp_path / "s.jsonl",
+        "\n".join(
+            [
+                json.dumps({"text": LOAN, "labels": ["财政支持", "金融支持"]}, ensure_ascii=False),
+                "not json",
+                "[1, 2]",
+                json.dumps({"text": FUND}, ensure_ascii=False),
+                json.dumps({"text": FUND, "label": "企业"}, ensure_ascii=False),
+            ]
+        )
+        + "\n",
+    )
     data = read_labeled_file(path, LABELS)
     assert [(e.text, e.labels) for e in data.examples] == [(LOAN, ("金融支持", "财政支持")), (FUND, ("企业",))]
-    assert data.report.problems == ["line 2: invalid JSON (Expecting value)",
-                                    "line 3: expected an object with a string 'text'",
-                                    "line 4: no label"]
+    assert data.report.problems == [
+        "line 2: invalid JSON (Expecting value)",
+        "line 3: expected an object with a string 'text'",
+        "line 4: no label",
+    ]
 
 
 def test_missing_file(tmp_path):
@@ -167,7 +184,8 @@ def test_file_without_a_usable_line_says_why(tmp_path):
         read_labeled_file(path, LABELS)
     assert str(info.value).startswith(
         f"{path}: no usable labeled line (2 problems: line 1: no tab between label and text; "
-        "line 2: label '财政补助' is not in the label set; did you mean '财政支持'?")
+        "line 2: label '财政补助' is not in the label set; did you mean '财政支持'?"
+    )
 
 
 def test_label_outside_a_smaller_label_set_is_reported(tmp_path):
@@ -178,29 +196,40 @@ def test_label_outside_a_smaller_label_set_is_reported(tmp_path):
 
 
 def test_csv_line_numbers_count_lines_inside_quoted_text(tmp_path):
-    path = write(tmp_path / "s.csv", f"text,label\n\"{LOAN}\n第二行\",企业\n{FUND},\n")
+    path = write(tmp_path / "s.csv", f'text,label\n"{LOAN}\n第二行",企业\n{FUND},\n')
     assert read_labeled_file(path, LABELS).report.problems == ["line 4: no label"]
 
 
 # Regressions found by tests/unit/test_fuzz_import.py ------------------------------------------
 def test_a_csv_cell_beyond_the_csv_field_limit_is_an_input_error(tmp_path):
     # Was an unhandled _csv.Error; an unclosed quote makes the rest of a file one giant cell.
-    path = write(tmp_path / "s.csv", f"text,label\n{LOAN},企业\n\"{'字' * 140_000},企业\n")
+    path = write(tmp_path / "s.csv", f'text,label\n{LOAN},企业\n"{"字" * 140_000},企业\n')
     with pytest.raises(InputError) as info:
         read_labeled_file(path, LABELS)
-    assert str(info.value) == (f"{path}: line 3: unreadable CSV (field larger than field limit (131072)); "
-                               "look for an unclosed \" quote before this line")
+    assert str(info.value) == (
+        f"{path}: line 3: unreadable CSV (field larger than field limit (131072)); "
+        'look for an unclosed " quote before this line'
+    )
 
 
-@pytest.mark.parametrize("line, problem", [
-    ("[" * 100_000 + "]" * 100_000, "line 1: invalid JSON (nested too deeply)"),  # was RecursionError
-    ('{"text": "x", "labels": ' + "9" * 5000 + "}",  # was ValueError (int max str digits)
-     "line 1: invalid JSON (a number with more than 4300 digits)"),
-    (json.dumps({"text": "\ud800" + LOAN, "labels": ["企业"]}),  # was UnicodeEncodeError in clause_id
-     "line 1: unpaired UTF-16 surrogate \\ud800 (not a character); fix the escape in the file"),
-    (json.dumps({"text": LOAN, "labels": ["企\udc00业"]}),
-     "line 1: unpaired UTF-16 surrogate \\udc00 (not a character); fix the escape in the file"),
-])
+@pytest.mark.parametrize(
+    "line, problem",
+    [
+        ("[" * 100_000 + "]" * 100_000, "line 1: invalid JSON (nested too deeply)"),  # was RecursionError
+        (
+            '{"text": "x", "labels": ' + "9" * 5000 + "}",  # was ValueError (int max str digits)
+            "line 1: invalid JSON (a number with more than 4300 digits)",
+        ),
+        (
+            json.dumps({"text": "\ud800" + LOAN, "labels": ["企业"]}),  # was UnicodeEncodeError in clause_id
+            "line 1: unpaired UTF-16 surrogate \\ud800 (not a character); fix the escape in the file",
+        ),
+        (
+            json.dumps({"text": LOAN, "labels": ["企\udc00业"]}),
+            "line 1: unpaired UTF-16 surrogate \\udc00 (not a character); fix the escape in the file",
+        ),
+    ],
+)
 def test_hostile_jsonl_lines_are_reported_and_the_rest_loads(tmp_path, line, problem):
     good = json.dumps({"text": FUND, "labels": ["企业"]}, ensure_ascii=False)
     data = read_labeled_file(write(tmp_path / "s.jsonl", f"{line}\n{good}\n"), LABELS)

@@ -210,8 +210,7 @@ def test_long_paragraph_is_split_at_sentence_ends_then_semicolons():
     rng = random.Random(0)
     topics = ["集成电路", "生物医药", "人工智能", "新能源汽车", "航空航天", "高端装备", "新材料"]
     sentences = [
-        f"支持{rng.choice(topics)}企业开展第{i}批关键核心技术攻关，给予最高{i}百万元支持。"
-        for i in range(1, 13)
+        f"支持{rng.choice(topics)}企业开展第{i}批关键核心技术攻关，给予最高{i}百万元支持。" for i in range(1, 13)
     ]
     result = segment_text("".join(sentences), max_chars=120)
     texts = [s.text for s in result.segments]

@@ -1,5 +1,6 @@
 """The local servers' guards: a taken port is refused with a clear message before anything starts,
 and SIGTERM/SIGHUP reach the demo as Ctrl-C does, so it stops the servers it started."""
+
 from __future__ import annotations
 
 import os
@@ -24,10 +25,13 @@ def taken_port():
         yield sock.getsockname()[1]
 
 
-@pytest.mark.parametrize("server, what, option", [
-    (lambda tmp, port: LabelStudioServer(tmp / "ls", port=port), "Label Studio", "--ls-port"),
-    (lambda tmp, port: BackendServer(tmp / "home", port=port), "the backend", "--port"),
-])
+@pytest.mark.parametrize(
+    "server, what, option",
+    [
+        (lambda tmp, port: LabelStudioServer(tmp / "ls", port=port), "Label Studio", "--ls-port"),
+        (lambda tmp, port: BackendServer(tmp / "home", port=port), "the backend", "--port"),
+    ],
+)
 def test_a_taken_port_is_refused_before_anything_starts(tmp_path, taken_port, server, what, option):
     srv = server(tmp_path, taken_port)
     with pytest.raises(AnnotatorError) as error:
@@ -64,5 +68,6 @@ def test_a_missing_label_studio_names_the_server_extra(tmp_path, monkeypatch):
     monkeypatch.setattr("annotator.cli.services.shutil.which", lambda *a, **k: None)
     with pytest.raises(AnnotatorError) as exc:
         LabelStudioServer(tmp_path / "ls", port=free_port()).start()
-    assert str(exc.value) == ("a local Label Studio (annotator demo) needs the 'server' extra: "
-                              "pip install 'annotator[server]'")
+    assert str(exc.value) == (
+        "a local Label Studio (annotator demo) needs the 'server' extra: pip install 'annotator[server]'"
+    )

@@ -1,4 +1,5 @@
 """Settings: defaults, then TOML, then ANNOTATOR_* variables, then overrides; bad values name their key."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -36,15 +37,18 @@ def test_settings_are_frozen(settings):
         settings.batch_size = 5
 
 
-@pytest.mark.parametrize("field, value, message", [
-    ("batch_size", 0, "ANNOTATOR_BATCH_SIZE must be a positive integer, got 0"),
-    ("batch_size", True, "ANNOTATOR_BATCH_SIZE must be a positive integer, got True"),
-    ("low_water", -1, "ANNOTATOR_LOW_WATER must be a positive integer, got -1"),
-    ("retrain_every", 2.5, "ANNOTATOR_RETRAIN_EVERY must be a positive integer, got 2.5"),
-    ("min_train_labels", 0, "ANNOTATOR_MIN_TRAIN_LABELS must be a positive integer, got 0"),
-    ("overlap_share", 1.5, "ANNOTATOR_OVERLAP_SHARE must be between 0 and 1, got 1.5"),
-    ("retrain_delay", -1.0, "ANNOTATOR_RETRAIN_DELAY must be >= 0, got -1.0"),
-])
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("batch_size", 0, "ANNOTATOR_BATCH_SIZE must be a positive integer, got 0"),
+        ("batch_size", True, "ANNOTATOR_BATCH_SIZE must be a positive integer, got True"),
+        ("low_water", -1, "ANNOTATOR_LOW_WATER must be a positive integer, got -1"),
+        ("retrain_every", 2.5, "ANNOTATOR_RETRAIN_EVERY must be a positive integer, got 2.5"),
+        ("min_train_labels", 0, "ANNOTATOR_MIN_TRAIN_LABELS must be a positive integer, got 0"),
+        ("overlap_share", 1.5, "ANNOTATOR_OVERLAP_SHARE must be between 0 and 1, got 1.5"),
+        ("retrain_delay", -1.0, "ANNOTATOR_RETRAIN_DELAY must be >= 0, got -1.0"),
+    ],
+)
 def test_invalid_value_names_the_variable_and_the_value(tmp_path, field, value, message):
     with pytest.raises(InputError) as info:
         Settings(home=tmp_path, **{field: value})
@@ -58,8 +62,13 @@ def test_replace_validates_again(settings):
 
 
 def test_secrets_are_masked(tmp_path):
-    s = Settings(home=tmp_path, ls_api_key="tok-123", basic_auth_pass="pass-456", webhook_secret="",
-                 dashboard_password="dash-789")
+    s = Settings(
+        home=tmp_path,
+        ls_api_key="tok-123",
+        basic_auth_pass="pass-456",
+        webhook_secret="",
+        dashboard_password="dash-789",
+    )
     public = s.public_dict()
     assert public["ls_api_key"] == "***" and public["basic_auth_pass"] == "***"
     assert public["dashboard_password"] == "***" and public["webhook_secret"] == ""
@@ -68,8 +77,11 @@ def test_secrets_are_masked(tmp_path):
 
 
 def test_urls_show_everything_but_their_password(tmp_path):
-    s = Settings(home=tmp_path, database_url="postgresql://ann:s3cr%40t@db.internal:5432/annotator",
-                 redis_url="redis://:r3dis@cache:6379/0")
+    s = Settings(
+        home=tmp_path,
+        database_url="postgresql://ann:s3cr%40t@db.internal:5432/annotator",
+        redis_url="redis://:r3dis@cache:6379/0",
+    )
     public = s.public_dict()
     assert public["database_url"] == "postgresql://ann:***@db.internal:5432/annotator"
     assert public["redis_url"] == "redis://:***@cache:6379/0"
@@ -77,13 +89,19 @@ def test_urls_show_everything_but_their_password(tmp_path):
     assert Settings(home=tmp_path).public_dict()["database_url"] == ""
 
 
-@pytest.mark.parametrize("url, shown", [
-    ("postgresql://ann@db/annotator", "postgresql://ann@db/annotator"),  # no password: nothing to hide
-    ("postgresql://ann:p@ss@db/annotator", "postgresql://ann:***@db/annotator"),  # an unescaped @
-    ("postgresql://db/annotator?sslmode=require&password=pw", "postgresql://db/annotator?sslmode=require&password=***"),
-    ("host=db password=pw dbname=annotator", "host=db password=*** dbname=annotator"),  # libpq key=value
-    ("redis://cache:6379/0", "redis://cache:6379/0"),
-])
+@pytest.mark.parametrize(
+    "url, shown",
+    [
+        ("postgresql://ann@db/annotator", "postgresql://ann@db/annotator"),  # no password: nothing to hide
+        ("postgresql://ann:p@ss@db/annotator", "postgresql://ann:***@db/annotator"),  # an unescaped @
+        (
+            "postgresql://db/annotator?sslmode=require&password=pw",
+            "postgresql://db/annotator?sslmode=require&password=***",
+        ),
+        ("host=db password=pw dbname=annotator", "host=db password=*** dbname=annotator"),  # libpq key=value
+        ("redis://cache:6379/0", "redis://cache:6379/0"),
+    ],
+)
 def test_mask_password(url, shown):
     assert mask_password(url) == shown
 
@@ -96,8 +114,14 @@ def test_store_url_is_the_database_url_else_the_sqlite_file(tmp_path):
 
 
 def test_from_env_reads_annotator_variables(tmp_path):
-    s = Settings.from_env({"ANNOTATOR_HOME": str(tmp_path), "ANNOTATOR_BATCH_SIZE": "5",
-                           "ANNOTATOR_RETRAIN_DELAY": "0.5", "ANNOTATOR_STRATEGY": "mmu"})
+    s = Settings.from_env(
+        {
+            "ANNOTATOR_HOME": str(tmp_path),
+            "ANNOTATOR_BATCH_SIZE": "5",
+            "ANNOTATOR_RETRAIN_DELAY": "0.5",
+            "ANNOTATOR_STRATEGY": "mmu",
+        }
+    )
     assert (s.home, s.batch_size, s.retrain_delay, s.strategy) == (tmp_path, 5, 0.5, "mmu")
 
 
@@ -107,11 +131,14 @@ def test_from_env_uses_the_mapping_given_not_os_environ(tmp_path, monkeypatch):
     assert Settings.from_env(home=tmp_path).batch_size == 7
 
 
-@pytest.mark.parametrize("environ, message", [
-    ({"ANNOTATOR_BATCH_SIZE": "abc"}, "ANNOTATOR_BATCH_SIZE must be an integer, got 'abc'"),
-    ({"ANNOTATOR_RETRAIN_DELAY": "soon"}, "ANNOTATOR_RETRAIN_DELAY must be a number, got 'soon'"),
-    ({"ANNOTATOR_BATCH_SIZE": "0"}, "ANNOTATOR_BATCH_SIZE must be a positive integer, got 0"),
-])
+@pytest.mark.parametrize(
+    "environ, message",
+    [
+        ({"ANNOTATOR_BATCH_SIZE": "abc"}, "ANNOTATOR_BATCH_SIZE must be an integer, got 'abc'"),
+        ({"ANNOTATOR_RETRAIN_DELAY": "soon"}, "ANNOTATOR_RETRAIN_DELAY must be a number, got 'soon'"),
+        ({"ANNOTATOR_BATCH_SIZE": "0"}, "ANNOTATOR_BATCH_SIZE must be a positive integer, got 0"),
+    ],
+)
 def test_from_env_bad_value_names_the_variable(tmp_path, environ, message):
     with pytest.raises(InputError) as info:
         Settings.from_env(environ, home=tmp_path)
@@ -127,8 +154,7 @@ def test_label_studio_plain_names_and_prefixed_ones_win(tmp_path):
 
 
 def test_layers_toml_then_environment_then_overrides(tmp_path):
-    (tmp_path / "config.toml").write_text(
-        "[annotator]\nbatch_size = 8\nlow_water = 3\nseed = 4\n", encoding="utf-8")
+    (tmp_path / "config.toml").write_text("[annotator]\nbatch_size = 8\nlow_water = 3\nseed = 4\n", encoding="utf-8")
     s = Settings.from_env({"ANNOTATOR_LOW_WATER": "6", "ANNOTATOR_SEED": "5"}, home=tmp_path, seed=9)
     assert (s.batch_size, s.low_water, s.seed) == (8, 6, 9)
 
@@ -141,8 +167,7 @@ def test_config_file_from_variable_without_table(tmp_path):
 
 
 def test_none_overrides_do_not_erase_values(tmp_path):
-    s = Settings.from_env({"ANNOTATOR_HOME": str(tmp_path), "ANNOTATOR_BATCH_SIZE": "3"},
-                          home=None, batch_size=None)
+    s = Settings.from_env({"ANNOTATOR_HOME": str(tmp_path), "ANNOTATOR_BATCH_SIZE": "3"}, home=None, batch_size=None)
     assert (s.home, s.batch_size) == (tmp_path, 3)
 
 

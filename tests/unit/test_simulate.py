@@ -1,5 +1,6 @@
 """The simulator on a tiny pool of real clauses: result shape (the interface other tools read),
 determinism, default-name reporting, labels-to-target, files, plot, and the CLI command."""
+
 from __future__ import annotations
 
 import json
@@ -21,7 +22,6 @@ from annotator.model.training import label_matrix
 from tests.conftest import SEED_TSV, seed_lines
 
 
-
 @pytest.fixture(scope="module")
 def tiny():
     labels = load_label_config().labels
@@ -29,17 +29,24 @@ def tiny():
     pool, test = examples[:140], examples[140:]
     pool_texts, test_texts = [e.text for e in pool], [e.text for e in test]
     featurizer = PolicyTextFeaturizer(word_ngram_range=None).fit(pool_texts + test_texts)
-    return dict(labels=labels, pool=pool, test=test, pool_texts=pool_texts, test_texts=test_texts,
-                Y_pool=label_matrix(pool, labels), Y_test=label_matrix(test, labels),
-                features=(featurizer.transform(pool_texts), featurizer.transform(test_texts)))
+    return dict(
+        labels=labels,
+        pool=pool,
+        test=test,
+        pool_texts=pool_texts,
+        test_texts=test_texts,
+        Y_pool=label_matrix(pool, labels),
+        Y_test=label_matrix(test, labels),
+        features=(featurizer.transform(pool_texts), featurizer.transform(test_texts)),
+    )
 
 
 def run(tiny, strategies=("random", "default"), **kwargs):
-    params = dict(seed_size=20, batch_size=20, budget=60, seeds=2, features=tiny["features"],
-                  model_params={"cv": 1})
+    params = dict(seed_size=20, batch_size=20, budget=60, seeds=2, features=tiny["features"], model_params={"cv": 1})
     params.update(kwargs)
-    return sim.simulate(tiny["pool_texts"], tiny["Y_pool"], tiny["test_texts"], tiny["Y_test"],
-                        tiny["labels"], strategies, **params)
+    return sim.simulate(
+        tiny["pool_texts"], tiny["Y_pool"], tiny["test_texts"], tiny["Y_test"], tiny["labels"], strategies, **params
+    )
 
 
 def test_result_shape_and_default_reported_under_its_name(tiny):
@@ -64,8 +71,9 @@ def test_same_seeds_same_curves(tiny):
 def test_seeds_can_be_run_apart_and_pooled(tiny):
     both = run(tiny, ("random",), seeds=2)
     first, second = run(tiny, ("random",), seeds=1), run(tiny, ("random",), seeds=1, first_seed=1)
-    assert both["curves_per_seed"]["random"] == (first["curves_per_seed"]["random"]
-                                                 + second["curves_per_seed"]["random"])
+    assert both["curves_per_seed"]["random"] == (
+        first["curves_per_seed"]["random"] + second["curves_per_seed"]["random"]
+    )
     assert second["first_seed"] == 1
     with pytest.raises(InputError, match="first_seed must be a non-negative integer, got -1"):
         run(tiny, ("random",), first_seed=-1)
@@ -97,8 +105,10 @@ def test_labels_to_reach_and_mean_curve():
     curve = [{"labels": 50, "macro_f1": 0.2}, {"labels": 100, "macro_f1": 0.5}, {"labels": 150, "macro_f1": 0.6}]
     assert sim.labels_to_reach(curve, 0.5) == 100
     assert sim.labels_to_reach(curve, 0.7) is None
-    runs = [[{"labels": 10, "micro_f1": 0.1, "macro_f1": 0.2}, {"labels": 20, "micro_f1": 0.3, "macro_f1": 0.4}],
-            [{"labels": 10, "micro_f1": 0.3, "macro_f1": 0.4}, {"labels": 20, "micro_f1": 0.5, "macro_f1": 0.6}]]
+    runs = [
+        [{"labels": 10, "micro_f1": 0.1, "macro_f1": 0.2}, {"labels": 20, "micro_f1": 0.3, "macro_f1": 0.4}],
+        [{"labels": 10, "micro_f1": 0.3, "macro_f1": 0.4}, {"labels": 20, "micro_f1": 0.5, "macro_f1": 0.6}],
+    ]
     mean, std = sim._mean_curve(runs)
     assert mean == [{"labels": 10, "micro_f1": 0.2, "macro_f1": 0.3}, {"labels": 20, "micro_f1": 0.4, "macro_f1": 0.5}]
     assert std[0]["macro_f1"] == pytest.approx(0.1)
@@ -122,13 +132,33 @@ def test_simulate_files_featurizes_once_and_caches(tiny, tmp_path):
     pool = write_tsv(tmp_path / "pool.tsv", tiny["pool"] + tiny["test"][:3])  # 3 test clauses leak into the pool
     test = write_tsv(tmp_path / "test.tsv", tiny["test"])
     cache = tmp_path / "cache"
-    result = sim.simulate_files(pool, test, tiny["labels"], ["random"], seed_size=20, batch_size=20,
-                                budget=40, seeds=1, cache_dir=cache, model_params={"cv": 1})
+    result = sim.simulate_files(
+        pool,
+        test,
+        tiny["labels"],
+        ["random"],
+        seed_size=20,
+        batch_size=20,
+        budget=40,
+        seeds=1,
+        cache_dir=cache,
+        model_params={"cv": 1},
+    )
     assert result["pool_dropped_as_test_copies"] == 3
     assert result["n_pool"] == 140 and result["n_test"] == 60
     assert len(list(cache.glob("simulate-*.npz"))) == 1
-    again = sim.simulate_files(pool, test, tiny["labels"], ["random"], seed_size=20, batch_size=20,
-                               budget=40, seeds=1, cache_dir=cache, model_params={"cv": 1})
+    again = sim.simulate_files(
+        pool,
+        test,
+        tiny["labels"],
+        ["random"],
+        seed_size=20,
+        batch_size=20,
+        budget=40,
+        seeds=1,
+        cache_dir=cache,
+        model_params={"cv": 1},
+    )
     assert again["curves"] == result["curves"]
 
 
@@ -141,10 +171,33 @@ def test_cli_simulate_json_and_plot(tiny, tmp_path, monkeypatch):
     monkeypatch.setattr(sim, "SIMULATION_MODEL_PARAMS", {"cv": 1})
     pool = write_tsv(tmp_path / "pool.tsv", tiny["pool"])
     test = write_tsv(tmp_path / "test.tsv", tiny["test"])
-    result = CliRunner().invoke(main, ["--home", str(tmp_path / "home"), "simulate", "--labeled", str(pool),
-                                       "--test", str(test), "--strategy", "random", "--strategy", "default",
-                                       "--seed-size", "20", "--batch-size", "20", "--budget", "40",
-                                       "--seeds", "1", "--json", "--plot", str(tmp_path / "c.png")])
+    result = CliRunner().invoke(
+        main,
+        [
+            "--home",
+            str(tmp_path / "home"),
+            "simulate",
+            "--labeled",
+            str(pool),
+            "--test",
+            str(test),
+            "--strategy",
+            "random",
+            "--strategy",
+            "default",
+            "--seed-size",
+            "20",
+            "--batch-size",
+            "20",
+            "--budget",
+            "40",
+            "--seeds",
+            "1",
+            "--json",
+            "--plot",
+            str(tmp_path / "c.png"),
+        ],
+    )
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
     assert set(out["curves"]) == {"random", DEFAULT_STRATEGY}
@@ -155,16 +208,43 @@ def test_cli_simulate_json_and_plot(tiny, tmp_path, monkeypatch):
 def test_cli_simulate_unknown_strategy_is_a_usage_error(tiny, tmp_path):
     main = _cli_main()
     pool = write_tsv(tmp_path / "pool.tsv", tiny["pool"])
-    result = CliRunner().invoke(main, ["--home", str(tmp_path / "home"), "simulate", "--labeled", str(pool),
-                                       "--test", str(pool), "--strategy", "nope"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "--home",
+            str(tmp_path / "home"),
+            "simulate",
+            "--labeled",
+            str(pool),
+            "--test",
+            str(pool),
+            "--strategy",
+            "nope",
+        ],
+    )
     assert result.exit_code == 2
     assert "unknown strategy 'nope'; valid: default, random" in result.output
 
 
 # Fold mode ---------------------------------------------------------------------------------------
-FOLD_KEYS = {"folds", "fold_ids", "split_seed", "baseline", "fold_sizes", "strategies", "default_strategy",
-             "seeds", "first_seed", "seed_size", "batch_size", "budget", "per_fold", "paired", "stopping",
-             "seconds"}
+FOLD_KEYS = {
+    "folds",
+    "fold_ids",
+    "split_seed",
+    "baseline",
+    "fold_sizes",
+    "strategies",
+    "default_strategy",
+    "seeds",
+    "first_seed",
+    "seed_size",
+    "batch_size",
+    "budget",
+    "per_fold",
+    "paired",
+    "stopping",
+    "seconds",
+}
 INTERVAL_KEYS = {"mean", "sd", "ci_low", "ci_high", "n"}
 
 
@@ -173,9 +253,21 @@ def folded(tiny):
     texts = tiny["pool_texts"] + tiny["test_texts"]
     Y = np.vstack([tiny["Y_pool"], tiny["Y_test"]])
     features = PolicyTextFeaturizer(word_ngram_range=None).fit_transform(texts)
-    result = sim.simulate_folds(texts, Y, tiny["labels"], ["default"], folds=3, fold_ids=[0, 2], seeds=2,
-                                seed_size=20, batch_size=20, budget=80, features=features,
-                                model_params={"cv": 1}, budgets=(40, 60, 80))
+    result = sim.simulate_folds(
+        texts,
+        Y,
+        tiny["labels"],
+        ["default"],
+        folds=3,
+        fold_ids=[0, 2],
+        seeds=2,
+        seed_size=20,
+        batch_size=20,
+        budget=80,
+        features=features,
+        model_params={"cv": 1},
+        budgets=(40, 60, 80),
+    )
     return texts, result
 
 
@@ -191,8 +283,14 @@ def test_fold_mode_json_keys(folded):
         assert "pool_agreement" not in run[0] and all(-1 <= p["pool_agreement"] <= 1 for p in run[1:])
         assert all(0 <= p["multi_label"] <= p["labels"] for p in run)
     row = result["paired"][DEFAULT_STRATEGY]
-    assert set(row) == {"labels_to_target_ratio", "auc_gain", "gain_at", "ahead_everywhere_200_1200",
-                        "worst_gain_200_1200", "pairs"}
+    assert set(row) == {
+        "labels_to_target_ratio",
+        "auc_gain",
+        "gain_at",
+        "ahead_everywhere_200_1200",
+        "worst_gain_200_1200",
+        "pairs",
+    }
     assert set(row["labels_to_target_ratio"]) == INTERVAL_KEYS | {"n_unreached"}
     assert set(row["auc_gain"]) == INTERVAL_KEYS and row["auc_gain"]["n"] == 4  # 2 folds x 2 seeds
     assert list(row["gain_at"]) == ["40", "60", "80"]
@@ -234,10 +332,23 @@ def test_grouped_folds_errors():
 def test_paired_summary_by_hand():
     def curve(values, agreement=None):
         return [{"labels": n, "micro_f1": v, "macro_f1": v} for n, v in zip((100, 200, 300), values)]
-    per_fold = [{"fold": 0, "strategies": ["random", "x"], "first_seed": 0, "seed_size": 100, "budget": 300,
-                 "batch_size": 100, "target_macro_f1": 0.5, "full_data": {"macro_f1": 0.55},
-                 "curves_per_seed": {"random": [curve((0.2, 0.4, 0.5)), curve((0.2, 0.3, 0.45))],
-                                     "x": [curve((0.3, 0.5, 0.5)), curve((0.3, 0.5, 0.5))]}}]
+
+    per_fold = [
+        {
+            "fold": 0,
+            "strategies": ["random", "x"],
+            "first_seed": 0,
+            "seed_size": 100,
+            "budget": 300,
+            "batch_size": 100,
+            "target_macro_f1": 0.5,
+            "full_data": {"macro_f1": 0.55},
+            "curves_per_seed": {
+                "random": [curve((0.2, 0.4, 0.5)), curve((0.2, 0.3, 0.45))],
+                "x": [curve((0.3, 0.5, 0.5)), curve((0.3, 0.5, 0.5))],
+            },
+        }
+    ]
     row = sim.paired_summary(per_fold, "random", budgets=(200, 300))["x"]
     assert [p["ratio"] for p in row["pairs"]] == [0.6667, 0.5]  # 200/300; 200/400 (random never reached it)
     assert row["labels_to_target_ratio"]["n_unreached"] == 0
@@ -256,26 +367,51 @@ def test_batch_size_10_is_the_live_loop_policy():
 def test_cli_simulate_folds(tiny, tmp_path, monkeypatch):
     monkeypatch.setattr(sim, "SIMULATION_MODEL_PARAMS", {"cv": 1})
     data = write_tsv(tmp_path / "all.tsv", tiny["pool"] + tiny["test"])
-    result = CliRunner().invoke(_cli_main(), ["--home", str(tmp_path / "home"), "simulate", "--labeled", str(data),
-                                              "--folds", "3", "--fold", "1", "--strategy", "default",
-                                              "--seed-size", "20", "--batch-size", "20", "--budget", "40",
-                                              "--seeds", "1", "--json"])
+    result = CliRunner().invoke(
+        _cli_main(),
+        [
+            "--home",
+            str(tmp_path / "home"),
+            "simulate",
+            "--labeled",
+            str(data),
+            "--folds",
+            "3",
+            "--fold",
+            "1",
+            "--strategy",
+            "default",
+            "--seed-size",
+            "20",
+            "--batch-size",
+            "20",
+            "--budget",
+            "40",
+            "--seeds",
+            "1",
+            "--json",
+        ],
+    )
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
     assert out["fold_ids"] == [1] and out["strategies"] == ["random", DEFAULT_STRATEGY]
     assert set(out) == FOLD_KEYS
 
 
-@pytest.mark.parametrize("args, message", [
-    ([], "give either --test FILE or --folds K"),
-    (["--folds", "3", "--test", "{pool}"], "give either --test FILE or --folds K"),
-    (["--test", "{pool}", "--fold", "1"], "--fold needs --folds"),
-    (["--folds", "3", "--plot", "x.png"], "--plot draws the curves of --test"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        ([], "give either --test FILE or --folds K"),
+        (["--folds", "3", "--test", "{pool}"], "give either --test FILE or --folds K"),
+        (["--test", "{pool}", "--fold", "1"], "--fold needs --folds"),
+        (["--folds", "3", "--plot", "x.png"], "--plot draws the curves of --test"),
+    ],
+)
 def test_cli_simulate_fold_usage_errors(tiny, tmp_path, args, message):
     pool = write_tsv(tmp_path / "pool.tsv", tiny["pool"])
     args = [a.replace("{pool}", str(pool)) for a in args]
-    result = CliRunner().invoke(_cli_main(), ["--home", str(tmp_path / "home"), "simulate", "--labeled",
-                                              str(pool)] + args)
+    result = CliRunner().invoke(
+        _cli_main(), ["--home", str(tmp_path / "home"), "simulate", "--labeled", str(pool)] + args
+    )
     assert result.exit_code == 2
     assert message in result.output

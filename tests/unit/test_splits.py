@@ -30,8 +30,7 @@ def test_ratios_are_checked():
     with pytest.raises(InputError) as err:
         check_ratios((0.8, 0.3, 0.1))
     assert str(err.value) == (
-        "split ratios must be at least two non-negative numbers summing to 1, got (0.8, 0.3, 0.1); "
-        "e.g. (0.8, 0.1, 0.1)"
+        "split ratios must be at least two non-negative numbers summing to 1, got (0.8, 0.3, 0.1); e.g. (0.8, 0.1, 0.1)"
     )
     with pytest.raises(InputError, match="expected 3 split ratios"):
         check_ratios((0.5, 0.5), 3)

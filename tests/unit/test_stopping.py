@@ -1,5 +1,6 @@
 """The stopping signal: kappa between versions' decisions, the learning-curve gain with its
 interval, and the exact sentence a project lead reads for 0, 1, 2 and many versions."""
+
 from __future__ import annotations
 
 import json
@@ -8,8 +9,14 @@ import numpy as np
 import pytest
 
 from annotator.errors import InputError
-from annotator.query.stopping import (StopSignal, VersionPoint, decision_agreement, learning_curve_gain, spaced,
-                                stop_signal)
+from annotator.query.stopping import (
+    StopSignal,
+    VersionPoint,
+    decision_agreement,
+    learning_curve_gain,
+    spaced,
+    stop_signal,
+)
 
 CURVE = [(50, 0.30), (100, 0.40), (200, 0.47), (400, 0.53), (800, 0.58), (1200, 0.60), (1600, 0.61)]
 
@@ -39,22 +46,25 @@ def test_decision_agreement_errors():
 
 def test_no_versions():
     signal = stop_signal([])
-    assert signal == StopSignal(200, None, None, None, 0, False,
-                                "not enough versions yet: no model has been trained")
+    assert signal == StopSignal(200, None, None, None, 0, False, "not enough versions yet: no model has been trained")
 
 
 def test_one_version_pending():
     signal = stop_signal([VersionPoint(1, 50, None, None)])
     assert signal.expected_gain is None and not signal.stop and signal.stable_versions == 0
-    assert signal.sentence == ("not enough versions yet to fit a learning curve (0 with a held-out macro-F1 "
-                               "50 labels apart, 3 needed); no agreement between versions yet")
+    assert signal.sentence == (
+        "not enough versions yet to fit a learning curve (0 with a held-out macro-F1 "
+        "50 labels apart, 3 needed); no agreement between versions yet"
+    )
 
 
 def test_two_versions():
     signal = stop_signal([VersionPoint(2, 100, 0.41, 0.93), VersionPoint(1, 50, 0.3, None)])
-    assert signal.sentence == ("not enough versions yet to fit a learning curve (2 with a held-out macro-F1 "
-                               "50 labels apart, 3 needed); predictions still changing (agreement 0.930 with "
-                               "the previous version)")
+    assert signal.sentence == (
+        "not enough versions yet to fit a learning curve (2 with a held-out macro-F1 "
+        "50 labels apart, 3 needed); predictions still changing (agreement 0.930 with "
+        "the previous version)"
+    )
 
 
 def test_three_versions_give_a_gain_without_an_interval():
@@ -67,27 +77,32 @@ def test_three_versions_give_a_gain_without_an_interval():
 def test_a_flattening_curve_and_stable_predictions():
     signal = stop_signal(versions())
     assert signal.gain_low <= signal.expected_gain <= signal.gain_high
-    assert signal.sentence == ("about +0.005 macro-F1 per 200 more labels (+0.005 to +0.006); "
-                               "predictions stable for 6 versions; more labels are unlikely to be worth it")
+    assert signal.sentence == (
+        "about +0.005 macro-F1 per 200 more labels (+0.005 to +0.006); "
+        "predictions stable for 6 versions; more labels are unlikely to be worth it"
+    )
     assert signal.stop  # the upper end, 0.006, is below the default 0.01
     stricter = stop_signal(versions(), min_gain=0.005)
     assert not stricter.stop
-    assert stricter.sentence == ("about +0.005 macro-F1 per 200 more labels (+0.005 to +0.006); "
-                                 "predictions stable for 6 versions")
+    assert stricter.sentence == (
+        "about +0.005 macro-F1 per 200 more labels (+0.005 to +0.006); predictions stable for 6 versions"
+    )
 
 
 def test_no_stop_while_predictions_change():
     changing = versions()[:-1] + [VersionPoint(7, 1600, 0.61, 0.93)]
     signal = stop_signal(changing)
     assert not signal.stop and signal.stable_versions == 0
-    assert signal.sentence == ("about +0.005 macro-F1 per 200 more labels (+0.005 to +0.006); "
-                               "predictions still changing (agreement 0.930 with the previous version)")
+    assert signal.sentence == (
+        "about +0.005 macro-F1 per 200 more labels (+0.005 to +0.006); "
+        "predictions still changing (agreement 0.930 with the previous version)"
+    )
     assert not stop_signal(versions(agreement=0.97)[:3]).stop  # stable, but too few versions to fit an interval
     assert stop_signal(versions(agreement=0.97), min_stable=7).stable_versions == 6
 
 
 def test_no_stop_while_the_curve_still_climbs():
-    steep = [(n, 0.7 - 60 / n ** 0.8) for n, _ in CURVE]
+    steep = [(n, 0.7 - 60 / n**0.8) for n, _ in CURVE]
     signal = stop_signal(versions(steep))
     assert signal.gain_high > 0.01 and not signal.stop
 
@@ -119,17 +134,34 @@ def test_versions_closer_than_min_spacing_are_thinned_from_the_latest():
     assert stop_signal(close, min_spacing=0).expected_gain is not None
 
 
-NOISY = [(50, 0.336), (100, 0.427), (150, 0.453), (200, 0.494), (250, 0.503), (300, 0.533), (350, 0.528),
-         (400, 0.538), (450, 0.535), (500, 0.543), (550, 0.552), (600, 0.541), (650, 0.561), (700, 0.56),
-         (750, 0.552), (800, 0.542)]
+NOISY = [
+    (50, 0.336),
+    (100, 0.427),
+    (150, 0.453),
+    (200, 0.494),
+    (250, 0.503),
+    (300, 0.533),
+    (350, 0.528),
+    (400, 0.538),
+    (450, 0.535),
+    (500, 0.543),
+    (550, 0.552),
+    (600, 0.541),
+    (650, 0.561),
+    (700, 0.56),
+    (750, 0.552),
+    (800, 0.542),
+]
 
 
 def test_one_lucky_fit_does_not_stop_labeling():
     """The last fit alone says stop; the one 50 labels earlier did not (its upper end was 0.011)."""
     assert stop_signal(versions(NOISY[:-1]), persist=0).sentence == (
-        "about +0.008 macro-F1 per 200 more labels (+0.006 to +0.011); predictions stable for 14 versions")
+        "about +0.008 macro-F1 per 200 more labels (+0.006 to +0.011); predictions stable for 14 versions"
+    )
     assert stop_signal(versions(NOISY), persist=0).stop
     signal = stop_signal(versions(NOISY))
     assert not signal.stop
-    assert signal.sentence == ("about +0.007 macro-F1 per 200 more labels (+0.004 to +0.009); "
-                               "predictions stable for 15 versions")
+    assert signal.sentence == (
+        "about +0.007 macro-F1 per 200 more labels (+0.004 to +0.009); predictions stable for 15 versions"
+    )

@@ -1,6 +1,7 @@
 """Store: one SQLite file or PostgreSQL database per project; annotations are never lost and never
 doubled. Every test taking ``store`` or ``target`` runs on both engines (PostgreSQL: a real server,
 tests/pgserver.py)."""
+
 from __future__ import annotations
 
 import random
@@ -35,8 +36,11 @@ def store(target):
 
 def on(store_or_target, sqlite: str, postgres: str) -> str:
     """The expected text for the engine under test."""
-    is_pg = (store_or_target.engine if isinstance(store_or_target, Store) else
-             ("sqlite", "postgresql")[store_or_target.startswith("postgresql://")]) == "postgresql"
+    is_pg = (
+        store_or_target.engine
+        if isinstance(store_or_target, Store)
+        else ("sqlite", "postgresql")[store_or_target.startswith("postgresql://")]
+    ) == "postgresql"
     return postgres if is_pg else sqlite
 
 
@@ -47,8 +51,16 @@ def filled(store):
 
 
 def ls(ann_id: int, labels, updated_at: str, *, clause: str = "c-loan", annotator: str = "1") -> Annotation:
-    return Annotation(clause, tuple(labels), annotator, "label_studio", ls_annotation_id=ann_id, ls_task_id=7,
-                      created_at="2024-05-01T10:00:00Z", updated_at=updated_at)
+    return Annotation(
+        clause,
+        tuple(labels),
+        annotator,
+        "label_studio",
+        ls_annotation_id=ann_id,
+        ls_task_id=7,
+        created_at="2024-05-01T10:00:00Z",
+        updated_at=updated_at,
+    )
 
 
 # Schema and connection ------------------------------------------------------------------------
@@ -67,9 +79,12 @@ def test_new_postgres_database_is_migrated_with_64_bit_integers_and_doubles(pg_u
         assert store.schema_version == len(MIGRATIONS) and store.engine == "postgresql"
     with psycopg.connect(pg_url) as conn:
         assert conn.execute("SELECT version FROM schema_version").fetchall() == [(len(MIGRATIONS),)]
-        types = dict(conn.execute(
-            "SELECT table_name || '.' || column_name, data_type FROM information_schema.columns "
-            "WHERE table_schema = current_schema()").fetchall())
+        types = dict(
+            conn.execute(
+                "SELECT table_name || '.' || column_name, data_type FROM information_schema.columns "
+                "WHERE table_schema = current_schema()"
+            ).fetchall()
+        )
     assert types["annotations.id"] == types["annotations.ls_annotation_id"] == "bigint"
     assert types["predictions.score"] == "double precision"
     assert types["clauses.rowid"] == "bigint"  # insertion order, built into SQLite
@@ -99,8 +114,10 @@ def test_store_from_a_newer_annotator_is_refused(target):
     set_raw_schema_version(target, len(MIGRATIONS) + 1)
     with pytest.raises(StoreError) as info:
         Store(target)
-    assert str(info.value) == (f"store {mask_password(target)} has schema version {len(MIGRATIONS) + 1}, newer than "
-                               f"this annotator ({len(MIGRATIONS)}); upgrade annotator")
+    assert str(info.value) == (
+        f"store {mask_password(target)} has schema version {len(MIGRATIONS) + 1}, newer than "
+        f"this annotator ({len(MIGRATIONS)}); upgrade annotator"
+    )
 
 
 def test_stores_opened_at_once_on_an_empty_database_migrate_it_once(target):
@@ -126,8 +143,9 @@ def test_a_missing_postgres_database_is_a_store_error_without_the_password(pg_se
     with pytest.raises(StoreError) as info:
         Store(url)
     message = str(info.value)
-    assert message.startswith(f"cannot open the store postgresql://annotator:***@127.0.0.1:{pg_server.port}/"
-                              "no_such_database: ")
+    assert message.startswith(
+        f"cannot open the store postgresql://annotator:***@127.0.0.1:{pg_server.port}/no_such_database: "
+    )
     assert 'database "no_such_database" does not exist' in message and pg_server.password not in message
 
 
@@ -209,24 +227,32 @@ def test_a_writer_waits_for_the_writer_lock_and_gives_up_with_a_store_error(targ
     with Store(target) as other:
         with filled.transaction():
             filled.set_meta("holder", "yes")
-            with pytest.raises(StoreError, match=on(target, "database is locked",
-                                                    "canceling statement due to lock timeout")):
+            with pytest.raises(
+                StoreError, match=on(target, "database is locked", "canceling statement due to lock timeout")
+            ):
                 other.set_meta("waiter", "yes")
         other.set_meta("waiter", "yes")  # free again once the holder commits
         assert (other.get_meta("holder"), filled.get_meta("waiter")) == ("yes", "yes")
 
 
 def test_constraint_failure_is_a_store_error(filled):
-    with pytest.raises(StoreError, match=on(filled, "FOREIGN KEY constraint failed",
-                                            'violates foreign key constraint "annotations_clause_id_fkey"')):
+    with pytest.raises(
+        StoreError,
+        match=on(
+            filled, "FOREIGN KEY constraint failed", 'violates foreign key constraint "annotations_clause_id_fkey"'
+        ),
+    ):
         filled.save_annotation(Annotation("no-such-clause", ("企业",), "alice", "cli"))
     assert filled.annotations(include_deleted=True) == []
 
 
 # Values an engine cannot hold are refused, and nothing is written ------------------------------
 def test_an_id_past_64_bits_is_refused_and_nothing_is_written(filled):
-    with pytest.raises(StoreError, match=r"^store .*: a value cannot be stored \((Python int too large to "
-                                         r"convert to SQLite INTEGER|bigint out of range)\)$"):
+    with pytest.raises(
+        StoreError,
+        match=r"^store .*: a value cannot be stored \((Python int too large to "
+        r"convert to SQLite INTEGER|bigint out of range)\)$",
+    ):
         filled.save_annotation(ls(2**63, ["财政支持"], "2024-05-01T10:00:00Z"))
     assert filled.annotations(include_deleted=True) == []
     assert filled.save_annotation(ls(2**63 - 1, ["财政支持"], "2024-05-01T10:00:00Z"))[1] == "created"
@@ -246,8 +272,11 @@ def test_a_bad_value_in_a_batch_writes_none_of_the_batch(filled):
 def test_nul_characters_are_refused_by_postgres_and_kept_by_sqlite(store):
     clause = Clause("c-nul", "含有\x00空字符的条款。")
     if store.engine == "postgresql":
-        with pytest.raises(StoreError, match=r"a value cannot be stored \(PostgreSQL text fields cannot "
-                                             r"contain NUL \(0x00\) bytes\)"):
+        with pytest.raises(
+            StoreError,
+            match=r"a value cannot be stored \(PostgreSQL text fields cannot "
+            r"contain NUL \(0x00\) bytes\)",
+        ):
             store.add_clauses([LOAN, clause])
         assert store.count_clauses() == 0
     else:
@@ -264,8 +293,12 @@ def test_meta(store):
 
 # Documents and clauses ------------------------------------------------------------------------
 def test_documents_and_their_clauses(store):
-    doc = Document("d1", "/x/policy.txt", "某市科技政策",
-                   (Segment("s1", "第一条 支持企业创新。", "第一章", 0), Segment("s2", "第二条 设立基金。", "第一章", 1)))
+    doc = Document(
+        "d1",
+        "/x/policy.txt",
+        "某市科技政策",
+        (Segment("s1", "第一条 支持企业创新。", "第一章", 0), Segment("s2", "第二条 设立基金。", "第一章", 1)),
+    )
     assert store.add_document(doc) == 2
     assert store.add_document(doc) == 0  # re-ingest adds nothing
     assert store.get_clause("s2") == Clause("s2", "第二条 设立基金。", "d1", "第一章", 1)
@@ -295,7 +328,13 @@ def test_label_studio_annotation_is_idempotent_by_its_id(filled):
     assert first[1] == "created" and again == (first[0], "unchanged")
     [ann] = filled.annotations()
     assert (ann.clause_id, ann.labels, ann.annotator, ann.source, ann.ls_annotation_id, ann.ls_task_id) == (
-        "c-loan", ("财政支持",), "1", "label_studio", 11, 7)
+        "c-loan",
+        ("财政支持",),
+        "1",
+        "label_studio",
+        11,
+        7,
+    )
     assert ann.updated_at == "2024-05-01T10:00:00.000000+00:00"
     [entry] = filled.annotation_history(ann.id)
     assert (entry["action"], entry["labels"]) == ("created", ["财政支持"]) and entry["at"] > "2024"
@@ -307,7 +346,9 @@ def test_update_keeps_the_old_labels_in_history(filled):
     assert filled.annotations()[0].labels == ("财政支持", "金融支持")
     history = filled.annotation_history(ann_id)
     assert [(h["action"], h["labels"]) for h in history] == [
-        ("created", ["财政支持"]), ("updated", ["财政支持", "金融支持"])]
+        ("created", ["财政支持"]),
+        ("updated", ["财政支持", "金融支持"]),
+    ]
 
 
 def test_an_older_update_arriving_late_is_ignored(filled):
@@ -366,8 +407,15 @@ def test_concurrent_writers_store_every_annotation_once_and_the_latest_version_w
     def work(part):
         with Store(target) as s:
             for ann_id, minute in part:
-                s.save_annotation(ls(ann_id, [labels[minute]], f"2024-05-01T10:0{minute}:00Z",
-                                     clause=("c-loan", "c-fund")[ann_id % 2], annotator=str(ann_id)))
+                s.save_annotation(
+                    ls(
+                        ann_id,
+                        [labels[minute]],
+                        f"2024-05-01T10:0{minute}:00Z",
+                        clause=("c-loan", "c-fund")[ann_id % 2],
+                        annotator=str(ann_id),
+                    )
+                )
                 s.save_annotation(Annotation(("c-loan", "c-fund")[ann_id % 2], (labels[minute],), "seed", "seed"))
 
     threads = [threading.Thread(target=work, args=(versions[n::4],)) for n in range(4)]
@@ -438,7 +486,9 @@ def test_train_runs(store):
     store.finish_train_run(bad, error="ValueError: boom")
     runs = store.train_runs()
     assert [(r.id, r.status, r.model_version, r.error) for r in runs] == [
-        (bad, "failed", None, "ValueError: boom"), (ok, "done", 1, None)]
+        (bad, "failed", None, "ValueError: boom"),
+        (ok, "done", 1, None),
+    ]
 
 
 # Pushed tasks ---------------------------------------------------------------------------------
@@ -477,11 +527,14 @@ def test_a_task_id_label_studio_reused_never_blocks_a_push(filled):
 def test_refresh_records_scores_and_freezes_the_prefill_of_a_labeled_clause(filled):
     filled.record_push(5, [("c-loan", 101, 0), ("c-fund", 102, 1)], batch=1, model_version=1)
     filled.set_priorities([("c-loan", 0.0, 1, ("金融支持",)), ("c-fund", 0.5, 1, ("财政支持",))], model_version=1)
-    filled.set_priorities([("c-loan", 0.25, 2, ("金融支持", "财政支持")), ("c-fund", 0.5, None, None)],
-                          model_version=2)
+    filled.set_priorities([("c-loan", 0.25, 2, ("金融支持", "财政支持")), ("c-fund", 0.5, None, None)], model_version=2)
     loan, fund = filled.pushed_tasks()
-    assert (loan.score, loan.model_version, loan.prefill_version, loan.prefill_labels) == \
-        (0.25, 2, 2, ("金融支持", "财政支持"))
+    assert (loan.score, loan.model_version, loan.prefill_version, loan.prefill_labels) == (
+        0.25,
+        2,
+        2,
+        ("金融支持", "财政支持"),
+    )
     assert (fund.score, fund.model_version, fund.prefill_version, fund.prefill_labels) == (0.5, 2, 1, ("财政支持",))
 
 
@@ -494,8 +547,10 @@ def test_a_version_1_store_is_migrated_without_losing_a_push(tmp_path):
     conn = sqlite3.connect(path)
     conn.executescript(MIGRATIONS[0].replace("{rowid}", ""))
     conn.execute("INSERT INTO clauses VALUES ('c1', '第一条。', NULL, '', 0, '2024-01-01')")
-    conn.execute("INSERT INTO annotations(clause_id, annotator, labels, source, created_at, updated_at) "
-                 "VALUES ('c1', 'seed', '[\"金融支持\"]', 'seed', '2024-01-01', '2024-01-01')")
+    conn.execute(
+        "INSERT INTO annotations(clause_id, annotator, labels, source, created_at, updated_at) "
+        "VALUES ('c1', 'seed', '[\"金融支持\"]', 'seed', '2024-01-01', '2024-01-01')"
+    )
     conn.execute("INSERT INTO pushed_tasks VALUES ('c1', 3, 17, 0, 1, 2, '2024-01-01', NULL)")
     conn.execute("PRAGMA user_version=1")
     conn.commit()
@@ -503,8 +558,13 @@ def test_a_version_1_store_is_migrated_without_losing_a_push(tmp_path):
     with Store(path) as store:
         assert store.schema_version == len(MIGRATIONS) == 2
         (task,) = store.pushed_tasks()
-        assert (task.clause_id, task.project_id, task.ls_task_id, task.model_version, task.prefill_labels) == \
-            ("c1", 3, 17, 2, ())
+        assert (task.clause_id, task.project_id, task.ls_task_id, task.model_version, task.prefill_labels) == (
+            "c1",
+            3,
+            17,
+            2,
+            (),
+        )
         (annotation,) = store.annotations()
         assert annotation.labels == ("金融支持",) and not annotation.not_policy
 
@@ -535,39 +595,63 @@ def run_project(settings, target: str, tmp_path) -> dict:
         for i, clause in enumerate(unlabeled):
             for who in ("alice", "bob")[: 1 + (i % 2)]:
                 choice = settings.labels[(i + (who == "bob") * (i % 3 == 0)) % 27]
-                store.save_annotation(Annotation(clause.id, (choice,), who, "label_studio",
-                                                 ls_annotation_id=100 * (who == "bob") + i, ls_task_id=i,
-                                                 created_at="2024-05-01T10:00:00Z", updated_at="2024-05-01T10:00:00Z"))
+                store.save_annotation(
+                    Annotation(
+                        clause.id,
+                        (choice,),
+                        who,
+                        "label_studio",
+                        ls_annotation_id=100 * (who == "bob") + i,
+                        ls_task_id=i,
+                        created_at="2024-05-01T10:00:00Z",
+                        updated_at="2024-05-01T10:00:00Z",
+                    )
+                )
         store.delete_ls_annotation(4)
         store.adjudicate(unlabeled[3].id, [settings.labels[0], settings.labels[5]], "lead")
         registry = ModelRegistry(settings.model_dir, store)
         trained, _ = train_project(settings, store, registry, holdout=0)
         pool = unlabeled_pool(store.clauses(), store.labeled_clause_ids())
         X = trained.cache.matrix([c.id for c in pool])
-        batch = [pool[i] for i in rank_pool(settings, store, trained.model, X, pool, 10,
-                                            rng=np.random.default_rng(0))]
-        store.record_push(1, [(c.id, 1000 + i, i) for i, c in enumerate(batch)], batch=store.next_batch_number(),
-                          model_version=trained.version.version)
+        batch = [pool[i] for i in rank_pool(settings, store, trained.model, X, pool, 10, rng=np.random.default_rng(0))]
+        store.record_push(
+            1,
+            [(c.id, 1000 + i, i) for i, c in enumerate(batch)],
+            batch=store.next_batch_number(),
+            model_version=trained.version.version,
+        )
         annotations = store.annotations()
         predicted = {cid: labels for cid, (labels, _) in store.predictions().items()}
-        agreement = agreement_report(annotations, settings.labels, adjudicated=store.adjudications(),
-                                     model=predicted).to_dict()
-        dataset = prepare_dataset(annotations, {c.id: c.text for c in store.clauses()}, settings.labels,
-                                  adjudications=store.adjudications(), noise_check=False)
+        agreement = agreement_report(
+            annotations, settings.labels, adjudicated=store.adjudications(), model=predicted
+        ).to_dict()
+        dataset = prepare_dataset(
+            annotations,
+            {c.id: c.text for c in store.clauses()},
+            settings.labels,
+            adjudications=store.adjudications(),
+            noise_check=False,
+        )
         return {
-            "imported": imported, "n_clauses": store.count_clauses(),
-            "annotations": [(a.id, a.clause_id, a.labels, a.annotator, a.source, a.ls_annotation_id)
-                            for a in store.annotations(include_deleted=True)],
+            "imported": imported,
+            "n_clauses": store.count_clauses(),
+            "annotations": [
+                (a.id, a.clause_id, a.labels, a.annotator, a.source, a.ls_annotation_id)
+                for a in store.annotations(include_deleted=True)
+            ],
             "examples": training_examples(store, settings.labels),
-            "version": (trained.version.version, trained.version.n_train), "predictions": store.predictions(),
-            "batch": [t.clause_id for t in store.pending_pushed_tasks()], "agreement": agreement,
+            "version": (trained.version.version, trained.version.n_train),
+            "predictions": store.predictions(),
+            "batch": [t.clause_id for t in store.pending_pushed_tasks()],
+            "agreement": agreement,
             "splits": {name: [dataset.examples[i].id for i in rows] for name, rows in dataset.splits.items()},
         }
 
 
 def test_a_project_gives_the_same_answers_on_both_engines(settings, pg_url, tmp_path):
-    on_sqlite = run_project(settings.replace(home=tmp_path / "sqlite"), str(tmp_path / "sqlite" / "annotator.db"),
-                            tmp_path)
+    on_sqlite = run_project(
+        settings.replace(home=tmp_path / "sqlite"), str(tmp_path / "sqlite" / "annotator.db"), tmp_path
+    )
     on_postgres = run_project(settings.replace(home=tmp_path / "pg", database_url=pg_url), pg_url, tmp_path)
     assert on_sqlite["n_clauses"] > 100 and len(on_sqlite["batch"]) == 10
     assert on_sqlite["version"][0] == 1 and len(on_sqlite["annotations"]) > 60

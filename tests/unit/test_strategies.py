@@ -1,5 +1,6 @@
 """Query strategies on a tiny pool of real clauses: scores, the modAL adapter, batches worth a
 person's time (no labeled text again, no near-duplicates in a batch) and the cold start."""
+
 from __future__ import annotations
 
 import random
@@ -76,8 +77,7 @@ def test_get_strategy_and_the_default():
 # scores -------------------------------------------------------------------------------------------
 def test_mmu_is_the_gap_between_weakest_accepted_and_strongest_rejected_label():
     margin = np.array([[2.0, 0.5, -1.0], [3.0, -0.2, -4.0], [-0.5, -1.5, -3.0]])
-    out = _Outputs(proba=1 / (1 + np.exp(-margin)), margin=margin,
-                   pred=np.array([[1, 1, 0], [1, 0, 0], [1, 0, 0]]))
+    out = _Outputs(proba=1 / (1 + np.exp(-margin)), margin=margin, pred=np.array([[1, 1, 0], [1, 0, 0], [1, 0, 0]]))
     assert S.mmu_scores(out).tolist() == pytest.approx([-1.5, -3.2, -1.0])
     assert lci_scores(out, 1.0).tolist() == [1.0, 0.0, 0.0]
 
@@ -96,8 +96,7 @@ def test_modal_adapter_ranks_like_modal(corpus):
 
 @pytest.mark.parametrize("name", ["max_loss", "mean_max_loss", "svm_binary_minimum"])
 def test_modal_functions_that_fail_on_sparse_input_work_through_the_adapter(corpus, name):
-    picked = S.get_strategy(name).fn(S.FeatureClassifier.from_fitted(corpus.model), corpus.X[120:], 7,
-                                     rng=rng())
+    picked = S.get_strategy(name).fn(S.FeatureClassifier.from_fitted(corpus.model), corpus.X[120:], 7, rng=rng())
     assert len(set(picked.tolist())) == 7
 
 
@@ -136,10 +135,8 @@ def test_tempered_sampling_leans_to_uncertain_clauses_and_is_random_at_gamma_zer
     est = S.FeatureClassifier.from_fitted(corpus.model, corpus.Y[:120])
     X = corpus.X[120:]
     uncertainty = _rank01(S.mmu_scores(_outputs(est, X)))
-    leaning = np.mean([uncertainty[S.tempered_sampling(est, X, 20, rng=rng(s), gamma=3)].mean()
-                       for s in range(10)])
-    flat = np.mean([uncertainty[S.tempered_sampling(est, X, 20, rng=rng(s), gamma=0)].mean()
-                    for s in range(10)])
+    leaning = np.mean([uncertainty[S.tempered_sampling(est, X, 20, rng=rng(s), gamma=3)].mean() for s in range(10)])
+    flat = np.mean([uncertainty[S.tempered_sampling(est, X, 20, rng=rng(s), gamma=0)].mean() for s in range(10)])
     assert leaning > 0.65 and 0.4 < flat < 0.6  # rank^3 draws average 0.75; uniform ones 0.5
 
 
@@ -148,14 +145,18 @@ def test_staged_sampling_draws_tempered_early_and_takes_the_most_uncertain_after
     clauses of highest MMU uncertainty, best first (the live loop's ranking after 1,000 labels)."""
     est = S.FeatureClassifier.from_fitted(corpus.model, corpus.Y[:120])  # 120 labeled clauses
     X = corpus.X[120:]
-    assert (S.staged_sampling(est, X, 15, rng=rng(3), switch_at=121).tolist()
-            == S.tempered_sampling(est, X, 15, rng=rng(3)).tolist())
+    assert (
+        S.staged_sampling(est, X, 15, rng=rng(3), switch_at=121).tolist()
+        == S.tempered_sampling(est, X, 15, rng=rng(3)).tolist()
+    )
     uncertainty = S.mmu_scores(_outputs(est, X))
     top = S.staged_sampling(est, X, 15, rng=rng(3), switch_at=120)
     assert top.tolist() == S.rank_top(uncertainty, 15, rng(3)).tolist()
     assert uncertainty[top].min() >= np.sort(uncertainty)[-15]  # exactly the 15 most uncertain
-    assert S.get_strategy("staged").fn(est, X, 15, rng=rng(3)).tolist() == S.staged_sampling(
-        est, X, 15, rng=rng(3)).tolist()  # registered with the 1,000-label default: tempered at 120
+    assert (
+        S.get_strategy("staged").fn(est, X, 15, rng=rng(3)).tolist()
+        == S.staged_sampling(est, X, 15, rng=rng(3)).tolist()
+    )  # registered with the 1,000-label default: tempered at 120
     assert S.TOP_UNCERTAINTY_AFTER == 1000
 
 
@@ -167,10 +168,13 @@ def test_tempered_need_power_leans_to_starved_labels(corpus):
     starved = int(np.argmax(proba.mean(axis=0)))
     est.label_counts_ = np.full(len(corpus.labels), 100.0)
     est.label_counts_[starved] = 0
-    assert (S.tempered_sampling(est, X, 10, rng=rng(4), need_power=0.0).tolist()
-            == S.tempered_sampling(est, X, 10, rng=rng(4)).tolist())
-    leaning = np.mean([proba[S.tempered_sampling(est, X, 20, rng=rng(s), gamma=0, need_power=3), starved].mean()
-                       for s in range(10)])
+    assert (
+        S.tempered_sampling(est, X, 10, rng=rng(4), need_power=0.0).tolist()
+        == S.tempered_sampling(est, X, 10, rng=rng(4)).tolist()
+    )
+    leaning = np.mean(
+        [proba[S.tempered_sampling(est, X, 20, rng=rng(s), gamma=0, need_power=3), starved].mean() for s in range(10)]
+    )
     flat = np.mean([proba[S.tempered_sampling(est, X, 20, rng=rng(s), gamma=0), starved].mean() for s in range(10)])
     assert leaning > flat
 
@@ -179,8 +183,9 @@ def test_tempered_density_power_leans_to_typical_clauses(corpus):
     est = S.FeatureClassifier.from_fitted(corpus.model, corpus.Y[:120])
     X = corpus.X[120:]
     density = _rank01(S.pool_density(X))
-    leaning = np.mean([density[S.tempered_sampling(est, X, 20, rng=rng(s), gamma=0, density_power=3)].mean()
-                       for s in range(10)])
+    leaning = np.mean(
+        [density[S.tempered_sampling(est, X, 20, rng=rng(s), gamma=0, density_power=3)].mean() for s in range(10)]
+    )
     flat = np.mean([density[S.tempered_sampling(est, X, 20, rng=rng(s), gamma=0)].mean() for s in range(10)])
     assert leaning > 0.65 and 0.4 < flat < 0.6  # rank^3 draws average 0.75; uniform ones 0.5
 
@@ -212,8 +217,7 @@ def test_select_batch_never_fits(corpus, monkeypatch):
 
     monkeypatch.setattr(PolicyClassifier, "fit_features", no_fit)
     monkeypatch.setattr(PolicyClassifier, "fit", no_fit)
-    picked = S.select_batch(corpus.model, corpus.X[120:], 8, strategy="default", rng=rng(),
-                            texts=corpus.texts[120:])
+    picked = S.select_batch(corpus.model, corpus.X[120:], 8, strategy="default", rng=rng(), texts=corpus.texts[120:])
     assert len(picked) == 8 and len(set(picked)) == 8
 
 
@@ -223,14 +227,14 @@ def test_select_batch_skips_labeled_texts_and_near_duplicates(corpus):
     texts = base + [base[0].replace("，", ",") + "。", base[0][: int(len(base[0]) * 0.9)]]
     featurizer = PolicyTextFeaturizer(word_ngram_range=None).fit(corpus.texts)
     X = featurizer.transform(texts)
-    model = PolicyClassifier(labels=corpus.labels, cv=1).fit_features(featurizer.transform(corpus.texts[:120]),
-                                                                     corpus.Y[:120])
+    model = PolicyClassifier(labels=corpus.labels, cv=1).fit_features(
+        featurizer.transform(corpus.texts[:120]), corpus.Y[:120]
+    )
     picked = S.select_batch(model, X, len(base), strategy="random", rng=rng(3), texts=texts)
     keys = [match_key(texts[i]) for i in picked]
     assert len(set(keys)) == len(keys)
     assert sum(i in (0, 40, 41) for i in picked) == 1  # one copy of clause 0, never two
-    labeled = S.select_batch(model, X, 10, strategy="random", rng=rng(3), texts=texts,
-                             labeled_texts=[base[0]])
+    labeled = S.select_batch(model, X, 10, strategy="random", rng=rng(3), texts=texts, labeled_texts=[base[0]])
     assert not {0, 40} & set(labeled)  # the same normalized text is never asked again
     # Strategies other than the plain random baseline also skip near-duplicates of labeled clauses.
     every = S.select_batch(model, X, 39, strategy="mmu", rng=rng(3), texts=texts, labeled_texts=[base[0]])
@@ -271,8 +275,7 @@ def test_cold_start_covers_labels_and_is_diverse(corpus):
     assert len(picked) == 40 and len(set(picked)) == 40
     assert picked == S.cold_start_batch(texts, corpus.labels, 40, rng=rng(), X=corpus.X)
     keywords = S.label_keywords(corpus.labels)
-    matched = {label for label in corpus.labels
-               if any(any(w in texts[i] for w in keywords[label]) for i in picked)}
+    matched = {label for label in corpus.labels if any(any(w in texts[i] for w in keywords[label]) for i in picked)}
     findable = {label for label in corpus.labels if any(any(w in t for w in keywords[label]) for t in texts)}
     assert matched == findable
     keys = [match_key(texts[i]) for i in picked]
@@ -280,8 +283,7 @@ def test_cold_start_covers_labels_and_is_diverse(corpus):
 
 
 def test_cold_start_takes_given_keywords_and_works_without_features(corpus):
-    picked = S.cold_start_batch(corpus.texts, corpus.labels, 5, rng=rng(),
-                                keywords={corpus.labels[0]: ["专利"]})
+    picked = S.cold_start_batch(corpus.texts, corpus.labels, 5, rng=rng(), keywords={corpus.labels[0]: ["专利"]})
     assert any("专利" in corpus.texts[i] for i in picked)
     with pytest.raises(PoolExhaustedError):
         S.cold_start_batch(corpus.texts[:3], corpus.labels, 5, rng=rng())

@@ -1,5 +1,6 @@
 """The contract every registered strategy keeps (STYLE.md section 4), run through modAL's learner:
 exactly n unique in-range indices, the same seed gives the same batch, errors on empty/short pools."""
+
 from __future__ import annotations
 
 import random
@@ -36,11 +37,13 @@ def learners(data):
 
     def get(strategy: S.Strategy) -> S.PolicyActiveLearner:
         if strategy.committee not in cache:
-            cache[strategy.committee] = S.make_learner(PolicyClassifier(labels=labels, cv=1), strategy,
-                                                       X_training=X[:N_TRAIN], Y_training=Y[:N_TRAIN])
+            cache[strategy.committee] = S.make_learner(
+                PolicyClassifier(labels=labels, cv=1), strategy, X_training=X[:N_TRAIN], Y_training=Y[:N_TRAIN]
+            )
         learner = cache[strategy.committee]
         learner.query_strategy = strategy.fn
         return learner
+
     return get
 
 
@@ -70,7 +73,7 @@ def test_errors_on_empty_and_short_pools(name, data, learners):
     with pytest.raises(EmptyPoolError):
         learner.query(X[:0], 3, rng=np.random.default_rng(0))
     with pytest.raises(PoolExhaustedError) as err:
-        learner.query(X[N_TRAIN:N_TRAIN + 3], 20, rng=np.random.default_rng(0))
+        learner.query(X[N_TRAIN : N_TRAIN + 3], 20, rng=np.random.default_rng(0))
     assert str(err.value) == "3 unlabeled segments left, 20 requested; lower --batch-size or ingest more documents"
 
 

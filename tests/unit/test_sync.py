@@ -1,4 +1,5 @@
 """sync: Label Studio annotations (webhook payloads or API dicts) land in the store exactly once."""
+
 from __future__ import annotations
 
 import copy
@@ -19,12 +20,19 @@ def task(task_id: int = 7, text: str = TEXT, **data) -> dict:
     return {"id": task_id, "data": {"text": text, "section": "第三章 金融支持", **data}, "project": 1}
 
 
-def annotation(ann_id: int = 11, choices=("财政支持",), updated_at: str = "2024-05-01T10:00:00.000000Z",
-               **extra) -> dict:
-    return {"id": ann_id, "task": 7, "completed_by": 1, "was_cancelled": False,
-            "created_at": "2024-05-01T10:00:00.000000Z", "updated_at": updated_at,
-            "result": [{"from_name": "labels", "to_name": "text", "type": "choices",
-                        "value": {"choices": list(choices)}}], **extra}
+def annotation(
+    ann_id: int = 11, choices=("财政支持",), updated_at: str = "2024-05-01T10:00:00.000000Z", **extra
+) -> dict:
+    return {
+        "id": ann_id,
+        "task": 7,
+        "completed_by": 1,
+        "was_cancelled": False,
+        "created_at": "2024-05-01T10:00:00.000000Z",
+        "updated_at": updated_at,
+        "result": [{"from_name": "labels", "to_name": "text", "type": "choices", "value": {"choices": list(choices)}}],
+        **extra,
+    }
 
 
 def test_created_annotation_is_stored_with_its_clause(store):
@@ -70,7 +78,8 @@ def test_unknown_label_stores_nothing_and_names_the_closest(store):
     with pytest.raises(UnknownLabelError) as info:
         record_annotation(store, annotation(choices=["财政支持", "财政补助"]), task(), CONFIG)
     assert str(info.value).startswith(
-        "annotation 11: label '财政补助' is not in the label set; did you mean '财政支持'? known: 金融支持, ")
+        "annotation 11: label '财政补助' is not in the label set; did you mean '财政支持'? known: 金融支持, "
+    )
     assert store.count_annotations() == 0 and store.count_clauses() == 0
 
 
@@ -79,8 +88,9 @@ def test_task_without_text(store):
     del bad["data"]["text"]
     with pytest.raises(SchemaMismatchError) as info:
         record_annotation(store, annotation(), bad, CONFIG)
-    assert str(info.value) == ("task 7 has no text at data['text']; the labeling config must contain "
-                               "<Text value=\"$text\">")
+    assert str(info.value) == (
+        "task 7 has no text at data['text']; the labeling config must contain <Text value=\"$text\">"
+    )
 
 
 @pytest.mark.parametrize("ann_id", [None, "11", True])
@@ -92,8 +102,9 @@ def test_annotation_without_integer_id(store, ann_id):
 def test_result_that_is_not_a_choices_list(store):
     with pytest.raises(SchemaMismatchError) as info:
         record_annotation(store, annotation(result="财政支持"), task(), CONFIG)
-    assert str(info.value) == ("annotation 11 has no choices result from 'labels'; the labeling config "
-                               "must use <Choices name=\"labels\">")
+    assert str(info.value) == (
+        "annotation 11 has no choices result from 'labels'; the labeling config must use <Choices name=\"labels\">"
+    )
     assert store.count_annotations() == 0
 
 
@@ -114,8 +125,11 @@ def test_a_clause_id_in_task_data_never_picks_the_clause_a_label_attaches_to(sto
 
 
 def test_an_annotation_of_another_project_is_refused_and_nothing_is_stored(store):
-    with pytest.raises(SchemaMismatchError, match="annotation 11 belongs to Label Studio project 9, but this "
-                                                  r"backend serves project 3 \(one backend, one project home\)"):
+    with pytest.raises(
+        SchemaMismatchError,
+        match="annotation 11 belongs to Label Studio project 9, but this "
+        r"backend serves project 3 \(one backend, one project home\)",
+    ):
         record_annotation(store, annotation(), dict(task(), project=9), CONFIG, project_id=3)
     assert store.annotations() == [] and store.count_clauses() == 0
 
@@ -180,7 +194,8 @@ def test_payload_is_not_modified(store):
 # The pure Label Studio converters sync relies on (annotator.labelstudio.client) ------------------------
 def test_choices_result_uses_the_config_names():
     assert choices_result(["金融支持", "企业"], CONFIG) == [
-        {"from_name": "labels", "to_name": "text", "type": "choices", "value": {"choices": ["金融支持", "企业"]}}]
+        {"from_name": "labels", "to_name": "text", "type": "choices", "value": {"choices": ["金融支持", "企业"]}}
+    ]
 
 
 def test_labels_from_result_round_trips_and_drops_repeats():
@@ -188,28 +203,48 @@ def test_labels_from_result_round_trips_and_drops_repeats():
     assert labels_from_result(result, CONFIG) == ("金融支持", "企业")
 
 
-@pytest.mark.parametrize("result", [None, "财政支持", {"choices": ["财政支持"]},
-                                    [{"from_name": "labels", "value": {"choices": "财政支持"}}],
-                                    [{"from_name": "labels", "value": {"choices": [1]}}],
-                                    [{"from_name": "labels", "value": None}]])
+@pytest.mark.parametrize(
+    "result",
+    [
+        None,
+        "财政支持",
+        {"choices": ["财政支持"]},
+        [{"from_name": "labels", "value": {"choices": "财政支持"}}],
+        [{"from_name": "labels", "value": {"choices": [1]}}],
+        [{"from_name": "labels", "value": None}],
+    ],
+)
 def test_labels_from_result_refuses_what_is_not_a_choices_result(result):
     assert labels_from_result(result, CONFIG) is None
 
 
 def test_labels_from_result_skips_other_tags():
-    result = [{"from_name": "comment", "type": "textarea", "value": {"text": ["看不懂"]}}, "junk",
-              *choices_result(["企业"], CONFIG)]
+    result = [
+        {"from_name": "comment", "type": "textarea", "value": {"text": ["看不懂"]}},
+        "junk",
+        *choices_result(["企业"], CONFIG),
+    ]
     assert labels_from_result(result, CONFIG) == ("企业",)
 
 
 def test_annotation_from_ls_fields():
-    fields, labels = annotation_from_ls(annotation(completed_by={"id": 5}), task(text=" 对符合条件的企业给予贷款贴息支持。"),
-                                        CONFIG)
+    fields, labels = annotation_from_ls(
+        annotation(completed_by={"id": 5}), task(text=" 对符合条件的企业给予贷款贴息支持。"), CONFIG
+    )
     assert labels == ("财政支持",)
-    assert fields == {"ls_annotation_id": 11, "ls_task_id": 7, "annotator": "5",
-                      "created_at": "2024-05-01T10:00:00.000000Z", "updated_at": "2024-05-01T10:00:00.000000Z",
-                      "cancelled": False, "text": TEXT, "clause_id": clause_id(TEXT), "clause_id_given": None,
-                      "section": "第三章 金融支持", "project_id": 1}
+    assert fields == {
+        "ls_annotation_id": 11,
+        "ls_task_id": 7,
+        "annotator": "5",
+        "created_at": "2024-05-01T10:00:00.000000Z",
+        "updated_at": "2024-05-01T10:00:00.000000Z",
+        "cancelled": False,
+        "text": TEXT,
+        "clause_id": clause_id(TEXT),
+        "clause_id_given": None,
+        "section": "第三章 金融支持",
+        "project_id": 1,
+    }
 
 
 def test_sync_path_refuses_ids_and_times_the_store_cannot_hold(store):

@@ -1,6 +1,7 @@
 """The Label Studio task format, pinned: the task file `annotator ingest` writes and the task data the
 loop pushes to Label Studio, keys, key order and values exactly as they were before the format got
 its one home (issue #17)."""
+
 from __future__ import annotations
 
 import hashlib
@@ -15,22 +16,26 @@ from tests.conftest import SEEDS, SOURCES
 
 SEED_DOCUMENTS = sorted(SEEDS.glob("*.txt")) or sorted(SOURCES.glob("*.txt"))
 CONFIG = load_label_config()
-FIRST_TASK = {"data": {
-    "text": "日前，上海市科委发布《关于支持外资企业高能级项目落地提升生物医药产业能级的若干措施（征求意见稿）》，"
-            "提出多项措施促进生物医药外资企业高能级项目落地。",
-    "section": "上海多措并举支持外资企业高能级项目落地提升生物医药产业能级",
-    "clause_id": "d38815896344c605",
-    "document": "上海多措并举支持外资企业高能级项目落地提升生物医药产业能级",
-    "source": "000_bfb6d9dd505d3527.txt",
-}}
-LAST_TASK = {"data": {
-    "text": "加强产业协同。支持龙头企业、高校、科研院所与孵化器建立战略合作，为在孵企业提供实验室、小试中试、"
-            "检验检测、应用场景、供应链、市场渠道等专业技术服务及产业资源。",
-    "section": "深圳多措并举促进科技型企业孵化器发展",
-    "clause_id": "b2a52aaf0e6bcaa1",
-    "document": "上海明确从三方面打造全球领先的高级别自动驾驶引领区",
-    "source": "003_1ac979fa05646563.txt",
-}}
+FIRST_TASK = {
+    "data": {
+        "text": "日前，上海市科委发布《关于支持外资企业高能级项目落地提升生物医药产业能级的若干措施（征求意见稿）》，"
+        "提出多项措施促进生物医药外资企业高能级项目落地。",
+        "section": "上海多措并举支持外资企业高能级项目落地提升生物医药产业能级",
+        "clause_id": "d38815896344c605",
+        "document": "上海多措并举支持外资企业高能级项目落地提升生物医药产业能级",
+        "source": "000_bfb6d9dd505d3527.txt",
+    }
+}
+LAST_TASK = {
+    "data": {
+        "text": "加强产业协同。支持龙头企业、高校、科研院所与孵化器建立战略合作，为在孵企业提供实验室、小试中试、"
+        "检验检测、应用场景、供应链、市场渠道等专业技术服务及产业资源。",
+        "section": "深圳多措并举促进科技型企业孵化器发展",
+        "clause_id": "b2a52aaf0e6bcaa1",
+        "document": "上海明确从三方面打造全球领先的高级别自动驾驶引领区",
+        "source": "003_1ac979fa05646563.txt",
+    }
+}
 
 
 def reference_task_file(documents: list[Document]) -> bytes:
@@ -43,8 +48,17 @@ def reference_task_file(documents: list[Document]) -> bytes:
             if seg.id in written:
                 continue
             written.add(seg.id)
-            tasks.append({"data": {"text": seg.text, "section": seg.section, "clause_id": seg.id,
-                                   "document": doc.title, "source": source}})
+            tasks.append(
+                {
+                    "data": {
+                        "text": seg.text,
+                        "section": seg.section,
+                        "clause_id": seg.id,
+                        "document": doc.title,
+                        "source": source,
+                    }
+                }
+            )
     return json.dumps(tasks, ensure_ascii=False, indent=1).encode("utf-8")
 
 
@@ -57,7 +71,9 @@ def test_the_seed_documents_task_file_is_byte_for_byte_todays(tmp_path):
     assert data == reference_task_file(documents)
     # The file itself, as of the refactor (this also pins how the seed documents are segmented).
     assert (len(data), hashlib.sha256(data).hexdigest()) == (
-        242422, "5c7f9e904b0e1b7787b26476c20a22de9f54221fb2efd26c24aafe9edc0db9e1")
+        242422,
+        "5c7f9e904b0e1b7787b26476c20a22de9f54221fb2efd26c24aafe9edc0db9e1",
+    )
     tasks = json.loads(data)
     assert tasks[0] == FIRST_TASK and tasks[-1] == LAST_TASK
     assert all(list(t) == ["data"] for t in tasks)
@@ -75,23 +91,28 @@ def test_a_clause_in_two_documents_is_written_once_in_order(tmp_path):
     data = out.read_bytes()
     assert data == reference_task_file(documents)
     assert data.decode("utf-8") == (
-        '[\n'
+        "[\n"
         ' {\n  "data": {\n   "text": "对符合条件的企业给予贷款贴息支持。",\n   "section": "",\n'
         '   "clause_id": "c1",\n   "document": "甲",\n   "source": "a.txt"\n  }\n },\n'
         ' {\n  "data": {\n   "text": "支持人才引进。",\n   "section": "二、人才",\n'
         '   "clause_id": "c2",\n   "document": "甲",\n   "source": "a.txt"\n  }\n },\n'
         ' {\n  "data": {\n   "text": "加大研发投入。",\n   "section": "三、研发",\n'
         '   "clause_id": "c3",\n   "document": "乙",\n   "source": "b.md"\n  }\n }\n'
-        ']')
+        "]"
+    )
 
 
 # The task data pushed to Label Studio ---------------------------------------------------------------
 def test_pushed_task_data_keys_in_order():
     data = task_data("d38815896344c605", "对符合条件的企业给予贷款贴息支持。", "一、财政", CONFIG)
-    assert list(data.items()) == [("text", "对符合条件的企业给予贷款贴息支持。"), ("section", "一、财政"),
-                                  ("clause_id", "d38815896344c605")]
+    assert list(data.items()) == [
+        ("text", "对符合条件的企业给予贷款贴息支持。"),
+        ("section", "一、财政"),
+        ("clause_id", "d38815896344c605"),
+    ]
     assert json.dumps(data, ensure_ascii=False) == (
-        '{"text": "对符合条件的企业给予贷款贴息支持。", "section": "一、财政", "clause_id": "d38815896344c605"}')
+        '{"text": "对符合条件的企业给予贷款贴息支持。", "section": "一、财政", "clause_id": "d38815896344c605"}'
+    )
 
 
 def test_pushed_task_data_without_a_section_has_an_empty_one():
@@ -124,8 +145,13 @@ def test_task_wraps_data_then_predictions_in_order():
 
 
 def test_readers_use_the_same_keys():
-    assert (task_format.TEXT_KEY, task_format.SECTION_KEY, task_format.CLAUSE_ID_KEY, task_format.DOCUMENT_KEY,
-            task_format.SOURCE_KEY) == ("text", "section", "clause_id", "document", "source")
+    assert (
+        task_format.TEXT_KEY,
+        task_format.SECTION_KEY,
+        task_format.CLAUSE_ID_KEY,
+        task_format.DOCUMENT_KEY,
+        task_format.SOURCE_KEY,
+    ) == ("text", "section", "clause_id", "document", "source")
 
 
 def test_data_of_reads_a_tasks_data_or_nothing():

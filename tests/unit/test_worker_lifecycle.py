@@ -3,6 +3,7 @@
 Real processes: a parent Python process starts the worker, the test kills the parent with
 SIGKILL and watches what its children do.
 """
+
 from __future__ import annotations
 
 import os
@@ -84,8 +85,13 @@ def _wait(predicate, timeout: float) -> bool:
 
 def _start(script: str, log: Path) -> subprocess.Popen:
     with open(log, "wb") as err:
-        return subprocess.Popen([sys.executable, "-c", textwrap.dedent(script)], cwd=REPO,
-                                env=dict(os.environ, PYTHONPATH=str(REPO)), stdout=subprocess.DEVNULL, stderr=err)
+        return subprocess.Popen(
+            [sys.executable, "-c", textwrap.dedent(script)],
+            cwd=REPO,
+            env=dict(os.environ, PYTHONPATH=str(REPO)),
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
 
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc (Linux)")
@@ -99,14 +105,17 @@ def test_parent_alive_in_a_process_multiprocessing_did_not_start():
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
 def test_the_training_worker_and_its_helpers_exit_when_the_backend_dies(tmp_path, sig):
     pid_file = tmp_path / "worker.pid"
-    parent = _start(f"""
+    parent = _start(
+        f"""
         import time
         from backend.jobs import TrainingQueue
         from tests.unit.test_worker_lifecycle import PidJob
         queue = TrainingQueue(PidJob({str(pid_file)!r}), every=1, delay=0.0, in_process=False)
         queue.request_now()
         time.sleep(300)
-    """, tmp_path / "parent.log")
+    """,
+        tmp_path / "parent.log",
+    )
     try:
         assert _wait(pid_file.exists, 90), (tmp_path / "parent.log").read_text()
         worker = int(pid_file.read_text())
@@ -115,8 +124,9 @@ def test_the_training_worker_and_its_helpers_exit_when_the_backend_dies(tmp_path
         os.kill(parent.pid, sig)
         parent.wait(10)
         assert _wait(lambda: not _running(worker), 15), "the worker outlived its backend"
-        assert _wait(lambda: not any(_running(p) for p in helpers), 15), \
+        assert _wait(lambda: not any(_running(p) for p in helpers), 15), (
             f"still running: {[p for p in helpers if _running(p)]}"
+        )
     finally:
         if parent.poll() is None:
             parent.kill()
@@ -127,14 +137,17 @@ def test_the_training_worker_and_its_helpers_exit_when_the_backend_dies(tmp_path
 
 def test_a_run_whose_parent_died_never_publishes_a_model_version(tmp_path):
     home, ready, result = tmp_path / "home", tmp_path / "ready", tmp_path / "result"
-    parent = _start(f"""
+    parent = _start(
+        f"""
         import multiprocessing, time
         from tests.unit.test_worker_lifecycle import publish_after_parent_dies
         child = multiprocessing.get_context("spawn").Process(
             target=publish_after_parent_dies, args=({str(home)!r}, {str(ready)!r}, {str(result)!r}))
         child.start()
         time.sleep(300)
-    """, tmp_path / "parent.log")
+    """,
+        tmp_path / "parent.log",
+    )
     try:
         assert _wait(ready.exists, 90), (tmp_path / "parent.log").read_text()
         child = int(ready.read_text())
@@ -142,8 +155,10 @@ def test_a_run_whose_parent_died_never_publishes_a_model_version(tmp_path):
         parent.wait(10)
         assert _wait(result.exists, 30), (tmp_path / "parent.log").read_text()
         outcome = result.read_text(encoding="utf-8")
-        assert outcome == (f"ParentDiedError: the parent process (pid {parent.pid}) of this worker (pid {child}) "
-                           "died; model version 1 is not published (the run is interrupted)")
+        assert outcome == (
+            f"ParentDiedError: the parent process (pid {parent.pid}) of this worker (pid {child}) "
+            "died; model version 1 is not published (the run is interrupted)"
+        )
         from annotator.storage.store import Store
 
         with Store(home / "annotator.db") as store:
