@@ -279,6 +279,10 @@ def test_a_chunked_body_over_the_cap_is_413_not_a_truncated_400(tmp_path):
 
 
 def test_health_says_whether_batches_can_reach_label_studio(trained_home):
+    from annotator.cycle.loop import PROJECT_KEY
+
+    with Store(Settings(home=trained_home).store_url) as store:  # connected, whichever test ran first
+        store.set_meta(PROJECT_KEY, "1")
     without, _ = make_client(trained_home)
     assert without.get("/health").get_json()["label_studio"] == {
         "url": "http://127.0.0.1:8080",

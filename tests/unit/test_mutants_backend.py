@@ -3,6 +3,7 @@
 Each asserts what a person running the backend sees: the status code and error body of a refused
 request, and the log line that says which Label Studio project the backend connected to.
 """
+
 from __future__ import annotations
 
 import base64
@@ -84,8 +85,12 @@ def test_learning_the_project_asks_once_for_it_to_be_wired_and_filled(tmp_path):
     assert client.post("/setup", json={"project": "4.1", "schema": schema}).status_code == 200
     assert queue.refreshes == 1  # the home learned project 4: wire it (sampling, webhook) and fill it
     assert client.post("/setup", json={"project": "4.1", "schema": schema}).status_code == 200
-    assert client.post("/webhook", json={"action": "ANNOTATIONS_DELETED", "project": {"id": 4},
-                                         "annotations": [{"id": 5}]}).status_code == 201
+    assert (
+        client.post(
+            "/webhook", json={"action": "ANNOTATIONS_DELETED", "project": {"id": 4}, "annotations": [{"id": 5}]}
+        ).status_code
+        == 201
+    )
     assert queue.refreshes == 1  # the same project again: nothing new to wire
 
 

@@ -1,5 +1,6 @@
 """Tests written for mutants that mutmut found alive in annotator/model/classifier.py
 (docs/mutation-testing.md): the decision rule behind every pre-fill, /predict and ``annotator predict``."""
+
 from __future__ import annotations
 
 import numpy as np

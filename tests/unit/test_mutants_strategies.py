@@ -4,6 +4,7 @@
 lean of labelwise margin, label quota, rarity weighting, BADGE and tempered sampling's
 ``need_power`` towards the labels random sampling starves. Its values are checked exactly.
 """
+
 from __future__ import annotations
 
 import random
@@ -26,7 +27,7 @@ def test_label_need_is_one_over_one_plus_the_positives_to_the_power():
     est = SimpleNamespace(label_counts_=np.array([0.0, 1.0, 3.0, 9.0]))
     assert label_need(est, 4).tolist() == pytest.approx([1.0, 1 / 2, 1 / 4, 1 / 10])  # power 1 by default
     assert label_need(est, 4, 2.0).tolist() == pytest.approx([1.0, 1 / 4, 1 / 16, 1 / 100])
-    assert label_need(est, 4, 0.5).tolist() == pytest.approx([1.0, 2 ** -0.5, 1 / 2, 10 ** -0.5])
+    assert label_need(est, 4, 0.5).tolist() == pytest.approx([1.0, 2**-0.5, 1 / 2, 10**-0.5])
     assert label_need(est, 4, 0.0).tolist() == [1.0, 1.0, 1.0, 1.0]
 
 
@@ -37,6 +38,7 @@ def test_label_need_is_uniform_when_the_positives_are_unknown():
 
 
 # The default strategy, tempered sampling: which clauses it queues, exactly ------------------------
+
 
 @pytest.fixture(scope="module")
 def fitted():

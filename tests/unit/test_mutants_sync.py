@@ -4,6 +4,7 @@
 Label Studio reached it. Here a stand-in client serves the project's users and tasks, and the
 test checks what ``annotator sync`` reports and what the store holds afterwards.
 """
+
 from __future__ import annotations
 
 from annotator import Annotation, Clause, record_annotation
@@ -18,15 +19,18 @@ GONE = "支持企业开展技术改造。"
 
 
 def ls_annotation(ann_id, choices, user=1, cancelled=False):
-    return {"id": ann_id, "completed_by": user, "was_cancelled": cancelled,
-            "created_at": "2024-05-01T10:00:00Z", "updated_at": "2024-05-01T10:00:00Z",
-            "result": [{"from_name": "labels", "to_name": "text", "type": "choices",
-                        "value": {"choices": list(choices)}}]}
+    return {
+        "id": ann_id,
+        "completed_by": user,
+        "was_cancelled": cancelled,
+        "created_at": "2024-05-01T10:00:00Z",
+        "updated_at": "2024-05-01T10:00:00Z",
+        "result": [{"from_name": "labels", "to_name": "text", "type": "choices", "value": {"choices": list(choices)}}],
+    }
 
 
 def ls_task(task_id, text, *annotations, project=5):
-    return {"id": task_id, "project": project, "data": {"text": text, "section": ""},
-            "annotations": list(annotations)}
+    return {"id": task_id, "project": project, "data": {"text": text, "section": ""}, "annotations": list(annotations)}
 
 
 class FakeClient:
@@ -50,11 +54,15 @@ def test_sync_adds_new_annotations_reports_problems_and_marks_vanished_ones_dele
     store.add_clauses([Clause(clause_id(SECOND), SECOND, None, "")])
     store.save_annotation(Annotation(clause_id(SECOND), ("人才队伍",), "seed", "seed"))
     client = FakeClient(
-        [ls_task(7, FIRST, ls_annotation(11, ["金融支持", "企业"], user=1),
-                 ls_annotation(12, ["没有这个标签"], user=2)),
-         ls_task(8, SECOND, ls_annotation(13, ["人才队伍"], user=2, cancelled=True)),
-         ls_task(9, SECOND)],
-        users=[{"id": 1, "email": "ann@example.org"}, {"id": 2}])
+        [
+            ls_task(
+                7, FIRST, ls_annotation(11, ["金融支持", "企业"], user=1), ls_annotation(12, ["没有这个标签"], user=2)
+            ),
+            ls_task(8, SECOND, ls_annotation(13, ["人才队伍"], user=2, cancelled=True)),
+            ls_task(9, SECOND),
+        ],
+        users=[{"id": 1, "email": "ann@example.org"}, {"id": 2}],
+    )
 
     report = sync_project(store, client, 5, CONFIG)
 
@@ -64,8 +72,10 @@ def test_sync_adds_new_annotations_reports_problems_and_marks_vanished_ones_dele
     [problem] = report["problems"]
     assert problem.startswith("annotation 12: ") and "没有这个标签" in problem
     live = {(a.clause_id, a.labels, a.annotator, a.source, a.ls_annotation_id) for a in store.annotations()}
-    assert live == {(clause_id(FIRST), ("金融支持", "企业"), "ann@example.org", "label_studio", 11),
-                    (clause_id(SECOND), ("人才队伍",), "seed", "seed", None)}
+    assert live == {
+        (clause_id(FIRST), ("金融支持", "企业"), "ann@example.org", "label_studio", 11),
+        (clause_id(SECOND), ("人才队伍",), "seed", "seed", None),
+    }
 
     # A second sync of the same project changes nothing.
     again = sync_project(store, client, 5, CONFIG)
