@@ -83,6 +83,7 @@ _BOUNDS: dict[str, tuple[float, float]] = {
     "retrain_delay": (0, 7 * 86_400),
     "reconcile_every": (0, 7 * 86_400),
     "overlap_share": (0, 1),
+    "self_training": (0, 1_000_000),
 }
 _SECRET_FIELDS = {"ls_api_key", "basic_auth_pass", "webhook_secret", "dashboard_password"}
 _URL_FIELDS = {"database_url", "redis_url"}  # shown with only their password masked
@@ -108,6 +109,9 @@ class Settings:
     keep_versions: int = 5  # model files kept besides the versions whose pre-fills are still shown
     min_train_labels: int = 20  # labels needed before the first model is trained
     overlap_share: float = 0.1  # share of pushed clauses served to two annotators
+    # Unlabeled clauses each retrain may label itself (its most confident ones, at most as many as the
+    # labeled clauses; 0: no self-training). Measured in docs/benchmarks.md, "Self-training on the pool".
+    self_training: int = 1000
     seed: int = 0
     ls_url: str = "http://127.0.0.1:8080"
     ls_api_key: str = field(default="", repr=False)

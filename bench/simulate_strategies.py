@@ -138,6 +138,7 @@ def run(args) -> None:
             seeds=args.seeds,
             first_seed=args.first_seed,
             features=features,
+            model_params=model_params(args),
         )
         name = re.sub(r"[^\w.=,-]", "_", spec)
         seeds = "" if args.first_seed == 0 else f"@seeds{args.first_seed}-{args.first_seed + args.seeds - 1}"
@@ -155,6 +156,12 @@ def run(args) -> None:
             f"full={result['full_data']['macro_f1']:.3f} ({time.perf_counter() - started:.0f} s)",
             flush=True,
         )
+
+
+def model_params(args) -> dict | None:
+    """The classifier's parameters for a run: the product's defaults unless ``--self-training``
+    says otherwise (give such runs their own ``--tag``: the saved files are named by strategy)."""
+    return None if args.self_training is None else {"self_training": args.self_training}
 
 
 def load_all():
@@ -206,6 +213,7 @@ def run_folds(args) -> dict:
                     first_seed=args.first_seed,
                     features=(X[pool], X[test]),
                     track_agreement=True,
+                    model_params=model_params(args),
                 )
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_text(json.dumps(result, ensure_ascii=False))
@@ -394,12 +402,14 @@ def step_timing(args) -> None:
     for n_labeled in (200, 1000, 2000):
         walls, cpus = [], []
         for _ in range(args.repeats):
+            params = model_params(args) or {}
             learner = S.make_learner(
-                PolicyClassifier(labels=labels),
+                PolicyClassifier(labels=labels, **params),
                 S.DEFAULT_STRATEGY,
                 X_training=X[:n_labeled],
                 Y_training=Y[:n_labeled],
                 groups=groups[:n_labeled],
+                unlabeled=X,
             )
             started, started_cpu = time.perf_counter(), time.process_time()
             picked = S.select_batch(
@@ -412,7 +422,7 @@ def step_timing(args) -> None:
             )
             queried = time.perf_counter()
             new = np.asarray(picked) + n_labeled
-            learner.teach(X[new], Y[new], groups=groups[new])
+            learner.teach(X[new], Y[new], groups=groups[new], unlabeled=X)
             done = time.perf_counter()
             walls.append((queried - started, done - queried, done - started))
             cpus.append(time.process_time() - started_cpu)
@@ -446,6 +456,11 @@ def main() -> None:
         default="full",
         help="single: the simulated annotator gives one label per clause (its penalty is "
         "printed against saved full-oracle runs)",
+    )
+    parser.add_argument(
+        "--self-training",
+        type=int,
+        help="the classifier's self_training (pool clauses it may label itself; 0: none); default: the product's",
     )
     parser.add_argument("--table", action="store_true", help="print the table of saved results")
     parser.add_argument("--step-timing", action="store_true", help="time one query + retrain step")

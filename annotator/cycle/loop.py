@@ -26,7 +26,7 @@ from .snapshot import CycleSnapshot
 from ..storage.registry import ModelRegistry
 from ..settings import Settings
 from ..storage.store import Store
-from ..model.classifier import PolicyClassifier
+from ..model.classifier import MAX_SELF_TRAINING_CANDIDATES, PolicyClassifier
 from ..model.training import train_model
 from ..types import Example, ModelVersion
 
@@ -55,6 +55,8 @@ class Retrained:
     # Near-duplicate group of each example, for the evaluation's split (None: the evaluation computes them;
     # train_model always returns them, but TrainResult.groups is typed optional).
     groups: np.ndarray | None
+    # Feature rows of the unlabeled clauses the classifier self-trained on (the evaluation uses them too).
+    unlabeled: sp.csr_matrix | None = None
 
 
 def retrain(
@@ -82,8 +84,16 @@ def retrain(
     try:
         features = project_features(settings, store, registry, clauses=snapshot.clauses)
         X = features.cache.matrix([e.id for e in examples])
+        unlabeled = self_training_rows(settings, snapshot, features.cache)
         result = train_model(
-            examples, labels, holdout=0, seed=settings.seed, featurizer=features.featurizer, features=X
+            examples,
+            labels,
+            holdout=0,
+            seed=settings.seed,
+            featurizer=features.featurizer,
+            features=X,
+            unlabeled=unlabeled,
+            self_training=settings.self_training,
         )
         metrics = dict(
             result.metrics,
@@ -98,7 +108,21 @@ def retrain(
         store.finish_train_run(run_id, error=f"{type(exc).__name__}: {exc}")
         raise
     store.finish_train_run(run_id, model_version=version.version)
-    return Retrained(version, result.model, examples, X, features.cache, result.groups)
+    return Retrained(version, result.model, examples, X, features.cache, result.groups, unlabeled)
+
+
+def self_training_rows(settings: Settings, snapshot: CycleSnapshot, cache: PoolCache) -> sp.csr_matrix | None:
+    """Feature rows of the clauses nobody has answered yet, for the classifier's self-training: at
+    most ``MAX_SELF_TRAINING_CANDIDATES`` of them, drawn with the project's seed (None when
+    self-training is off)."""
+    if not settings.self_training:
+        return None
+    answered = snapshot.labeled_ids
+    ids = [c.id for c in snapshot.clauses if c.id not in answered]
+    if len(ids) > MAX_SELF_TRAINING_CANDIDATES:
+        keep = np.random.default_rng(settings.seed).choice(len(ids), MAX_SELF_TRAINING_CANDIDATES, replace=False)
+        ids = [ids[i] for i in np.sort(keep)]
+    return cache.matrix(ids)
 
 
 INTERRUPTED = "interrupted: the process stopped before the run finished (its model was never saved)"
@@ -121,6 +145,8 @@ def evaluate_version(settings: Settings, store: Store, trained: Retrained, *, ho
         featurizer=trained.model.featurizer_,
         features=trained.X,
         groups=trained.groups,
+        unlabeled=trained.unlabeled,
+        self_training=settings.self_training,
     )
     figures = {k: v for k, v in result.metrics.items() if k != "untrainable_labels"}
     store.update_model_metrics(

@@ -23,6 +23,15 @@ How a fit goes (every step measured with ``bench/model_quality.py``, see docs/be
    are tuned per label for F1 under that whole rule on the out-of-sample probabilities, then
    shrunk halfway toward the best shared threshold (per-label optima are noisy for rare labels).
 
+5. **Self-training on the pool** (when ``fit`` gets ``unlabeled`` clauses and ``self_training > 0``):
+   after the fit above, the unlabeled clauses whose every label is furthest from its threshold (in
+   logit) get the model's own decisions as labels -- as many as there are labeled clauses, at most
+   ``self_training`` -- and the per-label models are refitted on both. Calibration and thresholds
+   still read only the real labels (their leave-group-out scores under the refitted model).
+   Uncertainty sampling asks for the clauses near the boundary; the confident ones it never asks
+   for come back this way (Wang et al. 2016, "cost-effective active learning"). Measured in
+   docs/benchmarks.md ("Self-training on the pool").
+
 Before all this, near-duplicate clauses pool their labels (``merge_duplicate_labels``): the seed
 file gives a clause and its truncated copy different single labels (each the label it was collected
 for), so each copy is taught both; the figures that tune thresholds use the pooled labels too.
@@ -66,6 +75,10 @@ MIN_LOO_CALIBRATION_ROWS = 40  # with cv = "loo"
 MIN_PLATT_POSITIVES = 3  # positives (and negatives) for a label's own Platt fit
 MIN_TUNING_POSITIVES = 5  # fewer: the label uses the shared threshold instead of its own
 THRESHOLD_SHRINKAGE = 0.5  # weight of the shared threshold in each label's tuned one
+# Self-training: no pseudo-labels below this many labeled clauses (the first models are too weak to
+# teach), and at most this many unlabeled clauses scored for them (a random subsample of a larger pool).
+MIN_SELF_TRAINING_ROWS = 100
+MAX_SELF_TRAINING_CANDIDATES = 20_000
 THRESHOLD_GRID = np.round(np.linspace(0.1, 0.9, 33), 3)
 NB_SMOOTHING = 1.0  # additive smoothing of the naive-Bayes feature counts
 # liblinear's stopping tolerance. At 2,000 clauses, 1e-2 stops after 14 passes on average instead
@@ -128,6 +141,10 @@ class PolicyClassifier(ClassifierMixin, BaseEstimator):
     random_state : seeds the fold split and liblinear's coordinate order.
     merge_duplicate_labels : train every clause on the union of the label sets of its group
         (``groups`` of :meth:`fit`: near-duplicates; of :meth:`fit_features`: identical rows).
+    self_training : at most this many unlabeled clauses (and never more than the labeled ones)
+        are added with the model's own, most confident decisions when ``fit`` is given
+        ``unlabeled`` clauses; 0 disables self-training. The default, 1,000, keeps a refit at
+        2,000 labels under a second (docs/benchmarks.md, "Step time").
 
     Attributes
     ----------
@@ -137,7 +154,9 @@ class PolicyClassifier(ClassifierMixin, BaseEstimator):
     calibration_ : (n_labels, 2) Platt ``(a, b)`` per label.
     thresholds_ : (n_labels,) decision thresholds on the calibrated probabilities.
     untrainable_labels_ : tuple of labels with no positive or no negative training example.
-    n_train_ : number of training clauses.
+    n_train_ : number of (really) labeled training clauses.
+    n_self_trained_ : number of unlabeled clauses added with the model's own labels (0 without
+        self-training).
 
     Examples
     --------
@@ -160,6 +179,7 @@ class PolicyClassifier(ClassifierMixin, BaseEstimator):
         n_jobs=1,
         random_state=0,
         merge_duplicate_labels=True,
+        self_training=1000,
     ):
         self.labels = labels
         self.C = C
@@ -172,9 +192,10 @@ class PolicyClassifier(ClassifierMixin, BaseEstimator):
         self.n_jobs = n_jobs
         self.random_state = random_state
         self.merge_duplicate_labels = merge_duplicate_labels
+        self.self_training = self_training
 
     # Fitting -------------------------------------------------------------------------------
-    def fit(self, X, Y, groups=None) -> PolicyClassifier:
+    def fit(self, X, Y, groups=None, unlabeled=None) -> PolicyClassifier:
         """Fit the featurizer and the per-label models on raw texts.
 
         Parameters
@@ -183,6 +204,8 @@ class PolicyClassifier(ClassifierMixin, BaseEstimator):
         Y : (n_texts, n_labels) 0/1 matrix, columns in ``labels`` order.
         groups : optional group id per text for the calibration folds; by default near-duplicate
             texts (same 3-shingles up to punctuation, or one inside the other) share a group.
+        unlabeled : optional sequence of str, clauses without labels, for self-training (see
+            ``self_training``). The featurizer is fitted on ``X`` only.
 
         Raises
         ------
@@ -196,21 +219,29 @@ class PolicyClassifier(ClassifierMixin, BaseEstimator):
         self.featurizer_ = featurizer
         if groups is None and (self._calibrates(len(docs)) or self.merge_duplicate_labels):
             groups = near_duplicate_groups(docs)
-        return self.fit_features(features, Y, groups=groups)
+        pool = None if unlabeled is None else featurizer.transform(check_documents(unlabeled))
+        return self.fit_features(features, Y, groups=groups, unlabeled=pool)
 
-    def fit_features(self, features: sp.spmatrix, Y, groups=None) -> PolicyClassifier:
+    def fit_features(self, features: sp.spmatrix, Y, groups=None, unlabeled=None) -> PolicyClassifier:
         """Fit the per-label models on already computed features (the featurizer must be fitted).
 
         ``groups`` as in :meth:`fit`; by default identical feature rows (e.g. the repeats of a
-        bootstrap sample) share a group.
+        bootstrap sample) share a group. ``unlabeled``: feature rows of clauses without labels,
+        for self-training; rows identical to a labeled one are never used.
         """
         # One BLAS thread: the products here are small, and on a busy 2-core machine OpenBLAS's
         # threads spin against each other (the Platt fits ran 6x slower under load).
         with threadpool_limits(limits=1, user_api="blas"):
-            return self._fit_features(features, Y, groups)
+            features = sp.csr_matrix(features)
+            Y, groups = self._fit_features(features, Y, groups)
+            if unlabeled is not None:
+                self._self_train(features, Y, groups, unlabeled)
+            return self
 
-    def _fit_features(self, features: sp.spmatrix, Y, groups) -> PolicyClassifier:
-        features = sp.csr_matrix(features)
+    def _fit_features(self, features: sp.csr_matrix, Y, groups) -> tuple[np.ndarray, np.ndarray | None]:
+        """The fit on labeled rows; returns the labels it trained on (merged over ``groups``) and
+        the groups it used."""
+        self.n_self_trained_ = 0
         Y = self._check_Y(Y, features.shape[0])
         if groups is not None and len(groups) != len(Y):
             raise InputError(f"groups has {len(groups)} entries but there are {len(Y)} texts: one group id per text")
@@ -238,7 +269,53 @@ class PolicyClassifier(ClassifierMixin, BaseEstimator):
         if self.threshold != "tuned":
             self.thresholds_[:] = float(self.threshold)
         self.n_train_ = len(Y)
-        return self
+        return Y, groups
+
+    def _self_train(self, features: sp.csr_matrix, Y: np.ndarray, groups: np.ndarray | None, unlabeled) -> None:
+        """Refit on the labeled rows plus the most confident unlabeled rows, labeled by the fitted
+        model's own decisions; calibration and thresholds from the labeled rows' scores only."""
+        n = len(Y)
+        k = min(n, int(self.self_training or 0))
+        if k < 1 or n < MIN_SELF_TRAINING_ROWS or not len(self.trainable_) or not unlabeled.shape[0]:
+            return
+        pool = sp.csr_matrix(unlabeled, dtype=features.dtype)
+        if pool.shape[1] != features.shape[1]:
+            raise InputError(
+                f"unlabeled has {pool.shape[1]} feature columns but the labeled rows have {features.shape[1]}: "
+                "use the same fitted featurizer for both"
+            )
+        rows = np.arange(pool.shape[0])
+        if len(rows) > MAX_SELF_TRAINING_CANDIDATES:
+            rows = np.sort(
+                np.random.default_rng(self.random_state).choice(len(rows), MAX_SELF_TRAINING_CANDIDATES, replace=False)
+            )
+        candidates = pool[rows]
+        proba = self.predict_proba_features(candidates)
+        decisions = self.decide(proba)
+        confidence = np.abs(_logit(proba[:, self.trainable_]) - _logit(self.thresholds_[self.trainable_])).min(axis=1)
+        # A clause already labeled (an identical feature row) keeps its real labels only.
+        ids = _identical_rows(sp.vstack([features, candidates], format="csr"))
+        confidence[np.isin(ids[n:], ids[:n])] = -np.inf
+        k = min(k, int(np.isfinite(confidence).sum()))
+        if k < 1:
+            return
+        chosen = np.argsort(-confidence, kind="stable")[:k]
+        X2 = sp.vstack([features, candidates[chosen]], format="csr")
+        Y2 = np.vstack([Y, decisions[chosen].astype(np.int8)])
+        groups = _identical_rows(features) if groups is None else np.unique(np.asarray(groups), return_inverse=True)[1]
+        groups2 = np.concatenate([groups, groups.max(initial=-1) + 1 + np.arange(k)])
+        coef, self.intercept_, nb_weights = self._fit_linear(X2, Y2)
+        fixed = np.ones(len(self.labels_), dtype=bool)
+        fixed[self.trainable_] = False
+        coef[fixed], self.intercept_[fixed] = 0.0, 0.0  # labels without real positives stay constant
+        self.coef_ = np.asfortranarray(coef)
+        self.calibration_ = np.tile([1.0, 0.0], (len(self.labels_), 1))
+        if self._calibrates(n):
+            self._calibrate(X2, Y2, groups2, nb_weights, n_labeled=n)
+        if self.threshold != "tuned":
+            self.thresholds_[:] = float(self.threshold)
+        self.n_self_trained_ = k
+        log.info("self-training: %d unlabeled clauses added with the model's own labels", k)
 
     def _calibrates(self, n: int) -> bool:
         if self.cv is None:
@@ -287,14 +364,26 @@ class PolicyClassifier(ClassifierMixin, BaseEstimator):
         r = np.log(p / p.sum(axis=0)) - np.log(q / q.sum(axis=0))
         return (np.sign(r) * np.abs(r) ** self.nb_power).astype(np.float32)
 
-    def _calibrate(self, features: sp.csr_matrix, Y: np.ndarray, groups: np.ndarray, nb_weights: np.ndarray) -> None:
-        """Platt-scale each label on out-of-sample scores and tune the decision thresholds."""
+    def _calibrate(
+        self,
+        features: sp.csr_matrix,
+        Y: np.ndarray,
+        groups: np.ndarray,
+        nb_weights: np.ndarray,
+        n_labeled: int | None = None,
+    ) -> None:
+        """Platt-scale each label on out-of-sample scores and tune the decision thresholds.
+
+        ``n_labeled``: only the first rows are really labeled (the rest are self-training's); the
+        scores come from the model fitted on all rows, the scaling and thresholds from these."""
         if self.cv == "loo":
             scores = self._leave_group_out_scores(features, Y, groups, nb_weights)
         elif len(np.unique(groups)) < self.cv:
             return
         else:
             scores = self._out_of_fold_scores(features, Y, groups)
+        if n_labeled is not None:
+            scores, Y = scores[:n_labeled], Y[:n_labeled]
         # Labels with too few positives for their own Platt fit (early in active
         # learning, most of them) share one fitted on every label's scores pooled: left on the raw
         # sigmoid of a class-balanced model, they would outrank the calibrated labels everywhere.
@@ -531,6 +620,11 @@ def _identical_rows(features: sp.csr_matrix) -> np.ndarray:
         key = hashlib.sha1(features.indices[start:end].tobytes() + features.data[start:end].tobytes()).digest()
         out[i] = ids.setdefault(key, len(ids))
     return out
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, 1e-6, 1 - 1e-6)
+    return np.log(p) - np.log1p(-p)
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:

@@ -79,6 +79,7 @@ def train_model(
     featurizer=None,
     features=None,
     groups=None,
+    unlabeled=None,
     **model_params,
 ) -> TrainResult:
     """Fit a PolicyClassifier on ``examples``.
@@ -90,7 +91,9 @@ def train_model(
     ``featurizer`` (already fitted, e.g. on the whole pool) and ``features`` (its rows for
     ``examples``, e.g. from the pool cache) skip tokenizing: only the classifier is fitted.
     ``groups``: the examples' near-duplicate groups when already known (``TrainResult.groups``
-    of an earlier training on the same examples); computed otherwise.
+    of an earlier training on the same examples); computed otherwise. ``unlabeled``: clauses
+    without labels for the classifier's self-training (texts, or feature rows when ``featurizer``
+    is given); none by default.
 
     Raises
     ------
@@ -109,10 +112,12 @@ def train_model(
 
     def fit(rows):
         if featurizer is None:
-            return PolicyClassifier(**params).fit([texts[i] for i in rows], Y[rows], groups=groups[rows])
+            return PolicyClassifier(**params).fit(
+                [texts[i] for i in rows], Y[rows], groups=groups[rows], unlabeled=unlabeled
+            )
         model = PolicyClassifier(**params)
         model.featurizer_ = featurizer
-        return model.fit_features(features[rows], Y[rows], groups=groups[rows])
+        return model.fit_features(features[rows], Y[rows], groups=groups[rows], unlabeled=unlabeled)
 
     everything = np.arange(len(examples))
     if featurizer is not None and features is None:

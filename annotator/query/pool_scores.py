@@ -95,16 +95,15 @@ class FeatureClassifier(BaseEstimator):
         wrapper._set_label_stats(None if Y_labeled is None else np.asarray(Y_labeled), len(model.labels_))
         return wrapper
 
-    def fit(self, X, Y, groups=None) -> FeatureClassifier:
+    def fit(self, X, Y, groups=None, unlabeled=None) -> FeatureClassifier:
         """Fit a clone of ``model`` on feature rows; ``groups`` (near-duplicate group per row) is
-        passed on for the model's calibration folds."""
+        passed on for the model's calibration folds, ``unlabeled`` (feature rows of the pool) for
+        its self-training. The committee members use neither."""
         if self.model is None:
             raise InputError("FeatureClassifier needs a model, e.g. PolicyClassifier(labels=...)")
         Y = np.asarray(Y)
-        self.model_ = (
-            clone(self.model).fit_features(X, Y)
-            if groups is None
-            else clone(self.model).fit_features(X, Y, groups=np.asarray(groups))
+        self.model_ = clone(self.model).fit_features(
+            X, Y, groups=None if groups is None else np.asarray(groups), unlabeled=unlabeled
         )
         self.members_ = []
         rng = np.random.default_rng(self.random_state)

@@ -233,6 +233,7 @@ def run_once(
         X_training=X_pool[first],
         Y_training=Y_pool[first],
         groups=None if groups is None else groups[first],
+        unlabeled=X_pool,
         random_state=int(rng.integers(2**31 - 1)),
     )
     n_train = len(first)
@@ -257,7 +258,9 @@ def run_once(
         new = free[np.asarray(picked, dtype=int)]
         if not len(new):
             break
-        learner.teach(X_pool[new], Y_pool[new], groups=None if groups is None else groups[new])
+        # The whole pool goes to the classifier's self-training, as the live loop passes the
+        # project's clauses; the rows already labeled are left out by the classifier itself.
+        learner.teach(X_pool[new], Y_pool[new], groups=None if groups is None else groups[new], unlabeled=X_pool)
         n_train += len(new)
         # The product never shows a clause whose normalized text is already labeled: its copies
         # leave the pool without counting as labels.

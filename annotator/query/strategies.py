@@ -335,12 +335,20 @@ def _check_rows(X, y, what: str = "X and y") -> None:
 
 
 def make_learner(
-    model, strategy: str | Strategy = "default", *, X_training=None, Y_training=None, groups=None, random_state: int = 0
+    model,
+    strategy: str | Strategy = "default",
+    *,
+    X_training=None,
+    Y_training=None,
+    groups=None,
+    unlabeled=None,
+    random_state: int = 0,
 ) -> PolicyActiveLearner:
     """A modAL learner over precomputed features whose ``query`` runs ``strategy``.
 
     ``model`` is an unfitted PolicyClassifier (fitted on ``X_training`` if given, with ``groups``
-    the near-duplicate group of each row for its calibration folds; refitted by ``teach``) or an
+    the near-duplicate group of each row for its calibration folds and ``unlabeled`` the pool's
+    feature rows for its self-training; refitted by ``teach``, which takes both too) or an
     already fitted one (wrapped as is: the live product never fits while querying).
     Committee strategies get a :class:`FeatureClassifier` with a bootstrap committee inside.
     """
@@ -351,7 +359,7 @@ def make_learner(
     estimator = FeatureClassifier(model=model, n_members=strategy.committee, random_state=random_state)
     learner = PolicyActiveLearner(estimator, strategy.fn)
     if X_training is not None:
-        learner.fit(X_training, Y_training, groups=groups)
+        learner.fit(X_training, Y_training, groups=groups, unlabeled=unlabeled)
     return learner
 
 

@@ -12,6 +12,7 @@ from annotator.cycle.sync import record_annotation
 from annotator.text.normalize import clause_id
 from annotator.model.poolcache import featurizer_fingerprint
 from annotator.cycle.project import import_labels
+from annotator.settings import Settings
 from annotator.types import Annotation, Clause
 
 from ..conftest import seed_lines
@@ -62,6 +63,22 @@ def test_later_retrains_reuse_the_project_featurizer_and_its_cache(settings, sto
     assert second.model.featurizer_ is first.model.featurizer_
     assert second.version.metrics["featurizer_fingerprint"] == first.version.metrics["featurizer_fingerprint"]
     assert [p.name for p in (settings.cache_dir / "pool").iterdir()] == [first.cache.directory.name]
+
+
+def test_a_retrain_self_trains_on_the_clauses_nobody_answered(settings, store, project):
+    """The pool the classifier labels itself is the store's unanswered clauses (a "not a policy
+    measure" answer counts as answered); its held-out evaluation trains the same way."""
+    unanswered = [c for c in store.clauses() if c.id not in store.labeled_clause_ids()]
+    store.save_annotation(Annotation(unanswered[0].id, (), "ann@example.com", "label_studio", not_policy=True))
+    trained = retrain(settings, store, project)
+    assert trained.unlabeled is not None and trained.unlabeled.shape[0] == len(unanswered) - 1
+    assert trained.model.n_self_trained_ == len(unanswered) - 1  # fewer than the 200 labeled: all
+    assert store.latest_model_version().n_train == 200  # pseudo-labels are not labels
+    evaluate_version(settings, store, trained)
+
+    off = Settings(**{**settings.__dict__, "self_training": 0})
+    plain = retrain(off, store, project)
+    assert plain.unlabeled is None and plain.model.n_self_trained_ == 0
 
 
 def test_training_a_project_without_enough_labels_says_how_to_fix_it(settings, store):

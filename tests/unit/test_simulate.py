@@ -415,3 +415,15 @@ def test_cli_simulate_fold_usage_errors(tiny, tmp_path, args, message):
     )
     assert result.exit_code == 2
     assert message in result.output
+
+
+def test_the_simulated_classifier_self_trains_on_the_pool_as_the_live_one(tiny):
+    """From MIN_SELF_TRAINING_ROWS labels on, the simulated model labels pool clauses itself, as a
+    live retrain does; below, and with ``self_training=0``, the curves are the plain model's."""
+    kwargs = dict(strategies=("random",), seed_size=60, batch_size=50, budget=110, seeds=1)
+    trained = run(tiny, **kwargs, model_params={"cv": 1})
+    plain = run(tiny, **kwargs, model_params={"cv": 1, "self_training": 0})
+    first, second = trained["curves"]["random"], plain["curves"]["random"]
+    assert [p["labels"] for p in first] == [p["labels"] for p in second] == [60, 110]
+    assert first[0] == second[0]  # 60 labels: below the minimum, no self-training
+    assert first[1] != second[1]  # 110 labels: the pool changed the model
