@@ -30,11 +30,14 @@ log = logging.getLogger(__name__)
 
 # Defaults chosen with the simulator on folds 0-1 of the seed file and reported on folds 2-4
 # (docs/benchmarks.md): stop when the next 200 labels should add less than 0.01 macro-F1 (upper
-# end of the interval) and 3 versions in a row agree at kappa >= 0.96 on the unlabeled pool
+# end of the interval) and 3 versions in a row agree at kappa >= 0.92 on the unlabeled pool
 # (Bloodgood & Vijay-Shanker's window of 3; their 0.99 was never reached by versions 50 labels
-# apart on this data before 2,000 labels).
+# apart on this data before 2,000 labels). 0.92 is for the self-trained classifier (the default):
+# its consecutive versions agree ~0.02 less than plain ones (median 0.94 against 0.96 at 1,500-2,000
+# labels), and at the earlier 0.96 most self-trained runs never stopped; without self-training
+# (``self_training = 0``) 0.96 gave the same stopping points as 0.92 gives now.
 MIN_GAIN = 0.01
-AGREEMENT_THRESHOLD = 0.96
+AGREEMENT_THRESHOLD = 0.92
 MIN_STABLE_VERSIONS = 3
 MIN_CURVE_POINTS = 3
 MIN_SPACING = 50  # labels between the versions the curve is fitted on (the simulator's batch)

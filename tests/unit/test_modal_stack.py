@@ -110,9 +110,9 @@ def test_near_duplicate_groups_ride_along_to_the_calibration_folds(data, monkeyp
     seen = []
     original = PolicyClassifier.fit_features
 
-    def spy(self, features, Y, groups=None):
+    def spy(self, features, Y, groups=None, unlabeled=None):
         seen.append(None if groups is None else list(groups))
-        return original(self, features, Y, groups=groups)
+        return original(self, features, Y, groups=groups, unlabeled=unlabeled)
 
     monkeypatch.setattr(PolicyClassifier, "fit_features", spy)
     groups = np.arange(150) // 2

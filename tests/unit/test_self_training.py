@@ -99,8 +99,10 @@ def test_train_model_passes_the_pool(data):
     assert off.model.n_self_trained_ == 0
 
 
-def test_setting_is_read_and_bounded():
+def test_setting_is_read_and_bounded(monkeypatch):
     assert Settings().self_training == 1000
-    assert Settings(self_training=0).self_training == 0
-    with pytest.raises(InputError, match="SELF_TRAINING"):
-        Settings(self_training=-1)
+    monkeypatch.setenv("ANNOTATOR_SELF_TRAINING", "0")
+    assert Settings.from_env().self_training == 0
+    monkeypatch.setenv("ANNOTATOR_SELF_TRAINING", "-3")
+    with pytest.raises(InputError, match="^ANNOTATOR_SELF_TRAINING must be from 0 to 1000000, got -3$"):
+        Settings.from_env()
