@@ -257,19 +257,30 @@ class PolicyClassifier(ClassifierMixin, BaseEstimator):
             log.info("labels without positive or negative examples yet: %s", ", ".join(self.untrainable_labels_))
         self.constant_proba_ = (positives == len(Y)).astype(float)
         self.trainable_ = np.flatnonzero(trainable)
+        self._fit_and_calibrate(features, Y, groups)
+        self.n_train_ = len(Y)
+        return Y, groups
+
+    def _fit_and_calibrate(
+        self, features: sp.csr_matrix, Y: np.ndarray, groups: np.ndarray | None, n_labeled: int | None = None
+    ) -> None:
+        """The per-label models on all rows (labels outside ``trainable_`` stay constant), then
+        calibration and thresholds from the first ``n_labeled`` rows' out-of-sample scores (all
+        rows by default; self-training's pseudo-labeled rows come after them)."""
         coef, self.intercept_, nb_weights = self._fit_linear(features, Y)
+        fixed = np.ones(len(self.labels_), dtype=bool)
+        fixed[self.trainable_] = False
+        coef[fixed], self.intercept_[fixed] = 0.0, 0.0
         # Stored column-major: ``coef_.T`` is then a C-contiguous (n_features, n_labels) array, so
         # scoring ``features @ coef_.T`` reads each feature's 27 weights from one cache line
         # (1M pool clauses re-score in 17 s instead of 28 s, bench/pool_scoring.py).
         self.coef_ = np.asfortranarray(coef)
         self.calibration_ = np.tile([1.0, 0.0], (len(self.labels_), 1))  # proba = sigmoid(a*s + b)
         self.thresholds_ = np.full(len(self.labels_), 0.5)
-        if self._calibrates(len(Y)) and len(self.trainable_):
-            self._calibrate(features, Y, np.asarray(groups), nb_weights)
+        if self._calibrates(len(Y) if n_labeled is None else n_labeled) and len(self.trainable_):
+            self._calibrate(features, Y, np.asarray(groups), nb_weights, n_labeled=n_labeled)
         if self.threshold != "tuned":
             self.thresholds_[:] = float(self.threshold)
-        self.n_train_ = len(Y)
-        return Y, groups
 
     def _self_train(self, features: sp.csr_matrix, Y: np.ndarray, groups: np.ndarray | None, unlabeled) -> None:
         """Refit on the labeled rows plus the most confident unlabeled rows, labeled by the fitted
@@ -292,7 +303,7 @@ class PolicyClassifier(ClassifierMixin, BaseEstimator):
         candidates = pool[rows]
         proba = self.predict_proba_features(candidates)
         decisions = self.decide(proba)
-        confidence = np.abs(_logit(proba[:, self.trainable_]) - _logit(self.thresholds_[self.trainable_])).min(axis=1)
+        confidence = np.abs(logit(proba[:, self.trainable_]) - logit(self.thresholds_[self.trainable_])).min(axis=1)
         # A clause already labeled (an identical feature row) keeps its real labels only.
         ids = _identical_rows(sp.vstack([features, candidates], format="csr"))
         confidence[np.isin(ids[n:], ids[:n])] = -np.inf
@@ -304,16 +315,7 @@ class PolicyClassifier(ClassifierMixin, BaseEstimator):
         Y2 = np.vstack([Y, decisions[chosen].astype(np.int8)])
         groups = _identical_rows(features) if groups is None else np.unique(np.asarray(groups), return_inverse=True)[1]
         groups2 = np.concatenate([groups, groups.max(initial=-1) + 1 + np.arange(k)])
-        coef, self.intercept_, nb_weights = self._fit_linear(X2, Y2)
-        fixed = np.ones(len(self.labels_), dtype=bool)
-        fixed[self.trainable_] = False
-        coef[fixed], self.intercept_[fixed] = 0.0, 0.0  # labels without real positives stay constant
-        self.coef_ = np.asfortranarray(coef)
-        self.calibration_ = np.tile([1.0, 0.0], (len(self.labels_), 1))
-        if self._calibrates(n):
-            self._calibrate(X2, Y2, groups2, nb_weights, n_labeled=n)
-        if self.threshold != "tuned":
-            self.thresholds_[:] = float(self.threshold)
+        self._fit_and_calibrate(X2, Y2, groups2, n_labeled=n)  # labels without real positives stay constant
         self.n_self_trained_ = k
         log.info("self-training: %d unlabeled clauses added with the model's own labels", k)
 
@@ -622,7 +624,9 @@ def _identical_rows(features: sp.csr_matrix) -> np.ndarray:
     return out
 
 
-def _logit(p: np.ndarray) -> np.ndarray:
+def logit(p: np.ndarray) -> np.ndarray:
+    """log(p / (1 - p)), with ``p`` clipped to [1e-6, 1 - 1e-6]: the scale on which a probability's
+    distance from its threshold is measured (self-training's confidence, the strategies' margins)."""
     p = np.clip(p, 1e-6, 1 - 1e-6)
     return np.log(p) - np.log1p(-p)
 

@@ -14,7 +14,7 @@ from sklearn.base import BaseEstimator, clone
 from sklearn.utils.validation import check_is_fitted
 
 from ..errors import EmptyPoolError, InputError, PoolExhaustedError
-from ..model.classifier import at_least_one
+from ..model.classifier import at_least_one, logit
 
 log = logging.getLogger(__name__)
 
@@ -172,14 +172,9 @@ class _Outputs:
     pred: np.ndarray  # 0/1 decisions (at least one label per clause)
 
 
-def _logit(p: np.ndarray) -> np.ndarray:
-    p = np.clip(p, 1e-6, 1 - 1e-6)
-    return np.log(p) - np.log1p(-p)
-
-
 def _outputs(est: FeatureClassifier, X_pool) -> _Outputs:
     proba = est.predict_proba(X_pool)
-    margin = _logit(proba) - _logit(est.thresholds_)
+    margin = logit(proba) - logit(est.thresholds_)
     return _Outputs(proba, margin, est.decide(proba))
 
 
