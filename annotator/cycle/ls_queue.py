@@ -427,12 +427,14 @@ def _refresh_waiting(
     predictions = []
     for cid, task in waiting.items():
         record = records.get(cid)
-        if cid in fresh:
-            score, labels = fresh[cid]
-            rows.append((cid, score, version, labels))
-        elif record is not None and task.n_annotations:  # blind: the pre-fill it showed before
+        # Blind: a task someone labeled keeps the pre-fill it showed before, even when the cycle's
+        # snapshot (read before training) does not count that label yet.
+        if record is not None and task.n_annotations:
             score, labels = (record.score if record.score is not None else 0.0), record.prefill_labels
             rows.append((cid, score, None, None))
+        elif cid in fresh:
+            score, labels = fresh[cid]
+            rows.append((cid, score, version, labels))
         else:  # labeled outside Label Studio meanwhile: not served again while others wait
             continue
         predictions.append(prediction_payload(labels, score, name, config, task_id=task.id))

@@ -8,6 +8,7 @@ from annotator import ModelRegistry
 from annotator.errors import InputError
 from annotator.cycle.loop import EVALUATION_PENDING, PROJECT_KEY, evaluate_version, retrain, train_project
 from annotator.cycle.ls_queue import refresh_queue
+from annotator.cycle.snapshot import CycleSnapshot
 from annotator.cycle.sync import record_annotation
 from annotator.text.normalize import clause_id
 from annotator.model.poolcache import featurizer_fingerprint
@@ -222,6 +223,37 @@ def test_a_new_version_rescores_every_waiting_task_and_deletes_none(settings, st
     # Blind: the overlap task keeps the pre-fill it showed before anyone labeled it.
     assert client.current(overlap)["result"][0]["value"]["choices"] == first_prefill
     assert client.next_task()["data"]["clause_id"] not in store.labeled_clause_ids()
+
+
+def test_an_overlap_task_labeled_while_the_model_trains_keeps_its_first_prefill(settings, store, project):
+    """Seen live (CI, 2026-12-04): the cycle reads the store, trains for about a second, then
+    refreshes the queue. A label that reaches the store in between is not in the cycle's snapshot,
+    yet Label Studio already counts it; the overlap task then got the new version's pre-fill, and
+    its second annotator saw a pre-fill made after the first answer (the dashboard counted that
+    double annotation as not blind)."""
+    settings = settings.replace(queue_window=30, batch_size=10)
+    config = settings.labels_config()
+    client = FakeLabelStudio()
+    train_project(settings, store, project)
+    refresh_queue(settings, store, project, client, 1)
+    overlap = client.next_task()
+    overlap["overlap"] = 2
+    first_prefill = client.current(overlap)["result"][0]["value"]["choices"]
+
+    snapshot = CycleSnapshot.read(store, settings.labels)  # the cycle starts: read, then train
+    retrain(settings, store, project, snapshot)  # version 2
+    # Meanwhile the first annotator submits and the webhook is stored.
+    annotation = client.annotate(overlap["id"], [settings.labels[0]], config, ann_id=500)
+    record_annotation(store, annotation, dict(overlap, project=1), config, project_id=1)
+    refresh_queue(settings, store, project, client, 1, snapshot=snapshot)
+
+    assert client.model_version == "policy-clf-v2"
+    shown = client.current(overlap)  # what the second annotator sees
+    assert shown["result"][0]["value"]["choices"] == first_prefill
+    second = client.annotate(overlap["id"], [settings.labels[1]], config, ann_id=501)
+    record_annotation(store, second, dict(overlap, project=1), config, project_id=1)
+    # Both answers remember version 1's pre-fill: the dashboard's blindness count reads this.
+    assert [a.prefill_version for a in store.annotations(sources=["label_studio"])] == [1, 1]
 
 
 def test_a_reused_task_id_never_attaches_a_label_to_the_wrong_clause(settings, store, project):
