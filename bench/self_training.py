@@ -39,16 +39,18 @@ def load(tag: str, fold: int, name: str, first: int, count: int, batch: int = 50
     return result
 
 
-def compare(folds: list[int], first: int, count: int) -> dict:
-    """Arms renamed ``{tag}{strategy}`` in one per-fold record, then every pairing that matters."""
+def compare(folds: list[int], first: int, count: int, tags: tuple[str, str] = ("st_", "plain_")) -> dict:
+    """Arms renamed ``{tag}{strategy}`` in one per-fold record, then every pairing that matters.
+
+    ``tags``: the candidate's runs and the baseline's (default: self-trained and plain); with other
+    tags the comparisons are titled by them (``kw_ tempered / st_ random`` ...)."""
+    new, old = tags
     per_fold = []
     for fold in folds:
         arms = {
-            f"{tag}{name}": load(tag, fold, name, first, count)
-            for tag in ("st_", "plain_")
-            for name in ("random", "tempered")
+            f"{tag}{name}": load(tag, fold, name, first, count) for tag in (new, old) for name in ("random", "tempered")
         }
-        base = next(iter(arms.values()))
+        base = arms[f"{old}random"]  # the baseline's full-data macro-F1 sets the 95% target
         per_fold.append(
             dict(
                 base,
@@ -60,12 +62,20 @@ def compare(folds: list[int], first: int, count: int) -> dict:
                 },
             )
         )
+    names = (
+        {new: "self-trained", old: "plain"}
+        if tags == ("st_", "plain_")
+        else {new: new.rstrip("_"), old: old.rstrip("_")}
+    )
     pairs = {
-        "self-trained tempered / self-trained random": ("st_tempered", "st_random"),
-        "plain tempered / plain random": ("plain_tempered", "plain_random"),
-        "self-trained random / plain random": ("st_random", "plain_random"),
-        "self-trained tempered / plain tempered": ("st_tempered", "plain_tempered"),
-        "self-trained tempered / plain random": ("st_tempered", "plain_random"),
+        f"{names[a]} {x} / {names[b]} {y}": (f"{a}{x}", f"{b}{y}")
+        for a, x, b, y in (
+            (new, "tempered", new, "random"),
+            (old, "tempered", old, "random"),
+            (new, "random", old, "random"),
+            (new, "tempered", old, "tempered"),
+            (new, "tempered", old, "random"),
+        )
     }
     out = {}
     for title, (arm, baseline) in pairs.items():
@@ -79,8 +89,11 @@ def main() -> None:
     parser.add_argument("--fold-ids", type=int, nargs="+", required=True)
     parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--seeds", type=int, required=True)
+    parser.add_argument(
+        "--tags", nargs=2, default=["st_", "plain_"], help="candidate and baseline run tags (default: st_ plain_)"
+    )
     args = parser.parse_args()
-    summary = compare(args.fold_ids, args.first_seed, args.seeds)
+    summary = compare(args.fold_ids, args.first_seed, args.seeds, tuple(args.tags))
     print(f"folds {args.fold_ids}, seeds {args.first_seed}..{args.first_seed + args.seeds - 1}")
     print("| comparison | pairs | labels to 95% ratio [95% CI] | per fold | AUC gain [95% CI] | worst gain 200-1,200 |")
     print("|---|---|---|---|---|---|")
@@ -98,7 +111,7 @@ def main() -> None:
     out = (
         OUT
         / "folds"
-        / f"self_training_f{'-'.join(map(str, args.fold_ids))}_s{args.first_seed}-{args.first_seed + args.seeds - 1}.json"
+        / f"{'' if args.tags == ['st_', 'plain_'] else args.tags[0]}self_training_f{'-'.join(map(str, args.fold_ids))}_s{args.first_seed}-{args.first_seed + args.seeds - 1}.json"
     )
     out.write_text(json.dumps(summary, ensure_ascii=False, indent=1))
 

@@ -36,10 +36,12 @@ import time
 from pathlib import Path
 
 import numpy as np
+import scipy.sparse as sp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from annotator.query import strategies as S  # noqa: E402
+from annotator.query.coldstart import label_keywords  # noqa: E402
 from annotator.labels import load_label_config  # noqa: E402
 from annotator.model.classifier import PolicyClassifier  # noqa: E402
 from annotator.text.seedset import read_labeled_file  # noqa: E402
@@ -175,6 +177,8 @@ def run_folds(args) -> dict:
     labels, texts, Y = load_all()
     fold_of = grouped_folds(texts, args.folds, rng=np.random.default_rng(args.split_seed))
     X = featurize(texts, [], cache_dir=OUT / "cache")[0]
+    if args.keyword_features:
+        X = sp.hstack([X, args.keyword_features * keyword_matrix(texts, labels)], format="csr")
     fold_ids = args.fold_ids if args.fold_ids is not None else list(range(args.folds))
     Y_oracle = single_label_oracle(Y, np.random.default_rng(args.split_seed)) if args.oracle == "single" else Y
     suffix = "_single" if args.oracle == "single" else ""
@@ -253,6 +257,16 @@ def run_folds(args) -> dict:
     )
     out.write_text(json.dumps(summary, ensure_ascii=False, indent=1))
     return summary
+
+
+def keyword_matrix(texts, labels) -> sp.csr_matrix:
+    """One column per label: 1 where the clause contains one of the label's keywords (derived
+    from the label names, as the cold start uses them: annotator.query.coldstart.label_keywords)."""
+    keywords = label_keywords(labels)
+    rows = [[j for j, label in enumerate(labels) if any(k in text for k in keywords[label])] for text in texts]
+    indptr = np.cumsum([0] + [len(r) for r in rows])
+    indices = np.array([j for r in rows for j in r], dtype=np.int32)
+    return sp.csr_matrix((np.ones(len(indices)), indices, indptr), shape=(len(texts), len(labels)))
 
 
 def saved_blocks(path: Path, first: int, count: int) -> dict | None:
@@ -461,6 +475,12 @@ def main() -> None:
         "--self-training",
         type=int,
         help="the classifier's self_training (pool clauses it may label itself; 0: none); default: the product's",
+    )
+    parser.add_argument(
+        "--keyword-features",
+        type=float,
+        default=0.0,
+        help="prototype: append one column per label (clause contains one of its name's keywords), times this weight",
     )
     parser.add_argument("--table", action="store_true", help="print the table of saved results")
     parser.add_argument("--step-timing", action="store_true", help="time one query + retrain step")
