@@ -128,3 +128,14 @@ def test_a_clause_a_lead_adjudicated_without_any_annotation_is_exported():
         ("adjudication",),
         "adjudicated",
     )
+
+
+def test_an_unresolved_clause_does_not_stop_the_clauses_after_it_and_examples_come_sorted_by_id():
+    disputed = [Annotation(clause_id(B), ("金融支持",), "li", "label_studio")]
+    disputed.append(Annotation(clause_id(B), ("高等院校",), "wang", "label_studio"))
+    others = [seed(A, ["企业"]), seed(SHORT + "对企业给予补贴。", ["财政支持"])]
+    texts = {clause_id(t): t for t in (A, B, SHORT + "对企业给予补贴。")}
+    for anns in (disputed + others, others + disputed):
+        result = clean_and_resolve(anns, texts, LABELS)
+        assert [e.id for e in result.examples] == sorted(clause_id(t) for t in (A, SHORT + "对企业给予补贴。"))
+        assert [(i["id"], i["reason"]) for i in result.review] == [(clause_id(B), "unresolved")]
