@@ -139,3 +139,21 @@ def test_an_unresolved_clause_does_not_stop_the_clauses_after_it_and_examples_co
         result = clean_and_resolve(anns, texts, LABELS)
         assert [e.id for e in result.examples] == sorted(clause_id(t) for t in (A, SHORT + "对企业给予补贴。"))
         assert [(i["id"], i["reason"]) for i in result.review] == [(clause_id(B), "unresolved")]
+
+
+def test_the_log_line_and_counts_say_what_cleaning_did(caplog):
+    copy = A.rstrip("。")
+    anns = [
+        seed(A, ["企业"]),
+        seed(B, ["高等院校"]),
+        seed(SHORT[:5], ["企业"]),
+        seed(A, ["财政支持"]),
+        seed(copy, ["企业"]),
+    ]
+    texts = {clause_id(t): t for t in (A, B, SHORT[:5], copy)}
+    with caplog.at_level("INFO", logger="annotator.dataset.cleaning"):
+        result = clean_and_resolve(anns, texts, LABELS)
+    assert (result.n_clauses, result.n_annotations, len(result.examples)) == (4, 5, 2)
+    assert [r.getMessage() for r in caplog.records if r.name == "annotator.dataset.cleaning"] == [
+        "cleaning: 4 clauses -> 2 examples (too_short=1, exact_duplicate=1)"
+    ]
