@@ -11,6 +11,7 @@ from sklearn.metrics import cohen_kappa_score
 from statsmodels.stats.inter_rater import aggregate_raters, fleiss_kappa
 
 from annotator.review.agreement import agreement_report
+from annotator.review.resolve import resolve_group
 from annotator.types import Annotation
 
 FISCAL, TAX = "财政支持", "税收激励"
@@ -66,3 +67,13 @@ def test_a_report_without_shared_clauses_says_fleiss_used_no_clause_and_no_rater
     ]
     for row in agreement_report(annotations, LABELS).per_label:
         assert (row.fleiss_kappa, row.fleiss_n_raters, row.fleiss_n_items) == (None, 0, 0)
+
+
+def test_a_lead_deciding_a_clause_carries_no_label_leaves_it_out_as_training_does():
+    # adjudicate() allows an empty set; like training (chosen_labels keeps non-empty sets only), the
+    # export then leaves the clause out: a row with no label would teach every label "absent".
+    votes = [Annotation("c01", (FISCAL,), "li", "label_studio"), Annotation("c02", (TAX,), "wang", "label_studio")]
+    resolution = resolve_group(votes, labels=LABELS, adjudications=[()], clause_ids=["c01", "c02"])
+    assert (resolution.status, resolution.labels, resolution.sources) == ("unresolved", (), ("adjudication",))
+    assert resolution.clause_ids == ("c01", "c02")
+    assert resolution.disputed == (FISCAL, TAX)
