@@ -389,7 +389,7 @@ def tempered_sampling(
     n: int,
     *,
     rng: np.random.Generator,
-    gamma: float = 2.0,
+    gamma: float = 3.0,
     need_power: float = 0.0,
     density_power: float = 0.0,
 ) -> np.ndarray:
@@ -423,8 +423,9 @@ TOP_UNCERTAINTY_AFTER = 1000
 def staged_sampling(
     estimator, X_pool, n: int, *, rng: np.random.Generator, switch_at: int = TOP_UNCERTAINTY_AFTER, gamma: float = 2.0
 ) -> np.ndarray:
-    """:func:`tempered_sampling` below ``switch_at`` labeled clauses, then the most uncertain
-    clauses first (top max-margin uncertainty, ties broken by ``rng``).
+    """:func:`tempered_sampling` below ``switch_at`` labeled clauses (with ``gamma`` 2, the exponent
+    it was measured with), then the most uncertain clauses first (top max-margin uncertainty, ties
+    broken by ``rng``).
 
     The idea: early, random sampling's coverage of the pool's topics is what wins macro-F1, and
     tempered draws keep it; later the model's uncertainty might be worth following all the way.
